@@ -1,0 +1,75 @@
+"""Engine and sessions: the one place that connects to PostGIS.
+
+Public: :func:`database_url`, :func:`get_engine`, :func:`session_scope`, :func:`migrate`, :func:`reset_engines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from layers import cluster
+from layers.settings import Settings, get_settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """``SITROOM_DATABASE_URL`` if set, else the URL of this checkout's private cluster."""
+    s = settings or get_settings()
+    if s.database_url:
+        return s.database_url
+    return cluster.url(s.state_dir)
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL for the life of the process (pool pre-ping: survives a database restart)."""
+    return create_engine(url or database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10,
+                         pool_recycle=1800)
+
+
+def reset_engines() -> None:
+    """Dispose every engine (after fork, or in tests)."""
+    get_engine.cache_clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None, *, user: str = "system") -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error. ``user`` is written to the history."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    with factory() as session, session.begin():
+        session.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        yield session
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic filter: compare only our tables (PostGIS' own, such as ``spatial_ref_sys``, are not ours)."""
+    from geoalchemy2 import alembic_helpers
+
+    from layers.models import Base
+
+    if type_ == "table" and reflected and compare_to is None and name not in Base.metadata.tables:
+        return False
+    return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
+
+
+def alembic_config(url: str) -> "alembic.config.Config":  # type: ignore[name-defined]  # noqa: F821
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Bring the database at ``url`` (default: the configured one) to ``revision``, creating PostGIS if needed."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url or database_url()), revision)

@@ -1,0 +1,74 @@
+"""Shared fixtures. Database tests run against a real PostGIS, never a mock.
+
+The suite uses a database ``sitroom_test`` on this checkout's private cluster (``sitroom db up`` is run for you), or
+the PostGIS named by ``SITROOM_TEST_DATABASE_URL``. It is dropped and migrated afresh once per run. Each test gets a
+``session`` inside a transaction that is rolled back. Without a database, db tests are skipped, except under CI
+(``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+TEST_DB = "sitroom_test"
+
+
+def _admin_url_and_test_url() -> tuple[str, str]:
+    explicit = os.environ.get("SITROOM_TEST_DATABASE_URL")
+    if explicit:
+        u = make_url(explicit)
+        return u.set(database="postgres").render_as_string(hide_password=False), explicit
+    from layers import cluster
+    from layers.settings import get_settings
+
+    info = cluster.up(get_settings().state_dir)
+    return info.url_for("postgres"), info.url_for(TEST_DB)
+
+
+@pytest.fixture(scope="session")
+def db_url() -> str:
+    """URL of a freshly migrated test database (dropped and re-created once per run)."""
+    try:
+        admin_url, test_url = _admin_url_and_test_url()
+    except Exception as e:  # noqa: BLE001 - any failure to reach PostGIS
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a real PostGIS for the db tests and none could be started: {e}")
+        pytest.skip(f"no PostGIS available: {e}")
+    name = make_url(test_url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    from layers.db import migrate
+
+    migrate(test_url)
+    return test_url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = create_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A session whose every write is rolled back at the end of the test (commits become savepoints)."""
+    conn = engine.connect()
+    outer = conn.begin()
+    s = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    s.execute(text("SELECT set_config('sitroom.user', 'pytest', true)"))
+    try:
+        yield s
+    finally:
+        s.close()
+        outer.rollback()
+        conn.close()
