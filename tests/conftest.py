@@ -1,6 +1,6 @@
 """Shared fixtures. Database tests run against a real PostGIS, never a mock.
 
-The suite uses a database ``sitroom_test`` on this checkout's private cluster (``sitroom db up`` is run for you), or
+The suite uses a database ``sitroom_test_<pid>`` on this checkout's private cluster (``sitroom db up`` is run for you), or
 the PostGIS named by ``SITROOM_TEST_DATABASE_URL``. It is dropped and migrated afresh once per run. Each test gets a
 ``session`` inside a transaction that is rolled back. Without a database, db tests are skipped, except under CI
 (``CI`` set), where they fail.
@@ -16,7 +16,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-TEST_DB = "sitroom_test"
+# One database per test run, so that runs in parallel (two checkouts, two helpers) never collide.
+TEST_DB = os.environ.get("SITROOM_TEST_DB", f"sitroom_test_{os.getpid()}")
 
 
 def _admin_url_and_test_url() -> tuple[str, str]:
@@ -32,7 +33,7 @@ def _admin_url_and_test_url() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def db_url() -> str:
+def db_url() -> Iterator[str]:
     """URL of a freshly migrated test database (dropped and re-created once per run)."""
     try:
         admin_url, test_url = _admin_url_and_test_url()
@@ -49,7 +50,14 @@ def db_url() -> str:
     from layers.db import migrate
 
     migrate(test_url)
-    return test_url
+    yield test_url
+    from layers.db import reset_engines
+
+    reset_engines()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
