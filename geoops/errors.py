@@ -13,7 +13,7 @@ Examples
 --------
 >>> e = InvalidParameterError(field="radius_m", value=-5, allowed="a number in (0, 500000]")
 >>> str(e)
-"radius_m: got -5; allowed: a number in (0, 500000]"
+'radius_m: got -5; allowed: a number in (0, 500000]'
 >>> isinstance(e, ValueError), e.field, e.code
 (True, 'radius_m', 'invalid_parameter')
 >>> str(InvalidGeometryError("ring is not closed", field="geometry", value=[[0, 0], [1, 1]],
