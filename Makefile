@@ -3,7 +3,8 @@
 #   make test   installs everything and runs the whole test suite against a real PostGIS
 # Both are safe to run again.
 
-PY      ?= python3
+# Debian's own Python, so that the `postgres` user (and any ordinary user) can run the virtualenv too
+PY      ?= /usr/bin/python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

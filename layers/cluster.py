@@ -5,6 +5,10 @@ Public: :func:`up`, :func:`down`, :func:`status`, :func:`url`, :class:`ClusterIn
 The cluster lives under ``<state_dir>/pg-<user>`` (outside git), listens on 127.0.0.1 only, on a free port chosen
 at creation, with a generated password (scram-sha-256). When run as root it runs the server as the ``postgres``
 user (``initdb`` and ``pg_ctl`` refuse root); an ordinary user runs it as itself. Everything is idempotent.
+
+When root's checkout lies where ``postgres`` cannot reach (a checkout under ``/root`` is the usual case), the data
+directory goes to ``/var/lib/postgresql/sitroom/<checkout hash>`` instead, and ``<state_dir>/pg-postgres/datadir``
+says where.
 """
 
 from __future__ import annotations
@@ -112,8 +116,24 @@ def _chown_for_server(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
+def _server_can_reach(path: Path) -> bool:
+    user = _run_as()
+    if user is None:
+        return True
+    probe = path if path.exists() else path.parent
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(probe)], capture_output=True,
+                          check=False).returncode == 0
+
+
+def _data_dir(root: Path) -> Path:
+    pointer = root / "datadir"
+    if pointer.exists():
+        return Path(pointer.read_text().strip())
+    return root / "data"
+
+
 def _read_info(root: Path, bin_dir: Path) -> ClusterInfo | None:
-    data = root / "data"
+    data = _data_dir(root)
     if not (data / "PG_VERSION").exists():
         return None
     port = int((root / "port").read_text().strip())
@@ -136,10 +156,18 @@ def _initdb(root: Path, bin_dir: Path) -> None:
     os.chmod(pwfile, 0o600)
     (root / "port").write_text(f"{_free_port()}\n")
     data = root / "data"
+    if not _server_can_reach(root):
+        import hashlib
+
+        data = Path("/var/lib/postgresql/sitroom") / hashlib.sha1(str(root).encode()).hexdigest()[:12] / "data"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        for d in (data.parent.parent, data.parent):
+            _chown_for_server(d)
+        (root / "datadir").write_text(f"{data}\n")
     data.mkdir(mode=0o700, exist_ok=True)
     _chown_for_server(data)
     # initdb reads the password from a file the server user can read; remove it right after.
-    tmp_pw = root / "initdb.pw"
+    tmp_pw = data.parent / f"initdb-{os.getpid()}.pw"
     tmp_pw.write_text(password + "\n")
     os.chmod(tmp_pw, 0o600)
     _chown_for_server(tmp_pw)
@@ -171,7 +199,7 @@ def up(state_dir: Path, *, timeout_s: float = 60.0) -> ClusterInfo:
         if _port_in_use(port):  # someone took our port while we were down: move
             port = _free_port()
             (root / "port").write_text(f"{port}\n")
-        log = root / "server.log"
+        log = info.data_dir.parent / "server.log"
         if not log.exists():
             log.touch()
         _chown_for_server(log)
