@@ -1,0 +1,281 @@
+"""The ONE table that maps domain errors to HTTP status codes and JSON bodies (titiler's pattern).
+
+Public: :data:`ERROR_TABLE`, :class:`ApiError`, :class:`ParameterError`, :func:`classify`, :func:`error_body`,
+:func:`error_response`, :func:`register_error_handlers`.
+
+Domain code (``geoops``, ``layers``) raises its own errors and knows nothing about HTTP; this module decides the
+status and the body. Every body has the same shape::
+
+    {"error": {"code": "invalid_parameter", "message": "<translated>", "detail": "<what was received, what is
+     allowed>", "field": ..., "value": ..., "allowed": ..., "problems": [{row, field, value, allowed, file}]}}
+
+``message`` is translated (``error.<code>`` in the catalogues; zh-CN or en per request); ``detail`` is the
+domain error's own text. Anything not in the table is a 500 whose body carries no traceback; the traceback goes
+to the log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+
+from dashboards.i18n import DEFAULT_LANGUAGE, catalogue, current_lang, t
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A problem with an HTTP request itself (not a domain error): carries its status, code, field, value, allowed.
+
+    Parameters
+    ----------
+    detail : str, optional
+        English sentence for the ``detail`` of the body; default built from field, value and allowed.
+    field, value, allowed
+        The offending input, what was received and what is allowed.
+    status : int, optional
+        HTTP status; default the class's ``status``.
+    code : str, optional
+        Stable error code (translation key ``error.<code>``); default the class's ``code``.
+    """
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None, value: Any = None,
+                 allowed: Any = None, status: int | None = None, code: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        if detail is None:
+            parts = [f"got {_short(value)}"] if value is not None else []
+            if allowed is not None:
+                parts.append(f"allowed: {allowed if isinstance(allowed, str) else ', '.join(map(str, allowed))}")
+            detail = (f"{field}: " if field else "") + "; ".join(parts or ["bad request"])
+        self.detail = detail
+        super().__init__(detail)
+
+
+class ParameterError(ApiError):
+    """A query parameter, path parameter or body field that cannot be parsed or is out of range (HTTP 400)."""
+
+    status = 400
+    code = "invalid_parameter"
+
+
+#: (exception class as "module:Name", HTTP status or None for the exception's own, error code or None for the
+#: exception's own). The most specific class in an exception's MRO wins. Modules that are not installed or not
+#: written yet are skipped.
+ERROR_TABLE: tuple[tuple[str, int | None, str | None], ...] = (
+    ("dashboards.api.errors:ApiError", None, None),
+    ("layers.errors:ValidationError", 422, "validation_error"),
+    ("layers.errors:NotFoundError", 404, "not_found"),
+    ("layers.errors:DatabaseUnavailableError", 503, "database_unavailable"),
+    ("layers.errors:ClusterError", 503, "database_unavailable"),
+    ("sqlalchemy.exc:OperationalError", 503, "database_unavailable"),
+    ("sqlalchemy.exc:InterfaceError", 503, "database_unavailable"),
+    ("sqlalchemy.exc:TimeoutError", 503, "database_unavailable"),
+    ("psycopg:OperationalError", 503, "database_unavailable"),
+    ("geoops.errors:InvalidParameterError", 400, None),
+    ("geoops.errors:InvalidGeometryError", 422, None),
+    ("geoops.errors:CRSError", 422, None),
+    ("geoops.errors:GeoOpsError", 400, None),
+    ("pydantic:ValidationError", 422, "validation_error"),
+    ("werkzeug.exceptions:HTTPException", None, None),
+)
+
+
+@lru_cache(maxsize=1)
+def _resolved() -> dict[type, tuple[int | None, str | None]]:
+    table: dict[type, tuple[int | None, str | None]] = {}
+    for dotted, status, code in ERROR_TABLE:
+        module_name, _, name = dotted.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError):
+            log.debug("error table: %s not available", dotted)
+            continue
+        table[cls] = (status, code)
+    return table
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """HTTP status and error code of an exception (500, ``internal_error`` when it is not in the table).
+
+    Examples
+    --------
+    >>> from layers.errors import NotFoundError
+    >>> classify(NotFoundError("no layer 'x'"))
+    (404, 'not_found')
+    >>> classify(KeyError("boom"))
+    (500, 'internal_error')
+    """
+    table = _resolved()
+    for cls in type(exc).__mro__:
+        if cls in table:
+            status, code = table[cls]
+            break
+    else:
+        return 500, "internal_error"
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, HTTPException):
+        status = status or exc.code or 500
+        code = code or _snake(exc.name)
+    if isinstance(exc, ApiError):
+        status, code = status or exc.status, code or exc.code
+    return int(status or 500), str(code or getattr(exc, "code", None) or "error")
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+_MAX_CHARS = 200
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _MAX_CHARS else text[: _MAX_CHARS - 3] + "..."
+
+
+def _value(value: Any) -> Any:
+    """A JSON-safe, bounded rendering of a received value (large geometries must not flood the body)."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return _short(value)
+    if isinstance(value, (list, tuple)) and len(value) <= 20 and all(
+            v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return [_value(v) for v in value]
+    return _short(value)
+
+
+def _allowed(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(v) for v in value]
+    return str(value)
+
+
+def _translated(code: str, fallback: str) -> str:
+    lang = current_lang()
+    for key in (f"error.{code}", f"error.{fallback}"):
+        if key in catalogue(lang) or key in catalogue(DEFAULT_LANGUAGE):
+            return t(key, lang)
+    return t("error.internal_error", lang)
+
+
+def _problems(exc: BaseException) -> list[dict[str, Any]]:
+    problems = getattr(exc, "problems", None)
+    if problems is not None:  # layers.errors.ValidationError: a list of RowError
+        return [{"row": p.row, "field": p.field, "value": _value(p.value), "allowed": _allowed(p.allowed),
+                 "file": p.file} for p in problems]
+    errors = getattr(exc, "errors", None)
+    if callable(errors) and type(exc).__module__.startswith("pydantic"):
+        return [{"row": None, "field": ".".join(str(x) for x in e.get("loc", ())) or None,
+                 "value": _value(e.get("input")), "allowed": e.get("msg"), "file": None} for e in errors()]
+    return []
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body for an exception (see the module docstring for the shape)."""
+    status, code = classify(exc)
+    fallback = {400: "invalid_parameter", 404: "not_found", 422: "validation_error",
+                503: "database_unavailable"}.get(status, "http" if status < 500 else "internal_error")
+    err: dict[str, Any] = {"code": code, "message": _translated(code, fallback)}
+    if status >= 500 and code == "internal_error":
+        err["detail"] = None  # never leak internals
+    elif code == "database_unavailable":
+        err["detail"] = "the database cannot be reached; retry later"
+    else:
+        from werkzeug.exceptions import HTTPException
+
+        err["detail"] = exc.description if isinstance(exc, HTTPException) else _short(str(exc))
+    problems = _problems(exc)
+    first = problems[0] if problems else {}
+    err["field"] = getattr(exc, "field", None) or first.get("field")
+    err["value"] = _value(getattr(exc, "value", None)) if hasattr(exc, "value") else first.get("value")
+    err["allowed"] = _allowed(getattr(exc, "allowed", None) or None) or first.get("allowed")
+    err["problems"] = problems
+    return status, {"error": err}
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return float(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    item = getattr(obj, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    tolist = getattr(obj, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities become null (JSON has no NaN; a missing value stays missing, never 0)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Compact UTF-8 JSON; datetimes as ISO 8601, numpy scalars as numbers, NaN as null."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError:
+        return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), ensure_ascii=False,
+                          separators=(",", ":"), allow_nan=False)
+
+
+def json_response(obj: Any, status: int = 200, *, mimetype: str = "application/json",
+                  headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response (use ``mimetype="application/geo+json"`` for GeoJSON)."""
+    return Response(dumps(obj), status=status, mimetype=mimetype, headers=dict(headers or {}))
+
+
+def error_response(exc: BaseException) -> Response:
+    """The JSON response for any exception raised while serving an API request; 5xx are logged."""
+    status, body = error_body(exc)
+    if status >= 500:
+        if body["error"]["code"] == "internal_error":
+            log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        else:
+            log.warning("%s on %s %s: %s", body["error"]["code"], request.method, request.path, exc)
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    from werkzeug.exceptions import MethodNotAllowed
+
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return json_response(body, status, headers=headers)
+
+
+def register_error_handlers(target: Flask | Blueprint) -> None:
+    """Make every exception raised by ``target``'s views answer with :func:`error_response`."""
+    target.register_error_handler(Exception, error_response)

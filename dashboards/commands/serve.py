@@ -1,0 +1,112 @@
+"""``sitroom serve``: the dashboards and the HTTP API, by gunicorn (production) or Flask's dev server (``--dev``).
+
+The server starts even when the database is down: ``/api/v1/health`` answers 503 until it is back, and pages say
+so; a wall display recovers by itself. Each gunicorn worker builds its own app and database engine after the fork
+(no ``preload_app``), so no connection pool is shared between processes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+GUNICORN_THREADS = 8
+
+
+def default_workers() -> int:
+    """Gunicorn's usual ``2 x cores + 1``, at most 9."""
+    return min(2 * (os.cpu_count() or 1) + 1, 9)
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    # Engines (and their sockets) must never cross a fork; with lazy creation there are none yet, but be certain.
+    from dashboards.api import reset_db_cache
+
+    reset_db_cache()
+
+
+def gunicorn_options(host: str, port: int, workers: int, *, threads: int = GUNICORN_THREADS) -> dict[str, Any]:
+    """The gunicorn settings ``sitroom serve`` uses (gthread workers, several threads each)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "preload_app": False,
+        "post_fork": _post_fork,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "sitroom",
+        # gunicorn >= 25.1 opens one control socket per user ($HOME/.gunicorn/gunicorn.ctl): two servers (a demo
+        # and a test run) would fight over it. Nothing here uses gunicornc.
+        "control_socket_disable": True,
+    }
+
+
+def _run_gunicorn(options: dict[str, Any]) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class SitroomGunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from dashboards.app import create_app
+
+            return create_app().server
+
+    SitroomGunicorn().run()
+
+
+def _db_reachable() -> str | None:
+    """None if the database answers, else a one-line reason."""
+    try:
+        from dashboards.api import db_engine
+        from layers.queries import database_status
+
+        with db_engine().connect() as conn:
+            database_status(conn)
+        return None
+    except Exception as e:  # noqa: BLE001 - any reason; the server starts anyway
+        return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    finally:
+        from dashboards.api import reset_db_cache
+
+        reset_db_cache()  # nothing opened here may leak into the forked workers
+
+
+@click.command(name="serve", help="Serve the dashboards and the HTTP API (gunicorn; --dev for Flask's dev server).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="gunicorn worker processes [default: 2 x cores + 1, at most 9].")
+@click.option("--threads", type=click.IntRange(1, 64), default=GUNICORN_THREADS, show_default=True,
+              help="Threads per gunicorn worker.")
+@click.option("--dev", is_flag=True, help="Flask's development server with debug tools and reload (not for walls).")
+def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
+    from layers.settings import get_settings
+
+    settings = get_settings()  # invalid settings fail here, naming the setting, not on the first request
+    problem = _db_reachable()
+    if problem:
+        click.echo(f"warning: the database is not reachable ({problem}); serving anyway: /api/v1/health answers "
+                   "503 until it is back (`sitroom db up` starts the private PostGIS).", err=True)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/"
+    if dev:
+        from dashboards.app import create_app
+
+        click.echo(f"Sitroom (development server, language {settings.language}): {url}  API: {url}api/v1/")
+        create_app(settings).run(host=host, port=port, debug=True)
+        return
+    n = workers or default_workers()
+    click.echo(f"Sitroom: {url}  API: {url}api/v1/  ({n} gunicorn workers x {threads} threads)")
+    _run_gunicorn(gunicorn_options(host, port, n, threads=threads))
