@@ -226,12 +226,12 @@ def check_geometry(
     allowed_repair = (f"a valid geometry, or one whose repair keeps its type and changes its area by at most "
                       f"{REPAIR_AREA_TOLERANCE:.0%}")
     if family is None:  # a GeometryCollection: no single family to keep
-        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=geom.geom_type,
+        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=_wkt(geom),
                                    allowed=allowed_repair, code="invalid_unrepairable")
     repaired = _family_parts(shapely.make_valid(geom), family)
     if repaired.is_empty:
         raise InvalidGeometryError(f"invalid: {reason}; repair would change the geometry type", field=field,
-                                   value=geom.geom_type, allowed=allowed_repair, code="invalid_unrepairable")
+                                   value=_wkt(geom), allowed=allowed_repair, code="invalid_unrepairable")
     if family == "polygon":
         before = _naive_area_m2(geom)
         after = _naive_area_m2(repaired)
@@ -239,11 +239,16 @@ def check_geometry(
         if change > REPAIR_AREA_TOLERANCE:
             raise InvalidGeometryError(
                 f"invalid: {reason}; repair would change the area from {before:.6g} to {after:.6g} m2",
-                field=field, value=geom.geom_type, allowed=allowed_repair, code="invalid_unrepairable")
+                field=field, value=_wkt(geom), allowed=allowed_repair, code="invalid_unrepairable")
     if not shapely.is_valid(repaired):  # pragma: no cover - make_valid output is valid
-        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=geom.geom_type,
+        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=_wkt(geom),
                                    allowed=allowed_repair, code="invalid_unrepairable")
     return repaired, [f"repaired: {reason}"]
+
+
+def _wkt(geom: BaseGeometry) -> str:
+    """Short WKT of a geometry for an error message (long ones are cut by the error class)."""
+    return shapely.to_wkt(geom, rounding_precision=6, trim=True)[:300]
 
 
 def _inside(lon: np.ndarray, lat: np.ndarray, area: tuple[float, float, float, float]) -> bool:
