@@ -1,0 +1,80 @@
+"""``sitroom import LAYER FILE`` and ``sitroom export LAYER FILE``: feature files in and out of the store."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+
+from layers.models import FEATURE_MODELS
+
+# zh-CN / en strings of these two commands (until the translation catalogue of the dashboards lands)
+_TEXT = {
+    "rejected": {"en": "{file}: rejected, nothing was written:", "zh-CN": "{file}：校验未通过，未写入任何数据："},
+    "done": {"en": "{layer} <- {file} (source {source}): {inserted} inserted, {updated} updated, {unchanged} "
+                   "unchanged, {skipped} skipped, of {rows} rows",
+             "zh-CN": "{layer} <- {file}（来源 {source}）：新增 {inserted}，更新 {updated}，未变 {unchanged}，"
+                      "跳过 {skipped}，共 {rows} 行"},
+    "skipped": {"en": "skipped:", "zh-CN": "已跳过："},
+    "repaired": {"en": "repaired:", "zh-CN": "已修复："},
+    "note": {"en": "note:", "zh-CN": "说明："},
+    "exported": {"en": "{layer} -> {file}: {n} rows", "zh-CN": "{layer} -> {file}：{n} 行"},
+}
+
+
+def _t(key: str, **kw: object) -> str:
+    from layers.settings import get_settings
+
+    return _TEXT[key][get_settings().language].format(**kw)
+
+
+@click.command(name="import", help="Import a GeoJSON, GeoPackage, zipped Shapefile, KML or CSV file into LAYER "
+                                   "(all rows valid, or nothing is written).")
+@click.argument("layer", type=click.Choice(sorted(FEATURE_MODELS)))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", default=None, help="Source name, the upsert key with external_id (default: file name).")
+@click.option("--crs", default=None, help="CRS of the file, e.g. EPSG:4527; overrides the file's own.")
+@click.option("--skip-invalid", is_flag=True, help="Write the valid rows and report the invalid ones.")
+@click.option("--user", default=None, help="Who imports (recorded in the history; default: login name).")
+def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip_invalid: bool,
+               user: str | None) -> None:
+    from layers.db import session_scope
+    from layers.errors import ValidationError
+    from layers.imports import import_file
+
+    who = user or getpass.getuser()
+    try:
+        with session_scope(user=who) as session:
+            r = import_file(session, layer, file, source=source, crs=crs, skip_invalid=skip_invalid, user=who)
+    except ValidationError as e:
+        click.echo(_t("rejected", file=file), err=True)
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    click.echo(_t("done", layer=layer, file=file.name, source=r.source, inserted=r.inserted, updated=r.updated,
+                  unchanged=r.unchanged, skipped=len({e.row for e in r.skipped}), rows=r.rows_read))
+    for e in r.skipped:
+        click.echo(f"  {_t('skipped')} {e}")
+    for m in r.repaired:
+        click.echo(f"  {_t('repaired')} {m}")
+    for m in r.notes:
+        click.echo(f"  {_t('note')} {m}")
+
+
+@click.command(name="export", help="Export LAYER to a GeoJSON, GeoPackage or CSV file (by suffix).")
+@click.argument("layer", type=click.Choice(sorted(FEATURE_MODELS)))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bbox", default=None, help="Only features intersecting W,S,E,N (degrees).")
+@click.option("--within", "within_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Only features intersecting the shapes of this file (any import format).")
+@click.option("--include-deleted", is_flag=True, help="Also soft-deleted features.")
+def export_cmd(layer: str, file: Path, bbox: str | None, within_file: Path | None, include_deleted: bool) -> None:
+    from layers.db import session_scope
+    from layers.exports import export_layer, parse_bbox, read_within
+
+    box = parse_bbox(bbox) if bbox else None
+    within = read_within(within_file) if within_file else None
+    with session_scope() as session:
+        n = export_layer(session, layer, file, bbox=box, within=within, include_deleted=include_deleted)
+    click.echo(_t("exported", layer=layer, file=file, n=n))
