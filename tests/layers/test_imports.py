@@ -178,7 +178,7 @@ def test_reimport_creates_no_duplicates_and_applies_updates(session: Session, tm
     again = import_file(session, "shelters", path, source="re")
     assert (first.inserted, again.inserted, again.updated, again.unchanged) == (3, 0, 0, 3)
     changed = shelters_frame(**{"已安置人数": [0, 35, 999]})
-    path2 = write(changed, tmp_path / "..", "gpkg") if False else write(changed, tmp_path, "geojson")
+    path2 = write(changed, tmp_path, "geojson")
     third = import_file(session, "shelters", path2, source="re")
     assert (third.inserted, third.updated, third.unchanged) == (0, 1, 2)
     assert count(session, "shelters", "re") == 3
