@@ -19,6 +19,7 @@ COMMANDS = {
     "population": "population",
     "demo": "demo",
     "serve": "serve",
+    "tiles": "tiles",
 }
 
 

