@@ -92,8 +92,13 @@ class GeoOpsError(Exception):
         >>> InvalidParameterError(field="k", value=101, allowed="1..100").to_dict()["allowed"]
         '1..100'
         """
-        return {"code": self.code, "field": self.field, "value": _short(self.value)
-                if self.value is not None else None, "allowed": self.allowed, "message": str(self)}
+        return {
+            "code": self.code,
+            "field": self.field,
+            "value": _short(self.value) if self.value is not None else None,
+            "allowed": self.allowed,
+            "message": str(self),
+        }
 
 
 class CRSError(GeoOpsError, ValueError):

@@ -78,25 +78,37 @@ def _check_distance(value: Any, field: str) -> float:
     """Return ``value`` as a float in (0, MAX_DISTANCE_M] or raise naming ``field``."""
     allowed = f"a number of metres in (0, {MAX_DISTANCE_M:.0f}]"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError("not a number", field=field, value=value, allowed=allowed,
-                                    code="distance_out_of_range")
+        raise InvalidParameterError(
+            "not a number", field=field, value=value, allowed=allowed, code="distance_out_of_range"
+        )
     d = float(value)
     if not (math.isfinite(d) and 0.0 < d <= MAX_DISTANCE_M):
         raise InvalidParameterError(field=field, value=value, allowed=allowed, code="distance_out_of_range")
     return d
 
 
-def _check_lonlat_arrays(lon: NDArray[np.float64], lat: NDArray[np.float64], field: str,
-                         error: type[InvalidParameterError] | type[InvalidGeometryError] = InvalidParameterError
-                         ) -> None:
+def _check_lonlat_arrays(
+    lon: NDArray[np.float64],
+    lat: NDArray[np.float64],
+    field: str,
+    error: type[InvalidParameterError] | type[InvalidGeometryError] = InvalidParameterError,
+) -> None:
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-        raise error("coordinates must be finite", field=field,
-                                    value=_first_bad(lon, lat), allowed="finite lon/lat in degrees",
-                                    code="coordinates_not_finite")
+        raise error(
+            "coordinates must be finite",
+            field=field,
+            value=_first_bad(lon, lat),
+            allowed="finite lon/lat in degrees",
+            code="coordinates_not_finite",
+        )
     if lon.size and (np.abs(lon).max() > 180.0 or np.abs(lat).max() > 90.0):
-        raise error("coordinates out of range", field=field, value=_first_bad(lon, lat),
-                                    allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)",
-                                    code="coordinates_out_of_range")
+        raise error(
+            "coordinates out of range",
+            field=field,
+            value=_first_bad(lon, lat),
+            allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)",
+            code="coordinates_out_of_range",
+        )
 
 
 def _first_bad(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[float, float] | None:
@@ -107,11 +119,21 @@ def _first_bad(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[floa
 
 def _check_geometry(geom: Any, field: str = "geometry") -> BaseGeometry:
     if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError("not a geometry", field=field, value=type(geom).__name__,
-                                   allowed="a shapely geometry in lon/lat (EPSG:4326)", code="not_a_geometry")
+        raise InvalidGeometryError(
+            "not a geometry",
+            field=field,
+            value=type(geom).__name__,
+            allowed="a shapely geometry in lon/lat (EPSG:4326)",
+            code="not_a_geometry",
+        )
     if geom.is_empty:
-        raise InvalidGeometryError("empty geometry", field=field, value=geom.wkt[:60],
-                                   allowed="a non-empty geometry", code="geometry_empty")
+        raise InvalidGeometryError(
+            "empty geometry",
+            field=field,
+            value=geom.wkt[:60],
+            allowed="a non-empty geometry",
+            code="geometry_empty",
+        )
     xy = shapely.get_coordinates(geom)
     _check_lonlat_arrays(xy[:, 0], xy[:, 1], field, InvalidGeometryError)
     return geom
@@ -121,8 +143,9 @@ def _check_geometry(geom: Any, field: str = "geometry") -> BaseGeometry:
 # distances
 
 
-def inverse(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike
-            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def inverse(
+    lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Geodesic distance and forward azimuth from point(s) 1 to point(s) 2 (vectorised, broadcasting).
 
     Parameters
@@ -173,7 +196,10 @@ def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLik
 
 
 def bearing_deg(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike) -> NDArray[np.float64]:
-    """Forward azimuth from point 1 to point 2, degrees clockwise from north in [0, 360) (see :func:`inverse`).
+    """Forward azimuth from point 1 to point 2, degrees clockwise from north in [0, 360).
+
+    See :func:`inverse`.
+
 
     Examples
     --------
@@ -187,8 +213,9 @@ def bearing_deg(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLi
 # local azimuthal-equidistant projection on the ellipsoid
 
 
-def _aeqd_forward(lon0: float, lat0: float, lon: NDArray[np.float64], lat: NDArray[np.float64]
-                  ) -> NDArray[np.float64]:
+def _aeqd_forward(
+    lon0: float, lat0: float, lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """lon/lat -> (x, y) metres in the ellipsoidal AEQD centred on (lon0, lat0).
 
     This is the definition of the projection (PROJ's ``+proj=aeqd`` on an ellipsoid does the same):
@@ -218,8 +245,15 @@ def _polygon_to_lonlat(poly: Polygon, lon0: float, lat0: float) -> Polygon:
 
 def _polygons(geom: BaseGeometry) -> list[Polygon]:
     """The polygons of any geometry (dropping lines and points of a collection)."""
-    return [g for g in shapely.get_parts(shapely.get_parts(geom)).tolist() if isinstance(g, Polygon)
-            and not g.is_empty] if not isinstance(geom, Polygon) else ([geom] if not geom.is_empty else [])
+    return (
+        [
+            g
+            for g in shapely.get_parts(shapely.get_parts(geom)).tolist()
+            if isinstance(g, Polygon) and not g.is_empty
+        ]
+        if not isinstance(geom, Polygon)
+        else ([geom] if not geom.is_empty else [])
+    )
 
 
 def _as_polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon:
@@ -268,14 +302,16 @@ def circle(lon: float, lat: float, *, radius_m: float, segments: int = 128) -> P
     """
     radius = _check_distance(radius_m, "radius_m")
     if isinstance(segments, bool) or not isinstance(segments, (int, np.integer)) or not 8 <= segments <= 4096:
-        raise InvalidParameterError(field="segments", value=segments, allowed="an integer in [8, 4096]",
-                                    code="invalid_parameter")
+        raise InvalidParameterError(
+            field="segments", value=segments, allowed="an integer in [8, 4096]", code="invalid_parameter"
+        )
     lo = np.asarray([lon], dtype=float)
     la = np.asarray([lat], dtype=float)
     _check_lonlat_arrays(lo, la, "lon/lat")
     az = np.linspace(0.0, 360.0, int(segments), endpoint=False)[::-1]  # clockwise azimuths -> CCW ring
-    plon, plat, _ = GEOD.fwd(np.full(az.size, float(lon)), np.full(az.size, float(lat)), az,
-                             np.full(az.size, radius))
+    plon, plat, _ = GEOD.fwd(
+        np.full(az.size, float(lon)), np.full(az.size, float(lat)), az, np.full(az.size, radius)
+    )
     return Polygon(np.column_stack([plon, plat]))
 
 
@@ -299,20 +335,20 @@ def _pieces(coords: NDArray[np.float64], max_piece_m: float) -> list[NDArray[np.
     while start < n - 1:
         stop = int(np.searchsorted(cum, cum[start] + max_piece_m, side="right")) - 1
         stop = max(stop, start + 1)  # an edge longer than a piece cannot happen after densification
-        pieces.append(coords[start: stop + 1])
+        pieces.append(coords[start : stop + 1])
         start = stop
     return pieces
 
 
-def _buffer_path(coords: NDArray[np.float64], dist: float, quad_segs: int, max_piece_m: float,
-                 step_m: float) -> list[Polygon]:
+def _buffer_path(
+    coords: NDArray[np.float64], dist: float, quad_segs: int, max_piece_m: float, step_m: float
+) -> list[Polygon]:
     """Buffer a lon/lat path (LineString or ring coordinates) piece by piece, each in its own AEQD."""
     dense = _densify_lonlat(coords, step_m)
     out: list[Polygon] = []
     for piece in _pieces(dense, max_piece_m):
         if piece.shape[0] == 1 or np.all(piece == piece[0]):
-            out.append(circle(float(piece[0, 0]), float(piece[0, 1]), radius_m=dist,
-                              segments=4 * quad_segs))
+            out.append(circle(float(piece[0, 0]), float(piece[0, 1]), radius_m=dist, segments=4 * quad_segs))
             continue
         # centre: the vertex half-way along the piece, so every piece vertex is within half its length
         _, _, seg = GEOD.inv(piece[:-1, 0], piece[:-1, 1], piece[1:, 0], piece[1:, 1])
@@ -370,8 +406,9 @@ def buffer(geom: BaseGeometry, *, distance_m: float, segments: int = 128) -> Pol
     """
     dist = _check_distance(distance_m, "distance_m")
     if isinstance(segments, bool) or not isinstance(segments, (int, np.integer)) or not 8 <= segments <= 4096:
-        raise InvalidParameterError(field="segments", value=segments, allowed="an integer in [8, 4096]",
-                                    code="invalid_parameter")
+        raise InvalidParameterError(
+            field="segments", value=segments, allowed="an integer in [8, 4096]", code="invalid_parameter"
+        )
     geom = _check_geometry(geom)
     quad_segs = max(2, int(segments) // 4)
     max_piece_m = min(_MAX_PIECE_M, 2.0 * (_MAX_REACH_M - dist))
@@ -392,38 +429,49 @@ def buffer(geom: BaseGeometry, *, distance_m: float, segments: int = 128) -> Pol
                 for ring in (g.exterior, *g.interiors):
                     parts.extend(_buffer_path(np.asarray(ring.coords), dist, quad_segs, max_piece_m, step_m))
             else:  # pragma: no cover - get_parts flattened everything above
-                raise InvalidGeometryError(field="geometry", value=g.geom_type,
-                                           allowed="Point, LineString, Polygon, Multi*, GeometryCollection")
+                raise InvalidGeometryError(
+                    field="geometry",
+                    value=g.geom_type,
+                    allowed="Point, LineString, Polygon, Multi*, GeometryCollection",
+                )
     merged = shapely.union_all(shapely.make_valid(np.asarray(parts, dtype=object)))
     return _as_polygonal(merged)
 
 
 def _check_distances(distances_m: Any) -> list[float]:
     field = "distances_m"
-    allowed = (f"1 to {MAX_RINGS} strictly increasing distances in metres, each in (0, {MAX_DISTANCE_M:.0f}]")
+    allowed = f"1 to {MAX_RINGS} strictly increasing distances in metres, each in (0, {MAX_DISTANCE_M:.0f}]"
     if isinstance(distances_m, (str, bytes)) or not isinstance(distances_m, (Sequence, np.ndarray, Iterable)):
-        raise InvalidParameterError("not a list of numbers", field=field, value=distances_m, allowed=allowed,
-                                    code="invalid_distances")
+        raise InvalidParameterError(
+            "not a list of numbers", field=field, value=distances_m, allowed=allowed, code="invalid_distances"
+        )
     values = list(distances_m)
     if not 1 <= len(values) <= MAX_RINGS:
-        raise InvalidParameterError(f"{len(values)} distances", field=field, value=values, allowed=allowed,
-                                    code="invalid_distances")
+        raise InvalidParameterError(
+            f"{len(values)} distances", field=field, value=values, allowed=allowed, code="invalid_distances"
+        )
     out = []
     for i, v in enumerate(values):
         try:
             out.append(_check_distance(v, f"{field}[{i}]"))
         except InvalidParameterError as exc:
-            raise InvalidParameterError(f"item {i} is {v!r}", field=field, value=values, allowed=allowed,
-                                        code="invalid_distances") from exc
+            raise InvalidParameterError(
+                f"item {i} is {v!r}", field=field, value=values, allowed=allowed, code="invalid_distances"
+            ) from exc
     for i in range(1, len(out)):
         if out[i] <= out[i - 1]:
-            raise InvalidParameterError(f"not strictly increasing at item {i} ({out[i - 1]:g} then {out[i]:g})",
-                                        field=field, value=values, allowed=allowed, code="invalid_distances")
+            raise InvalidParameterError(
+                f"not strictly increasing at item {i} ({out[i - 1]:g} then {out[i]:g})",
+                field=field,
+                value=values,
+                allowed=allowed,
+                code="invalid_distances",
+            )
     return out
 
 
 def rings(geom: BaseGeometry, *, distances_m: Sequence[float], segments: int = 128) -> gpd.GeoDataFrame:
-    """Multi-ring impact zones: one ring per distance, each the buffer at that distance minus the previous one.
+    """Multi-ring impact zones: one ring per distance, the buffer at that distance minus the previous one.
 
     Ring 0 is the whole buffer at ``distances_m[0]`` (it contains the source); ring i > 0 is
     ``buffer(d_i) - buffer(d_{i-1})``. The rings do not overlap and together cover ``buffer(d_last)``.
@@ -534,15 +582,25 @@ def area_m2(geoms: BaseGeometry | ArrayLike | gpd.GeoSeries) -> NDArray[np.float
     if isinstance(geoms, (gpd.GeoSeries, gpd.GeoDataFrame)):
         crs = geoms.crs
         if crs is None or crs.to_epsg() != 4326:
-            raise CRSError("area_m2 needs lon/lat", field="crs", value=None if crs is None else str(crs),
-                           allowed="EPSG:4326", code="crs_error")
+            raise CRSError(
+                "area_m2 needs lon/lat",
+                field="crs",
+                value=None if crs is None else str(crs),
+                allowed="EPSG:4326",
+                code="crs_error",
+            )
         geoms = np.asarray(geoms.geometry.values, dtype=object)
     arr = np.asarray(geoms, dtype=object)
     out = np.empty(arr.shape, dtype=float)
     for idx, g in np.ndenumerate(arr):
         if g is not None and not isinstance(g, BaseGeometry):
-            raise InvalidGeometryError("not a geometry", field="geometry", value=type(g).__name__,
-                                       allowed="shapely geometries or None", code="not_a_geometry")
+            raise InvalidGeometryError(
+                "not a geometry",
+                field="geometry",
+                value=type(g).__name__,
+                allowed="shapely geometries or None",
+                code="not_a_geometry",
+            )
         out[idx] = _geometry_area(g)
     return out
 
@@ -575,8 +633,9 @@ def _edges(geom: BaseGeometry) -> tuple[NDArray[np.float64], NDArray[np.float64]
     return np.concatenate(starts), np.concatenate(ends)
 
 
-def _closest_on_edges(lon: float, lat: float, a: NDArray[np.float64], b: NDArray[np.float64]
-                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _closest_on_edges(
+    lon: float, lat: float, a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """For each lon/lat-straight edge a->b, a point near its closest point to (lon, lat) and its distance.
 
     The edge is projected into the AEQD centred on the query point, where distances from the origin are

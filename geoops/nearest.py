@@ -38,36 +38,48 @@ _REL_TOL = 1e-12
 
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
-        raise InvalidParameterError(field="k", value=k, allowed=f"an integer in [1, {MAX_K}]", code="invalid_k")
+        raise InvalidParameterError(
+            field="k", value=k, allowed=f"an integer in [1, {MAX_K}]", code="invalid_k"
+        )
     return int(k)
 
 
-def _check_points(lon: ArrayLike, lat: ArrayLike, field_lon: str, field_lat: str
-                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _check_points(
+    lon: ArrayLike, lat: ArrayLike, field_lon: str, field_lat: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     try:
         lo = np.asarray(lon, dtype=float)
         la = np.asarray(lat, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InvalidParameterError("not numbers", field=field_lon, value=lon,
-                                    allowed="numbers (degrees)", code="invalid_coordinates") from exc
+        raise InvalidParameterError(
+            "not numbers", field=field_lon, value=lon, allowed="numbers (degrees)", code="invalid_coordinates"
+        ) from exc
     if lo.ndim > 1 or la.ndim > 1 or lo.shape != la.shape:
-        raise InvalidParameterError(f"{field_lon} has shape {lo.shape}, {field_lat} has shape {la.shape}",
-                                    field=field_lon, allowed="two 1-D arrays (or scalars) of equal length",
-                                    code="invalid_coordinates")
+        raise InvalidParameterError(
+            f"{field_lon} has shape {lo.shape}, {field_lat} has shape {la.shape}",
+            field=field_lon,
+            allowed="two 1-D arrays (or scalars) of equal length",
+            code="invalid_coordinates",
+        )
     lo = np.atleast_1d(lo)
     la = np.atleast_1d(la)
     for name, arr, lim in ((field_lon, lo, 180.0), (field_lat, la, 90.0)):
         bad = ~np.isfinite(arr) | (np.abs(arr) > lim)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise InvalidParameterError(f"item {i} is {arr[i]!r}", field=name, value=float(arr[i]),
-                                        allowed=f"finite degrees in [-{lim:g}, {lim:g}] (EPSG:4326)",
-                                        code="coordinates_out_of_range")
+            raise InvalidParameterError(
+                f"item {i} is {arr[i]!r}",
+                field=name,
+                value=float(arr[i]),
+                allowed=f"finite degrees in [-{lim:g}, {lim:g}] (EPSG:4326)",
+                code="coordinates_out_of_range",
+            )
     return lo, la
 
 
-def _inv(lon1: NDArray[np.float64], lat1: NDArray[np.float64], lon2: NDArray[np.float64],
-         lat2: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _inv(
+    lon1: NDArray[np.float64], lat1: NDArray[np.float64], lon2: NDArray[np.float64], lat2: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Geod.inv on flat arrays -> (distance_m, azimuth in [0, 360), NaN where the points coincide)."""
     az, _, dist = GEOD.inv(lon1, lat1, lon2, lat2)
     az = np.mod(np.asarray(az, dtype=float), 360.0)
@@ -76,8 +88,9 @@ def _inv(lon1: NDArray[np.float64], lat1: NDArray[np.float64], lon2: NDArray[np.
     return dist, az
 
 
-def rank(lon: float, lat: float, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k: int
-         ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+def rank(
+    lon: float, lat: float, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """The k candidates nearest to one point, in exact geodesic order (ties by candidate index).
 
     Use after a planar / PostGIS KNN has produced a small candidate set (fetch a few more than k).
@@ -117,9 +130,13 @@ def rank(lon: float, lat: float, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k:
     k = _check_k(k)
     qlo, qla = _check_points(lon, lat, "lon", "lat")
     if qlo.size != 1:
-        raise InvalidParameterError("one query point expected", field="lon", value=lon,
-                                    allowed="a single lon/lat (use nearest_batch for many)",
-                                    code="invalid_coordinates")
+        raise InvalidParameterError(
+            "one query point expected",
+            field="lon",
+            value=lon,
+            allowed="a single lon/lat (use nearest_batch for many)",
+            code="invalid_coordinates",
+        )
     clo, cla = _check_points(cand_lon, cand_lat, "cand_lon", "cand_lat")
     m = clo.size
     if m == 0:
@@ -143,8 +160,9 @@ def _unit_vectors(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray
     return out
 
 
-def nearest_batch(q_lon: ArrayLike, q_lat: ArrayLike, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k: int
-                  ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+def nearest_batch(
+    q_lon: ArrayLike, q_lat: ArrayLike, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
     """Exact geodesic k nearest candidates for each of many query points.
 
     Candidates go into a k-d tree of unit vectors (geodetic lon/lat put on the unit sphere); each query
@@ -187,7 +205,8 @@ def nearest_batch(q_lon: ArrayLike, q_lat: ArrayLike, cand_lon: ArrayLike, cand_
 
     Examples
     --------
-    >>> idx, d, b = nearest_batch([120.0, 116.4], [50.0, 39.9], [120.0, 121.3, 116.5], [50.9, 50.0, 39.9], k=2)
+    >>> q_lon, q_lat = [120.0, 116.4], [50.0, 39.9]
+    >>> idx, d, b = nearest_batch(q_lon, q_lat, [120.0, 121.3, 116.5], [50.9, 50.0, 39.9], k=2)
     >>> idx.tolist()
     [[1, 0], [2, 1]]
     >>> nearest_batch([120.0], [50.0], [121.0], [50.0], k=2)[0].tolist()
@@ -220,8 +239,12 @@ def nearest_batch(q_lon: ArrayLike, q_lat: ArrayLike, cand_lon: ArrayLike, cand_
         az = np.full((p, k2), np.nan)
         # exact distances for the first kk columns, then only for the columns that could beat them
         first = (slice(None), slice(0, kk))
-        d0, a0 = _inv(qlo[pending][rows[first]].ravel(), qla[pending][rows[first]].ravel(),
-                      clo[ii[first]].ravel(), cla[ii[first]].ravel())
+        d0, a0 = _inv(
+            qlo[pending][rows[first]].ravel(),
+            qla[pending][rows[first]].ravel(),
+            clo[ii[first]].ravel(),
+            cla[ii[first]].ravel(),
+        )
         g[first] = d0.reshape(p, kk)
         az[first] = a0.reshape(p, kk)
         g0 = g[first].max(axis=1)

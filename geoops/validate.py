@@ -55,9 +55,13 @@ DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.0, 54
 REPAIR_AREA_TOLERANCE = 0.01
 
 _FAMILY = {
-    "Point": "point", "MultiPoint": "point",
-    "LineString": "line", "MultiLineString": "line", "LinearRing": "line",
-    "Polygon": "polygon", "MultiPolygon": "polygon",
+    "Point": "point",
+    "MultiPoint": "point",
+    "LineString": "line",
+    "MultiLineString": "line",
+    "LinearRing": "line",
+    "Polygon": "polygon",
+    "MultiPolygon": "polygon",
 }
 
 
@@ -86,8 +90,11 @@ def _naive_area_m2(geom: BaseGeometry) -> float:
 
 
 def _family_parts(geom: BaseGeometry, family: str) -> BaseGeometry:
-    parts = [g for g in shapely.get_parts(shapely.get_parts(geom)).tolist()
-             if not g.is_empty and _FAMILY.get(g.geom_type) == family]
+    parts = [
+        g
+        for g in shapely.get_parts(shapely.get_parts(geom)).tolist()
+        if not g.is_empty and _FAMILY.get(g.geom_type) == family
+    ]
     for g in list(parts):
         if isinstance(g, GeometryCollection):  # pragma: no cover - get_parts flattens twice
             parts.remove(g)
@@ -108,11 +115,13 @@ def _check_service_area(service_area: Any) -> tuple[float, float, float, float]:
     try:
         w, s, e, n = (float(v) for v in service_area)
     except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(field="service_area", value=service_area, allowed=allowed,
-                                    code="invalid_parameter") from exc
+        raise InvalidParameterError(
+            field="service_area", value=service_area, allowed=allowed, code="invalid_parameter"
+        ) from exc
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-        raise InvalidParameterError(field="service_area", value=service_area, allowed=allowed,
-                                    code="invalid_parameter")
+        raise InvalidParameterError(
+            field="service_area", value=service_area, allowed=allowed, code="invalid_parameter"
+        )
     return w, s, e, n
 
 
@@ -174,35 +183,57 @@ def check_geometry(
     ('Polygon', 'repaired:')
     """
     if isinstance(max_vertices, bool) or not isinstance(max_vertices, (int, np.integer)) or max_vertices < 1:
-        raise InvalidParameterError(field="max_vertices", value=max_vertices, allowed="a positive integer",
-                                    code="invalid_parameter")
+        raise InvalidParameterError(
+            field="max_vertices", value=max_vertices, allowed="a positive integer", code="invalid_parameter"
+        )
     if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError("not a geometry", field=field, value=type(geom).__name__,
-                                   allowed="a Point, LineString, Polygon or Multi* geometry",
-                                   code="not_a_geometry")
+        raise InvalidGeometryError(
+            "not a geometry",
+            field=field,
+            value=type(geom).__name__,
+            allowed="a Point, LineString, Polygon or Multi* geometry",
+            code="not_a_geometry",
+        )
     if geom.is_empty:
-        raise InvalidGeometryError("empty geometry", field=field, value=geom.wkt[:60],
-                                   allowed="a geometry with coordinates", code="geometry_empty")
+        raise InvalidGeometryError(
+            "empty geometry",
+            field=field,
+            value=geom.wkt[:60],
+            allowed="a geometry with coordinates",
+            code="geometry_empty",
+        )
     if shapely.has_z(geom):
         geom = shapely.force_2d(geom)
     xy = shapely.get_coordinates(geom)
     bad = ~np.isfinite(xy).all(axis=1)
     if bad.any():
-        raise InvalidGeometryError("coordinates must be finite", field=field,
-                                   value=tuple(xy[np.flatnonzero(bad)[0]].tolist()),
-                                   allowed="finite lon/lat degrees", code="coordinates_not_finite")
+        raise InvalidGeometryError(
+            "coordinates must be finite",
+            field=field,
+            value=tuple(xy[np.flatnonzero(bad)[0]].tolist()),
+            allowed="finite lon/lat degrees",
+            code="coordinates_not_finite",
+        )
     lon, lat = xy[:, 0], xy[:, 1]
     swapped_ok = bool(np.all(np.abs(lat) <= 180) and np.all(np.abs(lon) <= 90))
     out_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)
     if out_range.any():
         first = tuple(xy[np.flatnonzero(out_range)[0]].tolist())
         if swapped_ok and (service_area is None or _inside(lat, lon, _check_service_area(service_area))):
-            raise InvalidGeometryError("coordinates out of range; looks like lon/lat swapped", field=field,
-                                       value=first, allowed="[lon, lat] order: lon in [-180, 180], lat in "
-                                       "[-90, 90]", code="lonlat_swapped")
-        raise InvalidGeometryError("coordinates out of range", field=field, value=first,
-                                   allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)",
-                                   code="coordinates_out_of_range")
+            raise InvalidGeometryError(
+                "coordinates out of range; looks like lon/lat swapped",
+                field=field,
+                value=first,
+                allowed="[lon, lat] order: lon in [-180, 180], lat in [-90, 90]",
+                code="lonlat_swapped",
+            )
+        raise InvalidGeometryError(
+            "coordinates out of range",
+            field=field,
+            value=first,
+            allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)",
+            code="coordinates_out_of_range",
+        )
     if service_area is not None:
         area = _check_service_area(service_area)
         w, s, e, n = area
@@ -211,27 +242,53 @@ def check_geometry(
             first = tuple(xy[np.flatnonzero(outside)[0]].tolist())
             allowed = f"lon in [{w:g}, {e:g}] and lat in [{s:g}, {n:g}] (the service area, lon first)"
             if swapped_ok and _inside(lat, lon, area):
-                raise InvalidGeometryError("outside the service area; looks like lon/lat swapped", field=field,
-                                           value=first, allowed=allowed, code="lonlat_swapped")
-            raise InvalidGeometryError(f"{int(outside.sum())} of {len(xy)} vertices outside the service area",
-                                       field=field, value=first, allowed=allowed, code="outside_service_area")
+                raise InvalidGeometryError(
+                    "outside the service area; looks like lon/lat swapped",
+                    field=field,
+                    value=first,
+                    allowed=allowed,
+                    code="lonlat_swapped",
+                )
+            raise InvalidGeometryError(
+                f"{int(outside.sum())} of {len(xy)} vertices outside the service area",
+                field=field,
+                value=first,
+                allowed=allowed,
+                code="outside_service_area",
+            )
     if xy.shape[0] > max_vertices:
-        raise InvalidGeometryError(f"{xy.shape[0]} vertices", field=field, value=f"{xy.shape[0]} vertices",
-                                   allowed=f"at most {max_vertices} vertices (simplify the geometry)",
-                                   code="too_many_vertices")
+        raise InvalidGeometryError(
+            f"{xy.shape[0]} vertices",
+            field=field,
+            value=f"{xy.shape[0]} vertices",
+            allowed=f"at most {max_vertices} vertices (simplify the geometry)",
+            code="too_many_vertices",
+        )
     if shapely.is_valid(geom):
         return geom, []
     reason = shapely.is_valid_reason(geom)
     family = _FAMILY.get(geom.geom_type)
-    allowed_repair = (f"a valid geometry, or one whose repair keeps its type and changes its area by at most "
-                      f"{REPAIR_AREA_TOLERANCE:.0%}")
+    allowed_repair = (
+        f"a valid geometry, or one whose repair keeps its type and changes its area by at most "
+        f"{REPAIR_AREA_TOLERANCE:.0%}"
+    )
     if family is None:  # a GeometryCollection: no single family to keep
-        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=_wkt(geom),
-                                   allowed=allowed_repair, code="invalid_unrepairable")
+        raise InvalidGeometryError(
+            f"invalid: {reason}",
+            field=field,
+            value=_wkt(geom),
+            allowed=allowed_repair,
+            code="invalid_unrepairable",
+        )
     repaired = _family_parts(shapely.make_valid(geom), family)
     if repaired.is_empty:
-        raise InvalidGeometryError(f"invalid: {reason}; repair would change the geometry type", field=field,
-                                   value=_wkt(geom), allowed=allowed_repair, code="invalid_unrepairable")
+        raise InvalidGeometryError(
+            f"invalid: {reason}; repair would change the geometry type",
+            field=field,
+            value=_wkt(geom),
+            allowed=allowed_repair,
+            code="invalid_unrepairable",
+        )
     if family == "polygon":
         before = _naive_area_m2(geom)
         after = _naive_area_m2(repaired)
@@ -239,10 +296,19 @@ def check_geometry(
         if change > REPAIR_AREA_TOLERANCE:
             raise InvalidGeometryError(
                 f"invalid: {reason}; repair would change the area from {before:.6g} to {after:.6g} m2",
-                field=field, value=_wkt(geom), allowed=allowed_repair, code="invalid_unrepairable")
+                field=field,
+                value=_wkt(geom),
+                allowed=allowed_repair,
+                code="invalid_unrepairable",
+            )
     if not shapely.is_valid(repaired):  # pragma: no cover - make_valid output is valid
-        raise InvalidGeometryError(f"invalid: {reason}", field=field, value=_wkt(geom),
-                                   allowed=allowed_repair, code="invalid_unrepairable")
+        raise InvalidGeometryError(
+            f"invalid: {reason}",
+            field=field,
+            value=_wkt(geom),
+            allowed=allowed_repair,
+            code="invalid_unrepairable",
+        )
     return repaired, [f"repaired: {reason}"]
 
 
@@ -259,15 +325,28 @@ def _inside(lon: np.ndarray, lat: np.ndarray, area: tuple[float, float, float, f
 # --------------------------------------------------------------------------------------------------
 # GeoJSON
 
-_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
-          "GeometryCollection")
-_CRS84 = {"urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:OGC::CRS84", "urn:ogc:def:crs:EPSG::4326",
-          "EPSG:4326", "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-          "http://www.opengis.net/def/crs/EPSG/0/4326"}
+_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+_CRS84 = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326",
+    "EPSG:4326",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+}
 
 
-def _malformed(msg: str, path: str, value: Any, allowed: str,
-               code: str = "geojson_malformed") -> InvalidGeometryError:
+def _malformed(
+    msg: str, path: str, value: Any, allowed: str, code: str = "geojson_malformed"
+) -> InvalidGeometryError:
     return InvalidGeometryError(msg, field=path, value=value, allowed=allowed, code=code)
 
 
@@ -283,7 +362,9 @@ def _position(obj: Any, path: str) -> tuple[float, float]:
 
 def _positions(obj: Any, path: str, min_len: int, what: str) -> list[tuple[float, float]]:
     if not isinstance(obj, (list, tuple)):
-        raise _malformed(f"not an array of positions ({what})", path, obj, f"an array of >= {min_len} positions")
+        raise _malformed(
+            f"not an array of positions ({what})", path, obj, f"an array of >= {min_len} positions"
+        )
     if len(obj) < min_len:
         raise _malformed(f"{len(obj)} positions in a {what}", path, obj, f"at least {min_len} positions")
     return [_position(p, f"{path}[{i}]") for i, p in enumerate(obj)]
@@ -292,9 +373,13 @@ def _positions(obj: Any, path: str, min_len: int, what: str) -> list[tuple[float
 def _ring(obj: Any, path: str) -> list[tuple[float, float]]:
     pts = _positions(obj, path, 4, "linear ring")
     if pts[0] != pts[-1]:
-        raise _malformed("ring is not closed (first and last positions differ)", path,
-                         [list(pts[0]), list(pts[-1])], "a closed ring: first position == last, >= 4 positions",
-                         code="ring_not_closed")
+        raise _malformed(
+            "ring is not closed (first and last positions differ)",
+            path,
+            [list(pts[0]), list(pts[-1])],
+            "a closed ring: first position == last, >= 4 positions",
+            code="ring_not_closed",
+        )
     return pts
 
 
@@ -314,12 +399,19 @@ def _polygon(obj: Any, path: str) -> Polygon:
 
 def _geometry(obj: Any, path: str, depth: int) -> BaseGeometry:
     if not isinstance(obj, dict):
-        raise _malformed("not a GeoJSON object", path, type(obj).__name__, "a GeoJSON geometry object",
-                         code="not_a_geometry")
+        raise _malformed(
+            "not a GeoJSON object",
+            path,
+            type(obj).__name__,
+            "a GeoJSON geometry object",
+            code="not_a_geometry",
+        )
     gtype = obj.get("type")
     if gtype == "Feature" and depth == 0:
         if "geometry" not in obj or obj["geometry"] is None:
-            raise _malformed("Feature without geometry", f"{path}.geometry", None, "a GeoJSON geometry object")
+            raise _malformed(
+                "Feature without geometry", f"{path}.geometry", None, "a GeoJSON geometry object"
+            )
         return _geometry(obj["geometry"], f"{path}.geometry", depth + 1)
     if gtype not in _TYPES:
         raise _malformed("unknown geometry type", f"{path}.type", gtype, ", ".join(_TYPES))
@@ -327,8 +419,9 @@ def _geometry(obj: Any, path: str, depth: int) -> BaseGeometry:
         if depth > 2:
             raise _malformed("GeometryCollection nested too deep", path, gtype, "at most one nested level")
         members = _array(obj.get("geometries"), f"{path}.geometries", "geometries")
-        return GeometryCollection([_geometry(g, f"{path}.geometries[{i}]", depth + 1)
-                                   for i, g in enumerate(members)])
+        return GeometryCollection(
+            [_geometry(g, f"{path}.geometries[{i}]", depth + 1) for i, g in enumerate(members)]
+        )
     if "coordinates" not in obj:
         raise _malformed("no coordinates", f"{path}.coordinates", None, f"the coordinates of a {gtype}")
     c = obj["coordinates"]
@@ -340,8 +433,9 @@ def _geometry(obj: Any, path: str, depth: int) -> BaseGeometry:
     if gtype == "LineString":
         return LineString(_positions(c, p, 2, "LineString"))
     if gtype == "MultiLineString":
-        return MultiLineString([_positions(x, f"{p}[{i}]", 2, "LineString")
-                                for i, x in enumerate(_array(c, p, "LineStrings"))])
+        return MultiLineString(
+            [_positions(x, f"{p}[{i}]", 2, "LineString") for i, x in enumerate(_array(c, p, "LineStrings"))]
+        )
     if gtype == "Polygon":
         return _polygon(c, p)
     return MultiPolygon([_polygon(x, f"{p}[{i}]") for i, x in enumerate(_array(c, p, "Polygons"))])
@@ -390,13 +484,18 @@ def parse_geojson_geometry(obj: dict[str, Any] | str, *, field: str = "geometry"
         try:
             obj = json.loads(obj)
         except ValueError as exc:
-            raise _malformed(f"not JSON: {exc}", field, obj, "a GeoJSON geometry object",
-                             code="not_a_geometry") from exc
+            raise _malformed(
+                f"not JSON: {exc}", field, obj, "a GeoJSON geometry object", code="not_a_geometry"
+            ) from exc
     if isinstance(obj, dict) and "crs" in obj and obj["crs"] is not None:
         crs = obj["crs"]
         name = crs.get("properties", {}).get("name") if isinstance(crs, dict) else crs
         if name not in _CRS84:
-            raise CRSError("GeoJSON must be lon/lat WGS84", field=f"{field}.crs", value=name,
-                           allowed="no crs member (RFC 7946 lon/lat WGS84), or OGC CRS84 / EPSG:4326",
-                           code="crs_error")
+            raise CRSError(
+                "GeoJSON must be lon/lat WGS84",
+                field=f"{field}.crs",
+                value=name,
+                allowed="no crs member (RFC 7946 lon/lat WGS84), or OGC CRS84 / EPSG:4326",
+                code="crs_error",
+            )
     return _geometry(obj, field, 0)

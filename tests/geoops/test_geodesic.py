@@ -2,7 +2,8 @@
 
 The oracle for buffers and rings is a brute-force search with ``pyproj.Geod`` only: the source's
 lon/lat-straight edges are sampled every 0.1 degree, the best sample intervals of each vertex are found by
-exact ``Geod.inv`` distances, then refined by golden-section search along the lon/lat edge (40 steps, to ~1e-8 of an interval).
+exact ``Geod.inv`` distances, then refined by golden-section search along the lon/lat edge (40
+steps, to ~1e-8 of an interval).
 It shares no code with ``geoops.geodesic`` (no projection, no shapely distance).
 """
 
@@ -95,8 +96,12 @@ def oracle_distance_m(vlon, vlat, geom, step_deg=0.1, iters=40):
         lo = np.where(left, lo, x1)
         new_x = np.where(left, hi - _INV_PHI * (hi - lo), lo + _INV_PHI * (hi - lo))
         fn = f(new_x)
-        x1, x2, f1, f2 = (np.where(left, new_x, x2), np.where(left, x1, new_x),
-                          np.where(left, fn, f2), np.where(left, f1, fn))
+        x1, x2, f1, f2 = (
+            np.where(left, new_x, x2),
+            np.where(left, x1, new_x),
+            np.where(left, fn, f2),
+            np.where(left, f1, fn),
+        )
     vals = np.minimum(np.minimum(f1, f2), np.minimum(dp[vi, i0[ii]], dp[vi, i1[ii]]))
     out = np.full(nv, np.inf)
     np.minimum.at(out, vi, vals)
@@ -122,7 +127,9 @@ def test_oracle_is_exact_for_a_point_and_bounded_by_samples_for_a_line():
     line = LineString([(124.0, 49.0), (127.0, 50.5)])
     samples = np.asarray(shapely.get_coordinates(shapely.segmentize(line, 0.0005)))
     for x, y in zip(lon, lat):
-        brute = G.inv(np.full(len(samples), x), np.full(len(samples), y), samples[:, 0], samples[:, 1])[2].min()
+        brute = G.inv(np.full(len(samples), x), np.full(len(samples), y), samples[:, 0], samples[:, 1])[
+            2
+        ].min()
         got = oracle_distance_m([x], [y], line)[0]
         assert got <= brute + 1e-6
         assert got >= brute - 5.0  # samples every ~50 m: the nearest sample is at most ~25 m off the foot
@@ -162,8 +169,10 @@ def _cap_area_m2(lat_deg, r_m):
     return 2 * math.pi * R * R * (1 - math.cos(r_m / R))
 
 
-@pytest.mark.parametrize("lon,lat,r", [(126.0, 50.0, 50.0), (126.0, 50.0, 500_000.0), (87.6, 43.8, 3000.0),
-                                       (110.3, 20.0, 120_000.0)])
+@pytest.mark.parametrize(
+    "lon,lat,r",
+    [(126.0, 50.0, 50.0), (126.0, 50.0, 500_000.0), (87.6, 43.8, 3000.0), (110.3, 20.0, 120_000.0)],
+)
 def test_circle_vertices_exactly_at_radius_and_area_matches_spherical_cap(lon, lat, r):
     c = circle(lon, lat, radius_m=r)
     xy = np.asarray(c.exterior.coords)
@@ -191,19 +200,25 @@ BUFFER_CASES = {
     # 112-124 E at 42 N: about 1,000 km, crossing UTM zones 49, 50 and 51
     "line_42N_two_utm_zones": LineString([(112.0, 42.0), (124.0, 42.0)]),
     "line_bent_inner_mongolia": LineString([(110.0, 40.0), (116.0, 44.5), (121.0, 43.0)]),
-    "polygon_50N_126E_concave": Polygon([(124.0, 48.0), (128.0, 48.0), (128.5, 52.0), (126.0, 50.5),
-                                         (123.5, 52.0)]),
-    "polygon_1000km_with_hole": Polygon([(100.0, 30.0), (110.0, 30.0), (110.0, 38.0), (100.0, 38.0)],
-                                        [[(103.0, 33.0), (107.0, 33.0), (105.0, 36.0)]]),
+    "polygon_50N_126E_concave": Polygon(
+        [(124.0, 48.0), (128.0, 48.0), (128.5, 52.0), (126.0, 50.5), (123.5, 52.0)]
+    ),
+    "polygon_1000km_with_hole": Polygon(
+        [(100.0, 30.0), (110.0, 30.0), (110.0, 38.0), (100.0, 38.0)],
+        [[(103.0, 33.0), (107.0, 33.0), (105.0, 36.0)]],
+    ),
     "multipoint_south": MultiPoint([(113.2, 23.1), (113.3, 23.15), (110.3, 20.0)]),
     "multiline_northeast": MultiLineString([[(125.0, 45.0), (126.5, 45.5)], [(126.0, 44.0), (126.2, 46.0)]]),
 }
 
 BUFFER_RUNS = [
-    ("point_50N_126E", 50.0), ("point_50N_126E", 500_000.0),
-    ("line_42N_two_utm_zones", 50.0), ("line_42N_two_utm_zones", 500_000.0),
+    ("point_50N_126E", 50.0),
+    ("point_50N_126E", 500_000.0),
+    ("line_42N_two_utm_zones", 50.0),
+    ("line_42N_two_utm_zones", 500_000.0),
     ("line_bent_inner_mongolia", 5_000.0),
-    ("polygon_50N_126E_concave", 50.0), ("polygon_50N_126E_concave", 500_000.0),
+    ("polygon_50N_126E_concave", 50.0),
+    ("polygon_50N_126E_concave", 500_000.0),
     ("polygon_1000km_with_hole", 20_000.0),
     ("multipoint_south", 8_000.0),
     ("multiline_northeast", 1_000.0),
@@ -229,14 +244,19 @@ def test_buffer_every_boundary_vertex_within_half_percent(name, d):
             assert not b.contains(hole_centre)
 
 
-@pytest.mark.parametrize("name,d", [("line_42N_two_utm_zones", 300.0), ("polygon_50N_126E_concave", 40_000.0)])
+@pytest.mark.parametrize(
+    "name,d", [("line_42N_two_utm_zones", 300.0), ("polygon_50N_126E_concave", 40_000.0)]
+)
 def test_buffer_contains_every_point_just_inside_the_distance(name, d):
     """Points at 0.995 d from the source (any direction) must be inside the buffer: nothing is cut away."""
     src = BUFFER_CASES[name]
     b = buffer(src, distance_m=d)
     rng = np.random.default_rng(7)
-    samples = np.asarray(shapely.get_coordinates(shapely.segmentize(shapely.boundary(src)
-                                                                      if src.geom_type == "Polygon" else src, 0.05)))
+    samples = np.asarray(
+        shapely.get_coordinates(
+            shapely.segmentize(shapely.boundary(src) if src.geom_type == "Polygon" else src, 0.05)
+        )
+    )
     pick = samples[rng.integers(0, len(samples), 2000)]
     az = rng.uniform(0, 360, 2000)
     lon, lat, _ = G.fwd(pick[:, 0], pick[:, 1], az, np.full(2000, 0.995 * d))
@@ -249,8 +269,14 @@ def test_buffer_point_is_the_geodesic_circle():
     assert b.symmetric_difference(c).area < 1e-12
 
 
-@pytest.mark.parametrize("geom,exc", [(Polygon(), InvalidGeometryError), ("POINT (1 2)", InvalidGeometryError),
-                                      (Point(116.0, 95.0), InvalidGeometryError)])
+@pytest.mark.parametrize(
+    "geom,exc",
+    [
+        (Polygon(), InvalidGeometryError),
+        ("POINT (1 2)", InvalidGeometryError),
+        (Point(116.0, 95.0), InvalidGeometryError),
+    ],
+)
 def test_buffer_rejects_bad_geometry(geom, exc):
     with pytest.raises(exc) as e:
         buffer(geom, distance_m=100.0)
@@ -265,11 +291,14 @@ def test_buffer_rejects_bad_distance():
 # ------------------------------------------------------------------------------------------------ rings
 
 
-@pytest.mark.parametrize("src,ds", [
-    (Point(126.0, 50.0), [1_000.0, 3_000.0, 5_000.0]),
-    (LineString([(112.0, 42.0), (115.0, 42.5)]), [50.0, 20_000.0, 500_000.0]),
-    (BUFFER_CASES["polygon_50N_126E_concave"], [5_000.0, 10_000.0]),
-])
+@pytest.mark.parametrize(
+    "src,ds",
+    [
+        (Point(126.0, 50.0), [1_000.0, 3_000.0, 5_000.0]),
+        (LineString([(112.0, 42.0), (115.0, 42.5)]), [50.0, 20_000.0, 500_000.0]),
+        (BUFFER_CASES["polygon_50N_126E_concave"], [5_000.0, 10_000.0]),
+    ],
+)
 def test_ring_boundaries_at_their_distances(src, ds):
     z = rings(src, distances_m=ds)
     assert isinstance(z, gpd.GeoDataFrame) and z.crs.to_epsg() == 4326
@@ -300,16 +329,26 @@ def test_ring_areas_match_independent_formulas():
     line = LineString([(120.0, 45.0), (120.0, 45.9)])
     L = G.inv(120.0, 45.0, 120.0, 45.9)[2]
     z = rings(line, distances_m=[1_000.0, 2_000.0])
-    expect = [2 * 1e3 * L + math.pi * 1e6 * poly_factor,
-              2 * 2e3 * L + math.pi * 4e6 * poly_factor - (2 * 1e3 * L + math.pi * 1e6 * poly_factor)]
+    expect = [
+        2 * 1e3 * L + math.pi * 1e6 * poly_factor,
+        2 * 2e3 * L + math.pi * 4e6 * poly_factor - (2 * 1e3 * L + math.pi * 1e6 * poly_factor),
+    ]
     np.testing.assert_allclose(z.area_m2, expect, rtol=2e-3)
 
 
-@pytest.mark.parametrize("ds,fragment", [
-    ([], "0 distances"), ([1000, 1000], "not strictly increasing"), ([3000, 1000], "not strictly increasing"),
-    ([0, 1000], "item 0"), ([1000, 600_000], "item 1"), ("1000", "not a list"), ([1000, None], "item 1"),
-    (list(range(1, 30)), "29 distances"),
-])
+@pytest.mark.parametrize(
+    "ds,fragment",
+    [
+        ([], "0 distances"),
+        ([1000, 1000], "not strictly increasing"),
+        ([3000, 1000], "not strictly increasing"),
+        ([0, 1000], "item 0"),
+        ([1000, 600_000], "item 1"),
+        ("1000", "not a list"),
+        ([1000, None], "item 1"),
+        (list(range(1, 30)), "29 distances"),
+    ],
+)
 def test_rings_reject_bad_distances_listing_what_was_received(ds, fragment):
     with pytest.raises(InvalidParameterError) as exc:
         rings(Point(116.0, 40.0), distances_m=ds)
@@ -323,8 +362,12 @@ region_points = st.tuples(st.floats(97.0, 126.0), st.floats(37.0, 53.0))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(start=region_points, bearing=st.floats(0, 360), length_m=st.floats(0, 200_000),
-       ds=st.lists(st.floats(50.0, 500_000.0), min_size=1, max_size=4, unique=True))
+@given(
+    start=region_points,
+    bearing=st.floats(0, 360),
+    length_m=st.floats(0, 200_000),
+    ds=st.lists(st.floats(50.0, 500_000.0), min_size=1, max_size=4, unique=True),
+)
 def test_property_ring_areas_grow_with_distance(start, bearing, length_m, ds):
     ds = sorted(ds)
     if any(b - a < 1.0 for a, b in zip(ds, ds[1:])):
@@ -358,12 +401,19 @@ def _quadrangle_area_m2(lon0, lat0, lon1, lat1):
 
 def test_area_m2_matches_exact_quadrangle_and_handles_holes_lines_none():
     quad = shapely.segmentize(box(116.0, 40.0, 117.0, 41.0), 0.01)
-    holed = Polygon(quad.exterior.coords, [shapely.segmentize(box(116.2, 40.2, 116.4, 40.4), 0.01).exterior.coords])
-    got = area_m2(np.array([quad, holed.reverse(), LineString([(116, 40), (117, 41), (116, 41)]), None,
-                            Polygon()], dtype=object))
+    holed = Polygon(
+        quad.exterior.coords, [shapely.segmentize(box(116.2, 40.2, 116.4, 40.4), 0.01).exterior.coords]
+    )
+    got = area_m2(
+        np.array(
+            [quad, holed.reverse(), LineString([(116, 40), (117, 41), (116, 41)]), None, Polygon()],
+            dtype=object,
+        )
+    )
     assert got[0] == pytest.approx(_quadrangle_area_m2(116, 40, 117, 41), rel=1e-6)
-    assert got[1] == pytest.approx(_quadrangle_area_m2(116, 40, 117, 41)
-                                   - _quadrangle_area_m2(116.2, 40.2, 116.4, 40.4), rel=1e-6)
+    assert got[1] == pytest.approx(
+        _quadrangle_area_m2(116, 40, 117, 41) - _quadrangle_area_m2(116.2, 40.2, 116.4, 40.4), rel=1e-6
+    )
     assert got[2] == 0.0 and math.isnan(got[3]) and got[4] == 0.0
     assert area_m2(quad).shape == ()
 
@@ -377,19 +427,24 @@ def test_area_m2_requires_lonlat_crs():
         area_m2(gpd.GeoSeries([box(116, 40, 117, 41)]))
 
 
-# ------------------------------------------------------------------------------------------------ distance to geometry
+# -------------------------------------------------------------------------------- distance to geometry
 
 
 def test_distance_to_geometry_matches_brute_force_oracle():
     rng = np.random.default_rng(3)
-    geoms = [BUFFER_CASES["line_bent_inner_mongolia"], BUFFER_CASES["polygon_50N_126E_concave"],
-             BUFFER_CASES["multipoint_south"]]
+    geoms = [
+        BUFFER_CASES["line_bent_inner_mongolia"],
+        BUFFER_CASES["polygon_50N_126E_concave"],
+        BUFFER_CASES["multipoint_south"],
+    ]
     for g in geoms:
         minx, miny, maxx, maxy = g.bounds
         lon = rng.uniform(minx - 1, maxx + 1, 12)
         lat = rng.uniform(miny - 1, maxy + 1, 12)
         expect = oracle_distance_m(lon, lat, g)
         got = np.array([distance_to_geometry_m(x, y, g) for x, y in zip(lon, lat)])
-        inside = shapely.contains(g, shapely.points(lon, lat)) if g.geom_type == "Polygon" else np.zeros(12, bool)
+        inside = (
+            shapely.contains(g, shapely.points(lon, lat)) if g.geom_type == "Polygon" else np.zeros(12, bool)
+        )
         assert (got[inside] == 0).all()
         np.testing.assert_allclose(got[~inside], expect[~inside], rtol=1e-6, atol=1e-3)

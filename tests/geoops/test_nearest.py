@@ -44,7 +44,8 @@ def test_planar_degree_knn_misorders_at_50N_but_rank_is_geodesic():
     idx, d, b = rank(*q, c_lon, c_lat, k=3)
     oracle_idx, oracle_d, oracle_b = brute_force([q[0]], [q[1]], c_lon, c_lat, 3)
     assert idx.tolist() == oracle_idx[0].tolist()
-    # planar KNN on EPSG:4326 gets the order wrong: 0.9 deg north looks nearest, 1.3 deg east is (93 vs 100 km)
+    # planar KNN on EPSG:4326 gets the order wrong:
+    # 0.9 deg north looks nearest, 1.3 deg east is (93 vs 100 km)
     assert planar.tolist() == [0, 2, 1] and idx.tolist() == [1, 0, 2]
     np.testing.assert_allclose(d, oracle_d[0], rtol=1e-12)
     np.testing.assert_allclose(b, oracle_b[0], rtol=1e-12)
@@ -88,8 +89,8 @@ def test_nearest_batch_matches_brute_force_same_ids_same_order():
 
 
 def test_nearest_batch_on_clustered_duplicated_and_equidistant_candidates():
-    """Hard cases for the k-d tree shortcut: exact duplicates (ties by index) and candidates placed at the same
-    geodesic distance in every direction (sphere chords disagree with the ellipsoid order), so the
+    """Hard cases for the k-d tree shortcut: exact duplicates (ties by index) and candidates placed at the
+    same geodesic distance in every direction (sphere chords disagree with the ellipsoid order), so the
     provable-completeness check has to widen the search."""
     rng = np.random.default_rng(5)
     centres = np.array([[126.0, 50.0], [100.0, 38.0], [117.0, 45.0]])
@@ -121,14 +122,25 @@ def test_nearest_batch_pads_when_k_exceeds_candidates_and_handles_empty_inputs()
     assert idx.shape == (0, 3) and d.shape == (0, 3)
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"k": 0}, "k"), ({"k": 1001}, "k"), ({"k": 2.0}, "k"),
-    ({"q_lon": [116.0, np.nan]}, "q_lon"), ({"cand_lat": [40.0, 95.0]}, "cand_lat"),
-    ({"q_lon": [116.0, 117.0, 118.0]}, "q_lon"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"k": 0}, "k"),
+        ({"k": 1001}, "k"),
+        ({"k": 2.0}, "k"),
+        ({"q_lon": [116.0, np.nan]}, "q_lon"),
+        ({"cand_lat": [40.0, 95.0]}, "cand_lat"),
+        ({"q_lon": [116.0, 117.0, 118.0]}, "q_lon"),
+    ],
+)
 def test_nearest_batch_rejects_bad_input_naming_the_field(kwargs, field):
-    args = {"q_lon": [116.0, 117.0], "q_lat": [40.0, 41.0], "cand_lon": [116.0, 117.0], "cand_lat": [40.0, 41.0],
-            "k": 3} | kwargs
+    args = {
+        "q_lon": [116.0, 117.0],
+        "q_lat": [40.0, 41.0],
+        "cand_lon": [116.0, 117.0],
+        "cand_lat": [40.0, 41.0],
+        "k": 3,
+    } | kwargs
     with pytest.raises(InvalidParameterError) as exc:
         nearest_batch(args["q_lon"], args["q_lat"], args["cand_lon"], args["cand_lat"], k=args["k"])
     assert exc.value.field == field and exc.value.allowed
@@ -141,9 +153,11 @@ lat_st = st.floats(37.0, 53.0)
 
 
 @settings(max_examples=40, deadline=None)
-@given(q=st.tuples(lon_st, lat_st),
-       cands=st.lists(st.tuples(lon_st, lat_st), min_size=1, max_size=60),
-       k=st.integers(1, 8))
+@given(
+    q=st.tuples(lon_st, lat_st),
+    cands=st.lists(st.tuples(lon_st, lat_st), min_size=1, max_size=60),
+    k=st.integers(1, 8),
+)
 def test_property_nearest_never_farther_than_any_candidate(q, cands, k):
     c = np.asarray(cands)
     idx, d, _ = nearest_batch([q[0]], [q[1]], c[:, 0], c[:, 1], k=k)

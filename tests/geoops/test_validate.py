@@ -17,31 +17,46 @@ G = Geod(ellps="WGS84")
 
 
 def _area(geom):
-    return sum(abs(G.geometry_area_perimeter(shapely.geometry.polygon.orient(p))[0])
-               for p in shapely.get_parts(geom))
+    return sum(
+        abs(G.geometry_area_perimeter(shapely.geometry.polygon.orient(p))[0]) for p in shapely.get_parts(geom)
+    )
 
 
-# ------------------------------------------------------------------------------------------------ check_geometry
+# -------------------------------------------------------------------------------------- check_geometry
 
 
 def test_valid_geometries_pass_unchanged():
-    for g in (Point(116.4, 39.9), LineString([(110, 40), (125, 42)]),
-              Polygon([(116, 40), (117, 40), (117, 41), (116, 41)])):
+    for g in (
+        Point(116.4, 39.9),
+        LineString([(110, 40), (125, 42)]),
+        Polygon([(116, 40), (117, 40), (117, 41), (116, 41)]),
+    ):
         out, notes = check_geometry(g)
         assert out.equals(g) and notes == []
 
 
-@pytest.mark.parametrize("geom,code,fragment", [
-    (Point(39.9, 116.4), "lonlat_swapped", "lat in [-90, 90]"),  # lat 116 is out of range; swapped is Beijing
-    (Polygon([(40, 80), (41, 80), (41, 81), (40, 81)]), "lonlat_swapped", "service area"),  # in range, swapped inside
-    (Point(200.0, 40.0), "coordinates_out_of_range", "lon in [-180, 180]"),
-    (Point(2.35, 48.85), "outside_service_area", "lon in [73, 135]"),  # Paris
-    (LineString([(116, 40), (140, 40)]), "outside_service_area", "lat in [18, 54]"),
-    (Point(float("nan"), 40.0), "coordinates_not_finite", "finite"),
-    (LineString([(116, 40), (117, float("inf"))]), "coordinates_not_finite", "finite"),
-    (Polygon(), "geometry_empty", "coordinates"),
-    ("POLYGON ((116 40, 117 40, 117 41, 116 40))", "not_a_geometry", "Polygon"),
-])
+@pytest.mark.parametrize(
+    "geom,code,fragment",
+    [
+        (
+            Point(39.9, 116.4),
+            "lonlat_swapped",
+            "lat in [-90, 90]",
+        ),  # lat 116 is out of range; swapped is Beijing
+        (
+            Polygon([(40, 80), (41, 80), (41, 81), (40, 81)]),
+            "lonlat_swapped",
+            "service area",
+        ),  # in range, swapped inside
+        (Point(200.0, 40.0), "coordinates_out_of_range", "lon in [-180, 180]"),
+        (Point(2.35, 48.85), "outside_service_area", "lon in [73, 135]"),  # Paris
+        (LineString([(116, 40), (140, 40)]), "outside_service_area", "lat in [18, 54]"),
+        (Point(float("nan"), 40.0), "coordinates_not_finite", "finite"),
+        (LineString([(116, 40), (117, float("inf"))]), "coordinates_not_finite", "finite"),
+        (Polygon(), "geometry_empty", "coordinates"),
+        ("POLYGON ((116 40, 117 40, 117 41, 116 40))", "not_a_geometry", "Polygon"),
+    ],
+)
 def test_rejections_name_field_value_and_allowed(geom, code, fragment):
     with pytest.raises(InvalidGeometryError) as exc:
         check_geometry(geom, field="zone.geometry")
@@ -87,12 +102,15 @@ def test_bow_tie_is_rejected_with_the_reason_and_field():
     assert "Self-intersection[116.5 40.5]" in str(e) and "POLYGON" in str(e) and "1%" in e.allowed
 
 
-@pytest.mark.parametrize("coords", [
-    # a ring that touches itself at one vertex (a hole drawn as part of the exterior)
-    [(116, 40), (117, 40), (117, 41), (116.5, 41), (116.7, 40.5), (116.3, 40.5), (116.5, 41), (116, 41)],
-    # a tiny loop at one corner of a 1 x 1 degree square
-    [(116, 40), (117, 40), (117, 41), (116, 41), (116.01, 41.01), (116.01, 40.99), (116, 40)],
-])
+@pytest.mark.parametrize(
+    "coords",
+    [
+        # a ring that touches itself at one vertex (a hole drawn as part of the exterior)
+        [(116, 40), (117, 40), (117, 41), (116.5, 41), (116.7, 40.5), (116.3, 40.5), (116.5, 41), (116, 41)],
+        # a tiny loop at one corner of a 1 x 1 degree square
+        [(116, 40), (117, 40), (117, 41), (116, 41), (116.01, 41.01), (116.01, 40.99), (116, 40)],
+    ],
+)
 def test_self_intersection_repaired_when_area_kept(coords):
     g = Polygon(coords)
     assert not g.is_valid
@@ -133,8 +151,13 @@ def test_parse_all_geometry_types_and_feature_and_string():
         {"type": "MultiPoint", "coordinates": [[116.4, 39.9], [117, 40]]},
         {"type": "LineString", "coordinates": [[116.4, 39.9], [117, 40]]},
         {"type": "MultiLineString", "coordinates": [[[116.4, 39.9], [117, 40]], [[118, 41], [119, 42]]]},
-        {"type": "Polygon", "coordinates": [[[116, 40], [117, 40], [117, 41], [116, 40]],
-                                            [[116.5, 40.2], [116.8, 40.2], [116.8, 40.4], [116.5, 40.2]]]},
+        {
+            "type": "Polygon",
+            "coordinates": [
+                [[116, 40], [117, 40], [117, 41], [116, 40]],
+                [[116.5, 40.2], [116.8, 40.2], [116.8, 40.4], [116.5, 40.2]],
+            ],
+        },
         {"type": "MultiPolygon", "coordinates": [[[[116, 40], [117, 40], [117, 41], [116, 40]]]]},
         {"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [116, 40]}]},
     ]
@@ -146,27 +169,54 @@ def test_parse_all_geometry_types_and_feature_and_string():
     assert len(parse_geojson_geometry(objs[4]).interiors) == 1
 
 
-@pytest.mark.parametrize("obj,path,code,fragment", [
-    ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}, "zone.coordinates[0]",
-     "ring_not_closed", "not closed"),
-    ({"type": "Polygon", "coordinates": [[0, 0], [1, 0], [1, 1], [0, 0]]}, "zone.coordinates[0]",
-     "geojson_malformed", "at least 4 positions"),  # LineString nesting given for a Polygon
-    ({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}, "zone.coordinates[0]",
-     "geojson_malformed", "at least 4"),
-    ({"type": "LineString", "coordinates": [[116, 40]]}, "zone.coordinates", "geojson_malformed", "at least 2"),
-    ({"type": "Point", "coordinates": ["116", 40]}, "zone.coordinates", "geojson_malformed", "numbers"),
-    ({"type": "Point", "coordinates": [[116, 40]]}, "zone.coordinates", "geojson_malformed", "position"),
-    ({"type": "Point", "coordinates": [True, 40]}, "zone.coordinates", "geojson_malformed", "numbers"),
-    ({"type": "Circle", "coordinates": [116, 40]}, "zone.type", "geojson_malformed", "MultiPolygon"),
-    ({"type": "FeatureCollection", "features": []}, "zone.type", "geojson_malformed", "Polygon"),
-    ({"coordinates": [116, 40]}, "zone.type", "geojson_malformed", "Point"),
-    ({"type": "Point"}, "zone.coordinates", "geojson_malformed", "coordinates"),
-    ({"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[5, 5], [6, 5], [6, 6]]]]},
-     "zone.coordinates[1][0]", "geojson_malformed", "at least 4"),
-    ({"type": "Feature", "geometry": None}, "zone.geometry", "geojson_malformed", "GeoJSON geometry"),
-    ([116, 40], "zone", "not_a_geometry", "GeoJSON geometry object"),
-    ("{not json", "zone", "not_a_geometry", "GeoJSON geometry object"),
-])
+@pytest.mark.parametrize(
+    "obj,path,code,fragment",
+    [
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},
+            "zone.coordinates[0]",
+            "ring_not_closed",
+            "not closed",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[0, 0], [1, 0], [1, 1], [0, 0]]},
+            "zone.coordinates[0]",
+            "geojson_malformed",
+            "at least 4 positions",
+        ),  # LineString nesting given for a Polygon
+        (
+            {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]},
+            "zone.coordinates[0]",
+            "geojson_malformed",
+            "at least 4",
+        ),
+        (
+            {"type": "LineString", "coordinates": [[116, 40]]},
+            "zone.coordinates",
+            "geojson_malformed",
+            "at least 2",
+        ),
+        ({"type": "Point", "coordinates": ["116", 40]}, "zone.coordinates", "geojson_malformed", "numbers"),
+        ({"type": "Point", "coordinates": [[116, 40]]}, "zone.coordinates", "geojson_malformed", "position"),
+        ({"type": "Point", "coordinates": [True, 40]}, "zone.coordinates", "geojson_malformed", "numbers"),
+        ({"type": "Circle", "coordinates": [116, 40]}, "zone.type", "geojson_malformed", "MultiPolygon"),
+        ({"type": "FeatureCollection", "features": []}, "zone.type", "geojson_malformed", "Polygon"),
+        ({"coordinates": [116, 40]}, "zone.type", "geojson_malformed", "Point"),
+        ({"type": "Point"}, "zone.coordinates", "geojson_malformed", "coordinates"),
+        (
+            {
+                "type": "MultiPolygon",
+                "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]], [[[5, 5], [6, 5], [6, 6]]]],
+            },
+            "zone.coordinates[1][0]",
+            "geojson_malformed",
+            "at least 4",
+        ),
+        ({"type": "Feature", "geometry": None}, "zone.geometry", "geojson_malformed", "GeoJSON geometry"),
+        ([116, 40], "zone", "not_a_geometry", "GeoJSON geometry object"),
+        ("{not json", "zone", "not_a_geometry", "GeoJSON geometry object"),
+    ],
+)
 def test_malformed_geojson_names_the_path(obj, path, code, fragment):
     with pytest.raises(InvalidGeometryError) as exc:
         parse_geojson_geometry(obj, field="zone")
@@ -182,7 +232,9 @@ def test_geojson_crs_member():
     bad = pt | {"crs": {"type": "name", "properties": {"name": "EPSG:3857"}}}
     with pytest.raises(CRSError) as exc:
         parse_geojson_geometry(bad)
-    assert exc.value.field == "geometry.crs" and "EPSG:3857" in str(exc.value) and "CRS84" in exc.value.allowed
+    assert (
+        exc.value.field == "geometry.crs" and "EPSG:3857" in str(exc.value) and "CRS84" in exc.value.allowed
+    )
 
 
 def test_parse_then_check_flags_swapped_coordinates():
