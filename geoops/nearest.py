@@ -11,6 +11,8 @@ for many queries among many candidates with a k-d tree that provably never misse
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,8 @@ _N_MAX = _A / np.sqrt(1.0 - _ES)
 # slack for floating point in the chord -> angle conversion and in Geod.inv (~15 nm)
 _ABS_TOL_M = 1e-6
 _REL_TOL = 1e-12
+# below this many pairs Geod.inv runs in the calling thread
+_PARALLEL_MIN = 50_000
 
 
 def _check_k(k: Any) -> int:
@@ -80,8 +84,21 @@ def _check_points(
 def _inv(
     lon1: NDArray[np.float64], lat1: NDArray[np.float64], lon2: NDArray[np.float64], lat2: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Geod.inv on flat arrays -> (distance_m, azimuth in [0, 360), NaN where the points coincide)."""
-    az, _, dist = GEOD.inv(lon1, lat1, lon2, lat2)
+    """Geod.inv on flat arrays -> (distance_m, azimuth in [0, 360), NaN where the points coincide).
+
+    pyproj releases the GIL inside ``Geod.inv``, so large arrays are split over the machine's cores.
+    """
+    n = lon1.size
+    workers = min(os.cpu_count() or 1, 8)
+    if n < _PARALLEL_MIN or workers < 2:
+        az, _, dist = GEOD.inv(lon1, lat1, lon2, lat2)
+    else:
+        bounds = np.linspace(0, n, workers + 1).astype(int)
+        chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda c: GEOD.inv(lon1[c], lat1[c], lon2[c], lat2[c]), chunks))
+        az = np.concatenate([p[0] for p in parts])
+        dist = np.concatenate([p[2] for p in parts])
     az = np.mod(np.asarray(az, dtype=float), 360.0)
     dist = np.asarray(dist, dtype=float)
     az[dist == 0.0] = np.nan
