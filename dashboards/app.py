@@ -11,6 +11,7 @@ whenever ``?lang=`` is given), else ``settings.language``. Database engines are 
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PAGES_DIR = PACKAGE_DIR / "pages"
 ASSETS_DIR = PACKAGE_DIR / "assets"
 LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+_DASH_LOADING = re.compile(r'(<div class="_dash-loading">\s*)Loading\.\.\.')
 
 
 class SitroomDash(dash.Dash):
@@ -36,6 +38,7 @@ class SitroomDash(dash.Dash):
     def interpolate_index(self, **kwargs: Any) -> str:
         kwargs["title"] = t("app.title")
         page = super().interpolate_index(**kwargs)
+        page = _DASH_LOADING.sub(lambda m: m[1] + t("app.loading"), page, count=1)  # shown until React renders
         return page.replace("<html>", f'<html lang="{current_lang()}">', 1)
 
 

@@ -105,7 +105,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
         from dashboards.app import create_app
 
         click.echo(f"Sitroom (development server, language {settings.language}): {url}  API: {url}api/v1/")
-        create_app(settings).run(host=host, port=port, debug=True)
+        create_app(settings).run(host=host, port=port, debug=True, dev_tools_disable_version_check=True)
         return
     n = workers or default_workers()
     click.echo(f"Sitroom: {url}  API: {url}api/v1/  ({n} gunicorn workers x {threads} threads)")

@@ -260,3 +260,14 @@ def _find(tree, component_id):
         elif children is not None and not isinstance(children, (str, int, float)):
             stack.append(children)
     raise AssertionError(f"no component {component_id!r}")
+
+
+def test_wsgi_entry_point_is_built_lazily_once() -> None:
+    import dashboards.app as module
+
+    assert "_wsgi_app" in vars(module)
+    server = module.server  # what `gunicorn dashboards.app:server` loads
+    assert isinstance(server, Flask) and module.server is server
+    assert any(r.rule == "/api/v1/health" for r in server.url_map.iter_rules())
+    with pytest.raises(AttributeError):
+        module.no_such_thing  # noqa: B018

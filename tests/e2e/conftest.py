@@ -1,0 +1,193 @@
+"""Browser tests: a real ``sitroom serve`` (gunicorn, 2 workers) on the test database, driven by Debian's chromium.
+
+Fixtures
+--------
+live_server : str (session)
+    Base URL (``http://127.0.0.1:<port>``) of ``sitroom serve`` started as a subprocess with
+    ``SITROOM_DATABASE_URL`` = the ``db_url`` test database; waits for ``/api/v1/health`` and stops it at the end.
+    Its log is ``live_server_log`` (printed when it fails to start).
+browser_factory : callable (function)
+    ``browser_factory(width=1920, height=1080)`` -> a new headless Chromium WebDriver (fresh profile each) whose
+    viewport is exactly width x height CSS pixels;
+    e.g. ``browser_factory(3840, 2160)`` for the wall. All are quit after the test.
+browser : WebDriver (function)
+    ``browser_factory()`` at 1920x1080.
+severe_console_messages : callable
+    ``severe_console_messages(driver)`` -> the browser console's SEVERE entries since the last call.
+
+Chromium and chromedriver come from Debian (``/usr/bin/chromium``, ``/usr/bin/chromedriver``); without them the tests
+are skipped, except under CI (``CI`` set), where they fail. When a test fails, a screenshot of every open browser is
+saved to ``/tmp/sitroom-e2e-<test>-<n>.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("SITROOM_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("SITROOM_CHROMEDRIVER", "/usr/bin/chromedriver"))
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+SERVER_START_TIMEOUT_S = 90.0
+SCREENSHOT_DIR = Path("/tmp")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sitroom_command() -> list[str]:
+    exe = Path(sys.executable).with_name("sitroom")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-c", "from dashboards.cli import main; main()"]
+
+
+def _health(base_url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/v1/health", timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def live_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("live_server") / "sitroom-serve.log"
+
+
+@pytest.fixture(scope="session")
+def live_server(db_url: str, live_server_log: Path) -> Iterator[str]:
+    """``sitroom serve`` (gunicorn, 2 workers) on a free 127.0.0.1 port against the test database."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SITROOM_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
+    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+           "--threads", "4"]
+    with open(live_server_log, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while _health(base_url) != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = live_server_log.read_text(errors="replace")[-4000:]
+                pytest.fail(f"`{' '.join(cmd)}` did not become healthy (exit code {proc.poll()}):\n{tail}")
+            time.sleep(0.3)
+        yield base_url
+    finally:
+        proc.terminate()  # SIGTERM: gunicorn stops its workers gracefully
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _require_chromium() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not (p.exists() and os.access(p, os.X_OK))]
+    if missing:
+        msg = f"{', '.join(missing)} not found: install Debian's chromium and chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the browser tests: {msg}")
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def browser_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Make headless Chromium drivers (fresh profile each); screenshots of all of them if the test fails."""
+    _require_chromium()
+    from selenium import webdriver
+
+    drivers: list[Any] = []
+
+    def make(width: int = 1920, height: int = 1080) -> Any:
+        profile = tmp_path / f"chromium-profile-{len(drivers)}"
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={profile}")
+        options.add_argument(f"--window-size={width},{height}")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER),
+                                          log_output=str(tmp_path / f"chromedriver-{len(drivers)}.log"))
+        driver = webdriver.Chrome(options=options, service=service)
+        driver.set_page_load_timeout(60)
+        # the window includes the (invisible) browser frame; make the page itself exactly width x height
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        drivers.append(driver)
+        return driver
+
+    try:
+        yield make
+    finally:
+        failed = any(getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+                     for when in ("setup", "call"))
+        name = re.sub(r"[^\w.-]+", "_", request.node.name)[:80]
+        for n, driver in enumerate(drivers):
+            if failed:
+                shot = SCREENSHOT_DIR / f"sitroom-e2e-{name}-{n}.png"
+                try:
+                    driver.save_screenshot(str(shot))
+                    print(f"screenshot of the failed test: {shot}")
+                except Exception as e:  # noqa: BLE001 - a dead browser must not hide the real failure
+                    print(f"no screenshot ({e})")
+            driver.quit()
+
+
+@pytest.fixture
+def browser(browser_factory: Callable[..., Any]) -> Any:
+    """A headless Chromium at 1920x1080 with a fresh profile (so the language starts at the default)."""
+    return browser_factory(1920, 1080)
+
+
+@pytest.fixture
+def severe_console_messages() -> Callable[[Any], list[str]]:
+    """``f(driver)`` -> SEVERE console entries (errors, failed requests) since the previous call."""
+
+    def severe(driver: Any) -> list[str]:
+        return [f"{e.get('source')}: {e.get('message')}" for e in driver.get_log("browser")
+                if e.get("level") == "SEVERE"]
+
+    return severe
