@@ -53,7 +53,7 @@ MIN_ZOOM, MAX_ZOOM = 0, 18
 #: Inner Mongolia (the demo region), west, south, east, north in degrees: what ``sitroom tiles build`` pre-renders.
 DEMO_BBOX = (97.0, 37.0, 126.5, 53.5)
 #: Bump when the drawing changes: it is part of every cache key.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 MAX_LAT = 85.0511287798066
 
 CJK_FONTS = (
@@ -184,7 +184,7 @@ STYLES: dict[str, Style] = {
     "light": Style(water="#a9cfe0", land="#f4f1ea", river="#8dbbd3", county="#d3c7da", prefecture="#b59ec6",
                    province="#8a63a8", label="#2b2b2b", halo="#ffffff", dot="#4a4a4a"),
     # dark command-hall wall: low-luminance land and water so that hazard colours stand out
-    "dark": Style(water="#0a1622", land="#18222e", river="#1e4563", county="#2a3646", prefecture="#3d4c63",
+    "dark": Style(water="#0a1622", land="#18222e", river="#1e4563", county="#324054", prefecture="#44546c",
                   province="#6b7f9e", label="#c8d3e0", halo="#0a1622", dot="#8fa3bd"),
 }
 
@@ -597,7 +597,8 @@ def prune_cache(cache_dir: Path, basemap: str, *, keep_version: str) -> int:
 
 @dataclass(frozen=True)
 class BuildStats:
-    """What :func:`build_tiles` did: tiles rendered and already cached, wall seconds, render time per tile (ms)."""
+    """What :func:`build_tiles` did: tiles rendered and already cached, wall seconds (preparation and rendering),
+    and the render time of one tile in a worker (ms, mean and max)."""
 
     rendered: int
     cached: int
@@ -629,18 +630,20 @@ def build_tiles(content: BasemapContent, *, cache_dir: Path, bbox: tuple[float, 
         _basemap(name)
     if workers < 1:
         raise TileError(f"workers must be >= 1, got {workers}")
+    t0 = time.perf_counter()
     tiles = tiles_for_bbox(bbox, min_zoom=min_zoom, max_zoom=max_zoom)
+    tasks = [(name, z, x, y) for name in names for (z, x, y) in tiles
+             if not tile_path(cache_dir, name, content.version, z, x, y).exists()]
+    cached = len(names) * len(tiles) - len(tasks)
     # generalise and lay out labels once, before forking, so that the workers share the result
-    for z in range(min_zoom, max_zoom + 1):
+    for z in sorted({t[1] for t in tasks}):
         res = "10m" if z >= 6 else "low"
         for name in [f"land_{res}", f"lakes_{res}", "rivers_50m",
                      *(f"admin:{lv}" for lv in content.admin if z >= _admin_min_zoom(lv))]:
             content.layer(name, z)
-        for name in names:
-            content.labels(z, BASEMAPS[name][1])
-    tasks = [(name, z, x, y) for name in names for (z, x, y) in tiles]
+        for lang in {BASEMAPS[n][1] for n in names}:
+            content.labels(z, lang)
     _WORKER.update(content=content, cache_dir=Path(cache_dir))
-    t0 = time.perf_counter()
     try:
         if workers == 1 or len(tasks) < 2:
             results = [_build_one(t) for t in tasks]
@@ -652,6 +655,6 @@ def build_tiles(content: BasemapContent, *, cache_dir: Path, bbox: tuple[float, 
         _WORKER.clear()
     seconds = time.perf_counter() - t0
     ms = [t for hit, t in results if not hit]
-    return BuildStats(rendered=len(ms), cached=len(results) - len(ms), seconds=seconds,
+    return BuildStats(rendered=len(ms), cached=cached + len(results) - len(ms), seconds=seconds,
                       render_ms_mean=float(np.mean(ms)) if ms else 0.0,
                       render_ms_max=float(np.max(ms)) if ms else 0.0, version=content.version)
