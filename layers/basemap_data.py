@@ -284,13 +284,14 @@ def admin_stamp(session: Session) -> str:
 # --- places ----------------------------------------------------------------------------------------------------------
 
 _CJK = re.compile(r"^[\u3400-\u9fff]+$")
-_SUFFIXES = ("街道", "市", "区", "县", "镇", "乡", "旗")
+_SUFFIXES = ("街道", "市", "区", "县", "镇", "乡")  # not 旗: 土默特右旗 is a name, 土默特右 is not
 
 
 def chinese_name(alternatenames: Sequence[str]) -> str | None:
     """The usual Chinese name among GeoNames alternate names, without 市/区/县/镇 suffixes (``None`` if none).
 
-    The base name that most alternate names share wins; a base that also appears with 市 wins ties.
+    Simplified Chinese (every character in GB 2312) comes first, so traditional and Japanese forms lose; then the
+    base that also appears with 市; then the base that most alternate names share.
 
     Examples
     --------
@@ -300,6 +301,8 @@ def chinese_name(alternatenames: Sequence[str]) -> str | None:
     '锡林浩特'
     >>> chinese_name(["Jining", "平地泉镇", "集宁", "集宁区"])
     '集宁'
+    >>> chinese_name(["満州里", "満州里市", "满洲里市"]), chinese_name(["齊齊哈爾", "齊齊哈爾市", "齐齐哈尔", "齐齐哈尔市"])
+    ('满洲里', '齐齐哈尔')
     >>> chinese_name(["Abc"]) is None
     True
     """
@@ -313,10 +316,18 @@ def chinese_name(alternatenames: Sequence[str]) -> str | None:
             if a.endswith(suf) and len(a) > len(suf) + 1:
                 base, city = a[: -len(suf)], int(suf == "市")
                 break
-        s = stats.setdefault(base, [0, 0, -i])
-        s[0] = max(s[0], city)
-        s[1] += 1
-    return max(stats, key=lambda b: (stats[b][0], stats[b][1], stats[b][2]))
+        s = stats.setdefault(base, [_simplified(base), 0, 0, -i])
+        s[1] = max(s[1], city)
+        s[2] += 1
+    return max(stats, key=lambda b: tuple(stats[b]))
+
+
+def _simplified(text: str) -> int:
+    try:
+        text.encode("gb2312")
+    except UnicodeEncodeError:
+        return 0
+    return 1
 
 
 @lru_cache(maxsize=4)
@@ -339,8 +350,19 @@ def load_places(*, country: str = "CN", min_population: int = 15000) -> tuple[Pl
     rows = [c for c in gc.get_cities().values()
             if c["countrycode"] == country and c["population"] >= min_population]
     rows.sort(key=lambda c: (-c["population"], c["geonameid"]))
-    return tuple(Place(chinese_name(c.get("alternatenames") or []), c["name"], float(c["longitude"]),
-                       float(c["latitude"]), int(c["population"]), str(c["admin1code"])) for c in rows)
+    out: list[Place] = []
+    seen: dict[str, list[tuple[float, float]]] = {}
+    for c in rows:
+        p = Place(chinese_name(c.get("alternatenames") or []), c["name"], float(c["longitude"]),
+                  float(c["latitude"]), int(c["population"]), str(c["admin1code"]))
+        names = [n for n in (p.name_en, p.name_zh) if n]
+        # GeoNames lists some towns twice (city and its seat): keep the more populous of a same-named pair nearby
+        if any(abs(lon - p.lon) < 0.5 and abs(lat - p.lat) < 0.5 for n in names for lon, lat in seen.get(n, ())):
+            continue
+        out.append(p)
+        for n in names:
+            seen.setdefault(n, []).append((p.lon, p.lat))
+    return tuple(out)
 
 
 def places_version() -> str:
