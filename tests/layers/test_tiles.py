@@ -300,6 +300,18 @@ def test_blueprint_404_for_tiles_that_do_not_exist(client, path: str) -> None:  
     assert client.get(path).status_code == 404
 
 
+def test_tiles_still_render_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    app = Flask("t")
+    app.config["SITROOM_SETTINGS"] = Settings(database_url="postgresql+psycopg://nobody:x@127.0.0.1:1/none",
+                                              tile_cache_dir=tmp_path)
+    app.register_blueprint(tiles_bp)
+    x, y = T.tile_for_lonlat(*HOHHOT, 8)
+    r = app.test_client().get(f"/tiles/base/8/{x}/{y}.png")
+    assert r.status_code == 200
+    assert _share(_pixels(r.data), T.STYLES["light"].land) > 0.5
+    assert T.current_content(None).admin_stamp == "nodb"
+
+
 # --- basemap configuration -------------------------------------------------------------------------------------------
 
 
