@@ -1,0 +1,537 @@
+"""H3 hexagonal cells: the one module of Sitroom that talks to ``h3`` / ``h3ronpy``.
+
+Cells are ``int64`` numpy arrays everywhere (``BIGINT`` in the database); hex strings appear only in
+:func:`cells_to_geojson`. Inside this module h3's ``(lat, lng)`` order is used; every public function
+takes and returns shapely's ``(x=lon, y=lat)`` order.
+
+Public functions
+----------------
+grid_to_cells      population raster (any CRS) -> (cells, sums), the sum of every valid pixel conserved.
+merge_cell_sums    combine the (cells, sums) of several windows.
+points_to_cells    population points -> (cells, sums).
+cell_boundaries    cells -> shapely Polygons (EPSG:4326).
+cell_area_m2       cells -> area in m2 (h3's spherical Earth).
+cell_centres       cells -> (lon, lat).
+cells_to_geojson   cells + per-cell properties -> GeoJSON FeatureCollection (``h3`` as hex string).
+zone_weights       zone polygon -> (cells, fraction of each cell's area inside the zone).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import h3.api.basic_int as h3i
+import h3ronpy.vector as h3v
+import numpy as np
+import pyarrow as pa
+import pyproj
+import shapely
+from shapely.geometry import MultiPolygon, Polygon
+
+from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
+
+__all__ = [
+    "grid_to_cells",
+    "merge_cell_sums",
+    "points_to_cells",
+    "cell_boundaries",
+    "cell_area_m2",
+    "cell_centres",
+    "cells_to_geojson",
+    "zone_weights",
+]
+
+_WGS84 = pyproj.CRS.from_epsg(4326)
+# A pixel centre is assigned by the fast path only if it lies at least this far (radians of arc, ~6 mm)
+# inside every edge of its cell. Rounding in the edge planes and in the pixel coordinates is below 1e-11 rad
+# for res <= 12, so the fast path can never disagree with h3 itself; anything closer goes to h3.
+_MARGIN_RAD = 1e-9
+_FAST_MAX_RES = 12
+_BLOCK_PIXELS = 1 << 20
+_MIN_PIXELS_PER_CELL = 4
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _check_res(res: Any) -> int:
+    if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or not 0 <= int(res) <= 15:
+        raise InvalidParameterError(field="res", value=res, allowed="an integer H3 resolution in 0..15")
+    return int(res)
+
+
+def _as_cells(cells: Any) -> np.ndarray:
+    arr = np.asarray(cells)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise InvalidParameterError(field="cells", value=cells, allowed="a 1-d integer array of H3 cells")
+    return arr.astype(np.int64, copy=False)
+
+
+def _to_u64(cells: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(cells, dtype=np.int64).view(np.uint64)
+
+
+def _h3v_cells(result: Any) -> np.ndarray:
+    """h3ronpy cell array (uint64) -> int64 numpy."""
+    return np.asarray(result).astype(np.uint64, copy=False).view(np.int64)
+
+
+# ----------------------------------------------------------------------------------------- raster -> H3
+@functools.lru_cache(maxsize=16)
+def _to_wgs84(wkt: str) -> pyproj.Transformer:
+    """Transformer from a CRS (by WKT) to EPSG:4326 lon/lat, cached: building one takes tens of ms."""
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(wkt), _WGS84, always_xy=True)
+
+
+class _Grid:
+    """Pixel-centre geometry of a raster: exact per-pixel lon/lat, plus per-row parallels for the fast path."""
+
+    def __init__(self, transform: Sequence[float], crs: Any, shape: tuple[int, int]) -> None:
+        try:
+            a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(field="transform", value=transform,
+                                        allowed="six numbers a, b, c, d, e, f (rasterio/affine order)") from exc
+        if len(tuple(transform)) < 6 or not all(map(math.isfinite, (a, b, c, d, e, f))) or a * e - b * d == 0:
+            raise InvalidParameterError(field="transform", value=transform,
+                                        allowed="six finite numbers a, b, c, d, e, f with a*e - b*d != 0")
+        if crs is None:
+            raise CRSError(field="crs", value=None, allowed="a CRS (EPSG code, WKT, PROJ string or pyproj.CRS)")
+        try:
+            self.crs = pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as exc:
+            raise CRSError(field="crs", value=crs, allowed="a CRS pyproj understands, e.g. 'EPSG:4326'") from exc
+        self.a, self.b, self.c, self.d, self.e, self.f = a, b, c, d, e, f
+        self._lock = threading.Lock()
+        self.nrows, self.ncols = shape
+        self.is_wgs84 = self.crs.to_epsg() == 4326
+        self.transformer = None if self.is_wgs84 else _to_wgs84(self.crs.to_wkt())
+        # Fast path: rows of pixel centres that are parallels with longitude linear in the column
+        # (north-up grids in geographic, cylindrical and pseudo-cylindrical CRSs: WorldPop, GHS-POP Mollweide).
+        self.row_lat = np.full(self.nrows, np.nan)
+        self.row_lon0 = np.full(self.nrows, np.nan)   # lon of column 0's centre, degrees
+        self.row_dlon = np.full(self.nrows, np.nan)   # degrees per column
+        if b == 0.0 and d == 0.0 and self.nrows and self.ncols:
+            self._rows_as_parallels()
+
+    def lonlat(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact lon/lat (degrees, EPSG:4326) of the centres of pixels (rows, cols)."""
+        cp = cols + 0.5
+        rp = rows + 0.5
+        x = self.a * cp + self.b * rp + self.c
+        y = self.d * cp + self.e * rp + self.f
+        if self.transformer is None:
+            return x, y
+        with self._lock:  # worker threads share this Transformer; keep its use serial to be safe
+            lon, lat = self.transformer.transform(x, y)
+        return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+    def _rows_as_parallels(self) -> None:
+        rows = np.arange(self.nrows, dtype=np.float64)
+        ends = np.array([0.0, self.ncols - 1.0])
+        lon0, lat0 = self.lonlat(rows, np.zeros(self.nrows))
+        lon1, lat1 = self.lonlat(rows, np.full(self.nrows, ends[1]))
+        with np.errstate(invalid="ignore"):
+            dlon = (lon1 - lon0) / ends[1] if self.ncols > 1 else np.full(self.nrows, self.a)
+            ok = np.isfinite(lon0) & np.isfinite(lon1) & np.isfinite(lat0) & (lat0 == lat1) & (np.abs(lat0) < 85.0)
+        if self.transformer is not None and ok.any():
+            # Check the parallel/linear-longitude assumption on a sample; any deviation beyond 1e-10 degrees
+            # (far below the 6 mm margin) sends the whole raster to the exact per-pixel path.
+            okr = np.flatnonzero(ok)
+            sr = okr[np.linspace(0, okr.size - 1, min(okr.size, 9)).astype(int)]
+            sc = np.linspace(0, self.ncols - 1, min(self.ncols, 17)).astype(int).astype(np.float64)
+            rr, cc = np.meshgrid(sr.astype(np.float64), sc, indexing="ij")
+            lon, lat = self.lonlat(rr.ravel(), cc.ravel())
+            lin = (lon0[rr.astype(int)] + cc * dlon[rr.astype(int)]).ravel()
+            with np.errstate(invalid="ignore"):
+                dev = max(np.nanmax(np.abs(lon - lin)), np.nanmax(np.abs(lat - lat0[rr.astype(int)].ravel())))
+            if not np.isfinite(dev) or dev > 1e-10:
+                ok[:] = False
+        self.row_lat = np.where(ok, lat0, np.nan)
+        self.row_lon0 = np.where(ok, lon0, np.nan)
+        self.row_dlon = np.where(ok, dlon, np.nan)
+
+
+def _exact_cells(grid: _Grid, rows: np.ndarray, cols: np.ndarray, res: int) -> np.ndarray:
+    """h3 cell of each pixel centre, one by one (h3ronpy, vectorised)."""
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    lon, lat = grid.lonlat(rows.astype(np.float64), cols.astype(np.float64))
+    bad = ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lat) <= 90.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidParameterError(
+            "a valid pixel's centre has no longitude/latitude in this CRS",
+            field="values", value={"row": int(rows[i]), "col": int(cols[i])},
+            allowed="nodata (or NaN) outside the CRS's domain")
+    return _h3v_cells(h3v.coordinates_to_cells(lat, lon, res))
+
+
+def _parse_wkb_rings(cells_u64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boundaries of cells as closed rings (lat_rad, lng_rad), shape (n, vmax), padded with the closing vertex."""
+    arr = pa.array(h3v.cells_to_wkb_polygons(cells_u64, radians=True))
+    bufs = arr.buffers()
+    odt = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=odt)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    start = off[:-1]
+    if np.any(data[start] != 1):
+        raise RuntimeError("h3ronpy returned big-endian WKB")  # pragma: no cover - never seen
+    size = np.diff(off)                      # 13 header bytes + 16 per vertex (one ring)
+    npts = (size - 13) // 16
+    vmax = int(npts.max())
+    lat = np.empty((start.size, vmax))
+    lng = np.empty((start.size, vmax))
+    for n in np.unique(npts):
+        g = np.flatnonzero(npts == n)
+        if g.size == start.size and np.all(size == size[0]):  # the usual case: one contiguous block
+            raw = data[start[0]: off[-1]].reshape(start.size, -1)[:, 13:]
+        else:
+            raw = data[start[g][:, None] + np.arange(13, 13 + 16 * n)]
+        xy = np.ascontiguousarray(raw).view("<f8").reshape(g.size, n, 2)
+        lng[g, :n], lat[g, :n] = xy[..., 0], xy[..., 1]
+        lng[g, n:], lat[g, n:] = xy[:, -1:, 0], xy[:, -1:, 1]
+    return lat, lng
+
+
+def _fast_block(grid: _Grid, nr: int, nc: int, r0: int, c0: int, res: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Label the pixels of one block with the cells that contain them, from exact cell geometry.
+
+    Each row of pixel centres is a parallel: latitude fixed, longitude linear in the column. An H3 cell is
+    the spherical polygon whose edges are great-circle arcs between the vertices h3 reports (within an
+    icosahedron face the cells are hexagons of the face's gnomonic plane, where straight lines are great
+    circles; class II cells meet face edges at vertices, class III cells get an extra vertex there). A point
+    on the inner side of every edge's great-circle plane is in the cell: for a convex cell that set is the
+    cell, for a class III cell with a slightly reflex face-edge vertex it is the kernel, a subset, so the
+    test never claims a pixel the cell does not own.
+
+    On the parallel at latitude phi, edge plane n gives f(lam) = n . p(lam) = cos(phi) (P(lam) ...) and we
+    need f >= margin. Around the cell's central longitude lam_c, f(lam_c + d) >= f0 + f1 d - cos(phi) rho
+    D^2 / 2 for |d| <= D (|f''| <= cos(phi) rho, rho = |n_xy|, D the cell's half-width in longitude), so
+    ``f0 + f1 d >= margin + cos(phi) rho D^2 / 2`` is a sufficient, linear condition: one bound on d per
+    edge. The bounds of all edges give the run of columns of that row that lies inside the cell by at least
+    ``_MARGIN_RAD`` (6 mm) plus the curvature allowance (3 cm at res 8). Pixels no cell claims (near
+    edges, or in cells missing from the candidate list) are looked up exactly with h3 by the caller.
+
+    Returns (labels (nr, nc) int32: 0 = not claimed, i + 1 = cells[i]; cells int64), or None when the
+    block is not eligible (rows not parallels, near a pole or the antimeridian, or cells smaller than a
+    few pixels, where one lookup per pixel is cheaper).
+    """
+    lat_deg = grid.row_lat[r0: r0 + nr]
+    dlon = grid.row_dlon[r0: r0 + nr]
+    lon0 = grid.row_lon0[r0: r0 + nr] + c0 * dlon
+    if res > _FAST_MAX_RES or not np.all(np.isfinite(lat_deg)):
+        return None
+    r1 = min(r0 + 1, grid.nrows - 1)
+    dlat = abs(grid.row_lat[r1] - grid.row_lat[r0]) if r1 != r0 else abs(dlon[0])
+    px_m2 = abs(dlon[0]) * dlat * 111.2e3 ** 2 * math.cos(math.radians(lat_deg[0]))
+    if px_m2 * _MIN_PIXELS_PER_CELL > h3i.average_hexagon_area(res, "m^2"):
+        return None
+    lon_a, lon_b = lon0, lon0 + (nc - 1) * dlon
+    lon_min = float(min(lon_a.min(), lon_b.min()))
+    lon_max = float(max(lon_a.max(), lon_b.max()))
+    lat_min, lat_max = float(lat_deg.min()), float(lat_deg.max())
+    pad = 0.2 * h3i.average_hexagon_edge_length(res, "km") / 111.0
+    pad_lon = pad / math.cos(math.radians(max(abs(lat_min), abs(lat_max))))
+    if lon_min - pad_lon <= -180.0 or lon_max + pad_lon >= 180.0 or max(abs(lat_min), abs(lat_max)) + pad > 85:
+        return None
+    box = h3i.LatLngPoly([(lat_min - pad, lon_min - pad_lon), (lat_min - pad, lon_max + pad_lon),
+                          (lat_max + pad, lon_max + pad_lon), (lat_max + pad, lon_min - pad_lon)])
+    cells = np.asarray(h3i.h3shape_to_cells_experimental(box, res, contain="overlap"), dtype=np.int64)
+    labels = np.zeros((nr, nc + 1), dtype=np.int32)
+    if cells.size == 0:
+        return labels, cells
+    vlat, vlng = _parse_wkb_rings(_to_u64(cells))
+    # unit vectors of the vertices; edge-plane normals n = v_k x v_{k+1}, turned to point into the cell
+    cl = np.cos(vlat)
+    x, y, z = cl * np.cos(vlng), cl * np.sin(vlng), np.sin(vlat)
+    nx = y[:, :-1] * z[:, 1:] - z[:, :-1] * y[:, 1:]
+    ny = z[:, :-1] * x[:, 1:] - x[:, :-1] * z[:, 1:]
+    nz = x[:, :-1] * y[:, 1:] - y[:, :-1] * x[:, 1:]
+    cx, cy, cz = x[:, :-1].sum(axis=1), y[:, :-1].sum(axis=1), z[:, :-1].sum(axis=1)
+    flip = np.where((nx * cx[:, None] + ny * cy[:, None] + nz * cz[:, None]).sum(axis=1) < 0, -1.0, 1.0)[:, None]
+    nx, ny, nz = nx * flip, ny * flip, nz * flip
+    nn = np.sqrt(nx * nx + ny * ny + nz * nz)
+    lam_c = np.arctan2(cy, cx)
+    vl = np.remainder(vlng - lam_c[:, None] + np.pi, 2 * np.pi) - np.pi   # vertex lon - lam_c
+    d_lo, d_hi = vl.min(axis=1), vl.max(axis=1)
+    half = np.maximum(-d_lo, d_hi)
+    cs, sn = np.cos(lam_c)[:, None], np.sin(lam_c)[:, None]
+    P = nx * cs + ny * sn
+    Q = -nx * sn + ny * cs
+    rho = np.hypot(nx, ny)
+    deg = nn <= 1e-300                                                   # padding (repeated vertex)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k1 = _MARGIN_RAD * nn / Q
+        k2 = -nz / Q
+        k3 = (rho * half[:, None] ** 2 / 2 - P) / Q
+    usable = ~np.any((Q == 0) & ~deg, axis=1)        # an edge with Q == 0 exactly: leave the cell to h3
+    # pack each cell's lower-bound edges (Q > 0) first and its upper-bound edges (Q < 0) last
+    kind = np.where(deg, 1, np.where(Q > 0, 0, 2))
+    srt = np.argsort(kind, axis=1, kind="stable")
+    kind = np.take_along_axis(kind, srt, axis=1)
+    k1, k2, k3 = (np.take_along_axis(k, srt, axis=1) for k in (k1, k2, k3))
+    nlow = int((kind == 0).sum(axis=1).max())
+    nup = int((kind == 2).sum(axis=1).max())
+    ne = kind.shape[1]
+    # latitude band of each cell: vertex extent plus the poleward bulge of a great-circle edge (< 1e-6 rad)
+    phi = np.radians(lat_deg)
+    order = np.argsort(phi, kind="stable")
+    phis = phi[order]
+    lo_i = np.searchsorted(phis, vlat.min(axis=1) - 1e-6, side="left")
+    cnt = np.searchsorted(phis, vlat.max(axis=1) + 1e-6, side="right") - lo_i
+    cnt[~usable] = 0
+    rmax = int(cnt.max())
+    if rmax <= 0:
+        return labels, cells
+    s_idx = np.minimum(lo_i[:, None] + np.arange(rmax), nr - 1)          # (C, R) sorted-row index
+    inrange = np.arange(rmax)[None, :] < cnt[:, None]
+    rows = order[s_idx]
+    sec = (1.0 / np.cos(phis))[s_idx]
+    tan = np.tan(phis)[s_idx]
+    lo = d_lo[:, None] + np.zeros_like(sec)
+    for e in range(nlow):
+        b = k1[:, e, None] * sec + k2[:, e, None] * tan + k3[:, e, None]
+        np.maximum(lo, np.where(kind[:, e, None] == 0, b, -np.inf), out=lo)
+    hi = d_hi[:, None] + np.zeros_like(sec)
+    for e in range(ne - nup, ne):
+        b = k1[:, e, None] * sec + k2[:, e, None] * tan + k3[:, e, None]
+        np.minimum(hi, np.where(kind[:, e, None] == 2, b, np.inf), out=hi)
+    rel = lam_c[:, None] - np.radians(lon0)[rows]                        # lam_c - lon(col 0)
+    dl = np.radians(dlon)[rows]
+    u = (rel + lo) / dl
+    w = (rel + hi) / dl
+    ca = np.maximum(np.ceil(np.minimum(u, w)), 0.0)
+    cb = np.minimum(np.floor(np.maximum(u, w)), nc - 1.0)
+    keep = inrange & (hi >= lo) & (ca <= cb)
+    pc = np.broadcast_to(np.arange(cells.size)[:, None], keep.shape)[keep]
+    prow, ca, cb = rows[keep], ca[keep].astype(np.int64), cb[keep].astype(np.int64)
+    # Runs claimed in one row must be disjoint (cells are); should rounding ever make two overlap, both go to h3.
+    o = np.argsort(prow * (nc + 1) + ca)
+    pc, prow, ca, cb = pc[o], prow[o], ca[o], cb[o]
+    clash = (prow[1:] == prow[:-1]) & (ca[1:] <= cb[:-1])
+    if clash.any():
+        bad = np.zeros(pc.size, dtype=bool)
+        bad[1:] |= clash
+        bad[:-1] |= clash
+        pc, prow, ca, cb = pc[~bad], prow[~bad], ca[~bad], cb[~bad]
+    lab = (pc + 1).astype(np.int32)
+    starts = np.zeros((nr, nc + 1), dtype=np.int32)
+    starts[prow, ca] = lab
+    labels[prow, cb + 1] = lab
+    np.subtract(starts, labels, out=starts)
+    np.cumsum(starts, axis=1, dtype=np.int32, out=starts)
+    return starts, cells
+
+
+def _grid_block(grid: _Grid, v: np.ndarray, valid: np.ndarray, r0: int, c0: int, res: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(cells, sums) of one block; every valid pixel counted once.
+
+    ``v`` and ``valid`` have one extra, invalid column (so that the label array of the fast path, which has
+    it too, is used without copies); values of invalid pixels are never added to a cell.
+    """
+    nr, nc = v.shape[0], v.shape[1] - 1
+    fast = _fast_block(grid, nr, nc, r0, c0, res)
+    if fast is None:
+        rr, cc = np.nonzero(valid)
+        cells = _exact_cells(grid, rr + r0, cc + c0, res)
+        return merge_cell_sums([(cells, v[rr, cc])])
+    labels, cells = fast
+    rr, cc = np.nonzero((labels == 0) & valid)
+    labels *= valid
+    if rr.size:
+        extra = _exact_cells(grid, rr + r0, cc + c0, res)
+        uextra, inv = np.unique(extra, return_inverse=True)
+        labels[rr, cc] = cells.size + 1 + inv.astype(np.int32)
+        cells = np.concatenate([cells, uextra])
+    lab = labels.ravel()
+    # bin 0 collects the invalid pixels (NaN, nodata) and is dropped
+    sums = np.bincount(lab, weights=v.ravel(), minlength=cells.size + 1)[1:]
+    counts = np.bincount(lab, minlength=cells.size + 1)[1:]
+    has = counts > 0
+    return merge_cell_sums([(cells[has], sums[has])])
+
+
+def grid_to_cells(
+    values: np.ndarray,
+    *,
+    transform: Sequence[float],
+    crs: pyproj.CRS | str,
+    res: int,
+    nodata: float | None = None,
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum a population raster onto H3 cells: each valid pixel goes to the cell containing its centre.
+
+    The assignment is exactly h3's ``latlng_to_cell`` of each pixel centre (reprojected to EPSG:4326 with
+    pyproj when ``crs`` is not WGS84), and every valid pixel is counted once, so the total is conserved.
+    North-up rasters in geographic, cylindrical or pseudo-cylindrical CRSs (WorldPop EPSG:4326, GHS-POP
+    Mollweide ESRI:54009) take a fast path: whole runs of a row are claimed by exact cell geometry and only
+    pixels within ~6 mm of a cell edge are looked up one by one. Other grids are looked up pixel by pixel.
+
+    Parameters
+    ----------
+    values : ndarray, 2-d
+        Pixel values (an extensive quantity such as people per pixel), ``values[row, col]``.
+    transform : tuple of float
+        Affine ``a, b, c, d, e, f`` (rasterio order): ``x = a*col + b*row + c``, ``y = d*col + e*row + f``,
+        for the pixel *corner*; an ``affine.Affine`` works too.
+    crs : pyproj.CRS or str
+        CRS of ``x, y``.
+    res : int
+        H3 resolution, 0..15.
+    nodata : float, optional
+        Pixel value meaning "no data"; such pixels and NaN pixels are skipped.
+    workers : int, optional
+        Threads (default: up to 2, the cores this machine has).
+
+    Returns
+    -------
+    cells : ndarray of int64
+        Sorted unique cells that received at least one valid pixel (a cell with valid pixels of value 0
+        is included: the source covers it).
+    sums : ndarray of float64
+        Sum of the values of the valid pixels whose centre falls in each cell.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``values`` not 2-d numeric, negative or infinite valid values, a bad ``transform`` or ``res``, or
+        a valid pixel whose centre cannot be reprojected.
+    CRSError
+        ``crs`` missing or not understood.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([[1.0, 2.0], [-1.0, 4.0]])
+    >>> cells, sums = grid_to_cells(v, transform=(0.01, 0, 110.0, 0, -0.01, 45.0), crs="EPSG:4326",
+    ...                             res=5, nodata=-1.0)
+    >>> float(sums.sum()), cells.dtype.name
+    (7.0, 'int64')
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 2 or arr.dtype.kind not in "fiub":
+        raise InvalidParameterError(field="values", value=f"array of shape {arr.shape} and dtype {arr.dtype}",
+                                    allowed="a 2-d numeric array")
+    res = _check_res(res)
+    if nodata is not None and not isinstance(nodata, (int, float, np.integer, np.floating)):
+        raise InvalidParameterError(field="nodata", value=nodata, allowed="a number, NaN or None")
+    grid = _Grid(transform, crs, arr.shape)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    nw = max(1, min(2, os.cpu_count() or 1) if workers is None else int(workers))
+    # blocks of about a million pixels: rows x (up to 4096 columns)
+    bc = min(arr.shape[1], 4096)
+    br = max(1, _BLOCK_PIXELS // bc)
+    blocks = [(r, c) for r in range(0, arr.shape[0], br) for c in range(0, arr.shape[1], bc)]
+
+    nodata_nan = nodata is None or math.isnan(float(nodata))
+
+    def run(rc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        r, c = rc
+        blk = arr[r: r + br, c: c + bc]
+        v = np.empty((blk.shape[0], blk.shape[1] + 1), dtype=np.float64)
+        v[:, :-1] = blk
+        v[:, -1] = np.nan
+        if not nodata_nan:
+            np.copyto(v, np.nan, where=v == nodata)
+        valid = v >= 0                                   # False for NaN (and nodata, now NaN)
+        nvalid = np.count_nonzero(valid)
+        if nvalid + np.count_nonzero(np.isnan(v)) != v.size or np.isinf(v.max(initial=0.0, where=valid)):
+            bad = ~(valid | np.isnan(v)) | np.isinf(v)
+            raise InvalidParameterError("pixel values must be finite and non-negative", field="values",
+                                        value=float(v[bad][0]), allowed="values >= 0, nodata or NaN")
+        if nvalid == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return _grid_block(grid, v, valid, r, c, res)
+
+    if nw == 1 or len(blocks) == 1:
+        parts = [run(b) for b in blocks]
+    else:
+        with ThreadPoolExecutor(nw) as ex:
+            parts = list(ex.map(run, blocks))
+    return merge_cell_sums(parts)
+
+
+def merge_cell_sums(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Combine (cells, sums) pairs, e.g. from the windows of one raster, into sorted unique cells and sums.
+
+    Parameters
+    ----------
+    parts : iterable of (cells int64, sums float64)
+
+    Returns
+    -------
+    cells : ndarray of int64, sorted unique
+    sums : ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> merge_cell_sums([(np.array([5, 3]), np.array([1.0, 2.0])), (np.array([5]), np.array([0.5]))])
+    (array([3, 5]), array([2. , 1.5]))
+    """
+    plist = [(np.asarray(c, dtype=np.int64).ravel(), np.asarray(s, dtype=np.float64).ravel()) for c, s in parts]
+    for c, s in plist:
+        if c.shape != s.shape:
+            raise InvalidParameterError(field="parts", value=f"cells {c.shape} vs sums {s.shape}",
+                                        allowed="cells and sums of the same length")
+    if not plist:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    cells = np.concatenate([c for c, _ in plist])
+    sums = np.concatenate([s for _, s in plist])
+    u, inv = np.unique(cells, return_inverse=True)
+    return u, np.bincount(inv.ravel(), weights=sums, minlength=u.size)
+
+
+def points_to_cells(lon: Any, lat: Any, values: Any, *, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum point values (e.g. population of places) onto the H3 cells containing the points.
+
+    Parameters
+    ----------
+    lon, lat : array-like of float
+        Coordinates in degrees, EPSG:4326.
+    values : array-like of float
+        Non-negative value of each point (NaN is rejected: missing population is not zero).
+    res : int
+        H3 resolution, 0..15.
+
+    Returns
+    -------
+    cells : ndarray of int64, sorted unique
+    sums : ndarray of float64
+
+    Examples
+    --------
+    >>> cells, sums = points_to_cells([111.65, 111.6501], [40.82, 40.8201], [10, 5], res=7)
+    >>> cells.size, float(sums.sum())
+    (1, 15.0)
+    """
+    res = _check_res(res)
+    lo = np.asarray(lon, dtype=np.float64).ravel()
+    la = np.asarray(lat, dtype=np.float64).ravel()
+    va = np.asarray(values, dtype=np.float64).ravel()
+    if not lo.shape == la.shape == va.shape:
+        raise InvalidParameterError(field="values", value=f"lengths {lo.size}, {la.size}, {va.size}",
+                                    allowed="lon, lat and values of the same length")
+    bad = ~(np.isfinite(lo) & np.isfinite(la) & (np.abs(la) <= 90) & (np.abs(lo) <= 180))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidParameterError(field="lon/lat", value=(float(lo[i]), float(la[i])),
+                                    allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)")
+    badv = ~(np.isfinite(va) & (va >= 0))
+    if badv.any():
+        raise InvalidParameterError(field="values", value=float(va[np.flatnonzero(badv)[0]]),
+                                    allowed="finite values >= 0 (missing population is not zero)")
+    if lo.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    cells = _h3v_cells(h3v.coordinates_to_cells(la, lo, res))
+    return merge_cell_sums([(cells, va)])

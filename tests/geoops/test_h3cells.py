@@ -1,0 +1,149 @@
+"""Tests of geoops.h3cells against independent oracles: h3's own per-pixel ``latlng_to_cell`` of each pixel
+centre (reprojected with pyproj), shapely/pyproj areas, exact sums."""
+
+from __future__ import annotations
+
+import math
+
+import h3
+import numpy as np
+import pyproj
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoops import h3cells
+from geoops.errors import CRSError, InvalidParameterError
+from geoops.h3cells import grid_to_cells, merge_cell_sums
+
+
+def _reference(values, transform, crs, res, nodata):
+    """Per-pixel oracle: h3.latlng_to_cell of every valid pixel centre, then plain sums."""
+    nr, nc = values.shape
+    rr, cc = np.meshgrid(np.arange(nr), np.arange(nc), indexing="ij")
+    a, b, c, d, e, f = transform
+    x = a * (cc + 0.5) + b * (rr + 0.5) + c
+    y = d * (cc + 0.5) + e * (rr + 0.5) + f
+    if pyproj.CRS.from_user_input(crs).to_epsg() != 4326:
+        x, y = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
+    valid = ~np.isnan(values)
+    if nodata is not None:
+        valid &= values != nodata
+    cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, res))
+                      for la, lo in zip(y[valid].tolist(), x[valid].tolist())], dtype=np.int64)
+    u, inv = np.unique(cells, return_inverse=True)
+    sums = np.array([math.fsum(values[valid][inv == i]) for i in range(u.size)])
+    return u, sums
+
+
+def _random_raster(rng, shape, nodata_frac=0.1, nodata=-9999.0):
+    v = rng.gamma(0.5, 40.0, size=shape)
+    v[rng.random(shape) < 0.05] = 0.0
+    v[rng.random(shape) < nodata_frac] = nodata
+    v[rng.random(shape) < 0.02] = np.nan
+    return v
+
+
+CASES = [("EPSG:4326", res) for res in (5, 6, 7, 8, 9, 10)] + [("ESRI:54009", res) for res in (5, 6, 7, 8, 9, 10)]
+
+
+@pytest.mark.parametrize(("crs", "res"), CASES)
+def test_grid_to_cells_equals_per_pixel_h3(crs, res):
+    rng = np.random.default_rng(res + (0 if crs == "EPSG:4326" else 100))
+    shape = (90, 130)
+    if crs == "EPSG:4326":
+        px = 1 / 1200 if res <= 9 else 1 / 120           # 3 arc-seconds (fast path); 30" at res 10 (exact path)
+        lon0, lat0 = rng.uniform(105, 124), rng.uniform(41, 50)
+        transform = (px, 0.0, lon0, 0.0, -px, lat0)
+    else:
+        moll = pyproj.Transformer.from_crs("EPSG:4326", "ESRI:54009", always_xy=True)
+        x0, y0 = moll.transform(rng.uniform(105, 124), rng.uniform(41, 50))
+        px = 100.0 if res <= 9 else 1000.0
+        transform = (px, 0.0, float(x0), 0.0, -px, float(y0))
+    values = _random_raster(rng, shape)
+    cells, sums = grid_to_cells(values, transform=transform, crs=crs, res=res, nodata=-9999.0)
+    ref_cells, ref_sums = _reference(values, transform, crs, res, -9999.0)
+    assert cells.dtype == np.int64 and np.all(np.diff(cells) > 0)
+    np.testing.assert_array_equal(cells, ref_cells)          # same cells: no pixel went elsewhere
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-12, atol=1e-9)
+    valid = values[~np.isnan(values) & (values != -9999.0)]
+    assert abs(sums.sum() - math.fsum(valid)) <= 1e-9 * math.fsum(valid)
+
+
+def test_fast_path_is_taken_and_claims_almost_every_pixel():
+    """The equality tests above must exercise the geometric fast path, not only the per-pixel fallback."""
+    grid = h3cells._Grid((1 / 1200, 0.0, 111.0, 0.0, -1 / 1200, 45.0), "EPSG:4326", (200, 300))
+    out = h3cells._fast_block(grid, 200, 300, 0, 0, 8)
+    assert out is not None
+    labels, cells = out
+    assert (labels[:, :-1] > 0).mean() > 0.999
+    moll = h3cells._Grid((100.0, 0.0, 9.0e6, 0.0, -100.0, 5.2e6), "ESRI:54009", (50, 60))
+    assert np.isfinite(moll.row_lat).all()                    # Mollweide rows are parallels
+    utm = h3cells._Grid((100.0, 0.0, 5.0e5, 0.0, -100.0, 5.0e6), "EPSG:32650", (50, 60))
+    assert np.isnan(utm.row_lat).all()                        # UTM rows are not: exact per-pixel path
+
+
+def test_non_north_up_and_utm_grids_go_pixel_by_pixel_and_still_match():
+    rng = np.random.default_rng(7)
+    values = _random_raster(rng, (40, 50))
+    for crs, transform in [("EPSG:32650", (100.0, 0.0, 5.0e5, 0.0, -100.0, 5.0e6)),
+                           ("EPSG:4326", (0.001, 0.0002, 112.0, 0.0001, -0.001, 44.0))]:
+        cells, sums = grid_to_cells(values, transform=transform, crs=crs, res=9, nodata=-9999.0)
+        ref_cells, ref_sums = _reference(values, transform, crs, 9, -9999.0)
+        np.testing.assert_array_equal(cells, ref_cells)
+        np.testing.assert_allclose(sums, ref_sums, rtol=1e-12)
+
+
+def test_windows_merge_to_the_whole():
+    rng = np.random.default_rng(3)
+    values = _random_raster(rng, (300, 200))
+    a, e = 1 / 1200, -1 / 1200
+    whole = grid_to_cells(values, transform=(a, 0, 116.0, 0, e, 42.0), crs="EPSG:4326", res=8, nodata=-9999.0)
+    parts = []
+    for r in range(0, 300, 128):
+        for c in range(0, 200, 96):
+            win = values[r:r + 128, c:c + 96]
+            parts.append(grid_to_cells(win, transform=(a, 0, 116.0 + c * a, 0, e, 42.0 + r * e),
+                                       crs="EPSG:4326", res=8, nodata=-9999.0))
+    merged = merge_cell_sums(parts)
+    np.testing.assert_array_equal(merged[0], whole[0])
+    np.testing.assert_allclose(merged[1], whole[1], rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nodata_frac=st.floats(0.0, 1.0), res=st.integers(5, 9),
+       rows=st.integers(1, 60), cols=st.integers(1, 60), mollweide=st.booleans())
+def test_conservation_under_random_rasters(seed, nodata_frac, res, rows, cols, mollweide):
+    rng = np.random.default_rng(seed)
+    values = _random_raster(rng, (rows, cols), nodata_frac=nodata_frac)
+    if mollweide:
+        transform, crs = (250.0, 0.0, 9.3e6 + rng.uniform(0, 1e5), 0.0, -250.0, 5.1e6), "ESRI:54009"
+    else:
+        transform, crs = (1 / 400, 0.0, 118.0 + rng.uniform(0, 1), 0.0, -1 / 400, 47.0), "EPSG:4326"
+    cells, sums = grid_to_cells(values, transform=transform, crs=crs, res=res, nodata=-9999.0)
+    valid = values[~np.isnan(values) & (values != -9999.0)]
+    total = math.fsum(valid)
+    assert abs(math.fsum(sums) - total) <= 1e-9 * max(total, 1e-300)
+    assert cells.size == np.unique(cells).size and np.all(sums >= 0)
+    assert (cells.size == 0) == (valid.size == 0)
+
+
+def test_grid_to_cells_rejects_bad_input():
+    good = dict(transform=(0.01, 0, 110.0, 0, -0.01, 45.0), crs="EPSG:4326", res=8)
+    with pytest.raises(InvalidParameterError, match="non-negative"):
+        grid_to_cells(np.array([[1.0, -2.0]]), **good)
+    with pytest.raises(InvalidParameterError):
+        grid_to_cells(np.array([[1.0, np.inf]]), **good)
+    with pytest.raises(InvalidParameterError, match="res"):
+        grid_to_cells(np.ones((2, 2)), **{**good, "res": 16})
+    with pytest.raises(InvalidParameterError, match="values"):
+        grid_to_cells(np.ones(4), **good)
+    with pytest.raises(CRSError):
+        grid_to_cells(np.ones((2, 2)), **{**good, "crs": "EPSG:999999"})
+    with pytest.raises(CRSError):
+        grid_to_cells(np.ones((2, 2)), **{**good, "crs": None})
+    with pytest.raises(InvalidParameterError, match="transform"):
+        grid_to_cells(np.ones((2, 2)), **{**good, "transform": (0, 0, 0, 0, 0, 0)})
+    # a nodata value that is negative is fine; an all-nodata raster gives empty output
+    cells, sums = grid_to_cells(np.full((3, 3), -1.0), **good, nodata=-1.0)
+    assert cells.size == 0 and sums.size == 0 and cells.dtype == np.int64
