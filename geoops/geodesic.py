@@ -67,6 +67,9 @@ _MAX_PIECE_M = 400_000.0
 # Source edges are straight in lon/lat, hence curved in AEQD; they are densified so that the chord
 # departs from the curve by less than this fraction of the buffer distance.
 _CHORD_TOLERANCE = 5e-4
+# Before the planar buffer, the projected source is simplified (Douglas-Peucker) by this fraction of the
+# buffer distance: it moves the offset curve by at most that much and keeps GEOS fast on detailed sources.
+_SIMPLIFY_TOLERANCE = 2e-4
 _METRES_PER_DEGREE = 111_320.0
 
 
@@ -356,10 +359,33 @@ def _buffer_path(
         mid = int(np.searchsorted(cum, cum[-1] / 2.0))
         lon0, lat0 = float(piece[mid, 0]), float(piece[mid, 1])
         xy = _aeqd_forward(lon0, lat0, piece[:, 0], piece[:, 1])
-        planar = shapely.buffer(LineString(xy), dist, quad_segs=quad_segs)
+        line = shapely.simplify(LineString(xy), _SIMPLIFY_TOLERANCE * dist, preserve_topology=False)
+        planar = shapely.buffer(line, dist, quad_segs=quad_segs)
         for poly in _polygons(planar):
             out.append(_polygon_to_lonlat(poly, lon0, lat0))
     return out
+
+
+def _buffer_polygon_whole(poly: Polygon, dist: float, quad_segs: int, step_m: float) -> list[Polygon] | None:
+    """Buffer a polygon in one AEQD centred on its bounding box, or None when it is too large for one.
+
+    Buffering the polygon as an area (rather than its rings as lines) is what GEOS does fastest, and the
+    interior comes for free.
+    """
+    rings_ll = [_densify_lonlat(np.asarray(r.coords)[:, :2], step_m) for r in (poly.exterior, *poly.interiors)]
+    minx, miny, maxx, maxy = poly.bounds
+    lon0, lat0 = (minx + maxx) / 2.0, (miny + maxy) / 2.0
+    pts = np.concatenate(rings_ll)
+    _, _, reach = GEOD.inv(np.full(len(pts), lon0), np.full(len(pts), lat0), pts[:, 0], pts[:, 1])
+    if float(np.max(reach)) + dist > _MAX_REACH_M:
+        return None
+    rings_xy = [_aeqd_forward(lon0, lat0, r[:, 0], r[:, 1]) for r in rings_ll]
+    planar_src: BaseGeometry = Polygon(rings_xy[0], rings_xy[1:])
+    if not planar_src.is_valid:
+        planar_src = shapely.make_valid(planar_src)
+    planar_src = shapely.simplify(planar_src, _SIMPLIFY_TOLERANCE * dist, preserve_topology=True)
+    planar = shapely.buffer(planar_src, dist, quad_segs=quad_segs)
+    return [_polygon_to_lonlat(p, lon0, lat0) for p in _polygons(planar)]
 
 
 def buffer(geom: BaseGeometry, *, distance_m: float, segments: int = 128) -> Polygon | MultiPolygon:
@@ -425,6 +451,11 @@ def buffer(geom: BaseGeometry, *, distance_m: float, segments: int = 128) -> Pol
             elif g.geom_type in ("LineString", "LinearRing"):
                 parts.extend(_buffer_path(np.asarray(g.coords), dist, quad_segs, max_piece_m, step_m))
             elif g.geom_type == "Polygon":
+                whole = _buffer_polygon_whole(g, dist, quad_segs, step_m)
+                if whole is not None:
+                    parts.extend(whole)
+                    continue
+                # too large for one projection: the polygon itself plus its rings buffered piece by piece
                 parts.append(shapely.make_valid(g) if not g.is_valid else g)
                 for ring in (g.exterior, *g.interiors):
                     parts.extend(_buffer_path(np.asarray(ring.coords), dist, quad_segs, max_piece_m, step_m))
