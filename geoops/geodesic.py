@@ -372,7 +372,9 @@ def _buffer_polygon_whole(poly: Polygon, dist: float, quad_segs: int, step_m: fl
     Buffering the polygon as an area (rather than its rings as lines) is what GEOS does fastest, and the
     interior comes for free.
     """
-    rings_ll = [_densify_lonlat(np.asarray(r.coords)[:, :2], step_m) for r in (poly.exterior, *poly.interiors)]
+    rings_ll = [
+        _densify_lonlat(np.asarray(r.coords)[:, :2], step_m) for r in (poly.exterior, *poly.interiors)
+    ]
     minx, miny, maxx, maxy = poly.bounds
     lon0, lat0 = (minx + maxx) / 2.0, (miny + maxy) / 2.0
     pts = np.concatenate(rings_ll)
