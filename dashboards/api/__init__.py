@@ -29,6 +29,7 @@ from layers.settings import Settings, get_settings
 ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.openapi",
     "dashboards.api.layers",
+    "dashboards.api.analysis",
 )
 
 __all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX"]

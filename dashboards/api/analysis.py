@@ -1,0 +1,328 @@
+"""Analysis endpoints: geodesic buffers, nearest resources, the impact card, shelter coverage, regional risk.
+
+Public (HTTP, under ``/api/v1``): ``POST /analysis/buffer``, ``GET|POST /analysis/nearest``,
+``POST /analysis/impact``, ``POST /analysis/shelter-coverage``, ``GET /analysis/risk``. Python: :func:`parse_zone`,
+:func:`check_points`, :func:`impact`, :func:`shelter_coverage`, :func:`risk` (the dashboards call these too).
+
+Views parse and check the request (every problem is a 4xx naming the field, the value and what is allowed), fetch
+small candidate sets through :mod:`layers.analysis` and compute with :mod:`geoops`. No SQL and no geometry maths
+here beyond assembling results. Units: metres, square metres, persons; coordinates lon/lat EPSG:4326.
+See ``docs/api.md`` for what every number means.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import Point, mapping
+from shapely.geometry.base import BaseGeometry
+
+from dashboards.api import db_engine, settings
+from dashboards.api.errors import ApiError, ParameterError, json_response
+from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.i18n import t
+from geoops import geodesic
+from geoops.errors import InvalidGeometryError
+from geoops.validate import check_geometry, parse_geojson_geometry
+from layers import analysis as store
+from layers import vocab
+
+MAX_K = 100
+MAX_BATCH_POINTS = 100_000
+MAX_RADIUS_M = geodesic.MAX_DISTANCE_M
+RES_RANGE = (5, 10)
+DEFAULT_RES = 8
+MAX_SHELTER_DISTANCE_M = 100_000.0
+RESOURCE_KINDS = list(vocab.keys("resource_kind"))
+RESOURCE_STATUS = list(vocab.keys("resource_status"))
+SHELTER_KINDS = list(vocab.keys("shelter_kind"))
+HAZARD_KINDS = list(vocab.keys("hazard_kind"))
+
+ZONE_REF = register_schema("Zone", {
+    "description": "A GeoJSON Polygon / MultiPolygon (or a Feature of one), or a geodesic circle "
+                   "`{\"center\": [lon, lat], \"radius_m\": r}` with r in (0, 500000] metres.",
+    "oneOf": [{"$ref": "#/components/schemas/Geometry"},
+              {"type": "object", "required": ["center", "radius_m"],
+               "properties": {"center": {"type": "array", "items": {"type": "number"}, "minItems": 2,
+                                         "maxItems": 2},
+                              "radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_M}}}],
+})
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+
+def _service_area() -> tuple[float, float, float, float]:
+    return tuple(settings().service_area)  # type: ignore[return-value]
+
+
+def _number(body: Mapping[str, Any], name: str, *, default: float | None, lo: float, hi: float,
+            lo_open: bool = True, integer: bool = False) -> Any:
+    value = body.get(name, default)
+    interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+    allowed = f"{'an integer' if integer else 'a number'} in {interval}"
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(field=name, value=value, allowed=allowed)
+    if integer and (not float(value).is_integer()):
+        raise ParameterError(field=name, value=value, allowed=allowed)
+    v = float(value)
+    if not math.isfinite(v) or v > hi or v < lo or (lo_open and v == lo):
+        raise ParameterError(field=name, value=value, allowed=allowed)
+    return int(v) if integer else v
+
+
+def _keys(body: Mapping[str, Any], name: str, allowed: Sequence[str], *, default: Any = None) -> list[str] | None:
+    value = body.get(name, default)
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise ParameterError(field=name, value=value, allowed="one or more of " + ", ".join(allowed))
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ParameterError(f"{name}: unknown {bad[0]!r}; allowed: {', '.join(allowed)}", field=name,
+                             value=bad[0], allowed=list(allowed), code="unknown_kind")
+    return list(values)
+
+
+def _body_keys(body: Any, allowed: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ParameterError(field=unknown[0], value=body[unknown[0]], allowed=list(allowed),
+                             code="unknown_parameter")
+    return body
+
+
+def parse_zone(obj: Any, *, field: str = "geometry", polygonal: bool = True,
+               max_area_km2: float | None = None) -> tuple[BaseGeometry, list[str], float]:
+    """A zone from a request: GeoJSON (geometry or Feature) or ``{"center": [lon, lat], "radius_m": r}``.
+
+    Checked against the service area (lon/lat swaps are named), repaired when safe (the note says so), and, if
+    ``polygonal``, required to be a (Multi)Polygon no larger than ``max_area_km2`` (default: the setting).
+
+    Returns
+    -------
+    (zone, notes, area_m2)
+    """
+    if isinstance(obj, dict) and "center" in obj and "type" not in obj:
+        extra = sorted(set(obj) - {"center", "radius_m"})
+        if extra:
+            raise ParameterError(field=f"{field}.{extra[0]}", value=obj[extra[0]], allowed=["center", "radius_m"])
+        c = obj.get("center")
+        if (not isinstance(c, list) or len(c) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c)):
+            raise ParameterError(field=f"{field}.center", value=c, allowed="[lon, lat] in degrees")
+        radius = _number(obj, "radius_m", default=None, lo=0.0, hi=MAX_RADIUS_M)
+        centre, _ = check_geometry(Point(float(c[0]), float(c[1])), service_area=_service_area(),
+                                   field=f"{field}.center")
+        zone: BaseGeometry = geodesic.circle(centre.x, centre.y, radius_m=float(radius))
+        notes: list[str] = []
+    else:
+        if obj is None:
+            raise ParameterError(field=field, value=None, allowed="a GeoJSON geometry or {center, radius_m}",
+                                 code="missing_parameter")
+        zone = parse_geojson_geometry(obj, field=field)
+        zone, notes = check_geometry(zone, service_area=_service_area(), field=field)
+    area = float(geodesic.area_m2(zone))
+    if polygonal:
+        if zone.geom_type not in ("Polygon", "MultiPolygon"):
+            raise InvalidGeometryError("a zone must be an area", field=field, value=zone.geom_type,
+                                       allowed="Polygon, MultiPolygon or {center, radius_m}",
+                                       code="zone_not_polygonal")
+        limit = settings().max_zone_area_km2 if max_area_km2 is None else max_area_km2
+        if area / 1e6 > limit:
+            raise InvalidGeometryError(f"zone of {area / 1e6:,.0f} km2", field=field,
+                                       value=f"{area / 1e6:.1f} km2", allowed=f"at most {limit:g} km2 "
+                                       "(SITROOM_MAX_ZONE_AREA_KM2)", code="zone_too_large")
+    return zone, notes, area
+
+
+def check_points(points: Any, *, field: str = "points", max_points: int = MAX_BATCH_POINTS
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``[[lon, lat], ...]`` or a FeatureCollection of Points -> (lon, lat) arrays, checked against the service area."""
+    if isinstance(points, dict):
+        if points.get("type") != "FeatureCollection" or not isinstance(points.get("features"), list):
+            raise ParameterError(field=field, value=points.get("type"),
+                                 allowed="[[lon, lat], ...] or a GeoJSON FeatureCollection of Points")
+        coords = []
+        for i, f in enumerate(points["features"]):
+            g = (f or {}).get("geometry") if isinstance(f, dict) else None
+            if not isinstance(g, dict) or g.get("type") != "Point":
+                raise ParameterError(field=f"{field}.features[{i}].geometry", value=g,
+                                     allowed="a GeoJSON Point")
+            coords.append(g.get("coordinates"))
+        points = coords
+    if not isinstance(points, list) or not points:
+        raise ParameterError(field=field, value=points, allowed=f"1 to {max_points} [lon, lat] pairs")
+    if len(points) > max_points:
+        raise ParameterError(field=field, value=f"{len(points)} points",
+                             allowed=f"1 to {max_points} [lon, lat] pairs per request", code="too_many_points")
+    try:
+        xy = np.asarray(points, dtype=float)
+    except (TypeError, ValueError):
+        xy = None
+    if xy is None or xy.ndim != 2 or xy.shape[1] < 2:
+        bad = next((i for i, p in enumerate(points) if not (isinstance(p, list) and len(p) >= 2)), 0)
+        raise ParameterError(field=f"{field}[{bad}]", value=points[bad], allowed="[lon, lat] in degrees")
+    lon, lat = xy[:, 0], xy[:, 1]
+    w, s, e, n = _service_area()
+    bad = ~(np.isfinite(lon) & np.isfinite(lat) & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        swapped = w <= lat[i] <= e and s <= lon[i] <= n
+        allowed = f"lon in [{w:g}, {e:g}] and lat in [{s:g}, {n:g}] (the service area, lon first)"
+        raise InvalidGeometryError("looks like lon/lat swapped" if swapped else
+                                   f"{int(bad.sum())} of {len(lon)} points outside the service area",
+                                   field=f"{field}[{i}]", value=[float(lon[i]), float(lat[i])], allowed=allowed,
+                                   code="lonlat_swapped" if swapped else "outside_service_area")
+    return lon.copy(), lat.copy()
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 2)
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+# ------------------------------------------------------------------------------------------------ 1. buffer
+
+BUFFER_BODY = {
+    "type": "object", "required": ["geometry", "distances_m"], "additionalProperties": False,
+    "properties": {
+        "geometry": {"$ref": "#/components/schemas/Geometry"},
+        "distances_m": {"type": "array", "minItems": 1, "maxItems": geodesic.MAX_RINGS,
+                        "items": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_M},
+                        "description": "strictly increasing geodesic distances, metres"},
+        "segments": {"type": "integer", "minimum": 8, "maximum": 1024, "default": 128},
+    },
+    "example": {"geometry": {"type": "Point", "coordinates": [111.75, 40.84]}, "distances_m": [1000, 3000, 5000]},
+}
+
+
+@endpoint("/analysis/buffer", "POST", tags=("analysis",), operation_id="analysis_buffer",
+          summary="Geodesic multi-ring buffer around a point, line or polygon",
+          description="One ring per distance (outer buffer minus the previous one), built in local azimuthal-"
+                      "equidistant projections on WGS84; every ring vertex lies within 0.5 % of its distance.",
+          request_body=BUFFER_BODY,
+          responses={200: ("A FeatureCollection, one ring per distance",
+                           {"$ref": "#/components/schemas/FeatureCollection"}, "application/geo+json")})
+def analysis_buffer(*, body: Any) -> Any:
+    t0 = time.perf_counter()
+    b = _body_keys(body, ("geometry", "distances_m", "segments"))
+    geom = parse_geojson_geometry(b.get("geometry"), field="geometry") if b.get("geometry") is not None else None
+    if geom is None:
+        raise ParameterError(field="geometry", value=None, allowed="a GeoJSON geometry", code="missing_parameter")
+    geom, notes = check_geometry(geom, service_area=_service_area(), field="geometry")
+    segments = _number(b, "segments", default=128, lo=8, hi=1024, lo_open=False, integer=True)
+    frame = geodesic.rings(geom, distances_m=b.get("distances_m"), segments=segments)
+    feats = [{"type": "Feature", "id": i,
+              "geometry": mapping(g),
+              "properties": {"ring": i, "distance_m": float(d), "inner_distance_m": float(di),
+                             "area_m2": round(float(a), 1)}}
+             for i, (d, di, a, g) in enumerate(zip(frame["distance_m"], frame["inner_distance_m"],
+                                                   frame["area_m2"], frame.geometry, strict=True))]
+    return json_response({"type": "FeatureCollection", "features": feats, "notes": notes,
+                          "source_area_m2": round(float(geodesic.area_m2(geom)), 1), "timing_ms": _ms(t0)},
+                         mimetype="application/geo+json")
+
+
+# ------------------------------------------------------------------------------------------------ 2. nearest
+
+NEAREST_PROPS = {"id": {"type": "integer"}, "external_id": {"type": ["string", "null"]},
+                 "name": {"type": ["string", "null"]}, "kind": {"type": "string"}, "status": {"type": "string"},
+                 "quantity": {"type": "integer"}, "rank": {"type": "integer", "minimum": 1},
+                 "distance_m": {"type": "number", "description": "geodesic, WGS84, metres"},
+                 "bearing_deg": {"type": ["number", "null"], "description": "from the point, clockwise from north"}}
+
+
+def _nearest_feature(r: Mapping[str, Any], rank: int) -> dict[str, Any]:
+    return {"type": "Feature", "id": r["id"], "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+            "properties": {"id": r["id"], "external_id": r["external_id"], "name": r["name"], "kind": r["kind"],
+                           "status": r["status"], "quantity": r["quantity"], "unit": r["unit"], "rank": rank,
+                           "distance_m": _r(r["distance_m"], 2), "bearing_deg": _r(r["bearing_deg"], 2)}}
+
+
+@endpoint("/analysis/nearest", "GET", tags=("analysis",), operation_id="analysis_nearest",
+          summary="The k nearest resources to a point, by true geodesic distance",
+          description="PostGIS KNN finds candidates; the order is decided by geodesic distance on WGS84 and the "
+                      "candidate set is provably complete (see layers.analysis).",
+          parameters=[
+              query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude, degrees", required=True),
+              query("lat", {"type": "number", "minimum": -90, "maximum": 90}, "latitude, degrees", required=True),
+              query("k", {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 3}),
+              query("kind", {"type": "array", "items": {"type": "string", "enum": RESOURCE_KINDS}},
+                    "resource kinds (comma-separated); default every kind"),
+              query("status", {"type": "string", "enum": [*RESOURCE_STATUS, "any"], "default": "available"}),
+          ],
+          responses={200: ("Features nearest first", {"$ref": "#/components/schemas/FeatureCollection"},
+                           "application/geo+json")})
+def analysis_nearest(*, lon: float, lat: float, k: int, kind: list[str] | None, status: str) -> Any:
+    t0 = time.perf_counter()
+    check_geometry(Point(lon, lat), service_area=_service_area(), field="lon,lat")
+    with db_engine().connect() as conn:
+        rows = store.nearest_resources(conn, lon, lat, k=k, kinds=kind, status=None if status == "any" else status)
+    feats = [_nearest_feature(r, i + 1) for i, r in enumerate(rows)]
+    return json_response({"type": "FeatureCollection", "features": feats, "numberReturned": len(feats),
+                          "query": {"lon": lon, "lat": lat, "k": k, "kind": kind, "status": status},
+                          "timing_ms": _ms(t0)}, mimetype="application/geo+json")
+
+
+NEAREST_BATCH_BODY = {
+    "type": "object", "required": ["points"], "additionalProperties": False,
+    "properties": {
+        "points": {"description": f"[[lon, lat], ...] (up to {MAX_BATCH_POINTS}) or a FeatureCollection of Points",
+                   "oneOf": [{"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                             {"$ref": "#/components/schemas/FeatureCollection"}]},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 3},
+        "kind": {"type": "array", "items": {"type": "string", "enum": RESOURCE_KINDS}},
+        "status": {"type": "string", "enum": [*RESOURCE_STATUS, "any"], "default": "available"},
+    },
+}
+
+
+@endpoint("/analysis/nearest", "POST", tags=("analysis",), operation_id="analysis_nearest_batch",
+          summary="The k nearest resources of many points (up to 100,000 per request)",
+          description="Columns per point (row i is points[i]): `resource` (positions in `resources`, -1 when "
+                      "fewer than k exist), `distance_m` and `bearing_deg`, nearest first.",
+          request_body=NEAREST_BATCH_BODY,
+          responses={200: ("Nearest resources per point, as columns", {"type": "object"})})
+def analysis_nearest_batch(*, body: Any) -> Any:
+    t0 = time.perf_counter()
+    b = _body_keys(body, ("points", "k", "kind", "status"))
+    k = _number(b, "k", default=3, lo=1, hi=MAX_K, lo_open=False, integer=True)
+    kinds = _keys(b, "kind", RESOURCE_KINDS)
+    status = b.get("status", "available")
+    if status not in [*RESOURCE_STATUS, "any"]:
+        raise ParameterError(field="status", value=status, allowed=[*RESOURCE_STATUS, "any"])
+    lon, lat = check_points(b.get("points"))
+    t_parse = _ms(t0)
+    t1 = time.perf_counter()
+    with db_engine().connect() as conn:
+        res = store.fetch_resources(conn, kinds=kinds, status=None if status == "any" else status)
+    t_fetch = _ms(t1)
+    t2 = time.perf_counter()
+    from geoops.nearest import nearest_batch
+
+    idx, dist, bear = nearest_batch(lon, lat, res["lon"], res["lat"], k=k)
+    t_compute = _ms(t2)
+    used = np.unique(idx[idx >= 0])
+    remap = np.full(max(len(res["id"]), 1), -1, dtype=np.int64)
+    remap[used] = np.arange(used.size)
+    pos = np.where(idx >= 0, remap[np.maximum(idx, 0)], -1)
+    resources = [{"id": int(res["id"][i]), "external_id": res["external_id"][i], "name": res["name"][i],
+                  "kind": res["kind"][i], "status": res["status"][i], "quantity": int(res["quantity"][i]),
+                  "lon": float(res["lon"][i]), "lat": float(res["lat"][i])} for i in used.tolist()]
+    out = {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(len(res["id"])),
+           "resources": resources, "resource": pos.tolist(),
+           "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist()}
+    out["timing_ms"] = {"parse": t_parse, "fetch": t_fetch, "compute": t_compute, "total": _ms(t0)}
+    return out

@@ -1,0 +1,497 @@
+"""Store-side queries of the analyses: small candidate sets from PostGIS, exact maths in geoops.
+
+Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`fetch_resources`,
+:func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`regions_in_zone`,
+:func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
+:func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
+
+Every function takes a ``Session`` or ``Connection`` first and runs 2.0-style ``select()`` statements; zones are
+shapely geometries in lon/lat (EPSG:4326), distances in metres (geodesic: PostGIS ``geography`` on the GiST index
+of ``geom::geography``, or ``pyproj.Geod`` in geoops). Only live rows (``deleted_at IS NULL``) are read.
+
+Nearest resources, and why nothing is missed
+-------------------------------------------
+``ORDER BY geom <-> :pt LIMIT n`` orders by planar distance in degrees, which mis-orders neighbours at 40-53 N
+(a degree of longitude is 0.6-0.77 of a degree of latitude). :func:`nearest_resources` takes those n candidates,
+lets :func:`geoops.nearest.rank` order them geodesically, and accepts the answer only when it is provably
+complete: let G be the k-th geodesic distance among the candidates and D the planar distance (degrees) of the
+last candidate. Every point within geodesic distance G of the query lies within planar distance
+:func:`planar_bound_deg` (G) (a bound from the smallest radii of curvature of WGS84, see there); if that bound is
+below D, every such point is among the candidates. Otherwise the candidates are re-fetched with
+``ST_DWithin(geom::geography, :pt::geography, G)`` (on the spheroid), which holds every point nearer than G.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import shapely
+from geoalchemy2.shape import to_shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from geoops.nearest import nearest_batch, rank
+from layers import vocab
+from layers.errors import NotFoundError, RowError, ValidationError
+from layers.models import AdminRegion, Hazard, PopulationCell, PopulationSource, ProtectionTarget, Resource, Shelter
+
+__all__ = [
+    "WARNING_WEIGHT",
+    "nearest_resources",
+    "nearest_resources_batch",
+    "fetch_resources",
+    "planar_bound_deg",
+    "population_source",
+    "population_of_cells",
+    "regions_in_zone",
+    "region_names",
+    "region_geometry",
+    "regions_of_level",
+    "targets_in_zone",
+    "shelters_near_zone",
+    "shelters_for_coverage",
+    "active_hazards",
+]
+
+Db = Session | Connection
+
+#: hazard intensity of each warning level (IV..I), the default of the risk analysis
+WARNING_WEIGHT: dict[str, float] = {"blue": 0.25, "yellow": 0.5, "orange": 0.75, "red": 1.0}
+
+_A = 6378137.0
+_F = 1 / 298.257223563
+_ES = _F * (2 - _F)
+#: smallest meridian radius of curvature of WGS84 (at the equator), metres
+_M_MIN = _A * (1 - _ES)
+#: smallest prime-vertical radius of curvature (at the equator), metres
+_N_MIN = _A
+#: slack on the geodesic radius of the fallback ST_DWithin (spheroid vs pyproj differ by far less)
+_DWITHIN_SLACK_M = 0.01
+_RESOURCE_COLUMNS = (Resource.id, Resource.external_id, Resource.name, Resource.kind, Resource.status,
+                     Resource.quantity, Resource.unit)
+
+
+def _check_keys(field: str, values: Sequence[str] | str | None, vocab_name: str) -> list[str] | None:
+    if values is None:
+        return None
+    vals = [values] if isinstance(values, str) else list(values)
+    allowed = vocab.keys(vocab_name)
+    bad = [v for v in vals if v not in allowed]
+    if bad or not vals:
+        raise ValidationError([RowError(None, field, bad[0] if bad else vals, "one or more of " + ", ".join(allowed))])
+    return vals
+
+
+def _point(lon: float, lat: float) -> Any:
+    return func.ST_SetSRID(func.ST_MakePoint(literal(float(lon)), literal(float(lat))), 4326)
+
+
+def _zone_sql(zone: BaseGeometry) -> Any:
+    return func.ST_GeomFromWKB(literal(shapely.to_wkb(zone)), 4326)
+
+
+def planar_bound_deg(distance_m: float, lat: float) -> float:
+    """Largest planar lon/lat distance (degrees) of any point within geodesic ``distance_m`` of latitude ``lat``.
+
+    On WGS84 ``ds^2 = M^2 dphi^2 + N^2 cos^2(phi) dlambda^2`` with ``M >= a(1 - e^2)`` and ``N >= a``. Along any
+    path of length G from the query, ``|dphi| <= G / M_min`` and, since the latitude stays within
+    ``|lat| + G / M_min``, ``|dlambda| <= G / (a cos(|lat| + G / M_min))``. The bound is the hypotenuse.
+
+    Parameters
+    ----------
+    distance_m : float
+        Geodesic distance, metres (>= 0).
+    lat : float
+        Latitude of the query point, degrees.
+
+    Returns
+    -------
+    float
+        Degrees; ``inf`` when the band reaches a pole.
+
+    Examples
+    --------
+    >>> round(planar_bound_deg(10_000, 50.0), 4)  # 10 km at 50 N: up to ~0.14 degree of longitude
+    0.1667
+    """
+    dphi = distance_m / _M_MIN
+    top = abs(math.radians(lat)) + dphi
+    if top >= math.pi / 2:
+        return math.inf
+    dlam = distance_m / (_N_MIN * math.cos(top))
+    return math.degrees(math.hypot(dphi, dlam))
+
+
+def _resource_filter(kinds: list[str] | None, status: list[str] | None) -> list[Any]:
+    cond: list[Any] = [Resource.deleted_at.is_(None)]
+    if kinds:
+        cond.append(Resource.kind.in_(kinds))
+    if status:
+        cond.append(Resource.status.in_(status))
+    return cond
+
+
+def _resource_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{"id": r.id, "external_id": r.external_id, "name": r.name, "kind": r.kind, "status": r.status,
+             "quantity": r.quantity, "unit": r.unit, "lon": float(r.lon), "lat": float(r.lat)} for r in rows]
+
+
+def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequence[str] | str | None = None,
+                      status: Sequence[str] | str | None = "available", oversample: int = 4
+                      ) -> list[dict[str, Any]]:
+    """The k resources nearest to a point by true geodesic distance (WGS84), nearest first.
+
+    Parameters
+    ----------
+    db : Session or Connection
+    lon, lat : float
+        Query point, degrees, EPSG:4326.
+    k : int
+        How many (1..1000; the API allows 1..100).
+    kinds : str or list of str, optional
+        Resource kinds (vocabulary ``resource_kind``); None: every kind.
+    status : str or list of str, optional
+        Resource statuses (default ``available``); None: any status.
+    oversample : int
+        The KNN fetches ``max(k * oversample, k + 8)`` candidates before the completeness check.
+
+    Returns
+    -------
+    list of dict
+        ``id, external_id, name, kind, status, quantity, unit, lon, lat, distance_m, bearing_deg`` (bearing from
+        the query point, degrees clockwise from north; None at the point itself). Fewer than k if fewer exist.
+
+    Raises
+    ------
+    ValidationError
+        Unknown kind or status (field ``kind`` / ``status``).
+    """
+    kind_l = _check_keys("kind", kinds, "resource_kind")
+    status_l = _check_keys("status", status, "resource_status")
+    pt = _point(lon, lat)
+    n = max(int(k) * int(oversample), int(k) + 8)
+    planar = Resource.geom.op("<->", return_type=Double)(pt)
+    stmt = (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"),
+                   planar.label("planar_deg"))
+            .where(*_resource_filter(kind_l, status_l)).order_by(planar).limit(n))
+    rows = db.execute(stmt).all()
+    if len(rows) >= n:
+        lons = np.fromiter((r.lon for r in rows), float, len(rows))
+        lats = np.fromiter((r.lat for r in rows), float, len(rows))
+        _, d, _ = rank(lon, lat, lons, lats, k=k)
+        g = float(d[-1])
+        if not planar_bound_deg(g, lat) < float(rows[-1].planar_deg):
+            # not provably complete: take every resource within the k-th geodesic distance (spheroid)
+            geog = func.Geography(pt)
+            stmt = (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"),
+                           func.ST_Y(Resource.geom).label("lat"))
+                    .where(*_resource_filter(kind_l, status_l),
+                           func.ST_DWithin(func.Geography(Resource.geom), geog, g + _DWITHIN_SLACK_M + g * 1e-9)))
+            rows = db.execute(stmt).all()
+    cands = _resource_rows(rows)
+    if not cands:
+        return []
+    idx, dist, bear = rank(lon, lat, [c["lon"] for c in cands], [c["lat"] for c in cands], k=k)
+    out = []
+    for i, d, b in zip(idx.tolist(), dist.tolist(), bear.tolist(), strict=True):
+        c = dict(cands[i])
+        c["distance_m"] = d
+        c["bearing_deg"] = None if math.isnan(b) else b
+        out.append(c)
+    return out
+
+
+def fetch_resources(db: Db, *, kinds: Sequence[str] | str | None = None,
+                    status: Sequence[str] | str | None = "available") -> dict[str, np.ndarray]:
+    """Every live resource of the given kinds and status, as column arrays (``id, lon, lat`` ... ``quantity``).
+
+    Returns
+    -------
+    dict of ndarray
+        ``id`` (int64), ``external_id``, ``name``, ``kind``, ``status`` (object), ``quantity`` (int64), ``lon``,
+        ``lat`` (float64), ordered by id.
+    """
+    kind_l = _check_keys("kind", kinds, "resource_kind")
+    status_l = _check_keys("status", status, "resource_status")
+    stmt = (select(Resource.id, Resource.external_id, Resource.name, Resource.kind, Resource.status,
+                   Resource.quantity, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
+            .where(*_resource_filter(kind_l, status_l)).order_by(Resource.id))
+    rows = db.execute(stmt).all()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+    return {
+        "id": np.asarray(cols[0], dtype=np.int64),
+        "external_id": np.asarray(cols[1], dtype=object),
+        "name": np.asarray(cols[2], dtype=object),
+        "kind": np.asarray(cols[3], dtype=object),
+        "status": np.asarray(cols[4], dtype=object),
+        "quantity": np.asarray(cols[5], dtype=np.int64),
+        "lon": np.asarray(cols[6], dtype=float),
+        "lat": np.asarray(cols[7], dtype=float),
+    }
+
+
+def nearest_resources_batch(db: Db, lon: Any, lat: Any, *, k: int = 3, kinds: Sequence[str] | str | None = None,
+                            status: Sequence[str] | str | None = "available"
+                            ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """The k nearest resources of many points: one fetch of the candidates, then :func:`geoops.nearest.nearest_batch`.
+
+    Returns
+    -------
+    resources : dict of ndarray
+        From :func:`fetch_resources`.
+    index : ndarray of int64, shape (n, k)
+        Row positions in ``resources`` (-1 where fewer than k exist), nearest first.
+    distance_m, bearing_deg : ndarray of float, shape (n, k)
+        Geodesic distance (metres) and bearing from the point (degrees), NaN where padded.
+    """
+    res = fetch_resources(db, kinds=kinds, status=status)
+    idx, dist, bear = nearest_batch(lon, lat, res["lon"], res["lat"], k=k)
+    return res, idx, dist, bear
+
+
+# ------------------------------------------------------------------------------------------------ population
+
+
+def population_source(db: Db, *, res: int, source: str | None = None) -> dict[str, Any]:
+    """The population source used at resolution ``res``: measured sources before modelled ones, then the newest.
+
+    Returns
+    -------
+    dict
+        ``source, res, vintage, modelled, description, input_total, cell_count, built_at``.
+
+    Raises
+    ------
+    NotFoundError
+        No population at ``res`` (or no such source); the message lists the resolutions available.
+    """
+    cols = ("source", "res", "vintage", "modelled", "description", "input_total", "cell_count", "built_at")
+    stmt = (select(*(getattr(PopulationSource, c) for c in cols)).where(PopulationSource.res == int(res))
+            .order_by(PopulationSource.modelled, PopulationSource.built_at.desc()).limit(1))
+    if source is not None:
+        stmt = stmt.where(PopulationSource.source == source)
+    row = db.execute(stmt).first()
+    if row is None:
+        have = sorted({int(r) for r in db.execute(select(PopulationSource.res).distinct()).scalars()})
+        raise NotFoundError(f"no population at H3 resolution {res}"
+                            + (f" from source {source!r}" if source else "")
+                            + f"; available resolutions: {', '.join(map(str, have)) or 'none (run sitroom demo load)'}")
+    return dict(row._mapping)
+
+
+def population_of_cells(db: Db, cells: Any, *, res: int, source: str) -> np.ndarray:
+    """Population of each given H3 cell (int64 ids), aligned with ``cells``; 0 for cells without population.
+
+    One indexed lookup ``h3 = ANY(:ids)`` on the primary key ``(source, res, h3)``.
+    """
+    ids = np.asarray(cells, dtype=np.int64)
+    out = np.zeros(ids.size)
+    if ids.size == 0:
+        return out
+    stmt = (select(PopulationCell.h3, PopulationCell.population)
+            .where(PopulationCell.source == source, PopulationCell.res == int(res),
+                   PopulationCell.h3 == any_(bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger)))))
+    rows = db.execute(stmt).all()
+    if rows:
+        h, p = np.asarray(rows, dtype=object).T
+        h = h.astype(np.int64)
+        order = np.argsort(ids, kind="stable")
+        pos = order[np.searchsorted(ids[order], h)]
+        out[pos] = p.astype(float)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ regions
+
+
+def regions_in_zone(db: Db, zone: BaseGeometry, *, level: str = "county") -> list[dict[str, Any]]:
+    """Admin regions of ``level`` intersecting ``zone``, each with its part of the zone.
+
+    Returns
+    -------
+    list of dict
+        ``adcode, name, name_en, level, parent_adcode, part`` (shapely: region ∩ zone, lon/lat) and
+        ``part_area_m2`` (``ST_Area`` of the part as geography, spheroid), ordered by adcode.
+    """
+    z = _zone_sql(zone)
+    part = func.ST_Intersection(AdminRegion.geom, z)
+    stmt = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level,
+                   AdminRegion.parent_adcode, func.ST_AsBinary(part).label("wkb"))
+            .where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None), func.ST_Intersects(AdminRegion.geom, z))
+            .order_by(AdminRegion.adcode))
+    out = []
+    for r in db.execute(stmt).all():
+        g = shapely.from_wkb(bytes(r.wkb))
+        out.append({"adcode": r.adcode, "name": r.name, "name_en": r.name_en, "level": r.level,
+                    "parent_adcode": r.parent_adcode, "part": g})
+    return out
+
+
+def region_names(db: Db, adcodes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``adcode -> {name, name_en, level, parent_adcode}`` for the given codes (unknown codes are absent)."""
+    codes = sorted({a for a in adcodes if a})
+    if not codes:
+        return {}
+    stmt = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level,
+                   AdminRegion.parent_adcode)
+            .where(AdminRegion.adcode.in_(codes), AdminRegion.deleted_at.is_(None)))
+    return {r.adcode: {"name": r.name, "name_en": r.name_en, "level": r.level, "parent_adcode": r.parent_adcode}
+            for r in db.execute(stmt).all()}
+
+
+def region_geometry(db: Db, adcode: str) -> dict[str, Any]:
+    """One region: ``adcode, name, name_en, level, parent_adcode, geometry`` (shapely, lon/lat).
+
+    Raises
+    ------
+    NotFoundError
+        No live region with that adcode.
+    """
+    stmt = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level,
+                   AdminRegion.parent_adcode, AdminRegion.geom)
+            .where(AdminRegion.adcode == str(adcode), AdminRegion.deleted_at.is_(None)))
+    r = db.execute(stmt).first()
+    if r is None:
+        raise NotFoundError(f"no admin region with adcode {adcode!r} (6 digits, e.g. 150200 for Baotou)")
+    return {"adcode": r.adcode, "name": r.name, "name_en": r.name_en, "level": r.level,
+            "parent_adcode": r.parent_adcode, "geometry": to_shape(r.geom)}
+
+
+def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = None, prefix: str | None = None,
+                     geometry: bool = True) -> list[dict[str, Any]]:
+    """Every live region of ``level`` (optionally intersecting bbox ``within`` or with adcode ``prefix``)."""
+    cols = [AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level, AdminRegion.parent_adcode]
+    if geometry:
+        cols.append(func.ST_AsBinary(AdminRegion.geom).label("wkb"))
+    stmt = select(*cols).where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None))
+    if within is not None:
+        w, s, e, n = (float(v) for v in within)
+        stmt = stmt.where(func.ST_Intersects(AdminRegion.geom, func.ST_MakeEnvelope(w, s, e, n, 4326)))
+    if prefix:
+        stmt = stmt.where(AdminRegion.adcode.like(f"{prefix}%"))
+    out = []
+    for r in db.execute(stmt.order_by(AdminRegion.adcode)).all():
+        d = {"adcode": r.adcode, "name": r.name, "name_en": r.name_en, "level": r.level,
+             "parent_adcode": r.parent_adcode}
+        if geometry:
+            d["geometry"] = shapely.from_wkb(bytes(r.wkb))
+        out.append(d)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ features
+
+
+def targets_in_zone(db: Db, zone: BaseGeometry) -> list[dict[str, Any]]:
+    """Live protection targets inside ``zone`` (``ST_Intersects``; zone edges straight in lon/lat), by id.
+
+    Returns
+    -------
+    list of dict
+        ``id, external_id, name, kind, status, occupants, criticality, lon, lat``.
+    """
+    z = _zone_sql(zone)
+    stmt = (select(ProtectionTarget.id, ProtectionTarget.external_id, ProtectionTarget.name, ProtectionTarget.kind,
+                   ProtectionTarget.status, ProtectionTarget.occupants, ProtectionTarget.criticality,
+                   func.ST_X(ProtectionTarget.geom).label("lon"), func.ST_Y(ProtectionTarget.geom).label("lat"))
+            .where(ProtectionTarget.deleted_at.is_(None), func.ST_Intersects(ProtectionTarget.geom, z))
+            .order_by(ProtectionTarget.id))
+    return [dict(r._mapping) for r in db.execute(stmt).all()]
+
+
+def shelters_near_zone(db: Db, zone: BaseGeometry, *, distance_m: float,
+                       status: Sequence[str] | str | None = None) -> list[dict[str, Any]]:
+    """Live shelters inside ``zone`` or within geodesic ``distance_m`` of it, nearest first.
+
+    ``inside`` is ``ST_Intersects`` on the geometry (as drawn); ``distance_m`` is ``ST_Distance`` on geography
+    (spheroid), 0 inside. Candidates come from ``ST_DWithin`` on the ``geom::geography`` index.
+
+    Returns
+    -------
+    list of dict
+        ``id, external_id, name, kind, status, capacity, occupancy, free, inside, distance_m, lon, lat``.
+    """
+    status_l = _check_keys("status", status, "shelter_status")
+    z = _zone_sql(zone)
+    zg = func.Geography(z)
+    sg = func.Geography(Shelter.geom)
+    inside = func.ST_Intersects(Shelter.geom, z)
+    cond = [Shelter.deleted_at.is_(None),
+            or_(inside, func.ST_DWithin(sg, zg, float(distance_m)))]
+    if status_l:
+        cond.append(Shelter.status.in_(status_l))
+    stmt = (select(Shelter.id, Shelter.external_id, Shelter.name, Shelter.kind, Shelter.status, Shelter.capacity,
+                   Shelter.occupancy, inside.label("inside"), func.ST_Distance(sg, zg).label("distance_m"),
+                   func.ST_X(Shelter.geom).label("lon"), func.ST_Y(Shelter.geom).label("lat"))
+            .where(*cond))
+    out = []
+    for r in db.execute(stmt).all():
+        d = dict(r._mapping)
+        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        d["distance_m"] = 0.0 if r.inside else float(r.distance_m)
+        out.append(d)
+    out.sort(key=lambda d: (d["distance_m"], d["id"]))
+    return out
+
+
+def shelters_for_coverage(db: Db, scope: BaseGeometry, *, max_distance_m: float,
+                          kinds: Sequence[str] | str | None = None) -> list[dict[str, Any]]:
+    """Live shelters (any status) of ``kinds`` inside ``scope`` or within ``max_distance_m`` of it, by id.
+
+    Returns
+    -------
+    list of dict
+        ``id, external_id, name, kind, status, capacity, occupancy, free, lon, lat``.
+    """
+    kind_l = _check_keys("kinds", kinds, "shelter_kind")
+    z = _zone_sql(scope)
+    cond = [Shelter.deleted_at.is_(None),
+            or_(func.ST_Intersects(Shelter.geom, z),
+                func.ST_DWithin(func.Geography(Shelter.geom), func.Geography(z), float(max_distance_m)))]
+    if kind_l:
+        cond.append(Shelter.kind.in_(kind_l))
+    stmt = (select(Shelter.id, Shelter.external_id, Shelter.name, Shelter.kind, Shelter.status, Shelter.capacity,
+                   Shelter.occupancy, func.ST_X(Shelter.geom).label("lon"), func.ST_Y(Shelter.geom).label("lat"))
+            .where(*cond).order_by(Shelter.id))
+    out = []
+    for r in db.execute(stmt).all():
+        d = dict(r._mapping)
+        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        out.append(d)
+    return out
+
+
+def active_hazards(db: Db, *, kinds: Sequence[str] | str | None = None, at: datetime | None = None,
+                   bbox: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Hazards in force at ``at`` (default now): status ``active``, onset <= at (or none), expires > at (or none).
+
+    Returns
+    -------
+    list of dict
+        ``id, external_id, name, kind, warning_level, onset, expires, geometry`` (shapely), by id.
+    """
+    kind_l = _check_keys("hazard_kind", kinds, "hazard_kind")
+    when = at or datetime.now(UTC)
+    cond = [Hazard.deleted_at.is_(None), Hazard.status == "active",
+            or_(Hazard.onset.is_(None), Hazard.onset <= when), or_(Hazard.expires.is_(None), Hazard.expires > when)]
+    if kind_l:
+        cond.append(Hazard.kind.in_(kind_l))
+    if bbox is not None:
+        w, s, e, n = (float(v) for v in bbox)
+        cond.append(func.ST_Intersects(Hazard.geom, func.ST_MakeEnvelope(w, s, e, n, 4326)))
+    stmt = (select(Hazard.id, Hazard.external_id, Hazard.name, Hazard.kind, Hazard.warning_level, Hazard.onset,
+                   Hazard.expires, func.ST_AsBinary(Hazard.geom).label("wkb"))
+            .where(and_(*cond)).order_by(Hazard.id))
+    out = []
+    for r in db.execute(stmt).all():
+        d = {k: getattr(r, k) for k in ("id", "external_id", "name", "kind", "warning_level", "onset", "expires")}
+        d["geometry"] = shapely.from_wkb(bytes(r.wkb))
+        out.append(d)
+    return out
+

