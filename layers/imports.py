@@ -31,7 +31,8 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
-from sqlalchemy import Column, Connection, MetaData, String, Table, func, literal, literal_column, not_, select, text, tuple_
+from sqlalchemy import (Column, Connection, MetaData, String, Table, delete, func, literal, literal_column, not_,
+                        select, text, tuple_)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -156,6 +157,10 @@ def _utf8_csv(path: Path, tmpdir: str) -> str:
 
 
 def _numeric_text(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return pd.to_numeric(s, errors="coerce").astype(float)
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        return pd.to_numeric(s.astype("string").str.replace(",", "").str.strip(), errors="coerce").astype(float)
     return pd.to_numeric(s.astype(object).where(s.notna(), None).map(
         lambda v: v.replace(",", "").strip() if isinstance(v, str) else v), errors="coerce")
 
@@ -467,6 +472,11 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
 
 
 def _as_text(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_string_dtype(s) and s.dtype != object or pd.api.types.is_integer_dtype(s):
+        st = s.astype("string").str.strip()
+        st = st.mask(st == "")
+        return st.astype(object).where(st.notna(), None)
+
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
             return None
@@ -497,7 +507,12 @@ def _parse_datetimes(s: pd.Series) -> pd.Series:
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | s.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
+    na = s.isna()
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        return na | (s.astype("string").str.strip() == "").fillna(False).astype(bool)
+    if s.dtype != object or na.all():
+        return na
+    return na | s.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
 
 
 def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None) \
@@ -567,7 +582,11 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
 
     out = pd.DataFrame(index=pos)
     for col in s.columns:
-        raw = data[source_of[col]] if col in source_of else pd.Series([None] * n, index=pos, dtype=object)
+        if col not in source_of:
+            out[col] = (pd.Series(pd.NaT, index=pos, dtype="datetime64[ns, UTC]") if col in s.datetimes
+                        else pd.Series([None] * n, index=pos, dtype=object))
+            continue
+        raw = data[source_of[col]]
         blank = _blank(raw)
         if col in s.vocabs:
             keys = fieldmap.to_vocab_keys(s.vocabs[col], raw)
@@ -624,8 +643,9 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
     notes = repaired + notes
     # ids: given, else hash of geometry and name; unique within the input
     wkt = shapely.to_wkt(np.where(pd.isna(geoms), None, geoms), rounding_precision=9)
-    auto = [None if w is None else "auto:" + hashlib.sha1(f"{w}\x1f{nm or ''}".encode()).hexdigest()[:24]
-            for w, nm in zip(wkt, out["name"].tolist(), strict=True)]
+    sha1 = hashlib.sha1
+    auto = [None if w is None else "auto:" + sha1((w + "\x1f" + (nm or "")).encode()).hexdigest()[:24]
+            for w, nm in zip(wkt.tolist(), out["name"].tolist(), strict=True)]
     given = out["external_id"].notna()
     out["external_id"] = out["external_id"].where(given, pd.Series(auto, index=pos, dtype=object))
     for col in ["external_id"] + (["adcode"] if layer == "admin_regions" else []):
@@ -718,6 +738,16 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
             for row in zip(*columns, strict=True):
                 cp.write_row(row)
         sc = stage.c
+        update_cols = [k for k in cols if k in present]
+        compare = [k for k in update_cols if k not in ("geom", "properties")]
+        # rows identical to the stored ones leave the staging table in one set-based join (a re-import of an
+        # unchanged file then costs a hash join, not one speculative insertion per row)
+        stripped = func.jsonb_strip_nulls(func.coalesce(sc.properties, text("'{}'::jsonb")))
+        c.execute(delete(stage).where(
+            target.c.source == source, target.c.external_id == sc.external_id, target.c.deleted_at.is_(None),
+            tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_not_distinct_from(
+                tuple_(*[sc[k] for k in compare], func.ST_AsEWKB(sc.geom))),
+            target.c.properties.op("@>", is_comparison=True)(stripped)))
         select_cols = []
         for k in cols:
             if k == "properties":
@@ -731,12 +761,10 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
             select(*select_cols, literal(source, String(64)).label("source"),
                    literal(user, String(64)).label("updated_by")))
         exc = ins.excluded
-        update_cols = [k for k in cols if k in present]
         set_ = {k: exc[k] for k in update_cols if k != "properties"}
         set_["properties"] = target.c.properties.op("||")(exc.properties)
         set_["deleted_at"] = None
         set_["updated_by"] = exc.updated_by
-        compare = [k for k in update_cols if k not in ("geom", "properties")]
         changed = (target.c.deleted_at.isnot(None)
                    | tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_distinct_from(
                        tuple_(*[exc[k] for k in compare], func.ST_AsEWKB(exc.geom)))

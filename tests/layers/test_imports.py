@@ -319,3 +319,14 @@ def test_cli_import(cli_env: None, engine, tmp_path: Path) -> None:  # noqa: ANN
         c.execute(text("DELETE FROM shelters WHERE source='cli-test'"))
         c.commit()
     assert [tuple(g) for g in got] == [("S1", "wang"), ("S3", "wang")]
+
+
+def test_docs_list_every_accepted_name() -> None:
+    from layers import fieldmap
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text(encoding="utf-8").lower()
+    names = {n for s in fieldmap.SPECS.values() for c in s.columns for n in s.names_for(c)}
+    names |= {n for v in fieldmap._VOCAB_ALIASES.values() for spellings in v.values() for n in spellings}
+    names |= set(fieldmap.LON_NAMES + fieldmap.LAT_NAMES + fieldmap.WKT_NAMES)
+    missing = sorted(n for n in names if n.lower() not in doc)
+    assert missing == [], f"docs/import.md does not mention: {missing}"
