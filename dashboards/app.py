@@ -22,6 +22,7 @@ from flask import Flask, Response, request
 
 from dashboards import ids
 from dashboards.api import API_PREFIX, create_blueprint
+from dashboards.tiles import tiles_bp
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from layers.settings import Settings, get_settings
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     if s.secret_key:
         server.config["SECRET_KEY"] = s.secret_key
     server.register_blueprint(create_blueprint())
+    server.register_blueprint(tiles_bp)  # offline basemap: /tiles/<basemap>/<z>/<x>/<y>.png
     server.after_request(_remember_language)
 
     app = SitroomDash(

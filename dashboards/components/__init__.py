@@ -1,0 +1,1 @@
+"""Building blocks shared by the pages (maps, KPI tiles ...). Layout only: no SQL, no geometry maths."""
