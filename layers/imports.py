@@ -646,6 +646,8 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
     sha1 = hashlib.sha1
     auto = [None if w is None else "auto:" + sha1((w + "\x1f" + (nm or "")).encode()).hexdigest()[:24]
             for w, nm in zip(wkt.tolist(), out["name"].tolist(), strict=True)]
+    if layer == "admin_regions":  # a region is identified by its code
+        out["external_id"] = out["external_id"].where(out["external_id"].notna(), out["adcode"])
     given = out["external_id"].notna()
     out["external_id"] = out["external_id"].where(given, pd.Series(auto, index=pos, dtype=object))
     for col in ["external_id"] + (["adcode"] if layer == "admin_regions" else []):

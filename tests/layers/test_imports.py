@@ -330,3 +330,26 @@ def test_docs_list_every_accepted_name() -> None:
     names |= set(fieldmap.LON_NAMES + fieldmap.LAT_NAMES + fieldmap.WKT_NAMES)
     missing = sorted(n for n in names if n.lower() not in doc)
     assert missing == [], f"docs/import.md does not mention: {missing}"
+
+
+def test_admin_regions_by_adcode(session: Session, tmp_path: Path) -> None:
+    gdf = gpd.GeoDataFrame({"行政区划代码": [150000, 150100], "名称": ["内蒙古自治区", "呼和浩特市"],
+                            "级别": ["省", "地级市"], "上级代码": [None, "150000"]},
+                           geometry=[Polygon([(97, 37), (126, 37), (126, 53)]), Polygon([(111, 40), (112, 40), (112, 41)])],
+                           crs=4326)
+    path = tmp_path / "adm.gpkg"
+    gdf.to_file(path)
+    assert import_file(session, "admin_regions", path, source="adm").inserted == 2
+    got = session.execute(text("SELECT external_id, adcode, level, kind, parent_adcode, GeometryType(geom) "
+                               "FROM admin_regions WHERE source='adm' ORDER BY adcode")).all()
+    assert [tuple(g) for g in got] == [("150000", "150000", "province", "province", None, "MULTIPOLYGON"),
+                                       ("150100", "150100", "prefecture", "prefecture", "150000", "MULTIPOLYGON")]
+    moved = gdf.assign(geometry=[gdf.geometry[0], Polygon([(111, 40), (112.5, 40), (112, 41)])])
+    moved.to_file(path)
+    again = import_file(session, "admin_regions", path, source="adm")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 1, 1)
+    bad = gdf.assign(行政区划代码=["15010", "150100"])
+    bad.to_file(tmp_path / "bad.gpkg")
+    with pytest.raises(ValidationError) as ei:
+        import_file(session, "admin_regions", tmp_path / "bad.gpkg", source="adm2")
+    assert [(p.row, p.field, p.value) for p in ei.value.problems] == [(1, "行政区划代码", "15010")]
