@@ -167,7 +167,11 @@ def _numeric_text(s: pd.Series) -> pd.Series:
 
 def _csv_geometry(df: pd.DataFrame, path: Path) -> tuple[gpd.GeoDataFrame, list[RowError], list[str], str]:
     norm = {c: fieldmap.normalize_name(c) for c in df.columns}
-    pick = lambda names: next((c for n in names for c in df.columns if norm[c] == fieldmap.normalize_name(n)), None)  # noqa: E731
+
+    def pick(names: tuple[str, ...]) -> str | None:
+        wanted = [fieldmap.normalize_name(n) for n in names]
+        return next((c for w in wanted for c in df.columns if norm[c] == w), None)
+
     lon_col, lat_col, wkt_col = pick(fieldmap.LON_NAMES), pick(fieldmap.LAT_NAMES), pick(fieldmap.WKT_NAMES)
     problems: list[RowError] = []
     if lon_col is not None and lat_col is not None:
@@ -410,7 +414,10 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
     problems: dict[int, RowError] = {}
     repaired: list[str] = []
     geoms = geoms.copy()
-    bad = lambda i, value, allowed: problems.setdefault(i, RowError(int(rows[i]), geom_field, value, allowed, file))  # noqa: E731
+
+    def bad(i: int, value: object, allowed: str) -> None:
+        problems.setdefault(int(i), RowError(int(rows[i]), geom_field, value, allowed, file))
+
     missing = pd.isna(geoms) | shapely.is_empty(geoms)
     for i in np.flatnonzero(missing):
         bad(i, "empty geometry" if geoms[i] is not None else None, f"a {_allowed_geometry(layer)}")

@@ -335,8 +335,8 @@ def test_docs_list_every_accepted_name() -> None:
 def test_admin_regions_by_adcode(session: Session, tmp_path: Path) -> None:
     gdf = gpd.GeoDataFrame({"行政区划代码": [150000, 150100], "名称": ["内蒙古自治区", "呼和浩特市"],
                             "级别": ["省", "地级市"], "上级代码": [None, "150000"]},
-                           geometry=[Polygon([(97, 37), (126, 37), (126, 53)]), Polygon([(111, 40), (112, 40), (112, 41)])],
-                           crs=4326)
+                           geometry=[Polygon([(97, 37), (126, 37), (126, 53)]),
+                                     Polygon([(111, 40), (112, 40), (112, 41)])], crs=4326)
     path = tmp_path / "adm.gpkg"
     gdf.to_file(path)
     assert import_file(session, "admin_regions", path, source="adm").inserted == 2
