@@ -326,3 +326,298 @@ def analysis_nearest_batch(*, body: Any) -> Any:
            "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist()}
     out["timing_ms"] = {"parse": t_parse, "fetch": t_fetch, "compute": t_compute, "total": _ms(t0)}
     return out
+
+
+# ------------------------------------------------------------------------------------------------ regions
+
+
+def _assign_regions(lon: np.ndarray, lat: np.ndarray, parts: Sequence[BaseGeometry]) -> np.ndarray:
+    """Index of the part containing each cell centre; centres in no part go to the nearest part; -1 if none."""
+    code = np.full(lon.size, -1, dtype=np.int64)
+    if not parts or lon.size == 0:
+        return code
+    for j, g in enumerate(parts):
+        shapely.prepare(g)
+        free = code < 0
+        if not free.any():
+            break
+        inside = shapely.contains_xy(g, lon[free], lat[free])
+        code[np.flatnonzero(free)[inside]] = j
+    rest = np.flatnonzero(code < 0)
+    if rest.size:
+        pts = shapely.points(lon[rest], lat[rest])
+        dist = np.vstack([shapely.distance(g, pts) for g in parts])
+        code[rest] = np.argmin(dist, axis=0)
+    return code
+
+
+def _by_region(conn: Any, zone: BaseGeometry, lon: np.ndarray, lat: np.ndarray, values: Mapping[str, np.ndarray]
+               ) -> tuple[np.ndarray, list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Sum ``values`` (per cell) by county and prefecture; the parts always add up to the totals."""
+    counties = store.regions_in_zone(conn, zone, level="county")
+    code = _assign_regions(lon, lat, [c["part"] for c in counties])
+    names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
+    county_rows: list[dict[str, Any]] = []
+    pref: dict[str | None, dict[str, Any]] = {}
+    for j, c in enumerate(counties + [None]):  # type: ignore[operator]
+        sel = code == (j if c is not None else -1)
+        if c is None and not sel.any():
+            continue
+        sums = {k: float(v[sel].sum()) for k, v in values.items()}
+        row = {"adcode": c["adcode"] if c else None, "name": c["name"] if c else t("analysis.region.unassigned"),
+               "name_en": c["name_en"] if c else None, "parent_adcode": c["parent_adcode"] if c else None,
+               "cells": int(sel.sum()), **sums}
+        county_rows.append(row)
+        p = row["parent_adcode"]
+        agg = pref.setdefault(p, {"adcode": p, "name": (names.get(p or "", {}).get("name") if p else None)
+                                  or t("analysis.region.unassigned"),
+                                  "name_en": names.get(p or "", {}).get("name_en"), "cells": 0,
+                                  **{k: 0.0 for k in values}})
+        agg["cells"] += row["cells"]
+        for k in values:
+            agg[k] += sums[k]
+    return code, counties, {"county": county_rows, "prefecture": sorted(pref.values(),
+                                                                        key=lambda r: r["adcode"] or "~")}
+
+
+def _zone_cells(zone: BaseGeometry, res: int) -> tuple[np.ndarray, np.ndarray]:
+    from geoops import h3cells
+
+    return h3cells.zone_weights(zone, res=res)  # type: ignore[attr-defined,no-any-return]
+
+
+def _cell_centres(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from geoops import h3cells
+
+    return h3cells.cell_centres(cells)  # type: ignore[attr-defined,no-any-return]
+
+
+def _check_res(value: Any, field: str = "res") -> int:
+    lo, hi = RES_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ParameterError(field=field, value=value, allowed=f"an integer H3 resolution in {lo}..{hi}",
+                             code="invalid_resolution")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ 3. impact
+
+IMPACT_BODY = {
+    "type": "object", "required": ["geometry"], "additionalProperties": False,
+    "properties": {
+        "geometry": {"$ref": ZONE_REF},
+        "res": {"type": "integer", "minimum": RES_RANGE[0], "maximum": RES_RANGE[1], "default": DEFAULT_RES},
+        "shelter_distance_m": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SHELTER_DISTANCE_M,
+                               "default": 5000},
+    },
+    "example": {"geometry": {"center": [111.75, 40.84], "radius_m": 5000}, "res": 8, "shelter_distance_m": 5000},
+}
+
+
+def impact(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_distance_m: float = 5000.0
+           ) -> dict[str, Any]:
+    """The impact card of a zone (see ``docs/api.md``); ``conn`` is a Connection or Session."""
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    src = store.population_source(conn, res=res)
+    cells, frac = _zone_cells(zone, res)
+    timing["cells"] = _ms(t0)
+    t1 = time.perf_counter()
+    pop = store.population_of_cells(conn, cells, res=res, source=src["source"])
+    weighted = pop * frac
+    timing["population"] = _ms(t1)
+    t1 = time.perf_counter()
+    keep = weighted > 0
+    lon, lat = _cell_centres(cells[keep]) if keep.any() else (np.zeros(0), np.zeros(0))
+    _, _, by_region = _by_region(conn, zone, lon, lat, {"population": weighted[keep]})
+    for level in by_region.values():
+        for row in level:
+            row["population"] = round(row["population"], 1)
+    timing["regions"] = _ms(t1)
+    t1 = time.perf_counter()
+    targets = store.targets_in_zone(conn, zone)
+    by_kind: dict[str, dict[str, int]] = {}
+    for tg in targets:
+        k = by_kind.setdefault(tg["kind"], {"count": 0, "occupants": 0})
+        k["count"] += 1
+        k["occupants"] += int(tg["occupants"])
+    shelters = store.shelters_near_zone(conn, zone, distance_m=shelter_distance_m)
+    timing["features"] = _ms(t1)
+    t1 = time.perf_counter()
+    centre = zone.centroid if not zone.is_empty else zone.representative_point()
+    nearest = {}
+    for kind in RESOURCE_KINDS:
+        rows = store.nearest_resources(conn, centre.x, centre.y, k=1, kinds=[kind], status="available")
+        nearest[kind] = ({"id": rows[0]["id"], "external_id": rows[0]["external_id"], "name": rows[0]["name"],
+                          "quantity": rows[0]["quantity"], "unit": rows[0]["unit"],
+                          "lon": rows[0]["lon"], "lat": rows[0]["lat"], "distance_m": _r(rows[0]["distance_m"], 1),
+                          "bearing_deg": _r(rows[0]["bearing_deg"], 1)} if rows else None)
+    timing["nearest"] = _ms(t1)
+
+    def shelter_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"count": len(items), "capacity": sum(s["capacity"] for s in items),
+                "occupancy": sum(s["occupancy"] for s in items), "free": sum(s["free"] for s in items),
+                "items": [{k: s[k] for k in ("id", "external_id", "name", "kind", "status", "capacity", "occupancy",
+                                             "free", "lon", "lat")} | {"distance_m": _r(s["distance_m"], 1)}
+                          for s in items]}
+
+    timing["total"] = _ms(t0)
+    return {
+        "population": round(float(weighted.sum()), 1),
+        "containment": "area_weighted",
+        "containment_note": t("analysis.containment.area_weighted"),
+        "res": res,
+        "cells": int((frac > 0).sum()),
+        "cells_populated": int(keep.sum()),
+        "zone_area_m2": round(float(geodesic.area_m2(zone)), 1),
+        "by_region": by_region,
+        "protection_targets": {"count": len(targets), "occupants": sum(int(x["occupants"]) for x in targets),
+                               "by_kind": by_kind, "items": targets},
+        "shelters": {"distance_m": shelter_distance_m,
+                     "inside": shelter_summary([s for s in shelters if s["inside"]]),
+                     "nearby": shelter_summary([s for s in shelters if not s["inside"]])},
+        "nearest_resources": {"from": [round(centre.x, 6), round(centre.y, 6)], "status": "available",
+                              "by_kind": nearest},
+        "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled", "description")},
+        "timing_ms": timing,
+    }
+
+
+@endpoint("/analysis/impact", "POST", tags=("analysis",), operation_id="analysis_impact",
+          summary="Impact card of a zone: population (area-weighted over H3 cells) by county and prefecture, "
+                  "protection targets, shelters inside and nearby, nearest available resource of each kind",
+          request_body=IMPACT_BODY, responses={200: ("The impact card", {"type": "object"})})
+def analysis_impact(*, body: Any) -> Any:
+    b = _body_keys(body, ("geometry", "res", "shelter_distance_m"))
+    res = _check_res(b.get("res", DEFAULT_RES))
+    dist = _number(b, "shelter_distance_m", default=5000.0, lo=0.0, hi=MAX_SHELTER_DISTANCE_M)
+    zone, notes, _ = parse_zone(b.get("geometry"), field="geometry")
+    with db_engine().connect() as conn:
+        out = impact(conn, zone, res=res, shelter_distance_m=dist)
+    out["notes"] = notes
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ 4. coverage
+
+COVERAGE_BODY = {
+    "type": "object", "required": ["scope"], "additionalProperties": False,
+    "properties": {
+        "scope": {"oneOf": [{"$ref": ZONE_REF}, {"type": "object", "required": ["adcode"],
+                                                 "properties": {"adcode": {"type": "string"}}}]},
+        "max_distance_m": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SHELTER_DISTANCE_M,
+                           "default": 5000},
+        "kinds": {"type": "array", "items": {"type": "string", "enum": SHELTER_KINDS}},
+        "candidates": {"type": "string", "enum": ["closed", "none"], "default": "closed"},
+        "res": {"type": "integer", "minimum": RES_RANGE[0], "maximum": RES_RANGE[1], "default": DEFAULT_RES},
+        "top": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+    },
+    "example": {"scope": {"adcode": "150200"}, "max_distance_m": 5000, "candidates": "closed"},
+}
+
+
+def shelter_coverage(conn: Any, scope: BaseGeometry, *, max_distance_m: float = 5000.0,
+                     kinds: list[str] | None = None, candidates: str = "closed", res: int = DEFAULT_RES,
+                     top: int = 10) -> dict[str, Any]:
+    """Shelter coverage of the population in ``scope`` (see ``docs/api.md``)."""
+    from geoops import coverage
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    src = store.population_source(conn, res=res)
+    cells, frac = _zone_cells(scope, res)
+    pop = store.population_of_cells(conn, cells, res=res, source=src["source"]) * frac
+    keep = pop > 0
+    cells, pop = cells[keep], pop[keep]
+    lon, lat = _cell_centres(cells) if cells.size else (np.zeros(0), np.zeros(0))
+    timing["demand"] = _ms(t0)
+    t1 = time.perf_counter()
+    shelters = store.shelters_for_coverage(conn, scope, max_distance_m=max_distance_m, kinds=kinds)
+    open_ = [s for s in shelters if s["status"] != "closed"]
+    closed = [s for s in shelters if s["status"] == "closed"]
+    timing["shelters"] = _ms(t1)
+    t1 = time.perf_counter()
+    result = coverage.assign(cells, lon, lat, pop, [s["id"] for s in open_], [s["lon"] for s in open_],
+                             [s["lat"] for s in open_], [float(s["free"]) for s in open_],
+                             max_distance_m=max_distance_m)
+    timing["assign"] = _ms(t1)
+    t1 = time.perf_counter()
+    gaps: list[dict[str, Any]] = []
+    if candidates == "closed" and closed:
+        by_id = {s["id"]: s for s in closed}
+        ranking = coverage.gap_ranking(result, [s["id"] for s in closed], [s["lon"] for s in closed],
+                                       [s["lat"] for s in closed], [float(s["capacity"]) for s in closed], top=top)
+        for row in ranking.to_dict("records"):
+            s = by_id[row["candidate"]]
+            gaps.append({"rank": int(row["rank"]), "shelter_id": s["id"], "external_id": s["external_id"],
+                         "name": s["name"], "kind": s["kind"], "lon": s["lon"], "lat": s["lat"],
+                         "capacity": s["capacity"], "added_covered": round(float(row["added_covered"]), 1),
+                         "covered_after": round(float(row["covered_after"]), 1),
+                         "uncovered_in_reach": round(float(row["uncovered_in_reach"]), 1)})
+    timing["gaps"] = _ms(t1)
+    t1 = time.perf_counter()
+    c = result.cells
+    _, _, by_region = _by_region(conn, scope, lon, lat, {"population": c["population"].to_numpy(),
+                                                         "covered": c["covered"].to_numpy(),
+                                                         "uncovered": c["uncovered"].to_numpy()})
+    for level in by_region.values():
+        for row in level:
+            for k in ("population", "covered", "uncovered"):
+                row[k] = round(row[k], 1)
+            row["coverage_ratio"] = round(row["covered"] / row["population"], 4) if row["population"] else None
+    timing["regions"] = _ms(t1)
+    sh = result.shelters.set_index("shelter")
+    shelter_rows = []
+    for s in open_:
+        r = sh.loc[s["id"]]
+        shelter_rows.append({k: s[k] for k in ("id", "external_id", "name", "kind", "status", "capacity", "occupancy",
+                                               "free", "lon", "lat")}
+                            | {"load": round(float(r["load"]), 1), "spare": round(float(r["spare"]), 1),
+                               "load_ratio": _r(float(r["load_ratio"]), 4), "cells_served": int(r["n_cells_served"])})
+    totals = {k: (round(float(v), 4 if k.endswith("ratio") else 1) if isinstance(v, (float, np.floating)) else v)
+              for k, v in result.totals.items()}
+    timing["total"] = _ms(t0)
+    return {
+        "max_distance_m": max_distance_m, "res": res, "kinds": kinds, "candidates": candidates,
+        "totals": totals,
+        "cells": {"h3": [format(int(x), "x") for x in cells.tolist()],
+                  "population": np.round(c["population"].to_numpy(), 2).tolist(),
+                  "covered": np.round(c["covered"].to_numpy(), 2).tolist(),
+                  "uncovered": np.round(c["uncovered"].to_numpy(), 2).tolist()},
+        "by_region": by_region,
+        "shelters": shelter_rows,
+        "gaps": gaps,
+        "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled")},
+        "timing_ms": timing,
+    }
+
+
+@endpoint("/analysis/shelter-coverage", "POST", tags=("analysis",), operation_id="analysis_shelter_coverage",
+          summary="Shelter coverage: who has a shelter place within reach, load per shelter, which closed shelter "
+                  "would close most of the gap",
+          request_body=COVERAGE_BODY, responses={200: ("Coverage per cell, region and shelter", {"type": "object"})})
+def analysis_shelter_coverage(*, body: Any) -> Any:
+    b = _body_keys(body, ("scope", "max_distance_m", "kinds", "candidates", "res", "top"))
+    dist = _number(b, "max_distance_m", default=5000.0, lo=0.0, hi=MAX_SHELTER_DISTANCE_M)
+    kinds = _keys(b, "kinds", SHELTER_KINDS)
+    cand = b.get("candidates", "closed")
+    if cand not in ("closed", "none"):
+        raise ParameterError(field="candidates", value=cand, allowed=["closed", "none"])
+    res = _check_res(b.get("res", DEFAULT_RES))
+    top = _number(b, "top", default=10, lo=1, hi=100, lo_open=False, integer=True)
+    scope = b.get("scope")
+    notes: list[str] = []
+    with db_engine().connect() as conn:
+        if isinstance(scope, dict) and "adcode" in scope:
+            if set(scope) != {"adcode"} or not isinstance(scope["adcode"], str):
+                raise ParameterError(field="scope", value=scope, allowed='{"adcode": "6-digit code"}')
+            region = store.region_geometry(conn, scope["adcode"])
+            zone = region["geometry"]
+            scope_info = {"adcode": region["adcode"], "name": region["name"], "level": region["level"]}
+        else:
+            zone, notes, _ = parse_zone(scope, field="scope")
+            scope_info = {"geometry": True}
+        out = shelter_coverage(conn, zone, max_distance_m=dist, kinds=kinds, candidates=cand, res=res, top=top)
+    out["scope"] = scope_info
+    out["notes"] = notes
+    return out

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
+import shapely
+from rasterio.windows import from_bounds
 from pyproj import Geod
 from shapely.geometry import LineString, Point, box, mapping, shape
 from sqlalchemy import text
@@ -185,4 +188,145 @@ def test_openapi_documents_the_analyses(client: Any) -> None:
     assert {"get", "post"} <= set(doc["paths"]["/analysis/nearest"])
 
 
-_ = (Point, box)
+
+# ------------------------------------------------------------------------------------------------ impact
+
+
+def _raster_sum(path: Any, zone: Any) -> float:
+    """Exact population of ``zone`` on the source raster: every pixel x the fraction of its area inside the zone."""
+    with rasterio.open(path) as ds:
+        w = from_bounds(*zone.bounds, transform=ds.transform)
+        col0, row0 = max(0, int(np.floor(w.col_off)) - 1), max(0, int(np.floor(w.row_off)) - 1)
+        win = rasterio.windows.Window(col0, row0, min(ds.width - col0, int(w.width) + 3),
+                                      min(ds.height - row0, int(w.height) + 3))
+        if win.width <= 0 or win.height <= 0:
+            return 0.0
+        arr = ds.read(1, window=win).astype(float)
+        tr = ds.window_transform(win)
+        nodata = ds.nodata
+    valid = np.isfinite(arr) & (arr > 0) & ((arr != nodata) if nodata is not None else True)
+    r, c = np.nonzero(valid)
+    x0, y0 = tr.c + c * tr.a, tr.f + r * tr.e
+    boxes = shapely.box(x0, y0 + tr.e, x0 + tr.a, y0)
+    frac = shapely.area(shapely.intersection(boxes, zone)) / shapely.area(boxes)
+    return float((arr[r, c] * frac).sum())
+
+
+def _sql_count(demo_db: Any, sql: str, zone: Any, **params: Any) -> int:
+    with demo_db.engine.connect() as c:
+        return int(c.execute(text(sql), {"wkt": zone.wkt, **params}).scalar_one())
+
+
+def _post_impact(client: Any, zone: Any, **extra: Any) -> dict[str, Any]:
+    geom = zone if isinstance(zone, dict) and "center" in zone else mapping(zone)
+    r = client.post(f"{API}/impact", json={"geometry": geom, **extra})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+IMPACT_ZONES = {
+    # name: (zone, tolerance of the population vs the exact raster sum)
+    "baotou_10000km2_two_counties_and_more": box(109.3, 40.3, 110.5, 41.1),
+    "two_utm_zones_114E": box(113.4, 41.4, 114.6, 42.2),
+    "hohhot_circle_20km": Point(111.70, 40.82).buffer(0.25),
+    "chifeng_1000km2": box(118.7, 42.1, 119.1, 42.35),
+    "north_50N_region_edge": box(119.2, 49.9, 120.6, 50.5),  # crosses into Russia at the Argun
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPACT_ZONES))
+def test_impact_population_matches_exact_raster_sum(client: Any, demo_db: Any, name: str) -> None:
+    zone = IMPACT_ZONES[name]
+    card = _post_impact(client, zone)
+    exact = _raster_sum(demo_db.raster_path, zone)
+    assert card["containment"] == "area_weighted" and card["containment_note"]
+    assert card["population_source"]["modelled"] is True and card["population_source"]["vintage"] == "2020"
+    km2 = card["zone_area_m2"] / 1e6
+    assert km2 >= 100
+    assert card["population"] == pytest.approx(exact, rel=0.02, abs=50), (name, km2, card["population"], exact)
+    # parts add up to the total, at both levels
+    for level in ("county", "prefecture"):
+        assert sum(r["population"] for r in card["by_region"][level]) == pytest.approx(card["population"], abs=1)
+
+
+def test_impact_splits_across_county_border_like_the_raster(client: Any, demo_db: Any) -> None:
+    zone = IMPACT_ZONES["baotou_10000km2_two_counties_and_more"]
+    card = _post_impact(client, zone)
+    counties = card["by_region"]["county"]
+    assert len([c for c in counties if c["population"] > 0]) >= 2
+    with demo_db.engine.connect() as c:
+        geoms = {a: shapely.from_wkb(bytes(g)) for a, g in c.execute(text(
+            "SELECT adcode, ST_AsBinary(ST_Intersection(geom, ST_GeomFromText(:wkt, 4326))) FROM admin_regions "
+            "WHERE level = 'county' AND ST_Intersects(geom, ST_GeomFromText(:wkt, 4326))"), {"wkt": zone.wkt})}
+    for row in counties:
+        oracle = _raster_sum(demo_db.raster_path, geoms[row["adcode"]]) if row["adcode"] else 0.0
+        # cells are split at their centres: a county's part may differ by the cells along its border
+        assert row["population"] == pytest.approx(oracle, rel=0.05, abs=0.01 * card["population"]), row
+
+
+def test_impact_targets_and_shelters_match_postgis(client: Any, demo_db: Any) -> None:
+    zone = Point(111.70, 40.82).buffer(0.3)
+    card = _post_impact(client, zone, shelter_distance_m=8000)
+    n = _sql_count(demo_db, "SELECT count(*) FROM protection_targets WHERE deleted_at IS NULL AND "
+                   "ST_Intersects(geom, ST_GeomFromText(:wkt, 4326))", zone)
+    occ = _sql_count(demo_db, "SELECT coalesce(sum(occupants), 0) FROM protection_targets WHERE deleted_at IS NULL "
+                     "AND ST_Intersects(geom, ST_GeomFromText(:wkt, 4326))", zone)
+    pt = card["protection_targets"]
+    assert n > 0 and pt["count"] == n == len(pt["items"]) and pt["occupants"] == occ
+    assert sum(v["count"] for v in pt["by_kind"].values()) == n
+    inside = _sql_count(demo_db, "SELECT count(*) FROM shelters WHERE deleted_at IS NULL AND "
+                        "ST_Intersects(geom, ST_GeomFromText(:wkt, 4326))", zone)
+    near = _sql_count(demo_db, "SELECT count(*) FROM shelters WHERE deleted_at IS NULL AND NOT "
+                      "ST_Intersects(geom, ST_GeomFromText(:wkt, 4326)) AND ST_DWithin(geom::geography, "
+                      "ST_GeomFromText(:wkt, 4326)::geography, 8000)", zone)
+    sh = card["shelters"]
+    assert sh["inside"]["count"] == inside and sh["nearby"]["count"] == near
+    for item in sh["nearby"]["items"]:
+        assert 0 < item["distance_m"] <= 8000
+        assert item["free"] == max(0, item["capacity"] - item["occupancy"])
+    # the nearest available resource of each kind, from the zone's centre: brute force over all of that kind
+    cx, cy = card["nearest_resources"]["from"]
+    for kind, got in card["nearest_resources"]["by_kind"].items():
+        rows = _resources(demo_db, kind, "available")
+        if not rows:
+            assert got is None
+            continue
+        (oid, od), = _brute(cx, cy, rows, 1)
+        assert got["id"] == oid and got["distance_m"] == pytest.approx(od, abs=0.1)
+
+
+def test_impact_circle_and_zone_without_population(client: Any, demo_db: Any) -> None:
+    card = _post_impact(client, {"center": [111.70, 40.82], "radius_m": 10_000})
+    assert card["zone_area_m2"] == pytest.approx(np.pi * 1e8, rel=0.001)
+    assert card["population"] > 0
+    # Mongolia, inside the service area but outside the population raster: zero, not an error, no regions
+    empty = _post_impact(client, box(106.0, 47.0, 106.3, 47.2))
+    assert empty["population"] == 0 and empty["cells"] > 0 and empty["by_region"]["county"] == []
+
+
+def test_impact_bad_requests(client: Any) -> None:
+    ok = mapping(box(111.0, 40.0, 111.1, 40.1))
+    e = _error(client.post(f"{API}/impact", json={"geometry": ok, "res": 11}), 400)
+    assert e["field"] == "res" and "5..10" in e["allowed"]
+    e = _error(client.post(f"{API}/impact", json={"geometry": ok, "res": 4}), 400)
+    e = _error(client.post(f"{API}/impact", json={"geometry": {"center": [111.7, 40.8], "radius_m": 0}}), 400)
+    assert e["field"] == "radius_m"
+    e = _error(client.post(f"{API}/impact", json={"geometry": {"center": [111.7, 40.8], "radius_m": 500_001}}), 400)
+    assert e["field"] == "radius_m" and "500000" in e["allowed"]
+    e = _error(client.post(f"{API}/impact", json={"geometry": {"center": [40.8, 111.7], "radius_m": 1000}}), 422)
+    assert e["code"] == "lonlat_swapped"
+    big = mapping(box(100.0, 40.0, 105.0, 44.0))  # ~180,000 km2 > 50,000 km2 of the test settings
+    e = _error(client.post(f"{API}/impact", json={"geometry": big}), 422)
+    assert e["code"] == "zone_too_large" and "50000" in e["allowed"]
+    bowtie = {"type": "Polygon", "coordinates": [[[111, 40], [111.2, 40.2], [111.2, 40], [111, 40.2], [111, 40]]]}
+    e = _error(client.post(f"{API}/impact", json={"geometry": bowtie}), 422)
+    assert e["code"] == "invalid_unrepairable"
+    e = _error(client.post(f"{API}/impact", json={"geometry": {"type": "Polygon", "coordinates": []}}), 422)
+    e = _error(client.post(f"{API}/impact", json={"geometry": {"type": "Point", "coordinates": [111, 40]}}), 422)
+    assert e["code"] == "zone_not_polygonal"
+    e = _error(client.post(f"{API}/impact", json={"geometry": ok, "colour": "red"}), 400)
+    assert e["field"] == "colour"
+    spike = {"type": "Polygon", "coordinates": [[[111, 40], [111.2, 40], [111.2, 40.2], [111.1, 40.2], [111.1, 40.1],
+                                                 [111.1, 40.2], [111, 40.2], [111, 40]]]}
+    r = client.post(f"{API}/impact", json={"geometry": spike})
+    assert r.status_code == 200 and r.get_json()["notes"][0].startswith("repaired")
