@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h3.api.basic_int as h3i
+import h3ronpy
 import h3ronpy.vector as h3v
 import numpy as np
 import pyarrow as pa
@@ -535,3 +536,180 @@ def points_to_cells(lon: Any, lat: Any, values: Any, *, res: int) -> tuple[np.nd
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     cells = _h3v_cells(h3v.coordinates_to_cells(la, lo, res))
     return merge_cell_sums([(cells, va)])
+
+
+# ------------------------------------------------------------------------------------------ cell geometry
+def cell_boundaries(cells: Any) -> np.ndarray:
+    """Cell outlines as shapely Polygons in EPSG:4326 (lon, lat), one per cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = cell_boundaries(np.array([0x88283082a3fffff]))
+    >>> g[0].geom_type, len(g[0].exterior.coords)
+    ('Polygon', 7)
+    """
+    arr = _as_cells(cells)
+    if arr.size == 0:
+        return np.empty(0, dtype=object)
+    lat, lng = _parse_wkb_rings(_to_u64(arr))
+    return shapely.polygons(np.stack([np.degrees(lng), np.degrees(lat)], axis=-1))
+
+
+def cell_area_m2(cells: Any) -> np.ndarray:
+    """Area of each cell in m2 (h3's ``cell_area`` on its spherical Earth, radius 6371.007 km).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(cell_area_m2(np.array([0x88283082a3fffff]))[0]) / 1e6, 3)
+    0.766
+    """
+    arr = _as_cells(cells)
+    return np.array([h3i.cell_area(int(c), "m^2") for c in arr.tolist()], dtype=np.float64)
+
+
+def cell_centres(cells: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of each cell as (lon, lat) in degrees, EPSG:4326.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lon, lat = cell_centres(np.array([0x88283082a3fffff]))
+    >>> round(float(lon[0]), 4), round(float(lat[0]), 4)
+    (-122.4018, 37.7924)
+    """
+    arr = _as_cells(cells)
+    if arr.size == 0:
+        return np.zeros(0), np.zeros(0)
+    rb = pa.record_batch(h3v.cells_to_coordinates(_to_u64(arr)))
+    return (rb.column("lng").to_numpy(zero_copy_only=False).astype(np.float64),
+            rb.column("lat").to_numpy(zero_copy_only=False).astype(np.float64))
+
+
+def _json_value(x: Any) -> Any:
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def cells_to_geojson(cells: Any, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """GeoJSON FeatureCollection of cell polygons for the browser; ``h3`` is the cell id as a hex string.
+
+    Parameters
+    ----------
+    cells : array of int64
+    properties : dict of str -> array, optional
+        Per-cell values (same length as ``cells``); NaN becomes JSON null.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fc = cells_to_geojson(np.array([0x88283082a3fffff]), {"population": np.array([12.5])})
+    >>> fc["features"][0]["properties"]
+    {'h3': '88283082a3fffff', 'population': 12.5}
+    """
+    arr = _as_cells(cells)
+    props = {k: np.asarray(v) for k, v in (properties or {}).items()}
+    for k, v in props.items():
+        if v.shape != arr.shape:
+            raise InvalidParameterError(field=f"properties.{k}", value=f"length {v.size}",
+                                        allowed=f"one value per cell ({arr.size})")
+    feats = []
+    for i, g in enumerate(cell_boundaries(arr)):
+        p: dict[str, Any] = {"h3": format(int(arr[i]) & 0xFFFFFFFFFFFFFFFF, "x")}
+        p.update({k: _json_value(v[i]) for k, v in props.items()})
+        feats.append({"type": "Feature", "geometry": shapely.geometry.mapping(g), "properties": p})
+    for f in feats:  # GeoJSON wants lists, not tuples
+        f["geometry"]["coordinates"] = [[list(pt) for pt in ring] for ring in f["geometry"]["coordinates"]]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+# ------------------------------------------------------------------------------------------ zone weights
+def _check_zone(zone: Any) -> Polygon | MultiPolygon:
+    if not isinstance(zone, (Polygon, MultiPolygon)):
+        raise InvalidGeometryError("the zone must be a Polygon or MultiPolygon", field="geometry",
+                                   value=getattr(zone, "geom_type", type(zone).__name__),
+                                   allowed="Polygon or MultiPolygon in EPSG:4326")
+    if not zone.is_empty:
+        if not zone.is_valid:
+            raise InvalidGeometryError("the zone is not a valid polygon", field="geometry",
+                                       value=shapely.is_valid_reason(zone), allowed="a valid polygon")
+        x0, y0, x1, y1 = zone.bounds
+        if x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90:
+            raise InvalidGeometryError("coordinates out of range", field="geometry", value=zone.bounds,
+                                       allowed="lon in [-180, 180], lat in [-90, 90] (EPSG:4326, lon first)")
+    return zone
+
+
+def _lat_weighted_area(g: np.ndarray) -> np.ndarray:
+    """Area in square degrees times cos(latitude of the centroid): proportional to the true area to second
+    order over one cell (the plate-carree area scale 1/cos(lat) is linear across a cell to first order)."""
+    return shapely.area(g) * np.cos(np.radians(shapely.get_y(shapely.centroid(g))))
+
+
+def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells that intersect a zone and the fraction of each cell's area inside it (area-weighted mode).
+
+    Cells whose centre is inside the zone and which do not touch its boundary are fully inside: fraction 1,
+    with no geometry work. Cells that touch the boundary get area(cell & zone) / area(cell), computed with
+    shapely on the lon/lat polygons with each piece's area scaled by cos(latitude of its centroid) (exact
+    to second order across a cell; at res 8 the error of a fraction is below 1e-6). The zone's edges are
+    straight lines in lon/lat, as in GeoJSON.
+
+    Parameters
+    ----------
+    zone : shapely Polygon or MultiPolygon
+        In EPSG:4326 (lon, lat), valid.
+    res : int
+        H3 resolution, 0..15.
+
+    Returns
+    -------
+    cells : ndarray of int64, sorted
+    fraction : ndarray of float64 in (0, 1]
+
+    Raises
+    ------
+    InvalidGeometryError
+        Not a (valid) polygon, or coordinates out of range.
+    InvalidParameterError
+        ``res`` out of range.
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> cells, frac = zone_weights(box(111.0, 40.0, 111.1, 40.1), res=7)
+    >>> bool(((frac > 0) & (frac <= 1)).all()), round(float((frac * cell_area_m2(cells)).sum()) / 1e6, 1)
+    (True, 94.6)
+    """
+    res = _check_res(res)
+    zone = _check_zone(zone)
+    if zone.is_empty or zone.area == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    centre = np.sort(_h3v_cells(h3v.geometry_to_cells(
+        zone, res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
+    # Cells that may touch the boundary: h3's tiling of the boundary lines and vertices, plus their
+    # neighbours (the tiling can miss a cell whose corner the boundary merely clips); shapely decides.
+    boundary = zone.boundary
+    seed = np.concatenate([
+        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
+        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
+    cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    polys = cell_boundaries(cand)
+    shapely.prepare(boundary)
+    touches = shapely.intersects(polys, boundary)
+    edge, polys = cand[touches], polys[touches]
+    pieces = shapely.intersection(polys, zone)
+    frac = np.minimum(_lat_weighted_area(pieces) / _lat_weighted_area(polys), 1.0)
+    pos = np.minimum(np.searchsorted(edge, centre), max(edge.size - 1, 0))
+    interior = centre[edge[pos] != centre] if edge.size else centre   # centre inside, boundary untouched
+    cells = np.concatenate([interior, edge])
+    fr = np.concatenate([np.ones(interior.size), frac])
+    keep = fr > 0
+    o = np.argsort(cells[keep])
+    return cells[keep][o], fr[keep][o]

@@ -147,3 +147,113 @@ def test_grid_to_cells_rejects_bad_input():
     # a nodata value that is negative is fine; an all-nodata raster gives empty output
     cells, sums = grid_to_cells(np.full((3, 3), -1.0), **good, nodata=-1.0)
     assert cells.size == 0 and sums.size == 0 and cells.dtype == np.int64
+
+
+# ------------------------------------------------------------------------------------ cells and geometry
+import h3.api.basic_int as h3i  # noqa: E402
+import shapely  # noqa: E402
+from shapely.geometry import MultiPolygon, Point, Polygon, box  # noqa: E402
+
+from geoops.errors import InvalidGeometryError  # noqa: E402
+from geoops.h3cells import (cell_area_m2, cell_boundaries, cell_centres, cells_to_geojson,  # noqa: E402
+                            points_to_cells, zone_weights)
+from geoops.h3cells import _lat_weighted_area  # noqa: E402
+
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def _some_cells(n=50, res=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.unique([h3i.latlng_to_cell(la, lo, res) for la, lo in
+                      zip(rng.uniform(40, 50, n), rng.uniform(105, 125, n))]).astype(np.int64)
+
+
+def test_cell_geometry_matches_h3_and_geodesic_area():
+    cells = _some_cells()
+    polys = cell_boundaries(cells)
+    lon, lat = cell_centres(cells)
+    areas = cell_area_m2(cells)
+    for i, c in enumerate(cells.tolist()):
+        ref = np.array([(lo, la) for la, lo in h3i.cell_to_boundary(c)])
+        np.testing.assert_allclose(np.asarray(polys[i].exterior.coords)[:-1], ref, atol=1e-12)
+        la, lo = h3i.cell_to_latlng(c)
+        assert abs(lon[i] - lo) < 1e-12 and abs(lat[i] - la) < 1e-12
+        geodesic = abs(GEOD.geometry_area_perimeter(polys[i])[0])   # WGS84 ellipsoid vs h3's sphere
+        assert abs(areas[i] - geodesic) / geodesic < 0.005
+
+
+def test_cells_to_geojson_has_hex_ids_and_nulls_for_nan():
+    cells = _some_cells(3)
+    fc = cells_to_geojson(cells, {"population": np.array([1.5, np.nan, 0.0])[: cells.size]})
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == cells.size
+    f0 = fc["features"][0]
+    assert f0["properties"]["h3"] == h3i.int_to_str(int(cells[0])) and f0["properties"]["population"] == 1.5
+    assert fc["features"][1]["properties"]["population"] is None
+    assert f0["geometry"]["type"] == "Polygon" and len(f0["geometry"]["coordinates"][0]) == 7
+    assert cells_to_geojson(np.zeros(0, dtype=np.int64), {})["features"] == []
+    with pytest.raises(InvalidParameterError):
+        cells_to_geojson(cells, {"x": np.zeros(cells.size + 1)})
+
+
+def test_points_to_cells_equals_per_point_h3():
+    rng = np.random.default_rng(5)
+    lon, lat, val = rng.uniform(105, 125, 2000), rng.uniform(40, 50, 2000), rng.uniform(0, 100, 2000)
+    cells, sums = points_to_cells(lon, lat, val, res=6)
+    ref = np.array([h3i.latlng_to_cell(a, o, 6) for a, o in zip(lat, lon)], dtype=np.int64)
+    u, inv = np.unique(ref, return_inverse=True)
+    np.testing.assert_array_equal(cells, u)
+    np.testing.assert_allclose(sums, np.bincount(inv, weights=val), rtol=1e-12)
+    with pytest.raises(InvalidParameterError):
+        points_to_cells([111.0], [40.0], [np.nan], res=6)
+    with pytest.raises(InvalidParameterError, match="lon"):
+        points_to_cells([40.0], [111.0], [1.0], res=6)            # swapped lon/lat
+
+
+def _naive_weights(zone, res):
+    """Reference: every cell h3 says overlaps the zone, intersected with shapely one by one."""
+    over = h3i.h3shape_to_cells_experimental(h3i.geo_to_h3shape(zone), res, contain="overlap")
+    out = {}
+    for c in over:
+        p = Polygon([(lo, la) for la, lo in h3i.cell_to_boundary(c)])
+        piece = p.intersection(zone)
+        if not piece.is_empty and piece.area > 0:
+            out[c] = _lat_weighted_area(np.array([piece]))[0] / _lat_weighted_area(np.array([p]))[0]
+    return out
+
+
+ZONES = {
+    "square": box(113.2, 44.2, 113.4, 44.35),
+    "circle": Point(115.0, 45.0).buffer(0.1, quad_segs=32),
+    "concave": Polygon([(113.0, 45.0), (113.3, 45.0), (113.3, 45.25), (113.15, 45.08), (113.0, 45.25)]),
+    "utm_49_50": box(113.85, 44.6, 114.15, 44.75),
+    "at_50N": box(119.0, 49.9, 119.25, 50.1),
+    "with_hole": Polygon(box(114.0, 45.3, 114.3, 45.5).exterior.coords, [box(114.1, 45.35, 114.2, 45.45).exterior.coords]),
+    "multi": MultiPolygon([box(113.0, 43.0, 113.1, 43.1), box(113.3, 43.0, 113.4, 43.1)]),
+}
+
+
+@pytest.mark.parametrize("name", list(ZONES))
+def test_zone_weights_equal_naive_intersection_and_geodesic_area(name):
+    zone = ZONES[name]
+    cells, frac = zone_weights(zone, res=8)
+    ref = _naive_weights(zone, 8)
+    np.testing.assert_array_equal(cells, np.array(sorted(ref), dtype=np.int64))
+    np.testing.assert_allclose(frac, [ref[c] for c in sorted(ref)], rtol=1e-9, atol=1e-12)
+    assert np.all((frac > 0) & (frac <= 1))
+    # independent check of the fractions: sum of cell area x fraction vs the geodesic area of the zone
+    oriented = shapely.orient_polygons(shapely.segmentize(zone, 0.001))   # holes clockwise for Geod
+    geodesic = abs(GEOD.geometry_area_perimeter(oriented)[0])
+    assert abs((frac * cell_area_m2(cells)).sum() - geodesic) / geodesic < 0.005
+
+
+def test_zone_weights_empty_and_bad_zones():
+    cells, frac = zone_weights(Polygon(), res=8)
+    assert cells.size == 0 and frac.size == 0 and cells.dtype == np.int64
+    with pytest.raises(InvalidGeometryError):
+        zone_weights(Point(1, 1), res=8)
+    with pytest.raises(InvalidGeometryError):
+        zone_weights(Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]), res=8)     # bow-tie
+    with pytest.raises(InvalidGeometryError):
+        zone_weights(box(40, 100, 41, 101), res=8)                          # lat out of range (swapped)
+    with pytest.raises(InvalidParameterError):
+        zone_weights(box(111, 40, 111.1, 40.1), res=-1)
