@@ -15,6 +15,7 @@ different top-k than the geodesic one. Target (DESIGN.md): 100k queries x 1M can
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     q_lat = rng.uniform(37.0, 53.0, args.queries)
     print(
         f"{args.queries:,} queries x {args.candidates:,} candidates, k={args.k}, seed {args.seed} "
-        f"(37-53 N, 97-126 E)"
+        f"(37-53 N, 97-126 E); load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
 
     times = []
