@@ -84,9 +84,9 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
 
     Notes
     -----
-    Dash executes every page module when an app is built, and module-level ``@callback``s go to a process-wide list
-    that the first app to serve a request takes. Build one app per process (gunicorn does), or use each test app
-    before building the next.
+    Dash executes every page module when an app is built; their module-level ``@callback``s go to a process-wide
+    list that this function hands to the new app at once (Dash's first-request set-up is run here), so building
+    several apps in one process (tests) gives each its own callbacks.
     """
     s = settings or get_settings()
     server = Flask("dashboards", root_path=str(PACKAGE_DIR))
@@ -116,6 +116,11 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         compress=False,
     )
     app.layout = shell_layout
+    # Dash sets itself up (script registry, page router, callbacks) on its "first request", and not thread-safely:
+    # with gthread workers a second thread could serve a script before the registry is filled (HTTP 500 on
+    # /_dash-component-suites/...). Do that set-up now, before the app serves anything.
+    with server.test_request_context("/"):
+        server.preprocess_request()
     return app
 
 
