@@ -33,3 +33,35 @@ def home_role_link(role: str) -> str:
 def home_layer_count(layer: str) -> str:
     """ID of the cell that shows a layer's feature count on the home page."""
     return HOME_LAYER_COUNT_PREFIX + layer
+
+# --- wall ---
+WALL_ROOT: Final = "wall-root"
+WALL_TEXT: Final = "wall-text"
+WALL_STATUS: Final = "wall-status"
+WALL_DRAWN: Final = "wall-drawn"
+WALL_POLL: Final = "wall-poll"
+WALL_BANNER: Final = "wall-banner"
+WALL_KPIS: Final = "wall-kpis"
+WALL_KPI_INCIDENTS: Final = "wall-kpi-incidents"
+WALL_KPI_SEVERITY_PREFIX: Final = "wall-kpi-severity-"  # + severity key
+WALL_KPI_AFFECTED: Final = "wall-kpi-affected"
+WALL_KPI_AFFECTED_NOTE: Final = "wall-kpi-affected-note"
+WALL_KPI_SHELTER_FREE: Final = "wall-kpi-shelter-free"
+WALL_KPI_SHELTER_TOTAL: Final = "wall-kpi-shelter-total"
+WALL_KPI_RES_AVAILABLE: Final = "wall-kpi-res-available"
+WALL_KPI_RES_DEPLOYED: Final = "wall-kpi-res-deployed"
+WALL_CLOCK: Final = "wall-clock"
+WALL_ASOF: Final = "wall-asof"
+WALL_MAP: Final = "wall-map"
+WALL_HEX_LAYER: Final = "wall-hex-layer"
+WALL_HAZARD_LAYER: Final = "wall-hazard-layer"
+WALL_ANNOTATION_LAYER: Final = "wall-annotation-layer"
+WALL_HEAT: Final = "wall-heat"
+WALL_LEGEND: Final = "wall-legend"
+WALL_TICKER: Final = "wall-ticker"
+WALL_CHART: Final = "wall-chart"
+
+
+def wall_severity(severity: str) -> str:
+    """ID of the wall's count of active incidents of one severity (``general`` ... ``extraordinary``)."""
+    return WALL_KPI_SEVERITY_PREFIX + severity
