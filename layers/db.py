@@ -30,8 +30,9 @@ def database_url(settings: Settings | None = None) -> str:
 @lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL for the life of the process (pool pre-ping: survives a database restart)."""
+    # connect_timeout: an unreachable database fails fast (the wall shows its banner) instead of hanging on TCP
     return create_engine(url or database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10,
-                         pool_recycle=1800)
+                         pool_recycle=1800, connect_args={"connect_timeout": 5})
 
 
 def reset_engines() -> None:
