@@ -30,6 +30,7 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/sitroom db up
 	$(BIN)/sitroom demo load
+	$(BIN)/sitroom tiles build
 	$(BIN)/sitroom serve --host $(HOST) --port $(PORT)
 
 test: install
