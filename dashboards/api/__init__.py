@@ -30,6 +30,7 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.openapi",
     "dashboards.api.layers",
     "dashboards.api.analysis",
+    "dashboards.api.wall",
 )
 
 __all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX"]

@@ -1,0 +1,119 @@
+"""Wall endpoints: the cheap data version the command-hall wall polls, and the whole wall picture in one JSON.
+
+Public (HTTP): ``GET /api/v1/wall/version``, ``GET /api/v1/wall/snapshot``.
+Public (Python): :func:`wall_version`, :func:`wall_snapshot` (the page's refresh callback calls it too).
+
+The wall polls ``/wall/version`` (one index probe) and re-fetches the heavy parts only when the version moves. The
+snapshot is small by construction (:mod:`layers.situation`): H3 aggregates instead of points, simplified hazard
+polygons, capped lists.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from dashboards.api import db_engine
+from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.i18n import current_lang, vocab_label
+from layers import situation
+
+HEAT_MODES: tuple[str, ...] = ("incidents", "population")
+TICKER_ROWS = 20
+
+VERSION_REF = register_schema("WallVersion", {
+    "type": "object",
+    "required": ["version", "time"],
+    "properties": {
+        "version": {"type": "integer", "description": "max(feature_history.id): moves with every feature change"},
+        "population": {"type": "string", "description": "newest population build ('' without population)"},
+        "time": {"type": "string", "format": "date-time", "description": "server time"},
+    },
+})
+
+
+def wall_version(conn: Any) -> dict[str, Any]:
+    """``{"version": int, "population": str, "time": ISO 8601}`` of the store behind ``conn``."""
+    return {"version": situation.data_version(conn), "population": situation.population_source_version(conn),
+            "time": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | None = None,
+                  heat: Literal["incidents", "population"] = "incidents", lang: str | None = None,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """Everything the wall draws, JSON-ready: version, KPIs, ticker, incidents per hour, hexes, hazards, annotations.
+
+    Parameters
+    ----------
+    conn : sqlalchemy Connection
+    zoom : float, optional
+        Leaflet zoom of the wall's map: picks the H3 resolution and the hazard simplification tolerance.
+    bbox : list of 4 floats, optional
+        west, south, east, north of the visible map: hexes outside are not sent.
+    heat : {"incidents", "population"}
+        What the hexes show: active incidents per cell, or people in active hazard zones per cell.
+    lang : str, optional
+        Language of the kind labels (default: the request's).
+    """
+    lang = lang or current_lang()
+    when = now or datetime.now(UTC)
+    res = situation.res_for_zoom(zoom)
+    tol = situation.tolerance_for_zoom(zoom)
+    version = situation.data_version(conn)
+    affected = situation.affected_population_cells(conn, at=when)
+    if heat == "population":
+        cells, values = situation.aggregate_cells(affected["cells"], affected["population"], res=res)
+    else:
+        cells, values = situation.incident_cells(conn, res=res)
+    hexes = situation.hex_features(cells, values, bbox=bbox)
+    hexes.update(res=res, heat=heat)
+    hourly = situation.incidents_per_hour(conn, hours=24, now=when)
+    ticker = [{"id": r["id"], "name": r["name"], "kind": r["kind"],
+               "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
+               "severity_label": vocab_label("incident_severity", r["severity"], lang),
+               "status": r["status"], "occurred_at": r["occurred_at"].isoformat()}
+              for r in situation.latest_incidents(conn, limit=TICKER_ROWS)]
+    return {
+        "version": version,
+        "time": when.isoformat(timespec="seconds"),
+        "kpis": {
+            "incidents": situation.incident_kpis(conn),
+            "affected": {"total": affected["total"], "containment": affected["containment"],
+                         "source": affected["source"], "res": affected["res"], "hazards": affected["hazards"]},
+            "shelters": situation.shelter_places(conn),
+            "resources": situation.resource_counts(conn)["units"],
+        },
+        "ticker": ticker,
+        "hourly": {"bins": [b.isoformat() for b in hourly["bins"]],
+                   "counts": hourly["counts"],
+                   "labels": {k: vocab_label("incident_kind", k, lang) for k in hourly["counts"]}},
+        "hexes": hexes,
+        "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
+        "annotations": situation.annotation_features(conn, tolerance_deg=tol),
+    }
+
+
+@endpoint("/wall/version", "GET", tags=("wall",), operation_id="wall_version",
+          summary="Data version of the store (cheap; the wall polls it and refetches only when it moves)",
+          responses={200: ("The version", {"$ref": VERSION_REF})})
+def get_wall_version() -> dict[str, Any]:
+    with db_engine().connect() as conn:
+        return wall_version(conn)
+
+
+@endpoint("/wall/snapshot", "GET", tags=("wall",), operation_id="wall_snapshot",
+          summary="The whole wall picture: KPIs, ticker, incidents per hour, H3 heatmap, hazards, annotations",
+          description="Small by construction: the heatmap is H3 cells (resolution from `zoom`, cells outside `bbox` "
+                      "left out, at most 4000), hazards are simplified with a zoom-dependent tolerance, lists are "
+                      "capped.",
+          parameters=[
+              query("zoom", {"type": "number", "minimum": 0, "maximum": 20, "default": 5}, "Leaflet zoom"),
+              query("bbox", {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+                    "west,south,east,north of the visible map"),
+              query("heat", {"type": "string", "enum": list(HEAT_MODES), "default": "incidents"},
+                    "what the hexes count"),
+          ],
+          responses={200: ("The wall picture", {"type": "object"})})
+def get_wall_snapshot(*, zoom: float, bbox: list[float] | None, heat: str) -> dict[str, Any]:
+    with db_engine().connect() as conn:
+        return wall_snapshot(conn, zoom=zoom, bbox=bbox, heat=heat)  # type: ignore[arg-type]

@@ -1,0 +1,365 @@
+"""Command-hall wall (``/wall``): live map with an H3 heatmap, hazard zones, annotations, KPI tiles, ticker, trend.
+
+Made for a 1920x1080 or 3840x2160 screen left alone for hours: dark, no scrollbars (``assets/wall.css``), and it
+updates itself without a reload.
+
+How it stays live
+-----------------
+A clientside callback polls ``GET /api/v1/wall/version`` every second through ONE JavaScript function,
+``window.sitroomWall.fetchVersion`` (the live-push issue replaces it with server-sent events). Only when the version
+moves (or after a reconnect, or once a minute for hazards that expire with time) does it bump the ``refresh`` counter
+of the status store, and only that triggers :func:`refresh`, the server callback that redraws KPIs, ticker, chart and
+map layers from :func:`dashboards.api.wall.wall_snapshot`. A failed poll never throws: it shows "connection lost,
+last update HH:MM" and the next successful poll hides it and refreshes. :func:`refresh` itself answers "no update"
+when the database is unreachable, so the last picture stays on screen.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash
+import dash_leaflet as dl
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboards import ids
+from dashboards.api import API_PREFIX, db_engine
+from dashboards.api.errors import classify
+from dashboards.api.wall import wall_snapshot
+from dashboards.components.basemap import base_map
+from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+
+dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
+
+#: the wall's clock and times are China Standard Time, like the hall it hangs in
+DISPLAY_TZ = "Asia/Shanghai"
+POLL_MS = 1000
+FULL_REFRESH_S = 60
+SEVERITIES = ("extraordinary", "major", "large", "general")
+LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
+HEX_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
+SYMBOLS = {"incident": "!", "fire": "▲", "flood": "≈", "collapse": "▼", "chemical": "☢", "command_post": "⚑",
+           "shelter": "⌂", "medical_point": "✚", "roadblock": "⊘", "evacuation_route": "➜", "note": "•"}
+
+
+def _kpi(label_key: str, lang: str, *values: Any, sub: Any = None, cls: str = "") -> html.Div:
+    return html.Div(className=f"sr-wall-kpi {cls}".strip(), children=[
+        html.Div(t(label_key, lang), className="sr-wall-kpi-label"),
+        html.Div(list(values), className="sr-wall-kpi-value"),
+        html.Div(sub, className="sr-wall-kpi-sub"),
+    ])
+
+
+def _num(id_: str) -> html.Span:
+    return html.Span("—", id=id_, className="sr-wall-num")
+
+
+def layout(lang: str | None = None, **_query: Any) -> Any:
+    lang = normalize_lang(lang) or current_lang()
+    texts = {"lost": t("wall.connection_lost", lang, time="{time}"), "tz": DISPLAY_TZ,
+             "locale": "zh-CN" if lang == "zh-CN" else "en-GB", "api": API_PREFIX,
+             "full_refresh_s": FULL_REFRESH_S}
+    severity_chips = html.Div(className="sr-wall-sev", children=[
+        html.Span([html.Span(vocab_label("incident_severity", s, lang).split(" ")[0],
+                             className="sr-wall-sev-label"), html.Span("—", id=ids.wall_severity(s))],
+                  className=f"sr-wall-sev-chip sev-{s}")
+        for s in SEVERITIES])
+    kpis = html.Div(id=ids.WALL_KPIS, className="sr-wall-kpis", children=[
+        _kpi("wall.kpi.incidents", lang, _num(ids.WALL_KPI_INCIDENTS), sub=severity_chips, cls="kpi-incidents"),
+        _kpi("wall.kpi.affected", lang, _num(ids.WALL_KPI_AFFECTED),
+             sub=html.Span(t("wall.kpi.affected_note", lang), id=ids.WALL_KPI_AFFECTED_NOTE)),
+        _kpi("wall.kpi.shelters", lang, _num(ids.WALL_KPI_SHELTER_FREE), html.Span(" / ", className="sr-wall-sep"),
+             _num(ids.WALL_KPI_SHELTER_TOTAL), sub=t("wall.kpi.shelters_note", lang)),
+        _kpi("wall.kpi.resources", lang, _num(ids.WALL_KPI_RES_AVAILABLE), html.Span(" / ", className="sr-wall-sep"),
+             _num(ids.WALL_KPI_RES_DEPLOYED), sub=t("wall.kpi.resources_note", lang)),
+        html.Div(className="sr-wall-kpi sr-wall-clock-tile", children=[
+            html.Div("--:--:--", id=ids.WALL_CLOCK, className="sr-wall-clock"),
+            html.Div([t("wall.data_as_of", lang), " ", html.Span("--:--:--", id=ids.WALL_ASOF)],
+                     className="sr-wall-kpi-sub"),
+        ]),
+    ])
+    the_map = base_map(ids.WALL_MAP, dark=True, zoom=5, children=[
+        dl.LayerGroup(id=ids.WALL_HEX_LAYER),
+        dl.LayerGroup(id=ids.WALL_HAZARD_LAYER),
+        dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
+    ])
+    heat = dcc.RadioItems(id=ids.WALL_HEAT, value="incidents", inline=True, className="sr-wall-heat",
+                          options=[{"label": t("wall.heat.incidents", lang), "value": "incidents"},
+                                   {"label": t("wall.heat.population", lang), "value": "population"}])
+    chart = dcc.Graph(id=ids.WALL_CHART, className="sr-wall-chart", figure=_empty_figure(),
+                      config={"displayModeBar": False, "staticPlot": False, "responsive": True})
+    return html.Div(id=ids.WALL_ROOT, className="sr-wall", lang=lang, children=[
+        dcc.Store(id=ids.WALL_TEXT, data=texts),
+        dcc.Store(id=ids.WALL_STATUS, data=None),
+        dcc.Store(id=ids.WALL_DRAWN, data=None),
+        dcc.Interval(id=ids.WALL_POLL, interval=POLL_MS),
+        html.Div(id=ids.WALL_BANNER, className="sr-wall-banner sr-hidden", role="alert"),
+        kpis,
+        html.Div(className="sr-wall-map", children=[
+            the_map,
+            html.Div(className="sr-wall-map-tools", children=[heat, html.Div(id=ids.WALL_LEGEND,
+                                                                            className="sr-wall-legend")]),
+        ]),
+        html.Div(className="sr-wall-side", children=[
+            html.H2(t("wall.ticker", lang), className="sr-wall-h"),
+            html.Ul(id=ids.WALL_TICKER, className="sr-wall-ticker"),
+            html.H2(t("wall.chart", lang), className="sr-wall-h"),
+            chart,
+        ]),
+    ])
+
+
+# ------------------------------------------------------------------------------------------------ polling (browser)
+# The IIFE defines window.sitroomWall once (when Dash loads the page's callbacks) and returns the callback function.
+dash.clientside_callback(
+    """
+    (function () {
+      const W = window.sitroomWall = window.sitroomWall || {};
+      /* The ONE place that asks the server whether the data changed (the live-push issue swaps this for SSE).
+         Resolves to {version, time} or rejects; never leaves a request hanging for more than 4 s. */
+      W.fetchVersion = function (api) {
+        const ctl = new AbortController();
+        const timer = setTimeout(() => ctl.abort(), 4000);
+        return fetch(api + "/wall/version", {cache: "no-store", signal: ctl.signal, credentials: "same-origin"})
+          .then(r => { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+          .finally(() => clearTimeout(timer));
+      };
+      W.hhmm = function (ms, txt, seconds) {
+        const o = {hour: "2-digit", minute: "2-digit", hour12: false, timeZone: txt.tz};
+        if (seconds) { o.second = "2-digit"; }
+        return new Date(ms).toLocaleTimeString(txt.locale, o);
+      };
+      return async function (n, txt, status) {
+        const nu = window.dash_clientside.no_update;
+        const prev = status || {ok: null, version: null, refresh: 0, last_full: 0};
+        const now = Date.now();
+        let v;
+        try {
+          v = await W.fetchVersion(txt.api);
+        } catch (e) {
+          const when = W.lastOk ? W.hhmm(W.lastOk, txt, false) : "--:--";
+          const banner = txt.lost.replace("{time}", when);
+          if (prev.ok === false) { return [nu, banner, nu, nu]; }
+          return [Object.assign({}, prev, {ok: false}), banner, "sr-wall-banner", nu];
+        }
+        const key = String(v.version) + "|" + String(v.population || "");
+        const stale = (now - (prev.last_full || 0)) > txt.full_refresh_s * 1000;
+        const asof = W.hhmm(now, txt, true);
+        W.lastOk = now;
+        if (prev.ok === true && prev.version === key && !stale) {
+          return [nu, nu, nu, asof];
+        }
+        const next = {ok: true, version: key, refresh: (prev.refresh || 0) + 1, last_full: now};
+        return [next, "", "sr-wall-banner sr-hidden", asof];
+      };
+    })()
+    """,
+    Output(ids.WALL_STATUS, "data"),
+    Output(ids.WALL_BANNER, "children"),
+    Output(ids.WALL_BANNER, "className"),
+    Output(ids.WALL_ASOF, "children"),
+    Input(ids.WALL_POLL, "n_intervals"),
+    State(ids.WALL_TEXT, "data"),
+    State(ids.WALL_STATUS, "data"),
+)
+
+dash.clientside_callback(
+    """
+    function (n, txt) {
+      if (!window.sitroomWall || !window.sitroomWall.hhmm || !txt) { return window.dash_clientside.no_update; }
+      return window.sitroomWall.hhmm(Date.now(), txt, true);
+    }
+    """,
+    Output(ids.WALL_CLOCK, "children"),
+    Input(ids.WALL_POLL, "n_intervals"),
+    State(ids.WALL_TEXT, "data"),
+)
+
+
+# ------------------------------------------------------------------------------------------------ formatting (server)
+def _fmt_int(n: Any) -> str:
+    return "—" if n is None else f"{int(round(float(n))):,}"
+
+
+def _local(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(ZoneInfo(DISPLAY_TZ))
+
+
+def _empty_figure() -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template="plotly_dark", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                      margin={"l": 40, "r": 10, "t": 10, "b": 30}, barmode="stack", autosize=True,
+                      legend={"orientation": "h", "y": -0.18, "font": {"size": 11}}, font={"size": 12})
+    return fig
+
+
+def hourly_figure(hourly: dict[str, Any]) -> go.Figure:
+    """Stacked bars of incidents per hour and kind (times in :data:`DISPLAY_TZ`)."""
+    fig = _empty_figure()
+    x = [_local(b).strftime("%H:00") for b in hourly["bins"]]
+    for kind, counts in hourly["counts"].items():
+        fig.add_bar(x=x, y=counts, name=hourly["labels"].get(kind, kind))
+    fig.update_xaxes(type="category", tickangle=0, nticks=8)
+    return fig
+
+
+def hex_classes(values: list[float]) -> list[float]:
+    """Lower bounds of up to 6 colour classes: 0, then 1/32, 1/16, 1/8, 1/4 and 1/2 of the largest value.
+
+    Examples
+    --------
+    >>> hex_classes([1, 64])
+    [0.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    >>> hex_classes([])
+    [0.0]
+    """
+    top = max(values, default=0.0)
+    if top <= 0:
+        return [0.0]
+    return [0.0] + [top / 2 ** k for k in (5, 4, 3, 2, 1)]
+
+
+def hex_layers(hexes: dict[str, Any]) -> tuple[list[Any], list[float]]:
+    """One GeoJSON layer per colour class (static styles: nothing to evaluate in the browser) and the class bounds."""
+    feats = hexes["features"]
+    bounds = hex_classes([f["properties"]["value"] for f in feats])
+    groups: list[list[dict[str, Any]]] = [[] for _ in bounds]
+    for f in feats:
+        v = f["properties"]["value"]
+        k = max(i for i, b in enumerate(bounds) if v >= b)
+        groups[k].append(f)
+    layers = [dl.GeoJSON(data={"type": "FeatureCollection", "features": g}, interactive=False,
+                         style={"color": HEX_COLOURS[i], "weight": 0.5, "fillColor": HEX_COLOURS[i],
+                                "fillOpacity": 0.35 + 0.08 * i, "opacity": 0.6})
+              for i, g in enumerate(groups) if g]
+    return layers, bounds
+
+
+def hazard_layers(hazards: dict[str, Any], lang: str) -> list[Any]:
+    """Hazard zones by warning level, lowest level drawn first so red lies on top."""
+    out = []
+    for level in ("blue", "yellow", "orange", "red"):
+        feats = []
+        for f in hazards["features"]:
+            if f["properties"]["warning_level"] == level:
+                p = dict(f["properties"])
+                p["tooltip"] = f"{p.get('name') or ''} · {vocab_label('hazard_kind', p['kind'], lang)} · " \
+                               f"{vocab_label('warning_level', level, lang)}"
+                feats.append({**f, "properties": p})
+        if feats:
+            c = LEVEL_COLOURS[level]
+            out.append(dl.GeoJSON(data={"type": "FeatureCollection", "features": feats},
+                                  style={"color": c, "weight": 2, "fillColor": c, "fillOpacity": 0.22,
+                                         "opacity": 0.9}))
+    return out
+
+
+def annotation_layers(annotations: dict[str, Any], lang: str) -> list[Any]:
+    """Analysts' annotations: a coloured circle with a permanent label (symbol + text) at points, styled shapes."""
+    out: list[Any] = []
+    for f in annotations["features"]:
+        p, g = f["properties"], f["geometry"]
+        colour = p.get("color") or "#e53935"
+        symbol = p.get("symbol") or "note"
+        text = f"{SYMBOLS.get(symbol, '•')} {p.get('label') or vocab_label('annotation_symbol', symbol, lang)}"
+        if g["type"] == "Point":
+            lon, lat = g["coordinates"][:2]
+            out.append(dl.CircleMarker(center=[lat, lon], radius=7, color="#ffffff", weight=2, fillColor=colour,
+                                       fillOpacity=0.95, children=dl.Tooltip(
+                                           text, permanent=True, direction="right", className="sr-wall-note")))
+        else:
+            out.append(dl.GeoJSON(data={"type": "FeatureCollection", "features": [
+                {**f, "properties": {"tooltip": text}}]}, style={"color": colour, "weight": 3, "fillOpacity": 0.1,
+                                                                 "fillColor": colour}))
+    return out
+
+
+def ticker_items(ticker: list[dict[str, Any]]) -> list[Any]:
+    return [html.Li(className=f"sr-wall-tick sev-{r['severity']}", children=[
+        html.Span(_local(r["occurred_at"]).strftime("%H:%M"), className="sr-wall-tick-time"),
+        html.Span(r["kind_label"], className="sr-wall-tick-kind"),
+        html.Span(r["name"] or "", className="sr-wall-tick-name"),
+    ]) for r in ticker]
+
+
+def legend(bounds: list[float], heat: str, lang: str) -> list[Any]:
+    items = [html.Span(t(f"wall.legend.{heat}", lang), className="sr-wall-legend-title")]
+    for i, b in enumerate(bounds):
+        items.append(html.Span([html.I(style={"background": HEX_COLOURS[i]}), f"≥ {_fmt_int(math.ceil(b))}"],
+                               className="sr-wall-legend-item"))
+    return items
+
+
+def _bbox(bounds: Any) -> list[float] | None:
+    """Leaflet bounds [[south, west], [north, east]] -> [west, south, east, north], clamped to the world."""
+    try:
+        (s, w), (n, e) = bounds
+        return [max(float(w), -180.0), max(float(s), -90.0), min(float(e), 180.0), min(float(n), 90.0)]
+    except (TypeError, ValueError):
+        return None
+
+
+@callback(
+    Output(ids.WALL_KPI_INCIDENTS, "children"),
+    *[Output(ids.wall_severity(s), "children") for s in SEVERITIES],
+    Output(ids.WALL_KPI_AFFECTED, "children"),
+    Output(ids.WALL_KPI_SHELTER_FREE, "children"),
+    Output(ids.WALL_KPI_SHELTER_TOTAL, "children"),
+    Output(ids.WALL_KPI_RES_AVAILABLE, "children"),
+    Output(ids.WALL_KPI_RES_DEPLOYED, "children"),
+    Output(ids.WALL_TICKER, "children"),
+    Output(ids.WALL_CHART, "figure"),
+    Output(ids.WALL_HEX_LAYER, "children"),
+    Output(ids.WALL_HAZARD_LAYER, "children"),
+    Output(ids.WALL_ANNOTATION_LAYER, "children"),
+    Output(ids.WALL_LEGEND, "children"),
+    Output(ids.WALL_DRAWN, "data"),
+    Input(ids.WALL_STATUS, "data"),
+    Input(ids.WALL_HEAT, "value"),
+    Input(ids.WALL_MAP, "zoom"),
+    Input(ids.WALL_MAP, "bounds"),
+    State(ids.WALL_TEXT, "data"),
+    prevent_initial_call=True,
+)
+def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None, bounds: Any,
+            texts: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Redraw everything from one snapshot; keep the last picture (no update) when the database is unreachable."""
+    if not status or not status.get("ok"):
+        raise PreventUpdate
+    lang = current_lang()
+    heat = heat if heat in ("incidents", "population") else "incidents"
+    try:
+        with db_engine().connect() as conn:
+            snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
+    except Exception as e:
+        if classify(e)[0] == 503:
+            raise PreventUpdate from None  # the poll shows "connection lost"; the last picture stays
+        raise
+    k = snap["kpis"]
+    hexes, bounds_ = hex_layers(snap["hexes"])
+    return (
+        _fmt_int(k["incidents"]["active"]),
+        *[_fmt_int(k["incidents"]["by_severity"].get(s, 0)) for s in SEVERITIES],
+        _fmt_int(k["affected"]["total"]),
+        _fmt_int(k["shelters"]["free"]),
+        _fmt_int(k["shelters"]["total"]),
+        _fmt_int(k["resources"].get("available", 0)),
+        _fmt_int(k["resources"].get("deployed", 0)),
+        ticker_items(snap["ticker"]),
+        hourly_figure(snap["hourly"]),
+        hexes,
+        hazard_layers(snap["hazards"], lang),
+        annotation_layers(snap["annotations"], lang),
+        legend(bounds_, heat, lang),
+        {"version": snap["version"], "hexes": len(snap["hexes"]["features"]), "res": snap["hexes"]["res"],
+         "heat": heat, "time": snap["time"]},
+    )
+
+
+__all__ = ["layout", "refresh", "hourly_figure", "hex_classes", "hex_layers", "hazard_layers",
+           "annotation_layers", "ticker_items", "legend"]

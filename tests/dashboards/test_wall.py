@@ -1,0 +1,116 @@
+"""The wall page: layout without a database, the version endpoint, and the refresh callback as a plain function."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dash.exceptions import PreventUpdate
+from sqlalchemy import create_engine, text
+
+from dashboards import ids
+from dashboards.app import create_app
+from dashboards.i18n import t
+from layers import situation
+from layers.settings import Settings
+
+DOWN_URL = "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
+
+
+@pytest.fixture(scope="module")
+def app_down():
+    return create_app(Settings(database_url=DOWN_URL))
+
+
+def test_wall_page_and_version_without_database(app_down) -> None:
+    client = app_down.server.test_client()
+    assert client.get("/wall").status_code == 200
+    r = client.get("/api/v1/wall/version?lang=en")
+    assert r.status_code == 503 and r.get_json()["error"]["code"] == "database_unavailable"
+    with app_down.server.test_request_context("/wall?lang=en"):
+        from dashboards.pages import wall
+
+        page = json.dumps(wall.layout(lang="en").to_plotly_json(), default=str)
+        # the page itself never touches the database: it is the same skeleton whether PostGIS is up or not
+        for key in ("wall.kpi.incidents", "wall.kpi.affected", "wall.kpi.shelters", "wall.kpi.resources"):
+            assert t(key, "en") in page
+        assert "Connection lost, last update {time}" in page and ids.WALL_MAP in page
+        # the refresh callback keeps the last picture when the database is down
+        with pytest.raises(PreventUpdate):
+            wall.refresh({"ok": True, "refresh": 1}, "incidents", 5, None, None)
+        with pytest.raises(PreventUpdate):
+            wall.refresh(None, "incidents", 5, None, None)
+
+
+def test_hex_classes_and_layers() -> None:
+    from dashboards.pages import wall
+
+    fc = {"features": [{"type": "Feature", "geometry": None, "properties": {"value": v}} for v in (1, 2, 40, 64)]}
+    layers, bounds = wall.hex_layers(fc)
+    assert bounds == [0.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    drawn = sorted(f["properties"]["value"] for lyr in layers for f in lyr.data["features"])
+    assert drawn == [1, 2, 40, 64]  # every hex lands in exactly one class
+    assert [len(lyr.data["features"]) for lyr in layers] == [1, 1, 2]
+
+
+@pytest.fixture
+def wall_db(db_url):
+    """Hand-made rows committed to the test database (the app reads through its own engine); removed afterwards."""
+    eng = create_engine(db_url)
+    now = datetime.now(UTC)
+    with eng.begin() as c:
+        c.execute(text("SELECT set_config('sitroom.user', 'pytest', true)"))
+        for i, (kind, sev) in enumerate([("fire", "major"), ("fire", "general"), ("traffic", "general"),
+                                         ("flood", "extraordinary")]):
+            c.execute(text("INSERT INTO incidents (source, external_id, name, kind, status, severity, occurred_at, geom)"
+                           " VALUES ('wall-test', :x, :n, :k, 'reported', :s, :at,"
+                           " ST_SetSRID(ST_MakePoint(:lon, 40.8), 4326))"),
+                      {"x": f"w{i}", "n": f"事件{i}", "k": kind, "s": sev, "at": now - timedelta(minutes=i),
+                       "lon": 111.6 + 0.01 * i})
+        c.execute(text("INSERT INTO shelters (source, external_id, kind, status, capacity, occupancy, geom) VALUES"
+                       " ('wall-test', 's1', 'fixed', 'open', 500, 120, ST_SetSRID(ST_MakePoint(111.7, 40.8), 4326))"))
+        c.execute(text("INSERT INTO resources (source, external_id, kind, status, quantity, geom) VALUES"
+                       " ('wall-test', 'r1', 'fire_engine', 'available', 6, ST_SetSRID(ST_MakePoint(111.7, 40.8), 4326)),"
+                       " ('wall-test', 'r2', 'boat', 'deployed', 2, ST_SetSRID(ST_MakePoint(111.7, 40.8), 4326))"))
+        c.execute(text("INSERT INTO hazards (source, external_id, name, kind, status, warning_level, geom) VALUES"
+                       " ('wall-test', 'h1', '洪水', 'flood', 'active', 'orange',"
+                       " ST_Multi(ST_MakeEnvelope(111.5, 40.7, 111.9, 40.9, 4326)))"))
+        c.execute(text("INSERT INTO annotations (source, external_id, kind, status, label, color, geom) VALUES"
+                       " ('wall-test', 'a1', 'command_post', 'active', '前方指挥部', '#00e676',"
+                       " ST_SetSRID(ST_MakePoint(111.65, 40.85), 4326))"))
+    situation.clear_cache()
+    yield db_url
+    with eng.begin() as c:
+        for table in ("incidents", "shelters", "resources", "hazards", "annotations"):
+            c.execute(text(f"DELETE FROM {table} WHERE source = 'wall-test'"))
+    eng.dispose()
+
+
+@pytest.mark.db
+def test_refresh_callback_shows_the_database(wall_db) -> None:
+    app = create_app(Settings(database_url=wall_db))
+    client = app.server.test_client()
+    v = client.get("/api/v1/wall/version").get_json()["version"]
+    assert v > 0
+    from dashboards.pages import wall
+
+    with app.server.test_request_context("/wall?lang=en"):
+        out = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, [[40, 110], [42, 113]], None)
+    (active, extraordinary, major, large, general, affected, free, total, avail, deployed, ticker, figure, hexes,
+     hazards, annotations, legend, drawn) = out
+    assert (active, extraordinary, major, large, general) == ("4", "1", "1", "0", "2")
+    assert affected == "—"  # no population in this database: unknown, not zero
+    assert (free, total, avail, deployed) == ("380", "500", "6", "2")
+    assert [li.children[1].children for li in ticker] == ["Fire", "Fire", "Traffic accident", "Flood"]
+    assert sum(sum(tr.y) for tr in figure.data) == 4 and {tr.name for tr in figure.data} == {
+        "Fire", "Traffic accident", "Flood"}
+    assert sum(f["properties"]["value"] for lyr in hexes for f in lyr.data["features"]) == 4  # conservation
+    assert drawn["version"] == v and drawn["res"] == situation.res_for_zoom(7)
+    assert len(hazards) == 1 and hazards[0].style["color"] == wall.LEVEL_COLOURS["orange"]
+    assert annotations[0].fillColor == "#00e676" and "前方指挥部" in annotations[0].children.children
+    # the snapshot endpoint gives the same picture as JSON, small
+    r = client.get("/api/v1/wall/snapshot?zoom=7&heat=population")
+    body = r.get_json()
+    assert r.status_code == 200 and body["kpis"]["incidents"]["active"] == 4 and body["hexes"]["heat"] == "population"
+    assert len(r.data) < 100_000
