@@ -65,3 +65,48 @@ WALL_CHART: Final = "wall-chart"
 def wall_severity(severity: str) -> str:
     """ID of the wall's count of active incidents of one severity (``general`` ... ``extraordinary``)."""
     return WALL_KPI_SEVERITY_PREFIX + severity
+
+# --- planner ---
+PLANNER_ROOT: Final = "planner-root"
+PLANNER_SCOPE_KIND: Final = "planner-scope-kind"
+PLANNER_PREFECTURE: Final = "planner-prefecture"
+PLANNER_COUNTY: Final = "planner-county"
+PLANNER_DISTANCE_PRESET: Final = "planner-distance-preset"
+PLANNER_DISTANCE: Final = "planner-distance"
+PLANNER_KINDS: Final = "planner-kinds"
+PLANNER_RUN: Final = "planner-run"
+PLANNER_STATUS: Final = "planner-status"
+PLANNER_RESULT: Final = "planner-result"
+PLANNER_MAP: Final = "planner-map"
+PLANNER_DRAW: Final = "planner-draw"
+PLANNER_SCOPE_LAYER: Final = "planner-scope-layer"
+PLANNER_CELL_LAYER: Final = "planner-cell-layer"
+PLANNER_SHELTER_LAYER: Final = "planner-shelter-layer"
+PLANNER_LEGEND: Final = "planner-legend"
+PLANNER_TOTALS: Final = "planner-totals"
+PLANNER_LOAD_TABLE: Final = "planner-load-table"
+PLANNER_REGION_TABLE: Final = "planner-region-table"
+PLANNER_GAP_TABLE: Final = "planner-gap-table"
+PLANNER_EXPORT_CSV: Final = "planner-export-csv"
+PLANNER_EXPORT_GEOJSON: Final = "planner-export-geojson"
+PLANNER_DOWNLOAD: Final = "planner-download"
+
+# --- leader ---
+LEADER_ROOT: Final = "leader-root"
+LEADER_LEVEL: Final = "leader-level"
+LEADER_HAZARD_KIND: Final = "leader-hazard-kind"
+LEADER_WEIGHT_PREFIX: Final = "leader-weight-"  # + weight name (blue, yellow, orange, red, occupants_weight ...)
+LEADER_WEIGHTS_TEXT: Final = "leader-weights-text"
+LEADER_WEIGHTS_RESET: Final = "leader-weights-reset"
+LEADER_MAP: Final = "leader-map"
+LEADER_REGION_LAYER: Final = "leader-region-layer"
+LEADER_CELL_LAYER: Final = "leader-cell-layer"
+LEADER_LEGEND: Final = "leader-legend"
+LEADER_STATUS: Final = "leader-status"
+LEADER_RANKING: Final = "leader-ranking"
+LEADER_TREND: Final = "leader-trend"
+
+
+def leader_weight(name: str) -> str:
+    """ID of the leader page's slider of one risk weight (a field of ``geoops.risk.RiskWeights``)."""
+    return LEADER_WEIGHT_PREFIX + name
