@@ -110,3 +110,33 @@ LEADER_TREND: Final = "leader-trend"
 def leader_weight(name: str) -> str:
     """ID of the leader page's slider of one risk weight (a field of ``geoops.risk.RiskWeights``)."""
     return LEADER_WEIGHT_PREFIX + name
+
+
+# --- analyst ---
+ANALYST_MAP: Final = "analyst-map"
+ANALYST_EDIT: Final = "analyst-edit"
+ANALYST_ZONES_LAYER: Final = "analyst-zones-layer"
+ANALYST_ANNOTATIONS_LAYER: Final = "analyst-annotations-layer"
+ANALYST_MODE: Final = "analyst-mode"  # draw zones or annotations
+ANALYST_SYMBOL: Final = "analyst-symbol"
+ANALYST_LABEL: Final = "analyst-label"
+ANALYST_COLOR: Final = "analyst-color"
+ANALYST_DISTANCES: Final = "analyst-distances"  # multi-ring buffer distances, km
+ANALYST_BUFFER: Final = "analyst-buffer"
+ANALYST_BUFFER_SOURCE: Final = "analyst-buffer-source"  # text: what the buffer will be built around
+ANALYST_STATUS: Final = "analyst-status"
+ANALYST_RETRY: Final = "analyst-retry"
+ANALYST_CARD: Final = "analyst-card"
+ANALYST_CARD_POPULATION: Final = "analyst-card-population"
+ANALYST_ZONE_LIST: Final = "analyst-zone-list"
+ANALYST_ANNOTATION_LIST: Final = "analyst-annotation-list"
+ANALYST_ANNOTATION_UPDATE: Final = "analyst-annotation-update"
+ANALYST_STORE_PENDING: Final = "analyst-store-pending"
+ANALYST_STORE_SEEN: Final = "analyst-store-seen"
+ANALYST_STORE_SOURCE: Final = "analyst-store-source"
+ANALYST_STORE_CARD: Final = "analyst-store-card"
+ANALYST_STORE_SELECTED: Final = "analyst-store-selected"  # annotation being edited
+ANALYST_STORE_VERSION: Final = "analyst-store-version"  # bumped after every save: lists and layers redraw
+ANALYST_ZONE_ITEM: Final = "analyst-zone-item"  # pattern-matching type: {"type": ANALYST_ZONE_ITEM, "id": n}
+ANALYST_ANN_EDIT: Final = "analyst-ann-edit"  # pattern-matching type, + "id"
+ANALYST_ANN_DELETE: Final = "analyst-ann-delete"  # pattern-matching type, + "id"
