@@ -31,7 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 NAMING = {
@@ -254,4 +254,51 @@ class FeatureHistory(Base):
         Index("ix_feature_history_layer_feature", "layer", "feature_id", "changed_at"),
         Index("ix_feature_history_changed_at", "changed_at"),
         CheckConstraint("op IN ('insert','update','delete','purge')", name="op"),
+    )
+
+
+# --- accounts and API tokens (layers/auth.py) ------------------------------------------------------------------------
+
+#: roles of a person's account; ``display`` is the read-only account a wall runs under
+USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "admin")
+
+
+class User(Base):
+    """A person's (or a wall's) account: argon2 password hash, one role, can be disabled (never deleted)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    demo_password: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    disabled: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                          server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("role IN ('display','viewer','analyst','planner','admin')", name="role"),
+    )
+
+
+class ApiToken(Base):
+    """An API token for a feed: only the sha256 of the secret is kept; scoped to layers and read or write."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    layers: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
+    access: Mapped[str] = mapped_column(String(8), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("access IN ('read','write')", name="access"),
+        Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
     )
