@@ -27,7 +27,7 @@ from dashboards.api.errors import ApiError, ParameterError, json_response
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import t
 from geoops import geodesic
-from geoops.errors import InvalidGeometryError
+from geoops.errors import InvalidGeometryError, InvalidParameterError
 from geoops.validate import check_geometry, parse_geojson_geometry
 from layers import analysis as store
 from layers import vocab
@@ -621,3 +621,181 @@ def analysis_shelter_coverage(*, body: Any) -> Any:
     out["scope"] = scope_info
     out["notes"] = notes
     return out
+
+
+# ------------------------------------------------------------------------------------------------ 5. risk
+
+_H3_RES_SHIFT = 52
+_H3_DIGIT_BITS = 3
+
+
+def parent_cells(cells: np.ndarray, *, res: int, parent_res: int) -> np.ndarray:
+    """Parent (coarser) H3 cell of each int64 cell: the resolution field set to ``parent_res``, finer digits to 7.
+
+    Kept here, vectorised, because ``geoops.h3cells`` has no parent function yet; the tests check it against
+    ``h3.cell_to_parent``.
+    """
+    c = np.asarray(cells, dtype=np.int64).view(np.uint64).copy()
+    if parent_res > res:
+        raise ParameterError(field="cell_res", value=parent_res, allowed=f"an integer in 5..{res} (<= res)")
+    c &= ~np.uint64(0xF << _H3_RES_SHIFT)
+    c |= np.uint64(parent_res << _H3_RES_SHIFT)
+    for r in range(parent_res + 1, res + 1):
+        c |= np.uint64(7 << ((15 - r) * _H3_DIGIT_BITS))
+    return c.view(np.int64)
+
+
+WEIGHT_PARAMS = {"w_blue": "blue", "w_yellow": "yellow", "w_orange": "orange", "w_red": "red",
+                 "w_occupants": "occupants_weight", "w_vulnerability": "vulnerability"}
+
+
+def risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | None = None,
+         weights: Mapping[str, float] | None = None, res: int = DEFAULT_RES, at: Any = None,
+         cells_bbox: Sequence[float] | None = None, cell_res: int = 7) -> dict[str, Any]:
+    """Regional risk from the active hazards (see ``docs/api.md``); per-cell values only when ``cells_bbox`` is given."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from geoops import h3cells
+    from geoops import risk as grisk
+    from geoops.population import cells_to_regions
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        w = grisk.RiskWeights.from_mapping(weights)
+    except InvalidParameterError as e:  # name the request's parameter (w_yellow), not the model's (yellow)
+        names = {v: k for k, v in WEIGHT_PARAMS.items()}
+        raise ParameterError(str(e), field=names.get(e.field or "", e.field), value=e.value, allowed=e.allowed) from e
+    src = store.population_source(conn, res=res)
+    hazards = store.active_hazards(conn, kinds=hazard_kind, at=at)
+    cover = []
+    all_cells: list[np.ndarray] = []
+    for h in hazards:
+        hc, hf = h3cells.zone_weights(h["geometry"], res=res)
+        cover.append((h["warning_level"], hc, hf))
+        all_cells.append(hc)
+    cells = np.unique(np.concatenate(all_cells)) if all_cells else np.zeros(0, dtype=np.int64)
+    timing["hazard_cells"] = _ms(t0)
+    t1 = time.perf_counter()
+    pop = store.population_of_cells(conn, cells, res=res, source=src["source"])
+    occ = np.zeros(cells.size)
+    if hazards:
+        union = shapely.union_all([h["geometry"] for h in hazards])
+        targets = store.targets_in_zone(conn, union)
+        if targets:
+            tc, ts = h3cells.points_to_cells([x["lon"] for x in targets], [x["lat"] for x in targets],
+                                             [float(x["occupants"]) for x in targets], res=res)
+            pos = np.searchsorted(cells, tc)
+            ok = (pos < cells.size) & (cells[np.minimum(pos, cells.size - 1)] == tc)
+            occ[pos[ok]] = ts[ok]
+    frame = grisk.cell_risk(cells, pop, hazard_cover=cover, occupants=occ, weights=w)
+    timing["cell_risk"] = _ms(t1)
+    t1 = time.perf_counter()
+    counties = store.regions_of_level(conn, level="county", within=(shapely.union_all(
+        [h["geometry"] for h in hazards]).bounds if hazards else None), geometry=True) if hazards else []
+    unassigned = "unassigned"
+    if counties and cells.size:
+        gdf = gpd.GeoDataFrame({"adcode": [c["adcode"] for c in counties]},
+                               geometry=[c["geometry"] for c in counties], crs=4326)
+        keys = cells_to_regions(cells, gdf)
+    else:
+        keys = np.full(cells.size, None, dtype=object)
+    keys = np.where(pd.isna(keys), unassigned, keys).astype(object)
+    parent_of = {c["adcode"]: c["parent_adcode"] or unassigned for c in counties}
+    parent_of[unassigned] = unassigned
+    regions = grisk.rollup(frame, keys, parent_of) if cells.size else pd.DataFrame(columns=grisk.REGION_COLUMNS)
+    timing["rollup"] = _ms(t1)
+    names = store.region_names(conn, [r for r in regions["region"].tolist() if r != unassigned])
+    rows = []
+    for r in regions[regions["level"] == level].sort_values("risk", ascending=False).to_dict("records"):
+        code = r["region"]
+        info = names.get(code, {})
+        rows.append({"adcode": None if code == unassigned else code,
+                     "name": info.get("name") or t("analysis.region.unassigned"), "name_en": info.get("name_en"),
+                     "parent_adcode": None if r["parent"] in (None, unassigned) else r["parent"],
+                     "risk": round(float(r["risk"]), 2), "score": _r(float(r["score"]), 6),
+                     "components": {"intensity": _r(float(r["intensity"]), 6),
+                                    "vulnerability": _r(float(r["vulnerability"]), 6),
+                                    "exposure": round(float(r["exposure"]), 2),
+                                    "hazard_exposure": round(float(r["hazard_exposure"]), 2),
+                                    "population": round(float(r["population"]), 2),
+                                    "occupants": round(float(r["occupants"]), 2)},
+                     "cells": int(r["n_cells"])})
+    out: dict[str, Any] = {
+        "level": level, "res": res, "weights": w.to_dict(), "hazard_kind": hazard_kind,
+        "hazards": [{"id": h["id"], "name": h["name"], "kind": h["kind"], "warning_level": h["warning_level"],
+                     "expires": h["expires"]} for h in hazards],
+        "regions": rows,
+        "totals": {k: round(float(frame[k].sum()), 2) for k in ("population", "occupants", "exposure",
+                                                                  "hazard_exposure", "risk")},
+        "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled")},
+    }
+    if cells_bbox is not None:
+        t1 = time.perf_counter()
+        lon, lat = h3cells.cell_centres(cells) if cells.size else (np.zeros(0), np.zeros(0))
+        west, south, east, north = cells_bbox
+        inb = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
+        sub = frame[inb]
+        parents = parent_cells(sub["cell"].to_numpy(), res=res, parent_res=cell_res)
+        agg = sub.assign(parent=parents).groupby("parent", sort=True)[
+            ["population", "occupants", "exposure", "hazard_exposure", "risk"]].sum()
+        inten = np.where(agg["exposure"] > 0, agg["hazard_exposure"] / agg["exposure"].where(agg["exposure"] > 0, 1),
+                         np.nan)
+        out["cells"] = {"res": cell_res, "bbox": list(cells_bbox),
+                        "h3": [format(int(x), "x") for x in agg.index.to_numpy(dtype=np.int64)],
+                        "risk": np.round(agg["risk"].to_numpy(), 3).tolist(),
+                        "exposure": np.round(agg["exposure"].to_numpy(), 3).tolist(),
+                        "intensity": [None if math.isnan(v) else round(float(v), 6) for v in inten]}
+        timing["cells"] = _ms(t1)
+    timing["total"] = _ms(t0)
+    out["timing_ms"] = timing
+    return out
+
+
+@endpoint("/analysis/risk", "GET", tags=("analysis",), operation_id="analysis_risk",
+          summary="Regional risk: hazard intensity x exposure x vulnerability per H3 cell, by county or prefecture",
+          description="Weights are adjustable per request (w_*); per-cell values (aggregated to `cell_res`) only "
+                      "with `cells=true` and a `bbox`.",
+          parameters=[
+              query("level", {"type": "string", "enum": ["county", "prefecture"], "default": "county"}),
+              query("hazard_kind", {"type": "array", "items": {"type": "string", "enum": HAZARD_KINDS}},
+                    "only these hazard kinds (comma-separated)"),
+              *[query(p, {"type": "number", "minimum": 0, "maximum": 1 if p in ("w_blue", "w_yellow", "w_orange",
+                                                                                 "w_red") else 10},
+                      f"weight `{f}` of the risk model") for p, f in WEIGHT_PARAMS.items()],
+              query("res", {"type": "integer", "minimum": RES_RANGE[0], "maximum": RES_RANGE[1],
+                            "default": DEFAULT_RES}, "H3 resolution of the analysis"),
+              query("cells", {"type": "boolean", "default": False}, "also return per-cell values (needs bbox)"),
+              query("bbox", {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+                    "west,south,east,north of the per-cell values"),
+              query("cell_res", {"type": "integer", "minimum": 5, "maximum": 8, "default": 7},
+                    "resolution of the per-cell values (res-8 cells summed to their parents)"),
+              query("at", {"type": "string", "format": "date-time"}, "hazards in force at this time (default now)"),
+          ],
+          responses={200: ("Risk per region, weights, optional cells", {"type": "object"})})
+def analysis_risk(*, level: str, hazard_kind: list[str] | None, res: int, cells: bool,
+                  bbox: list[float] | None, cell_res: int, at: str | None, **weights: float | None) -> Any:
+    from datetime import datetime
+
+    when = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            raise ParameterError(field="at", value=at, allowed="an ISO 8601 date-time") from None
+        if when.tzinfo is None:
+            raise ParameterError(field="at", value=at, allowed="an ISO 8601 date-time with a UTC offset")
+    if cells and bbox is None:
+        raise ParameterError(field="bbox", value=None, allowed="west,south,east,north (required with cells=true)",
+                             code="missing_parameter")
+    if bbox is not None:
+        w_, s_, e_, n_ = bbox
+        if not (w_ < e_ and s_ < n_):
+            raise ParameterError(field="bbox", value=bbox, allowed="west,south,east,north with west<east, south<north")
+    if cell_res > res:
+        raise ParameterError(field="cell_res", value=cell_res, allowed=f"an integer in 5..{min(res, 8)} (<= res)")
+    wmap = {WEIGHT_PARAMS[k]: v for k, v in weights.items() if v is not None}
+    with db_engine().connect() as conn:
+        return risk(conn, level=level, hazard_kind=hazard_kind, weights=wmap, res=res, at=when,
+                    cells_bbox=bbox if cells else None, cell_res=cell_res)

@@ -330,3 +330,149 @@ def test_impact_bad_requests(client: Any) -> None:
                                                  [111.1, 40.2], [111, 40.2], [111, 40]]]}
     r = client.post(f"{API}/impact", json={"geometry": spike})
     assert r.status_code == 200 and r.get_json()["notes"][0].startswith("repaired")
+
+
+# ------------------------------------------------------------------------------------------------ coverage
+
+
+def _max_flow_oracle(cells_xy: np.ndarray, pop: np.ndarray, shelters: list[dict[str, Any]], reach: float) -> float:
+    """Maximum coverable population by an independent max-flow (scipy's Dinic, integer centi-persons)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_flow
+
+    n, m = len(pop), len(shelters)
+    src, sink = n + m, n + m + 1
+    rows, cols, caps = [], [], []
+    big = int(pop.sum() * 100) + 1
+    for i in range(n):
+        rows.append(src), cols.append(i), caps.append(int(round(pop[i] * 100)))
+        _, _, d = GEOD.inv(np.full(m, cells_xy[i, 0]), np.full(m, cells_xy[i, 1]),
+                           np.array([s["lon"] for s in shelters]), np.array([s["lat"] for s in shelters]))
+        for j in np.flatnonzero(np.asarray(d) <= reach):
+            rows.append(i), cols.append(n + int(j)), caps.append(big)
+    for j, s in enumerate(shelters):
+        rows.append(n + j), cols.append(sink), caps.append(int(s["free"]) * 100)
+    g = csr_matrix((np.asarray(caps, dtype=np.int64), (rows, cols)), shape=(n + m + 2, n + m + 2))
+    return maximum_flow(g, src, sink).flow_value / 100.0
+
+
+def test_shelter_coverage_is_maximal_and_respects_capacity(client: Any, demo_db: Any) -> None:
+    import h3
+
+    zone = Point(111.70, 40.82).buffer(0.12)  # central Hohhot, small enough for the oracle
+    r = client.post(f"{API}/shelter-coverage", json={"scope": mapping(zone), "max_distance_m": 3000,
+                                                    "candidates": "closed"})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    out = r.get_json()
+    cells = out["cells"]
+    pop = np.asarray(cells["population"])
+    cov, unc = np.asarray(cells["covered"]), np.asarray(cells["uncovered"])
+    assert np.allclose(cov + unc, pop, atol=0.02) and (cov >= -1e-9).all()
+    for s in out["shelters"]:
+        assert s["load"] <= s["free"] + 1e-6 and s["status"] != "closed"
+    xy = np.array([h3.cell_to_latlng(c)[::-1] for c in cells["h3"]])
+    oracle = _max_flow_oracle(xy, pop, out["shelters"], 3000.0)
+    assert out["totals"]["covered"] == pytest.approx(oracle, abs=0.01 * len(pop) + 0.5)
+    assert sum(r["covered"] for r in out["by_region"]["county"]) == pytest.approx(out["totals"]["covered"], abs=1)
+    # the shelters considered are exactly those PostGIS finds inside or within reach of the scope
+    n = _sql_count(demo_db, "SELECT count(*) FROM shelters WHERE deleted_at IS NULL AND status <> 'closed' AND "
+                   "(ST_Intersects(geom, ST_GeomFromText(:wkt, 4326)) OR ST_DWithin(geom::geography, "
+                   "ST_GeomFromText(:wkt, 4326)::geography, 3000))", zone)
+    assert len(out["shelters"]) == n
+    # coverage never falls when the reach grows
+    r2 = client.post(f"{API}/shelter-coverage", json={"scope": mapping(zone), "max_distance_m": 6000,
+                                                     "candidates": "none"}).get_json()
+    assert r2["totals"]["covered"] >= out["totals"]["covered"] - 1e-6 and r2["gaps"] == []
+
+
+def test_shelter_coverage_of_a_whole_prefecture(client: Any) -> None:
+    r = client.post(f"{API}/shelter-coverage", json={"scope": {"adcode": "150200"}, "max_distance_m": 5000})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    out = r.get_json()
+    assert out["scope"]["adcode"] == "150200" and out["totals"]["population"] > 100_000
+    inside = [c for c in out["by_region"]["county"] if c["parent_adcode"] == "150200"]
+    assert sum(c["population"] for c in inside) >= 0.95 * out["totals"]["population"]
+    for g in out["gaps"]:
+        assert g["added_covered"] >= 0
+    gains = [g["added_covered"] for g in out["gaps"]]
+    assert gains == sorted(gains, reverse=True)
+
+
+def test_shelter_coverage_bad_requests(client: Any) -> None:
+    ok = mapping(box(111.6, 40.7, 111.8, 40.9))
+    r = client.post(f"{API}/shelter-coverage", json={"scope": {"adcode": "999999"}})
+    assert r.status_code == 404 and "999999" in r.get_json()["error"]["detail"]
+    e = _error(client.post(f"{API}/shelter-coverage", json={"scope": ok, "kinds": ["tent"]}), 400)
+    assert e["field"] == "kinds" and "fixed" in e["allowed"]
+    e = _error(client.post(f"{API}/shelter-coverage", json={"scope": ok, "max_distance_m": 0}), 400)
+    assert e["field"] == "max_distance_m"
+    e = _error(client.post(f"{API}/shelter-coverage", json={"scope": ok, "candidates": "all"}), 400)
+    assert e["field"] == "candidates"
+
+
+# ------------------------------------------------------------------------------------------------ risk
+
+
+def test_risk_rolls_up_from_cells_to_counties_to_prefectures(client: Any) -> None:
+    r = client.get(f"{API}/risk?level=county&cells=true&bbox=96,37,127,54&cell_res=7")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    county = r.get_json()
+    pref = client.get(f"{API}/risk?level=prefecture").get_json()
+    assert county["hazards"], "the demo drill has active hazards"
+    total = county["totals"]["risk"]
+    assert total > 0
+    assert sum(x["risk"] for x in county["regions"]) == pytest.approx(total, rel=1e-9, abs=0.05)
+    assert sum(x["risk"] for x in pref["regions"]) == pytest.approx(total, rel=1e-9, abs=0.05)
+    # each prefecture is the sum of its counties
+    by_parent: dict[str, float] = {}
+    for x in county["regions"]:
+        by_parent[x["parent_adcode"] or "-"] = by_parent.get(x["parent_adcode"] or "-", 0.0) + x["risk"]
+    for p in pref["regions"]:
+        assert p["risk"] == pytest.approx(by_parent[p["adcode"] or "-"], abs=0.05)
+    # the heatmap cells (res 7) hold the same total
+    assert sum(county["cells"]["risk"]) == pytest.approx(total, rel=1e-6)
+    # regions are ranked, each with its components; the score is risk / exposure
+    risks = [x["risk"] for x in county["regions"]]
+    assert risks == sorted(risks, reverse=True)
+    for x in county["regions"][:5]:
+        c = x["components"]
+        assert x["score"] == pytest.approx(x["risk"] / c["exposure"], rel=1e-3)
+        assert 0 <= c["intensity"] <= 1
+    assert county["weights"]["values"]["red"] == 1.0
+
+
+def test_risk_weights_are_adjustable(client: Any) -> None:
+    base = client.get(f"{API}/risk?level=county").get_json()
+    double = client.get(f"{API}/risk?level=county&w_vulnerability=2").get_json()
+    assert double["weights"]["values"]["vulnerability"] == 2.0
+    assert double["totals"]["risk"] == pytest.approx(2 * base["totals"]["risk"], rel=1e-9)
+    none = client.get(f"{API}/risk?level=county&w_blue=0&w_yellow=0&w_orange=0&w_red=0").get_json()
+    assert none["totals"]["risk"] == 0
+
+
+def test_parent_cells_match_h3() -> None:
+    import h3
+
+    from dashboards.api.analysis import parent_cells
+
+    rng = np.random.default_rng(5)
+    cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, 8))
+                      for lo, la in zip(rng.uniform(97, 126, 200), rng.uniform(37, 53, 200), strict=True)])
+    for p in (5, 6, 7, 8):
+        want = [h3.str_to_int(h3.cell_to_parent(h3.int_to_str(int(c)), p)) for c in cells]
+        assert parent_cells(cells, res=8, parent_res=p).tolist() == want
+
+
+def test_risk_bad_requests(client: Any) -> None:
+    e = _error(client.get(f"{API}/risk?level=village"), 400)
+    assert e["field"] == "level" and "county" in e["allowed"]
+    e = _error(client.get(f"{API}/risk?hazard_kind=meteor"), 400)
+    assert e["field"] == "hazard_kind"
+    e = _error(client.get(f"{API}/risk?w_blue=0.6"), 400)
+    assert e["field"] in ("w_yellow", "w_blue")
+    e = _error(client.get(f"{API}/risk?w_red=1.5"), 400)
+    assert e["field"] == "w_red"
+    e = _error(client.get(f"{API}/risk?cells=true"), 400)
+    assert e["field"] == "bbox"
+    e = _error(client.get(f"{API}/risk?res=11"), 400)
+    assert e["field"] == "res"
