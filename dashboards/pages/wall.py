@@ -209,19 +209,25 @@ def hourly_figure(hourly: dict[str, Any]) -> go.Figure:
 
 
 def hex_classes(values: list[float]) -> list[float]:
-    """Lower bounds of up to 6 colour classes: 0, then 1/32, 1/16, 1/8, 1/4 and 1/2 of the largest value.
+    """Lower bounds of up to 6 colour classes: 0, then 1/32, 1/16, 1/8, 1/4, 1/2 of the largest value, rounded
+    up to whole numbers (counts and people are whole) and without repeats.
 
     Examples
     --------
     >>> hex_classes([1, 64])
     [0.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-    >>> hex_classes([])
-    [0.0]
+    >>> hex_classes([1, 1]), hex_classes([1, 3]), hex_classes([])
+    ([0.0, 1.0], [0.0, 1.0, 2.0], [0.0])
     """
     top = max(values, default=0.0)
     if top <= 0:
         return [0.0]
-    return [0.0] + [top / 2 ** k for k in (5, 4, 3, 2, 1)]
+    return sorted({0.0} | {float(max(1, math.ceil(top / 2 ** k))) for k in (5, 4, 3, 2, 1)})
+
+
+def hex_colour(i: int, n: int) -> str:
+    """Colour of class ``i`` of ``n``: the hottest classes take the reddest colours."""
+    return HEX_COLOURS[len(HEX_COLOURS) - n + i]
 
 
 def hex_layers(hexes: dict[str, Any]) -> tuple[list[Any], list[float]]:
@@ -233,9 +239,10 @@ def hex_layers(hexes: dict[str, Any]) -> tuple[list[Any], list[float]]:
         v = f["properties"]["value"]
         k = max(i for i, b in enumerate(bounds) if v >= b)
         groups[k].append(f)
+    n = len(bounds)
     layers = [dl.GeoJSON(data={"type": "FeatureCollection", "features": g}, interactive=False,
-                         style={"color": HEX_COLOURS[i], "weight": 0.5, "fillColor": HEX_COLOURS[i],
-                                "fillOpacity": 0.35 + 0.08 * i, "opacity": 0.6})
+                         style={"color": hex_colour(i, n), "weight": 0.5, "fillColor": hex_colour(i, n),
+                                "fillOpacity": 0.35 + 0.08 * (len(HEX_COLOURS) - n + i), "opacity": 0.6})
               for i, g in enumerate(groups) if g]
     return layers, bounds
 
@@ -290,7 +297,7 @@ def ticker_items(ticker: list[dict[str, Any]]) -> list[Any]:
 def legend(bounds: list[float], heat: str, lang: str) -> list[Any]:
     items = [html.Span(t(f"wall.legend.{heat}", lang), className="sr-wall-legend-title")]
     for i, b in enumerate(bounds):
-        items.append(html.Span([html.I(style={"background": HEX_COLOURS[i]}), f"≥ {_fmt_int(math.ceil(b))}"],
+        items.append(html.Span([html.I(style={"background": hex_colour(i, len(bounds))}), f"≥ {_fmt_int(b)}" if b > 0 else "> 0"],
                                className="sr-wall-legend-item"))
     return items
 

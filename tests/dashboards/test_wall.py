@@ -52,6 +52,8 @@ def test_hex_classes_and_layers() -> None:
     drawn = sorted(f["properties"]["value"] for lyr in layers for f in lyr.data["features"])
     assert drawn == [1, 2, 40, 64]  # every hex lands in exactly one class
     assert [len(lyr.data["features"]) for lyr in layers] == [1, 1, 2]
+    assert wall.hex_classes([1, 1]) == [0.0, 1.0] and wall.hex_classes([]) == [0.0]
+    assert layers[-1].style["fillColor"] == wall.HEX_COLOURS[-1]  # the hottest class is the reddest
 
 
 @pytest.fixture
