@@ -30,6 +30,7 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.openapi",
     "dashboards.api.layers",
     "dashboards.api.analysis",
+    "dashboards.api.drawings",
     "dashboards.api.wall",
 )
 
