@@ -1,0 +1,430 @@
+"""Leader (``/leader``): regional risk by prefecture or county, H3 detail on zoom, ranking, trend, weights.
+
+Public: :func:`layout`, :func:`risk_result`, :func:`choropleth`, :func:`ranking_rows`, :func:`weights_text`,
+:func:`detail_cells`, :func:`incident_trend`, and the callbacks :func:`update`, :func:`detail`, :func:`reset_weights`.
+
+The numbers are those of :func:`dashboards.api.analysis.risk`, the function behind ``GET /api/v1/analysis/risk``
+(same level, hazard kinds and weights). That function only returns regions touched by an active hazard; the
+choropleth draws every region of the level (from :func:`layers.analysis.regions_of_level`) and gives the others a
+risk of 0. It is called once per (level, hazard kinds, weights) with per-cell values for the whole service area at
+res 7 (:data:`CELL_RES`); the result is cached here, so zooming and panning only filter the cached cells to the
+view's bbox (the browser gets at most :data:`MAX_DETAIL_CELLS` hexagons, at res 6 below zoom 8).
+
+The trend plot is **incidents per day by prefecture** over the last :data:`TREND_DAYS` days, from the incidents
+table (no risk history is stored yet): incidents are read with :func:`layers.queries.fetch_features` and placed in
+prefectures by point in polygon; the counts are cached per data version (:func:`layers.situation.data_version`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dash
+import dash_leaflet as dl
+import numpy as np
+import plotly.graph_objects as go
+import shapely
+from dash import Input, Output, State, callback, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from shapely.geometry import mapping
+
+from dashboards import ids
+from dashboards.api import db_engine, settings
+from dashboards.api.analysis import parent_cells, risk
+from dashboards.api.errors import classify
+from dashboards.components.basemap import base_map
+from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from geoops import h3cells
+from geoops.risk import RiskWeights
+from layers import analysis as store
+from layers import queries, situation, vocab
+
+dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))
+
+LEVELS = ("prefecture", "county")
+HAZARD_KINDS = tuple(vocab.keys("hazard_kind"))
+WEIGHT_NAMES = tuple(RiskWeights().to_dict()["values"])
+#: slider range per weight (warning-level weights are shares, the others factors)
+WEIGHT_MAX = {n: (1.0 if n in ("blue", "yellow", "orange", "red") else 10.0 if n == "occupants_weight" else 3.0)
+              for n in WEIGHT_NAMES}
+CELL_RES = 7
+DETAIL_ZOOM = 7  # H3 detail from this zoom on (res 6 below DETAIL_FINE_ZOOM, res 7 from it)
+DETAIL_FINE_ZOOM = 8
+MAX_DETAIL_CELLS = 2500
+TREND_DAYS = 7
+TREND_TOP = 6
+CLASS_COLOURS = ("#e8edf2", "#fee5d9", "#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15")
+COORD_DECIMALS = 3
+SIMPLIFY_DEG = 0.01
+_lock = threading.Lock()
+_risk_cache: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+_shape_cache: dict[Any, list[dict[str, Any]]] = {}
+_trend_cache: dict[Any, dict[str, Any]] = {}
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def _weights_key(weights: dict[str, float] | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((k, round(float(v), 4)) for k, v in (weights or {}).items()))
+
+
+def risk_result(conn: Any, *, level: str, hazard_kind: list[str] | None, weights: dict[str, float] | None
+                ) -> dict[str, Any]:
+    """:func:`dashboards.api.analysis.risk` with per-cell values (res :data:`CELL_RES`) for the service area.
+
+    Cached per (level, hazard kinds, weights, data version); ``weights`` use the model's names (``red``,
+    ``occupants_weight`` ...). Raises what the API function raises (bad weights: ``ParameterError``).
+    """
+    kinds = sorted(hazard_kind) if hazard_kind else None
+    key = (str(conn.engine.url), situation.data_version(conn), level, tuple(kinds or ()), _weights_key(weights))
+    with _lock:
+        hit = _risk_cache.get(key)
+        if hit is not None:
+            _risk_cache.move_to_end(key)
+            return hit
+    out = risk(conn, level=level, hazard_kind=kinds, weights=weights or None,
+               cells_bbox=list(settings().service_area), cell_res=CELL_RES)
+    with _lock:
+        _risk_cache[key] = out
+        while len(_risk_cache) > 8:
+            _risk_cache.popitem(last=False)
+    return out
+
+
+def region_shapes(conn: Any, level: str) -> list[dict[str, Any]]:
+    """Every live region of ``level``: ``adcode, name, name_en, parent_adcode, geometry`` (simplified GeoJSON)."""
+    key = (str(conn.engine.url), level, situation.data_version(conn))
+    with _lock:
+        if key in _shape_cache:
+            return _shape_cache[key]
+    rows = store.regions_of_level(conn, level=level, geometry=True)
+    out = []
+    for r in rows:
+        g = shapely.simplify(r["geometry"], SIMPLIFY_DEG, preserve_topology=True)
+        g = shapely.transform(g, lambda xy: np.round(xy, COORD_DECIMALS))
+        out.append({**{k: r[k] for k in ("adcode", "name", "name_en", "parent_adcode")}, "geometry": mapping(g),
+                    "shape": r["geometry"]})
+    with _lock:
+        _shape_cache[key] = out
+    return out
+
+
+def incident_trend(conn: Any, *, days: int = TREND_DAYS, now: datetime | None = None) -> dict[str, Any]:
+    """Incidents per day (UTC) and prefecture over the last ``days`` days (the last day is today, partial).
+
+    Returns ``{"days": [date, ...], "counts": {adcode: [n per day]}, "names": {adcode: {name, name_en}},
+    "outside": [n per day]}`` (incidents in no loaded prefecture); every incident of the window is counted once.
+    """
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    key = (str(conn.engine.url), situation.data_version(conn), days, when.date())
+    with _lock:
+        if key in _trend_cache:
+            return _trend_cache[key]
+    start = datetime(when.year, when.month, when.day, tzinfo=UTC) - timedelta(days=days - 1)
+    lon, lat, day = [], [], []
+    after: int | None = None
+    while True:
+        page = queries.fetch_features(conn, "incidents", limit=10_000, after_id=after)
+        for f in page["features"]:
+            occurred = f["properties"].get("occurred_at")
+            if not occurred or f["geometry"] is None:
+                continue
+            d = (datetime.fromisoformat(occurred).astimezone(UTC) - start).days
+            if 0 <= d < days:
+                x, y = f["geometry"]["coordinates"][:2]
+                lon.append(x)
+                lat.append(y)
+                day.append(d)
+        after = page["next_after_id"]
+        if after is None:
+            break
+    prefs = region_shapes(conn, "prefecture")
+    x, y, dd = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), np.asarray(day, dtype=np.int64)
+    where = np.full(x.size, -1)
+    for j, p in enumerate(prefs):
+        free = where < 0
+        inside = shapely.contains_xy(p["shape"], x[free], y[free])
+        where[np.flatnonzero(free)[inside]] = j
+    counts = {p["adcode"]: np.bincount(dd[where == j], minlength=days).tolist() for j, p in enumerate(prefs)}
+    out = {"days": [(start + timedelta(days=i)).date() for i in range(days)],
+           "counts": {k: v for k, v in counts.items() if sum(v)},
+           "names": {p["adcode"]: {"name": p["name"], "name_en": p["name_en"]} for p in prefs},
+           "outside": np.bincount(dd[where < 0], minlength=days).tolist()}
+    with _lock:
+        if len(_trend_cache) > 8:
+            _trend_cache.clear()
+        _trend_cache[key] = out
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+def _label(r: dict[str, Any], lang: str) -> str:
+    return (r.get("name_en") or r["name"]) if lang == "en" else r["name"]
+
+
+def _n(x: float | None, nd: int = 0) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{nd}f}"
+
+
+def risk_classes(values: list[float]) -> list[float]:
+    """Lower bounds of the colour classes above 0: 1/32, 1/16, 1/8, 1/4, 1/2 of the largest risk."""
+    top = max(values + [0.0])
+    return [top / 2 ** k for k in (5, 4, 3, 2, 1)] if top > 0 else []
+
+
+def _class_of(v: float, bounds: list[float]) -> int:
+    return 0 if v <= 0 or not bounds else 1 + max([i for i, b in enumerate(bounds) if v >= b] + [0])
+
+
+def choropleth(shapes: list[dict[str, Any]], result: dict[str, Any], lang: str) -> tuple[list[Any], list[float]]:
+    """Every region of the level, one GeoJSON layer per risk class (static styles), tooltip name + risk + score."""
+    by_code = {r["adcode"]: r for r in result["regions"] if r["adcode"]}
+    bounds = risk_classes([r["risk"] for r in by_code.values()])
+    groups: list[list[dict[str, Any]]] = [[] for _ in CLASS_COLOURS]
+    for s in shapes:
+        r = by_code.get(s["adcode"])
+        v = r["risk"] if r else 0.0
+        tip = t("leader.region_tooltip", lang, name=_label(s, lang), risk=_n(v),
+                score=_n(r["score"], 3) if r and r["score"] is not None else "—")
+        groups[_class_of(v, bounds)].append({"type": "Feature", "id": s["adcode"], "geometry": s["geometry"],
+                                             "properties": {"adcode": s["adcode"], "risk": v, "tooltip": tip}})
+    layers = [dl.GeoJSON(data={"type": "FeatureCollection", "features": g}, id=f"leader-class-{i}",
+                         style={"color": "#5f6b7a", "weight": 0.8, "fillColor": CLASS_COLOURS[i],
+                                "fillOpacity": 0.25 if i == 0 else 0.7, "opacity": 0.8})
+              for i, g in enumerate(groups) if g]
+    return layers, bounds
+
+
+def ranking_rows(result: dict[str, Any], lang: str, *, top: int = 20) -> list[list[Any]]:
+    """Rank, region, risk, score, intensity, exposure, vulnerability (highest risk first)."""
+    out = []
+    for i, r in enumerate(result["regions"][:top], start=1):
+        c = r["components"]
+        out.append([i, _label(r, lang) if r["adcode"] else r["name"], _n(r["risk"]),
+                    _n(r["score"], 3) if r["score"] is not None else "—",
+                    _n(c["intensity"], 3) if c["intensity"] is not None else "—", _n(c["exposure"]),
+                    _n(c["vulnerability"], 2) if c["vulnerability"] is not None else "—"])
+    return out
+
+
+def ranking_table(result: dict[str, Any], lang: str) -> Any:
+    if not result["regions"]:
+        return html.P(t("leader.no_risk", lang), className="sr-ld-hint")
+    head = [t(f"leader.col.{k}", lang) for k in ("rank", "region", "risk", "score", "intensity", "exposure",
+                                                  "vulnerability")]
+    return html.Table(className="sr-table sr-ld-table", children=[
+        html.Thead(html.Tr([html.Th(h, className="sr-num" if i >= 2 else "") for i, h in enumerate(head)])),
+        html.Tbody([html.Tr([html.Td(v, className="sr-num" if i >= 2 or i == 0 else "") for i, v in enumerate(r)])
+                    for r in ranking_rows(result, lang)]),
+    ])
+
+
+def weights_text(weights: dict[str, Any], lang: str) -> list[Any]:
+    """The model in plain words and each weight's label, from ``RiskWeights.to_dict()`` in ``lang``."""
+    d = RiskWeights.from_mapping(weights).to_dict()
+    return [html.P(d["description"][lang], className="sr-ld-desc")]
+
+
+def detail_cells(result: dict[str, Any], bbox: list[float] | None, zoom: float | None) -> dict[str, Any] | None:
+    """Cached per-cell risk within ``bbox`` for the zoom (res 6 or 7), at most :data:`MAX_DETAIL_CELLS` (largest)."""
+    cells = result.get("cells")
+    if cells is None or bbox is None or zoom is None or zoom < DETAIL_ZOOM or not cells["h3"]:
+        return None
+    c = np.array([int(x, 16) for x in cells["h3"]], dtype=np.uint64).view(np.int64)
+    v = np.asarray(cells["risk"], dtype=float)
+    res = int(cells["res"])
+    if zoom < DETAIL_FINE_ZOOM and res > 6:
+        parents = parent_cells(c, res=res, parent_res=6)
+        c, inv = np.unique(parents, return_inverse=True)
+        v = np.bincount(inv, weights=v, minlength=c.size)
+        res = 6
+    lon, lat = h3cells.cell_centres(c)
+    w, s, e, n = bbox
+    keep = (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n) & (v > 0)
+    c, v = c[keep], v[keep]
+    if c.size > MAX_DETAIL_CELLS:
+        top = np.argsort(-v, kind="stable")[:MAX_DETAIL_CELLS]
+        c, v = c[top], v[top]
+    return {"res": res, "h3": c, "risk": v}
+
+
+def detail_layers(d: dict[str, Any] | None, lang: str) -> list[Any]:
+    if d is None or not d["h3"].size:
+        return []
+    bounds = risk_classes(d["risk"].tolist())
+    groups: list[list[dict[str, Any]]] = [[] for _ in CLASS_COLOURS]
+    for cell, v, g in zip(d["h3"].tolist(), d["risk"].tolist(), h3cells.cell_boundaries(d["h3"]), strict=True):
+        ring = np.round(shapely.get_coordinates(g), 5).tolist()
+        groups[_class_of(v, bounds)].append({"type": "Feature", "geometry": {"type": "Polygon",
+                                                                            "coordinates": [ring]},
+                                             "properties": {"tooltip": t("leader.cell_tooltip", lang,
+                                                                         res=d["res"], risk=_n(v))}})
+    return [dl.GeoJSON(data={"type": "FeatureCollection", "features": g},
+                       style={"color": CLASS_COLOURS[i], "weight": 0.3, "fillColor": CLASS_COLOURS[i],
+                              "fillOpacity": 0.8})
+            for i, g in enumerate(groups) if g]
+
+
+def legend(bounds: list[float], lang: str) -> list[Any]:
+    items: list[Any] = [html.Span(t("leader.legend", lang), className="sr-ld-legend-title"),
+                        html.Span([html.I(style={"background": CLASS_COLOURS[0]}), "0"], className="sr-ld-legend-item")]
+    for i, b in enumerate(bounds, start=1):
+        items.append(html.Span([html.I(style={"background": CLASS_COLOURS[i]}), f"≥ {_n(b)}"],
+                               className="sr-ld-legend-item"))
+    return items
+
+
+def trend_figure(trend: dict[str, Any], lang: str) -> go.Figure:
+    totals = sorted(trend["counts"].items(), key=lambda kv: -sum(kv[1]))
+    fig = go.Figure()
+    x = [d.isoformat() for d in trend["days"]]
+    other = np.asarray(trend["outside"], dtype=int)
+    for i, (code, counts) in enumerate(totals):
+        if i >= TREND_TOP:
+            other = other + np.asarray(counts, dtype=int)
+            continue
+        fig.add_bar(x=x, y=counts, name=_label({**trend["names"][code]}, lang))
+    if other.sum():
+        fig.add_bar(x=x, y=other.tolist(), name=t("leader.trend.other", lang), marker_color="#9aa5b1")
+    fig.update_layout(barmode="stack", margin={"l": 40, "r": 10, "t": 30, "b": 30}, height=260,
+                      title={"text": t("leader.trend.title", lang, days=len(x)), "font": {"size": 14}},
+                      legend={"orientation": "h", "y": -0.2}, paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="#ffffff", yaxis={"title": t("leader.trend.axis", lang)})
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def layout(lang: str | None = None, **_query: Any) -> Any:
+    lang = normalize_lang(lang) or current_lang()
+    defaults = RiskWeights().to_dict()
+    sliders = []
+    for name in WEIGHT_NAMES:
+        top = WEIGHT_MAX[name]
+        sliders.append(html.Div(className="sr-ld-weight", children=[
+            html.Label(defaults["labels"][name][lang], htmlFor=ids.leader_weight(name)),
+            dcc.Slider(id=ids.leader_weight(name), min=0, max=top, step=0.05 if top <= 1 else 0.1,
+                       value=defaults["values"][name], marks={0: "0", top: f"{top:g}"},
+                       tooltip={"placement": "bottom", "always_visible": True}, updatemode="mouseup"),
+        ]))
+    controls = html.Div(className="sr-ld-controls", children=[
+        html.H1(t("leader.title", lang), className="sr-ld-title"),
+        html.Label(t("leader.level", lang), className="sr-ld-label"),
+        dcc.RadioItems(id=ids.LEADER_LEVEL, value="prefecture", inline=True, className="sr-ld-radio",
+                       options=[{"label": t(f"leader.level.{k}", lang), "value": k} for k in LEVELS]),
+        html.Label(t("leader.hazard_kind", lang), className="sr-ld-label"),
+        dcc.Dropdown(id=ids.LEADER_HAZARD_KIND, multi=True, value=[], placeholder=t("leader.hazard_all", lang),
+                     options=[{"label": vocab_label("hazard_kind", k, lang), "value": k} for k in HAZARD_KINDS]),
+        html.H2(t("leader.weights", lang)),
+        html.Div(weights_text({}, lang), id=ids.LEADER_WEIGHTS_TEXT),
+        *sliders,
+        html.Button(t("leader.weights.reset", lang), id=ids.LEADER_WEIGHTS_RESET, n_clicks=0,
+                    className="sr-ld-reset"),
+        html.Div(id=ids.LEADER_STATUS, className="sr-ld-status", role="status"),
+    ])
+    the_map = base_map(ids.LEADER_MAP, zoom=5, children=[dl.LayerGroup(id=ids.LEADER_REGION_LAYER),
+                                                         dl.LayerGroup(id=ids.LEADER_CELL_LAYER)])
+    return html.Div(id=ids.LEADER_ROOT, className="sr-ld", lang=lang, children=[
+        dcc.Store(id="leader-lang", data=lang),
+        controls,
+        html.Div(className="sr-ld-map", children=[
+            the_map, dcc.Loading(html.Div(id=ids.LEADER_LEGEND, className="sr-ld-legend"), type="circle")]),
+        html.Div(className="sr-ld-side", children=[
+            html.H2(t("leader.ranking", lang)),
+            dcc.Loading(html.Div(id=ids.LEADER_RANKING, className="sr-ld-ranking")),
+            dcc.Graph(id=ids.LEADER_TREND, config={"displayModeBar": False, "responsive": True},
+                      className="sr-ld-trend"),
+        ]),
+    ])
+
+
+# ------------------------------------------------------------------------------------------------ callbacks
+
+
+def _weights_from_sliders(values: list[Any]) -> dict[str, float]:
+    return {n: float(v) for n, v in zip(WEIGHT_NAMES, values, strict=True) if v is not None}
+
+
+@callback(
+    Output(ids.LEADER_REGION_LAYER, "children"),
+    Output(ids.LEADER_LEGEND, "children"),
+    Output(ids.LEADER_RANKING, "children"),
+    Output(ids.LEADER_WEIGHTS_TEXT, "children"),
+    Output(ids.LEADER_STATUS, "children"),
+    Output(ids.LEADER_TREND, "figure"),
+    Input(ids.LEADER_LEVEL, "value"),
+    Input(ids.LEADER_HAZARD_KIND, "value"),
+    *[Input(ids.leader_weight(n), "value") for n in WEIGHT_NAMES],
+    State("leader-lang", "data"),
+)
+def update(level: str | None, hazard_kind: list[str] | None, *rest: Any) -> tuple[Any, ...]:
+    """Choropleth, legend, ranking, weights in words, status and trend for the controls (the main callback)."""
+    *values, lang = rest
+    lang = normalize_lang(lang) or current_lang()
+    level = level if level in LEVELS else "prefecture"
+    weights = _weights_from_sliders(values)
+    try:
+        text = weights_text(weights, lang)
+    except Exception as e:  # noqa: BLE001 - bad weights: say which and keep the last picture
+        return (no_update,) * 4 + (t("leader.bad_weights", lang, detail=str(e)), no_update)
+    try:
+        with db_engine().connect() as conn:
+            result = risk_result(conn, level=level, hazard_kind=hazard_kind or None, weights=weights)
+            shapes = region_shapes(conn, level)
+            trend = incident_trend(conn)
+    except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
+        return (no_update,) * 3 + (text, f"{t(f'error.{classify(e)[1]}', lang)}: {e}", no_update)
+    layers, bounds = choropleth(shapes, result, lang)
+    status = t("leader.status", lang, hazards=len(result["hazards"]), regions=len(shapes),
+               at_risk=len([r for r in result["regions"] if r["adcode"]]))
+    return layers, legend(bounds, lang), ranking_table(result, lang), text, status, trend_figure(trend, lang)
+
+
+def _bbox(bounds: Any) -> list[float] | None:
+    try:
+        (s, w), (n, e) = bounds
+        return [float(w), float(s), float(e), float(n)]
+    except (TypeError, ValueError):
+        return None
+
+
+@callback(
+    Output(ids.LEADER_CELL_LAYER, "children"),
+    Input(ids.LEADER_MAP, "zoom"),
+    Input(ids.LEADER_MAP, "bounds"),
+    Input(ids.LEADER_LEVEL, "value"),
+    Input(ids.LEADER_HAZARD_KIND, "value"),
+    *[Input(ids.leader_weight(n), "value") for n in WEIGHT_NAMES],
+    State("leader-lang", "data"),
+)
+def detail(zoom: float | None, bounds: Any, level: str | None, hazard_kind: list[str] | None,
+           *rest: Any) -> list[Any]:
+    """H3 detail (res 6/7 cells of the cached risk run) when zoomed in to :data:`DETAIL_ZOOM` or more."""
+    *values, lang = rest
+    lang = normalize_lang(lang) or current_lang()
+    if zoom is None or zoom < DETAIL_ZOOM:
+        return []
+    try:
+        with db_engine().connect() as conn:
+            result = risk_result(conn, level=level if level in LEVELS else "prefecture",
+                                 hazard_kind=hazard_kind or None, weights=_weights_from_sliders(values))
+    except Exception:  # noqa: BLE001 - the main callback reports errors; detail just stays as it was
+        raise PreventUpdate from None
+    return detail_layers(detail_cells(result, _bbox(bounds), zoom), lang)
+
+
+@callback(*[Output(ids.leader_weight(n), "value") for n in WEIGHT_NAMES],
+          Input(ids.LEADER_WEIGHTS_RESET, "n_clicks"), prevent_initial_call=True)
+def reset_weights(n_clicks: int | None) -> tuple[float, ...]:
+    """Back to the model's default weights."""
+    d = RiskWeights().to_dict()["values"]
+    return tuple(float(d[n]) for n in WEIGHT_NAMES)
+
