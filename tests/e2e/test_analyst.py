@@ -1,0 +1,121 @@
+"""The analyst page in headless Chromium on the demo data, driven as a person would: real clicks on Leaflet.draw's
+toolbar and on the map draw a polygon, whose impact card shows the population the API gives for the same zone; an
+annotation placed with the marker tool is listed, and shows on the wall. Saves ``docs/screenshots/analyst.png``.
+
+The server is ``sitroom serve`` against the demo database (``demo_db`` of the dashboard tests), not the empty
+``live_server`` database: the card needs population, targets, shelters and resources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dashboards import ids
+from tests.dashboards.conftest import demo_db  # noqa: F401 - the fixture, shared with the dashboard tests
+from tests.e2e.conftest import ROOT, SERVER_START_TIMEOUT_S, _free_port, _health, _sitroom_command
+
+pytestmark = [pytest.mark.browser, pytest.mark.db]
+
+WAIT_S = 60
+SCREENSHOT = ROOT / "docs" / "screenshots" / "analyst.png"
+LABEL = "前方指挥部 E2E"
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("analyst_server") / "serve.log"
+    env = {**os.environ, "SITROOM_DATABASE_URL": demo_db.url, "PYTHONUNBUFFERED": "1"}
+    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+           "--threads", "4"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while _health(base) != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sitroom serve did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        from sqlalchemy import text
+
+        with demo_db.engine.begin() as c:  # leave the shared demo as it was
+            c.execute(text("DELETE FROM impact_zones WHERE source = 'analyst'"))
+            c.execute(text("DELETE FROM annotations WHERE source = 'analyst'"))
+
+
+def _json(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"},
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _click_map(driver: Any, map_el: Any, dx: int, dy: int) -> None:
+    """A real click at (dx, dy) CSS pixels from the centre of the map."""
+    ActionChains(driver).move_to_element_with_offset(map_el, dx, dy).pause(0.15).click().perform()
+    time.sleep(0.25)
+
+
+def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_server: str, browser: Any) -> None:
+    browser.get(demo_server + "/analyst?lang=en")
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))
+    map_el = browser.find_element(By.ID, ids.ANALYST_MAP)
+    time.sleep(1.0)  # let the map settle (tiles, the edit control's mount event)
+
+    # polygon tool, four corners, click the first vertex again to close
+    browser.find_element(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon").click()
+    for dx, dy in ((-160, -110), (150, -120), (170, 120), (-140, 130)):
+        _click_map(browser, map_el, dx, dy)
+    _click_map(browser, map_el, -160, -110)
+
+    pop_el = wait.until(lambda d: d.find_elements(By.ID, ids.ANALYST_CARD_POPULATION))[0]
+    shown = int(pop_el.text.replace(",", ""))
+    zones = _json(demo_server + "/api/v1/impact-zones")["features"]
+    drawn = [f for f in zones if f["properties"]["kind"] == "drawn"][0]
+    api = _json(demo_server + "/api/v1/analysis/impact", {"geometry": drawn["geometry"]})
+    assert shown == round(api["population"]) and shown > 0
+    card = browser.find_element(By.ID, ids.ANALYST_CARD).text
+    assert "Modelled, not measured" in card and "Area-weighted" in card
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon.leaflet-draw-toolbar-"
+                                                              "button-enabled"))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    time.sleep(1.0)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    # annotation: mode, label, marker tool, one click on the map
+    browser.find_element(By.CSS_SELECTOR, f"#{ids.ANALYST_MODE} input[value='annotation']").click()
+    label = browser.find_element(By.ID, ids.ANALYST_LABEL)
+    label.clear()
+    label.send_keys(LABEL)
+    browser.find_element(By.CSS_SELECTOR, ".leaflet-draw-draw-marker").click()
+    _click_map(browser, map_el, 60, 40)
+    wait.until(lambda d: LABEL in d.find_element(By.ID, ids.ANALYST_ANNOTATION_LIST).text)
+    anns = _json(demo_server + "/api/v1/layers/annotations")["features"]
+    assert any((f["properties"] or {}).get("label") == LABEL for f in anns)
+
+    # the wall shows it (permanent label of the annotation)
+    browser.get(demo_server + "/wall?lang=en")
+    wait.until(lambda d: any(LABEL in e.text for e in d.find_elements(By.CSS_SELECTOR, ".leaflet-tooltip")))
