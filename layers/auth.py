@@ -167,7 +167,7 @@ def list_users(conn: Conn) -> list[dict[str, Any]]:
 
 def get_user(conn: Conn, user_id: int) -> Principal | None:
     """The enabled user ``user_id`` as a :class:`Principal` (with ``password_changed_at`` as ``access``), or None."""
-    row = conn.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
+    row = conn.execute(select(User.__table__).where(User.id == user_id)).one_or_none()
     if row is None or row.disabled:
         return None
     return Principal(kind="user", name=row.username, role=row.role, id=row.id, display_name=row.display_name,
@@ -182,7 +182,7 @@ def verify_password(conn: Conn, username: str, password: str) -> Principal:
     AuthError
         Unknown user, wrong password or disabled account (one message for all three).
     """
-    row = conn.execute(select(User).where(User.username == username)).scalar_one_or_none() \
+    row = conn.execute(select(User.__table__).where(User.username == username)).one_or_none() \
         if isinstance(username, str) and len(username) <= 64 else None
     ok = check_password(row.password_hash if row is not None else _DUMMY_HASH, password or "")
     if row is None or not ok or row.disabled:
@@ -263,7 +263,7 @@ def verify_token(conn: Conn, token: str, *, touch: bool = True) -> Principal:
     """
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthError("unknown or revoked token")
-    row = conn.execute(select(ApiToken).where(ApiToken.token_hash == token_hash(token))).scalar_one_or_none()
+    row = conn.execute(select(ApiToken.__table__).where(ApiToken.token_hash == token_hash(token))).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthError("unknown or revoked token")
     if touch:

@@ -1,0 +1,545 @@
+"""Who may do what on the server: sessions, API tokens, the access policy, CSRF and security headers.
+
+Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`PAGE_POLICY`, :class:`Rule`,
+:class:`AuthConfigError`, :func:`resolve_secret_key`, :func:`check_production`, :func:`current_principal`,
+:func:`current_user_name`, :func:`allowed`, :func:`csrf_token`, :func:`user_badge`, :func:`content_security_policy`.
+
+``install_auth(app, settings)`` (one line at the end of ``create_app``) adds ``/login`` and ``/logout`` and one
+``before_request`` that decides every request from a policy table, so endpoint modules need no decorator:
+
+* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.auth`), else the signed session cookie
+  (``flask.session``, signed with ``settings.secret_key``; in demo/development a generated key kept in
+  ``<state_dir>/secret_key`` so sessions survive restarts), else anonymous.
+* what: :data:`POLICY` maps ``(URL rule, METHOD)`` to a :class:`Rule` (a capability and, optionally, the layer the
+  call writes; by default the ``<layer>`` of the URL). Unlisted GET/HEAD are ``read``; unlisted writes under
+  ``/api/v1`` are ``write``; Dash callbacks (``/_dash-update-component``) are ``read`` (a callback that writes checks
+  :func:`allowed` itself). Pages are listed by path in :data:`PAGE_POLICY`.
+* answers: anonymous -> 401 (API) or a redirect to ``/login`` (pages); known but not allowed -> 403.
+  Anonymous reads are allowed only where ``settings.mode`` is in :data:`ANONYMOUS_READ_MODES`.
+* CSRF: every state-changing request made with a session cookie carries the session's CSRF token, in the header
+  ``X-CSRF-Token`` (or ``X-CSRFToken``, which Dash's renderer sends by itself from the ``_csrf_token`` cookie) or
+  the form field ``csrf_token``; else 403. Calls with a bearer token are exempt (no ambient credentials).
+* the wall runs under a ``display`` account (reads only) whose session lasts :data:`DISPLAY_SESSION_DAYS` days and
+  is renewed while the wall polls, so the hall never sees a login page.
+* every response carries the security headers (CSP, nosniff, frame-ancestors 'none', X-Frame-Options, Referrer-Policy).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, redirect, request, session
+
+from dashboards.api import API_PREFIX, db_engine
+from dashboards.api import settings as current_settings
+from dashboards.api.errors import ApiError, classify, error_body, json_response
+from dashboards.i18n import LANGUAGES, current_lang, t
+from layers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: what each role may do; ``read`` is every GET, ``analyse`` the analysis calls, ``draw`` impact zones and
+#: annotations, ``plan`` shelter planning, ``write`` any layer, ``admin`` imports, users and tokens
+ROLE_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
+    "display": frozenset({"read"}),
+    "viewer": frozenset({"read"}),
+    "analyst": frozenset({"read", "analyse", "draw"}),
+    "planner": frozenset({"read", "analyse", "draw", "plan"}),
+    "admin": frozenset({"read", "analyse", "draw", "plan", "write", "admin"}),
+}
+#: capabilities a token's ``access`` may give (its layer scope is checked as well, where the call names a layer)
+TOKEN_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
+    "read": frozenset({"read", "analyse"}),
+    "write": frozenset({"read", "analyse", "draw", "write"}),
+}
+WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "admin"})
+ANONYMOUS_READ_MODES: Final = frozenset({"demo", "development"})
+USER_SESSION_HOURS: Final = 12
+DISPLAY_SESSION_DAYS: Final = 400  # browsers cap cookie lifetimes at 400 days
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_COOKIE: Final = "_csrf_token"  # the name dash-renderer reads
+CSRF_HEADERS: Final = ("X-CSRF-Token", "X-CSRFToken")
+CSRF_FIELD: Final = "csrf_token"
+SESSION_COOKIE: Final = "sitroom_session"
+MIN_SECRET_CHARS: Final = 32
+#: secrets that must never be used in production (lower-cased)
+WEAK_SECRETS: Final = frozenset({"", "secret", "changeme", "change-me", "dev", "development", "demo", "sitroom",
+                                 "password", "default", "test", "insecure"})
+#: paths served to anyone (the login page, health, the API description, static files, the offline basemap)
+PUBLIC_PREFIXES: Final = ("/login", "/assets/", "/_dash-component-suites/", "/_favicon", "/favicon",
+                          f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", "/tiles/")
+DASH_CALLBACK_PATH: Final = "/_dash-update-component"
+BASEMAP_HOSTS: Final[dict[str, tuple[str, ...]]] = {
+    "offline": (),
+    "osm": ("https://tile.openstreetmap.org",),
+    "tianditu": ("https://*.tianditu.gov.cn",),
+}
+_USER_CACHE_S = 5.0
+
+
+class AuthConfigError(RuntimeError):
+    """The server must not start with these settings (production without a real secret, demo passwords ...)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a route needs: a capability and the layer it touches (None: the ``<layer>`` of the URL, if any)."""
+
+    capability: str
+    layer: str | None = None
+
+
+#: ``(URL rule, METHOD) -> Rule``; the lead and endpoint authors add lines here (see the module docstring)
+POLICY: dict[tuple[str, str], Rule] = {
+    (f"{API_PREFIX}/analysis/buffer", "POST"): Rule("analyse"),
+    (f"{API_PREFIX}/analysis/nearest", "POST"): Rule("analyse"),
+    (f"{API_PREFIX}/analysis/impact", "POST"): Rule("analyse"),
+    (f"{API_PREFIX}/analysis/shelter-coverage", "POST"): Rule("analyse"),
+    (DASH_CALLBACK_PATH, "POST"): Rule("read"),
+}
+
+#: page path -> capability to open it (other pages: ``read``)
+PAGE_POLICY: dict[str, str] = {
+    "/analyst": "analyse",
+    "/planner": "plan",
+    "/admin": "admin",
+}
+
+# --- who is asking --------------------------------------------------------------------------------------------------
+
+from layers import auth as store_auth  # noqa: E402 - after the policy tables, which are what readers look for
+
+Principal = store_auth.Principal
+_user_cache: dict[int, tuple[float, Principal | None]] = {}
+_user_cache_lock = threading.Lock()
+
+
+def current_principal() -> Principal | None:
+    """The user or token of the current request (None: anonymous, or outside a request)."""
+    if not has_request_context():
+        return None
+    return g.get("sitroom_principal")
+
+
+def current_user_name() -> str:
+    """The name history records for the current request: username, ``token:<name>``, else ``anonymous``/``system``."""
+    if not has_request_context():
+        return "system"
+    p = current_principal()
+    return p.history_name if p is not None else "anonymous"
+
+
+def allowed(capability: str, layer: str | None = None) -> bool:
+    """Whether the current request may do ``capability`` (on ``layer``): for callbacks that write."""
+    p = current_principal()
+    if p is None:
+        return capability == "read" and _anonymous_read()
+    return _permits(p, Rule(capability, layer), layer)
+
+
+def _permits(p: Principal, rule: Rule, layer: str | None) -> bool:
+    if p.kind == "user":
+        return rule.capability in ROLE_CAPABILITIES.get(p.role or "", frozenset())
+    if rule.capability not in TOKEN_CAPABILITIES.get(p.access or "", frozenset()):
+        return False
+    if rule.capability == "analyse":
+        return True
+    return store_auth.token_allows(p, layer, write=rule.capability in WRITE_CAPABILITIES)
+
+
+def _anonymous_read() -> bool:
+    return current_settings().mode in ANONYMOUS_READ_MODES
+
+
+def _user_from_session() -> Principal | None:
+    uid = session.get("uid")
+    if not isinstance(uid, int):
+        return None
+    if float(session.get("exp", 0)) < time.time():
+        session.clear()
+        return None
+    now = time.monotonic()
+    with _user_cache_lock:
+        hit = _user_cache.get(uid)
+    if hit is not None and hit[0] > now:
+        user = hit[1]
+    else:
+        try:
+            with db_engine().connect() as conn:
+                user = store_auth.get_user(conn, uid)
+        except Exception as e:  # noqa: BLE001
+            if classify(e)[0] != 503:
+                raise
+            # the database is down: trust the signed session for reads (the wall keeps its banner, not a login)
+            return Principal(kind="user", name=str(session.get("u")), role=str(session.get("r")), id=uid)
+        with _user_cache_lock:
+            _user_cache[uid] = (now + _USER_CACHE_S, user)
+    if user is None or user.access != session.get("pwv"):  # disabled, gone, or the password changed
+        session.clear()
+        return None
+    _renew(user)
+    return user
+
+
+def _session_seconds(role: str | None) -> float:
+    return DISPLAY_SESSION_DAYS * 86400.0 if role == "display" else USER_SESSION_HOURS * 3600.0
+
+
+def _renew(user: Principal) -> None:
+    ttl = _session_seconds(user.role)
+    if float(session.get("exp", 0)) - time.time() < ttl / 2:  # sliding, but not a new cookie on every poll
+        session["exp"] = time.time() + ttl
+    if session.get("r") != user.role:
+        session["r"] = user.role
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+# --- the policy -----------------------------------------------------------------------------------------------------
+
+def _is_public(path: str) -> bool:
+    return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES) or path == "/logout"
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(API_PREFIX) or path.startswith("/_dash-")
+
+
+def _rule_for_request() -> Rule:
+    method = request.method.upper()
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    listed = POLICY.get((rule, method))
+    if listed is not None:
+        return listed
+    if method in SAFE_METHODS:
+        return Rule(PAGE_POLICY.get(request.path.rstrip("/") or "/", "read"))
+    return Rule("write")
+
+
+def _deny(status: int, code: str, detail: str) -> Response:
+    if _is_api(request.path) or request.method not in SAFE_METHODS:
+        body = error_body(ApiError(detail, status=status, code=code))[1]
+        headers = {"WWW-Authenticate": 'Bearer realm="sitroom"'} if status == 401 else {}
+        return json_response(body, status, headers=headers)
+    if status == 401:
+        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")  # type: ignore[return-value]
+    return _html_page(t("auth.forbidden.title"), f'<p class="sr-warning">{escape(t("error.forbidden"))}</p>'
+                      f'<p><a href="/">{escape(t("app.title"))}</a></p>', status=403)
+
+
+def _check_csrf() -> bool:
+    expected = session.get("csrf")
+    if not isinstance(expected, str) or not expected:
+        return False
+    sent = next((request.headers[h] for h in CSRF_HEADERS if request.headers.get(h)), None)
+    if sent is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        sent = request.form.get(CSRF_FIELD)
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def csrf_token() -> str:
+    """The CSRF token of the current session (made on first use), for forms and for ``X-CSRF-Token`` headers."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _before_request() -> Response | None:
+    g.sitroom_principal = None
+    path = request.path
+    token = _bearer()
+    principal: Principal | None = None
+    if token is not None:
+        try:
+            with db_engine().begin() as conn:
+                principal = store_auth.verify_token(conn, token)
+        except store_auth.AuthError:
+            return _deny(401, "unauthorized", "unknown or revoked API token")
+        except Exception as e:  # noqa: BLE001 - database down: 503 in the API's shape
+            status, body = error_body(e)
+            return json_response(body, status)
+    elif "uid" in session:
+        principal = _user_from_session()
+    g.sitroom_principal = principal
+    if _is_public(path):
+        return None
+    rule = _rule_for_request()
+    if principal is None:
+        if rule.capability == "read" and _anonymous_read():
+            return None
+        return _deny(401, "unauthorized", "sign in, or send an API token (Authorization: Bearer ...)")
+    layer = rule.layer or (request.view_args or {}).get("layer")
+    if not _permits(principal, rule, layer if isinstance(layer, str) else None):
+        who = principal.history_name + (f" (role {principal.role})" if principal.role else
+                                        f" (scope {','.join(principal.layers)}:{principal.access})")
+        return _deny(403, "forbidden", f"{who} may not {rule.capability}" + (f" layer {layer!r}" if layer else ""))
+    if token is None and request.method not in SAFE_METHODS and not _check_csrf():
+        return _deny(403, "csrf_failed", f"missing or wrong CSRF token: send the header {CSRF_HEADERS[0]} "
+                                          f"(or form field {CSRF_FIELD}) with the value of the {CSRF_COOKIE} cookie")
+    return None
+
+
+# --- headers --------------------------------------------------------------------------------------------------------
+
+def content_security_policy(settings: Settings, *, script_hashes: tuple[str, ...] = ()) -> str:
+    """The CSP of every response: everything from this server; map tiles also from the online basemap's hosts.
+
+    Dash needs ``'unsafe-eval'`` (its renderer builds functions at run time) and inline styles (React ``style``).
+    Inline scripts are allowed only by their hashes (Dash's renderer start-up, clientside callbacks).
+    """
+    tiles = " ".join(BASEMAP_HOSTS.get(settings.basemap, ()))
+    directives = {
+        "default-src": "'self'",
+        "script-src": " ".join(("'self'", "'unsafe-eval'", *script_hashes)),
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": f"'self' data: blob: {tiles}".strip(),
+        "font-src": "'self' data:",
+        "connect-src": "'self'",
+        "worker-src": "'self' blob:",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return "; ".join(f"{k} {v}" for k, v in directives.items())
+
+
+def _security_headers(response: Response) -> Response:
+    csp = current_app.config.get("SITROOM_CSP")
+    if csp is None:
+        dash_app = current_app.config.get("SITROOM_DASH_APP")
+        hashes = tuple(f"'{h}'" if not h.startswith("'") else h for h in dash_app.csp_hashes()) \
+            if dash_app is not None else ()
+        csp = content_security_policy(current_settings(), script_hashes=hashes)
+        current_app.config["SITROOM_CSP"] = csp
+    h = response.headers
+    h.setdefault("Content-Security-Policy", csp)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "no-referrer")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if "uid" in session or "csrf" in session:
+        token = csrf_token()
+        if request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, samesite="Strict", httponly=False, path="/",
+                                max_age=DISPLAY_SESSION_DAYS * 86400, secure=request.is_secure)
+    return response
+
+
+# --- secrets --------------------------------------------------------------------------------------------------------
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The key that signs session cookies.
+
+    ``settings.secret_key`` (``SITROOM_SECRET_KEY``) if set; in production it must be set, at least
+    :data:`MIN_SECRET_CHARS` characters and not a well-known value. In demo and development, a random key is
+    generated once and kept in ``<state_dir>/secret_key`` (mode 0600) so that sessions survive restarts.
+
+    Raises
+    ------
+    AuthConfigError
+        Production mode without a usable ``SITROOM_SECRET_KEY``.
+    """
+    key = settings.secret_key
+    if settings.mode == "production":
+        if key is None or key.strip().lower() in WEAK_SECRETS or len(key) < MIN_SECRET_CHARS:
+            got = "unset" if key is None else f"{len(key)} characters" + (
+                ", a well-known value" if key.strip().lower() in WEAK_SECRETS else "")
+            raise AuthConfigError(
+                f"production mode refuses to start: SITROOM_SECRET_KEY must be a random secret of at least "
+                f"{MIN_SECRET_CHARS} characters (got: {got}); make one with "
+                f"`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and set it in the environment")
+        return key
+    if key:
+        return key
+    path = Path(settings.state_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another worker is writing it right now
+            text = path.read_text(encoding="ascii").strip()
+            if text:
+                return text
+            time.sleep(0.02)
+        raise AuthConfigError(f"{path} is empty: delete it and start again") from None
+    new = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(new + "\n")
+    return new
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse production settings that are not safe: no real secret key, or accounts with the demo's passwords.
+
+    The account check needs the database; when it cannot be reached the check is logged and skipped (the server
+    must start without its database).
+
+    Raises
+    ------
+    AuthConfigError
+        Naming the setting or the accounts to fix.
+    """
+    if settings.mode != "production":
+        return
+    resolve_secret_key(settings)
+    try:
+        from layers.db import database_url, get_engine
+
+        with get_engine(database_url(settings)).connect() as conn:
+            names = store_auth.demo_passwords_in_use(conn)
+    except Exception as e:  # noqa: BLE001
+        log.warning("production check: accounts not checked, the database cannot be reached (%s)", e)
+        return
+    if names:
+        raise AuthConfigError(
+            f"production mode refuses to start: the accounts {', '.join(names)} still have the passwords the demo "
+            f"generated; change them with `sitroom users passwd NAME` or disable them with `sitroom users disable "
+            f"NAME`")
+
+
+# --- login and logout -----------------------------------------------------------------------------------------------
+
+def _html_page(title: str, body: str, *, status: int = 200) -> Response:
+    lang = current_lang()
+    switch = " ".join(f'<a href="?lang={code}" lang="{code}">{escape(t("lang.zh" if code == "zh-CN" else "lang.en"))}'
+                      f"</a>" for code in LANGUAGES if code != lang)
+    page = (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link rel="stylesheet" href="/assets/sitroom.css"></head><body class="sr-auth">'
+            f'<main class="sr-auth-box"><h1>{escape(t("app.title"))}</h1><h2>{escape(title)}</h2>{body}'
+            f'<nav class="sr-lang">{switch}</nav></main></body></html>')
+    return Response(page, status=status, mimetype="text/html")
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def _login_form(error: str | None = None, *, status: int = 200, username: str = "") -> Response:
+    nxt = _safe_next(request.values.get("next"))
+    err = f'<p class="sr-warning" id="login-error" role="alert">{escape(error)}</p>' if error else ""
+    body = (f'{err}<form method="post" action="/login" id="login-form">'
+            f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token())}">'
+            f'<input type="hidden" name="next" value="{escape(nxt)}">'
+            f'<label>{escape(t("auth.login.username"))}<input id="login-username" name="username" '
+            f'autocomplete="username" required maxlength="64" value="{escape(username)}"></label>'
+            f'<label>{escape(t("auth.login.password"))}<input id="login-password" name="password" type="password" '
+            f'autocomplete="current-password" required maxlength="1024"></label>'
+            f'<button id="login-submit" type="submit">{escape(t("auth.login.submit"))}</button></form>')
+    return _html_page(t("auth.login.title"), body, status=status)
+
+
+def _login() -> Response:
+    if request.method == "GET":
+        return _login_form()
+    if not _check_csrf():
+        return _login_form(t("error.csrf_failed"), status=403)
+    username = (request.form.get("username") or "").strip().lower()
+    password = request.form.get("password") or ""
+    try:
+        with db_engine().begin() as conn:
+            user = store_auth.verify_password(conn, username, password)
+    except store_auth.AuthError:
+        log.info("failed login for %r from %s", username[:64], request.remote_addr)
+        return _login_form(t("auth.login.failed"), status=401, username=username[:64])
+    session.clear()  # a fresh session (and CSRF token) on every login: no session fixation
+    session.permanent = True
+    session.update(uid=user.id, u=user.name, r=user.role, pwv=user.access, exp=time.time() +
+                   _session_seconds(user.role), csrf=secrets.token_urlsafe(32))
+    with _user_cache_lock:
+        _user_cache.pop(int(user.id or 0), None)
+    log.info("login %s (%s) from %s", user.name, user.role, request.remote_addr)
+    return redirect(_safe_next(request.form.get("next")), code=303)  # type: ignore[return-value]
+
+
+def _logout() -> Response:
+    if "uid" in session and not _check_csrf():
+        return _deny(403, "csrf_failed", "missing or wrong CSRF token")
+    session.clear()
+    response = redirect("/login", code=303)
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response  # type: ignore[return-value]
+
+
+def user_badge() -> Any:
+    """A Dash component for the page header: who is signed in and a log-out button (nothing when anonymous)."""
+    from dash import dcc, html
+
+    p = current_principal()
+    if p is None or p.kind != "user":
+        return html.A(t("auth.login.submit"), href="/login", id="auth-login-link", className="sr-auth-link")
+    return html.Form(action="/logout", method="POST", id="auth-badge", className="sr-auth-badge", children=[
+        html.Span(p.display_name or p.name, id="auth-user", title=t(f"auth.role.{p.role}")),
+        dcc.Input(type="hidden", name=CSRF_FIELD, value=csrf_token()),
+        html.Button(t("auth.logout"), type="submit", id="auth-logout"),
+    ])
+
+
+# --- wiring ---------------------------------------------------------------------------------------------------------
+
+def install_auth(app: Any, settings: Settings | None = None) -> Flask:
+    """Put the policy, the login pages and the security headers on ``app`` (a Dash app or its Flask server).
+
+    One line at the end of ``create_app``: ``install_auth(app, s)``.
+
+    Raises
+    ------
+    AuthConfigError
+        Production mode with an unusable secret key or demo passwords (see :func:`check_production`).
+    """
+    server: Flask = app.server if hasattr(app, "server") else app
+    s = settings or server.config.get("SITROOM_SETTINGS") or current_settings()
+    check_production(s)
+    server.config.update(
+        SECRET_KEY=resolve_secret_key(s),
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=DISPLAY_SESSION_DAYS),
+        SITROOM_CSP=None,
+        SITROOM_DASH_APP=app if hasattr(app, "server") else None,
+    )
+    bp = Blueprint("sitroom_auth", __name__)
+    bp.add_url_rule("/login", endpoint="login", view_func=_login, methods=["GET", "POST"])
+    bp.add_url_rule("/logout", endpoint="logout", view_func=_logout, methods=["POST"])
+    server.register_blueprint(bp)
+    # first, so that nothing else (Dash's own set-up, the API) runs for a request that is refused
+    server.before_request_funcs.setdefault(None, []).insert(0, _before_request)
+    server.after_request(_security_headers)
+    return server
+
+
+def clear_user_cache() -> None:
+    """Forget cached accounts (tests; after ``sitroom users disable`` the cache expires by itself in seconds)."""
+    with _user_cache_lock:
+        _user_cache.clear()
+
+
+def now_utc() -> datetime:
+    """Now, with the time zone (for pages that show times)."""
+    return datetime.now(UTC)
