@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "demo",
     "serve": "serve",
     "tiles": "tiles",
+    "users": ("users", "token"),
 }
 
 

@@ -307,3 +307,46 @@ def test_admin_page_lists_changes_users_and_tokens_for_admins_only(server: Any, 
         server.preprocess_request()
         page = str(admin.layout(lang="en"))
     assert "t-feed-incidents" not in page and "Access denied" in page
+
+
+# --- the command line -----------------------------------------------------------------------------------------------
+
+def test_users_and_token_commands(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from dashboards.cli import main
+    from layers.settings import get_settings
+
+    monkeypatch.setenv("SITROOM_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    run = CliRunner().invoke
+    try:
+        r = run(main, ["users", "add", "t_cli", "--role", "planner", "--name", "王芳", "--password-stdin"],
+                input="cli-password-1\n")
+        assert r.exit_code == 0, r.output
+        assert run(main, ["users", "passwd", "t_cli", "--password-stdin"], input="cli-password-2\n").exit_code == 0
+        with engine.connect() as conn:
+            assert auth.verify_password(conn, "t_cli", "cli-password-2").role == "planner"
+        assert run(main, ["users", "disable", "t_cli"]).exit_code == 0
+        listed = run(main, ["users", "list"]).output
+        assert re.search(r"t_cli\s+planner\s+disabled\s+王芳", listed), listed
+        r = run(main, ["users", "add", "t_cli2", "--role", "analyst", "--password-stdin"], input="short\n")
+        assert r.exit_code == 2 and "password" in r.output and "short" not in r.output
+        r = run(main, ["token", "create", "t-cli-feed", "--layers", "incidents,hazards", "--access", "write"])
+        assert r.exit_code == 0, r.output
+        secret = r.stdout.strip()
+        with engine.connect() as conn:
+            assert auth.verify_token(conn, secret, touch=False).layers == ("hazards", "incidents")
+        assert secret not in run(main, ["token", "list"]).output and "t-cli-feed" in run(main, ["token", "list"]).output
+        assert run(main, ["token", "revoke", "t-cli-feed"]).exit_code == 0
+        with engine.connect() as conn, pytest.raises(auth.AuthError):
+            auth.verify_token(conn, secret)
+        assert run(main, ["token", "revoke", "t-cli-feed"]).exit_code == 2
+    finally:
+        get_settings.cache_clear()
+        from layers.db import reset_engines
+
+        reset_engines()
+        with engine.begin() as conn:
+            conn.execute(delete(ApiToken).where(ApiToken.name == "t-cli-feed"))
+            conn.execute(delete(User).where(User.username == "t_cli"))
