@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, String, and_, func, or_, select
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.dialects.postgresql import array, distinct_on
 from sqlalchemy.orm import Session
 
 from layers.errors import RowError, ValidationError
@@ -131,7 +131,7 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
     last = (
         select(H.layer, H.feature_id, H.op, *_feature_columns())
         .where(H.layer.in_(names), H.changed_at <= at)
-        .distinct(H.layer, H.feature_id)
+        .ext(distinct_on(H.layer, H.feature_id))
         .order_by(H.layer, H.feature_id, H.changed_at.desc(), H.id.desc())
     )
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
