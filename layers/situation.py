@@ -236,21 +236,37 @@ def _incident_lonlat(db: Db, bbox: tuple[float, float, float, float] | None) -> 
     cond = [_live(Incident), Incident.status != "closed"]
     if bbox is not None:
         cond.append(func.ST_Intersects(Incident.geom, func.ST_MakeEnvelope(*bbox, 4326)))
-    rows = db.execute(select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom)).where(and_(*cond))).all()
-    if not rows:
+    # one MultiPoint blob instead of N rows: 100k points leave PostGIS in one value, parsed by shapely in C
+    blob = db.execute(select(func.ST_AsBinary(func.ST_Collect(Incident.geom))).where(and_(*cond))).scalar_one()
+    if blob is None:
         return np.zeros(0), np.zeros(0)
-    a = np.asarray(rows, dtype=np.float64)
-    return a[:, 0], a[:, 1]
+    xy = shapely.get_coordinates(shapely.from_wkb(bytes(blob)))
+    return xy[:, 0].copy(), xy[:, 1].copy()
+
+
+_cells_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def incident_cells(db: Db, *, res: int, bbox: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Active incidents counted per H3 cell of ``res`` (sorted cells, counts; sum of counts = number of incidents).
 
     The points are filtered in PostGIS (live, not closed, inside ``bbox`` west,south,east,north if given) and
-    binned with :func:`geoops.h3cells.points_to_cells`.
+    binned with :func:`geoops.h3cells.points_to_cells`. Cached per process by (database, :func:`data_version`,
+    res, bbox): every wall screen and every redraw of the same data shares one computation.
     """
-    lon, lat = _incident_lonlat(db, _check_bbox(bbox))
-    return points_to_cells(lon, lat, np.ones(lon.size), res=res)
+    box = _check_bbox(bbox)
+    key = (_db_key(db), data_version(db), int(res), box)
+    with _cache_lock:
+        hit = _cells_cache.get(key)
+    if hit is not None:
+        return hit
+    lon, lat = _incident_lonlat(db, box)
+    out = points_to_cells(lon, lat, np.ones(lon.size), res=res)
+    with _cache_lock:
+        if len(_cells_cache) > 32:
+            _cells_cache.clear()
+        _cells_cache[key] = out
+    return out
 
 
 _cache_lock = threading.Lock()
@@ -261,6 +277,7 @@ def clear_cache() -> None:
     """Forget cached affected-population results (tests; after a population rebuild in the same process)."""
     with _cache_lock:
         _affected_cache.clear()
+        _cells_cache.clear()
 
 
 def _population_source(db: Db) -> dict[str, Any] | None:
