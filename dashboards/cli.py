@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "demo",
     "serve": "serve",
     "tiles": "tiles",
+    "cap": "import_cap",
     "users": ("users", "token"),
 }
 

@@ -32,6 +32,8 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.analysis",
     "dashboards.api.drawings",
     "dashboards.api.wall",
+    "dashboards.api.reports",
+    "dashboards.api.write",
 )
 
 __all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX"]
