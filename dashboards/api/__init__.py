@@ -32,7 +32,6 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.analysis",
     "dashboards.api.drawings",
     "dashboards.api.wall",
-    "dashboards.api.reports",
     "dashboards.api.write",
 )
 
