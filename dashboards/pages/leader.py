@@ -34,13 +34,18 @@ from shapely.geometry import mapping
 
 from dashboards import ids
 from dashboards.api import db_engine, settings
-from dashboards.api.analysis import parent_cells, risk
+from dashboards.api.analysis import risk
 from dashboards.api.errors import classify
 from dashboards.components.basemap import base_map
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import h3cells
 from geoops.risk import RiskWeights
 from layers import analysis as store
+
+try:  # the parent-cell helper moved from the API module to layers.analysis
+    from layers.analysis import parent_cells
+except ImportError:  # pragma: no cover - older checkout
+    from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
 from layers import queries, situation, vocab
 
 dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))

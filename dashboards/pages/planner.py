@@ -34,12 +34,17 @@ from shapely.geometry import mapping
 
 from dashboards import ids
 from dashboards.api import db_engine
-from dashboards.api.analysis import DEFAULT_RES, parent_cells, parse_zone, shelter_coverage
+from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
 from dashboards.api.errors import classify
 from dashboards.components.basemap import base_map
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import h3cells
 from layers import analysis as store
+
+try:  # the parent-cell helper moved from the API module to layers.analysis
+    from layers.analysis import parent_cells
+except ImportError:  # pragma: no cover - older checkout
+    from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
 from layers import vocab
 
 dash.register_page(__name__, path="/planner", name="planner", order=3, title=lambda: t("planner.title"))
