@@ -1,0 +1,83 @@
+"""Report endpoints: the situation report (态势报告) as PDF or HTML, now or as it was at a past time.
+
+Public (HTTP): ``GET /api/v1/reports/sitrep?at=&since=&format=pdf|html&lang=zh-CN|en``.
+Public (Python): :data:`SITREP_PATH`, :func:`sitrep_url`.
+
+The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.sitrep`); each generated report
+is logged so that the next one lists what changed since it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response
+
+from dashboards.api import db_engine, settings
+from dashboards.api.errors import ParameterError
+from dashboards.api.openapi import API_PREFIX, endpoint, query
+from dashboards.i18n import current_lang
+from dashboards.reports import FORMATS, generate
+from layers.errors import ValidationError
+from layers.sitrep import parse_time
+
+SITREP_PATH = f"{API_PREFIX}/reports/sitrep"
+TIME_ALLOWED = "an ISO 8601 date-time, e.g. 2024-07-01T08:00:00+08:00, not in the future"
+
+
+def sitrep_url(*, fmt: str = "pdf", lang: str | None = None, at: datetime | str | None = None) -> str:
+    """The URL of a situation report (relative to the server root).
+
+    Examples
+    --------
+    >>> sitrep_url(lang="en")
+    '/api/v1/reports/sitrep?format=pdf&lang=en'
+    """
+    q: dict[str, str] = {"format": fmt}
+    if lang:
+        q["lang"] = lang
+    if at is not None:
+        q["at"] = at.isoformat() if isinstance(at, datetime) else str(at)
+    return f"{SITREP_PATH}?{urlencode(q)}"
+
+
+def _time(name: str, raw: str | None) -> datetime | None:
+    try:
+        return parse_time(raw, field=name)
+    except ValidationError:
+        raise ParameterError(field=name, value=raw, allowed=TIME_ALLOWED) from None
+
+
+@endpoint("/reports/sitrep", "GET", tags=("reports",), operation_id="report_sitrep",
+          summary="Situation report (态势报告) as PDF or HTML: map, KPIs, warnings, people by county, shelters, "
+                  "resources, changes",
+          description="`at` in the past rebuilds the picture from the change history. The changes section covers "
+                      "`since` .. `at`, by default the previous generated report's `at` (else the last 24 h). "
+                      "Chinese by default; `lang=en` for English.",
+          parameters=[
+              query("at", {"type": "string", "format": "date-time", "maxLength": 64},
+                    "time of the picture (default now)"),
+              query("since", {"type": "string", "format": "date-time", "maxLength": 64},
+                    "start of the changes window (default: the previous report)"),
+              query("format", {"type": "string", "enum": list(FORMATS), "default": "pdf"}, "pdf or html"),
+          ],
+          responses={200: ("The report", {"type": "string", "format": "binary"}, "application/pdf")})
+def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:  # noqa: A002 - the query's name
+    when, start = _time("at", at), _time("since", since)
+    try:
+        out = generate(db_engine(), settings(), at=when, since=start, fmt=format,  # type: ignore[arg-type]
+                       lang=current_lang())
+    except ValidationError as e:
+        field = e.problems[0].field if e.problems else None
+        if field in ("at", "since"):
+            raise ParameterError(field=field, value=at if field == "at" else since,
+                                 allowed=e.problems[0].allowed) from None
+        raise
+    resp = Response(out["body"], content_type=out["content_type"])
+    resp.headers["Content-Disposition"] = f'inline; filename="{out["filename"]}"'
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Report-Time"] = out["at"].isoformat(timespec="seconds")
+    resp.headers["Server-Timing"] = ", ".join(f"{k};dur={v}" for k, v in out["timing_ms"].items())
+    return resp

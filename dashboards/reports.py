@@ -1,0 +1,195 @@
+"""Situation reports (态势报告): the data of :mod:`layers.sitrep` rendered to HTML (Jinja2) and PDF (WeasyPrint).
+
+Public: :data:`FORMATS`, :data:`DISPLAY_TZ`, :func:`report_map`, :func:`render_html`, :func:`render_pdf`,
+:func:`generate`.
+
+Every text comes from the translation catalogues (``sitrep.*`` keys, vocabulary labels); numbers are the store's
+(:func:`layers.sitrep.gather`). The map is a PNG from :func:`layers.staticmap.render_map`, embedded as a data URI,
+so the HTML is self-contained and WeasyPrint needs no network. Chinese is set in Noto Sans CJK SC (Debian's
+``fonts-noto-cjk``), found by fontconfig through pango. Times are shown in China Standard Time.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import jinja2
+from sqlalchemy import Engine
+
+from dashboards.i18n import DEFAULT_LANGUAGE, normalize_lang, t, vocab_label
+from layers import sitrep, situation
+from layers.settings import Settings
+from layers.staticmap import LEVEL_COLOURS, SEVERITY_COLOURS, SHELTER_COLOUR, render_map
+from layers.tiles import current_content
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("pdf", "html")
+DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAP_SIZE_PX = (1100, 680)
+#: warning texts longer than this are cut (the full text is in the CAP message)
+TEXT_CHARS = 160
+
+__all__ = ["FORMATS", "DISPLAY_TZ", "report_map", "render_html", "render_pdf", "generate"]
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (TEMPLATES / "sitrep.css").read_text(encoding="utf-8")
+
+
+def _num(value: Any) -> str:
+    """Whole numbers with thousands separators (``12,345``); None as an em dash."""
+    if value is None:
+        return "—"
+    return f"{round(float(value)):,}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{float(value) * 100:.0f}%"
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def report_map(data: Mapping[str, Any], *, lang: str, engine: Engine | None, tile_cache_dir: Path
+               ) -> dict[str, Any]:
+    """The report's map (PNG and zoom) for the ``map`` part of :func:`layers.sitrep.gather`'s result."""
+    m = data["map"]
+    content = current_content(engine)
+    w, h = MAP_SIZE_PX
+    return render_map(bbox=m["bbox"], content=content, cache_dir=tile_cache_dir, hazards=m["hazards"],
+                      incidents=m["incidents"], shelters=m["shelters"], width_px=w, height_px=h,
+                      basemap="base" if lang == "zh-CN" else "base-en")
+
+
+def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_png: bytes | None = None) -> str:
+    """The report as one self-contained HTML page in ``lang`` (zh-CN or en).
+
+    Parameters
+    ----------
+    data : mapping
+        :func:`layers.sitrep.gather`'s result.
+    lang : str
+        ``zh-CN`` or ``en`` (other tags are normalised; unknown ones fall back to zh-CN).
+    map_png : bytes, optional
+        The map (:func:`report_map`); without it the map section shows only its legend.
+    """
+    language = normalize_lang(lang) or DEFAULT_LANGUAGE
+
+    def tr(key: str, **fmt: Any) -> str:
+        return t(key, language, **fmt)
+
+    def label(vocab: str, key: str) -> str:
+        return vocab_label(vocab, key, language)
+
+    def region(name: str | None, name_en: str | None) -> str:
+        if language == "en":
+            return name_en or name or "—"
+        return name or name_en or "—"
+
+    def counties(items: list[Mapping[str, Any]]) -> str:
+        names = [region(c["name"], c["name_en"]) for c in items]
+        if not names:
+            return "—"
+        shown = (", " if language == "en" else "、").join(names[:6])
+        return shown + (tr("sitrep.counties_more", n=len(names)) if len(names) > 6 else "")
+
+    def warning_text(w: Mapping[str, Any]) -> str:
+        for key in ("description", "headline"):
+            texts = w["texts"].get(key) or {}
+            txt = texts.get(language) or texts.get(DEFAULT_LANGUAGE) or next(iter(texts.values()), None)
+            if txt:
+                txt = " ".join(str(txt).split())
+                return txt if len(txt) <= TEXT_CHARS else txt[:TEXT_CHARS - 1] + "…"
+        return ""
+
+    map_src = ("data:image/png;base64," + base64.b64encode(map_png).decode("ascii")) if map_png else None
+    return _env().get_template("sitrep.html").render(
+        d=data, lang=language, css=_css(), t=tr, label=label, region=region, counties=counties,
+        warning_text=warning_text, num=_num, pct=_pct, when=_when, map_src=map_src,
+        severities=situation.SEVERITIES, statuses=situation.RESOURCE_STATUSES,
+        levels=("blue", "yellow", "orange", "red"), level_colours=LEVEL_COLOURS, severity_colours=SEVERITY_COLOURS,
+        shelter_colour=SHELTER_COLOUR, tz_label="UTC+08:00")
+
+
+def render_pdf(html: str) -> bytes:
+    """PDF bytes of a report's HTML (WeasyPrint; fonts subset, images embedded as they are)."""
+    import weasyprint
+
+    return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()  # type: ignore[no-any-return]
+
+
+def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, since: datetime | None = None,
+             fmt: Literal["pdf", "html"] = "pdf", lang: str = DEFAULT_LANGUAGE, record: bool = True
+             ) -> dict[str, Any]:
+    """Gather, draw and render one report; remember it so the next report's "changes since" starts here.
+
+    Parameters
+    ----------
+    engine : Engine
+        The store.
+    settings : Settings
+        For ``tile_cache_dir`` (basemap tiles) and ``state_dir`` (the report log ``sitrep_reports.jsonl``).
+    at, since : datetime, optional
+        The picture's time (default now) and the start of the changes window (default: the previous report
+        before ``at``, else 24 h before).
+    fmt : {"pdf", "html"}
+    lang : str
+        ``zh-CN`` (default) or ``en``.
+    record : bool
+        Append this report to the log.
+
+    Returns
+    -------
+    dict
+        ``body`` (bytes), ``content_type``, ``filename``, ``at``, ``timing_ms`` (gather, map, html, pdf, total).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    language = normalize_lang(lang) or DEFAULT_LANGUAGE
+    log_path = Path(settings.state_dir) / "sitrep_reports.jsonl"
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        previous = sitrep.previous_report(log_path, before=at or datetime.now(DISPLAY_TZ))
+        data = sitrep.gather(conn, at=at, since=since, previous=previous)
+    timing["gather"] = (time.perf_counter() - t0) * 1000
+    t1 = time.perf_counter()
+    png = report_map(data, lang=language, engine=engine, tile_cache_dir=Path(settings.tile_cache_dir))["png"]
+    timing["map"] = (time.perf_counter() - t1) * 1000
+    t1 = time.perf_counter()
+    html = render_html(data, lang=language, map_png=png)
+    timing["html"] = (time.perf_counter() - t1) * 1000
+    stamp = data["at"].astimezone(DISPLAY_TZ).strftime("%Y%m%d-%H%M")
+    if fmt == "pdf":
+        t1 = time.perf_counter()
+        body, ctype = render_pdf(html), "application/pdf"
+        timing["pdf"] = (time.perf_counter() - t1) * 1000
+    else:
+        body, ctype = html.encode("utf-8"), "text/html; charset=utf-8"
+    timing["total"] = (time.perf_counter() - t0) * 1000
+    if record:
+        try:
+            sitrep.record_report(log_path, at=data["at"], generated_at=data["generated_at"], fmt=fmt, lang=language)
+        except OSError as e:  # a read-only state dir must not cost the report itself
+            log.warning("sitrep: could not record the report in %s: %s", log_path, e)
+    return {"body": body, "content_type": ctype, "filename": f"sitrep-{stamp}-{language}.{fmt}", "at": data["at"],
+            "timing_ms": {k: round(v, 1) for k, v in timing.items()}, "data": data}
