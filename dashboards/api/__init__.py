@@ -32,6 +32,7 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.analysis",
     "dashboards.api.drawings",
     "dashboards.api.wall",
+    "dashboards.api.reports",
     "dashboards.api.write",
 )
 
