@@ -371,6 +371,11 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                 {"label": t("analyst.mode.zone", lang), "value": "zone"},
                 {"label": t("analyst.mode.annotation", lang), "value": "annotation"}]),
         ]),
+        html.Div(id=ids.ANALYST_STATUS, className="sr-an-status",
+                 children=html.P(problem, className="sr-warning") if problem else None),
+        html.Button(t("analyst.retry", lang), id=ids.ANALYST_RETRY, className="sr-an-button sr-an-danger",
+                    n_clicks=0, style={"display": "none"}),
+        html.Section(id=ids.ANALYST_CARD, className="sr-an-box sr-an-card", children=render_card(None, lang)),
         html.Section(className="sr-an-box", children=[
             html.H4(t("analyst.annotation.form", lang)),
             dcc.Dropdown(id=ids.ANALYST_SYMBOL, options=symbol_options, value="incident", clearable=False,
@@ -393,11 +398,6 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             ]),
             html.P(t("analyst.buffer.no_source", lang), id=ids.ANALYST_BUFFER_SOURCE, className="sr-an-muted"),
         ]),
-        html.Div(id=ids.ANALYST_STATUS, className="sr-an-status",
-                 children=html.P(problem, className="sr-warning") if problem else None),
-        html.Button(t("analyst.retry", lang), id=ids.ANALYST_RETRY, className="sr-an-button sr-an-danger",
-                    n_clicks=0, style={"display": "none"}),
-        html.Section(id=ids.ANALYST_CARD, className="sr-an-box sr-an-card", children=render_card(None, lang)),
         html.Section(className="sr-an-box", children=[
             html.H4(t("analyst.zones.title", lang)),
             html.Div(id=ids.ANALYST_ZONE_LIST, children=_zone_list(zones, lang))]),

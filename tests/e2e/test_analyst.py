@@ -2,8 +2,9 @@
 toolbar and on the map draw a polygon, whose impact card shows the population the API gives for the same zone; an
 annotation placed with the marker tool is listed, and shows on the wall. Saves ``docs/screenshots/analyst.png``.
 
-The server is ``sitroom serve`` against the demo database (``demo_db`` of the dashboard tests), not the empty
-``live_server`` database: the card needs population, targets, shelters and resources.
+The server is ``sitroom serve`` against a demo database of its own (loaded as ``demo_db`` of the dashboard tests does,
+under another name so that the two never drop each other's), not the empty ``live_server`` database: the card needs
+population, targets, shelters and resources.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboards import ids
-from tests.dashboards.conftest import demo_db  # noqa: F401 - the fixture, shared with the dashboard tests
+from tests.dashboards import conftest as demo_conftest
 from tests.e2e.conftest import ROOT, SERVER_START_TIMEOUT_S, _free_port, _health, _sitroom_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -34,11 +35,43 @@ LABEL = "前方指挥部 E2E"
 
 
 @pytest.fixture(scope="module")
-def demo_server(demo_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+def demo_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import Session
+
+    from layers.db import migrate
+    from layers.demo import load_demo
+
+    url = make_url(db_url)
+    name = f"{url.database}_analyst_e2e"
+    target = url.set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(url.set(database="postgres").render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    migrate(target)
+    engine = create_engine(target)
+    with Session(engine) as s, s.begin():
+        load_demo(s, seed=demo_conftest.DEMO_SEED, res=8, overview_res=7, now=demo_conftest.DEMO_NOW,
+                  cell_deg=demo_conftest.DEMO_CELL_DEG, all_china=False,
+                  raster_dir=tmp_path_factory.mktemp("analyst_rasters"))
+    engine.dispose()
+    try:
+        yield target
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("analyst_server") / "serve.log"
-    env = {**os.environ, "SITROOM_DATABASE_URL": demo_db.url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SITROOM_DATABASE_URL": demo_url, "PYTHONUNBUFFERED": "1"}
     cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
            "--threads", "4"]
     with open(log_path, "wb") as log:
@@ -57,11 +90,6 @@ def demo_server(demo_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        from sqlalchemy import text
-
-        with demo_db.engine.begin() as c:  # leave the shared demo as it was
-            c.execute(text("DELETE FROM impact_zones WHERE source = 'analyst'"))
-            c.execute(text("DELETE FROM annotations WHERE source = 'analyst'"))
 
 
 def _json(url: str, body: Any = None) -> Any:
