@@ -22,6 +22,7 @@ COMMANDS = {
     "tiles": "tiles",
     "cap": "import_cap",
     "users": ("users", "token"),
+    "backup": ("backup", "restore"),
 }
 
 
