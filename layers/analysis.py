@@ -1,7 +1,8 @@
 """Store-side queries of the analyses: small candidate sets from PostGIS, exact maths in geoops.
 
-Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`fetch_resources`,
-:func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`regions_in_zone`,
+Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`resource_points`,
+:func:`resource_details`, :func:`fetch_resources`,
+:func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`parent_cells`, :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
 :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
 
@@ -45,10 +46,13 @@ __all__ = [
     "WARNING_WEIGHT",
     "nearest_resources",
     "nearest_resources_batch",
+    "resource_points",
+    "resource_details",
     "fetch_resources",
     "planar_bound_deg",
     "population_source",
     "population_of_cells",
+    "parent_cells",
     "regions_in_zone",
     "region_names",
     "region_geometry",
@@ -143,7 +147,7 @@ def _resource_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequence[str] | str | None = None,
-                      status: Sequence[str] | str | None = "available", oversample: int = 4
+                      status: Sequence[str] | str | None = "available", oversample: int = 10
                       ) -> list[dict[str, Any]]:
     """The k resources nearest to a point by true geodesic distance (WGS84), nearest first.
 
@@ -159,7 +163,9 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
     status : str or list of str, optional
         Resource statuses (default ``available``); None: any status.
     oversample : int
-        The KNN fetches ``max(k * oversample, k + 8)`` candidates before the completeness check.
+        The KNN first fetches ``max(k * oversample, k + 8)`` candidates; if they are not provably complete, a
+        second KNN fetches as many as the bound needs (at most 16 times more), and if still not, every resource
+        within the k-th geodesic distance is read with ``ST_DWithin`` on geography.
 
     Returns
     -------
@@ -177,23 +183,27 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
     pt = _point(lon, lat)
     n = max(int(k) * int(oversample), int(k) + 8)
     planar = Resource.geom.op("<->", return_type=Double)(pt)
-    stmt = (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"),
-                   planar.label("planar_deg"))
-            .where(*_resource_filter(kind_l, status_l)).order_by(planar).limit(n))
-    rows = db.execute(stmt).all()
-    if len(rows) >= n:
-        lons = np.fromiter((r.lon for r in rows), float, len(rows))
-        lats = np.fromiter((r.lat for r in rows), float, len(rows))
-        _, d, _ = rank(lon, lat, lons, lats, k=k)
+    cols = (*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
+    for attempt in range(2):
+        stmt = (select(*cols, planar.label("planar_deg"))
+                .where(*_resource_filter(kind_l, status_l)).order_by(planar).limit(n))
+        rows = db.execute(stmt).all()
+        if len(rows) < n:
+            break  # every matching resource is a candidate
+        _, d, _ = rank(lon, lat, np.fromiter((r.lon for r in rows), float, len(rows)),
+                       np.fromiter((r.lat for r in rows), float, len(rows)), k=k)
         g = float(d[-1])
-        if not planar_bound_deg(g, lat) < float(rows[-1].planar_deg):
-            # not provably complete: take every resource within the k-th geodesic distance (spheroid)
-            geog = func.Geography(pt)
-            stmt = (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"),
-                           func.ST_Y(Resource.geom).label("lat"))
-                    .where(*_resource_filter(kind_l, status_l),
-                           func.ST_DWithin(func.Geography(Resource.geom), geog, g + _DWITHIN_SLACK_M + g * 1e-9)))
+        if planar_bound_deg(g, lat) < float(rows[-1].planar_deg):
+            break  # provably complete (module docstring)
+        if attempt == 1:
+            # still not provable: take every resource within the k-th geodesic distance (spheroid)
+            stmt = select(*cols).where(*_resource_filter(kind_l, status_l), func.ST_DWithin(
+                func.Geography(Resource.geom), func.Geography(pt), g + _DWITHIN_SLACK_M + g * 1e-9))
             rows = db.execute(stmt).all()
+            break
+        # the bound needs a planar radius of planar_bound_deg(g); candidates grow with its square
+        need = (planar_bound_deg(g, lat) / max(float(rows[-1].planar_deg), 1e-12)) ** 2
+        n = int(min(max(n * need * 1.5, n * 2), n * 16)) + 1
     cands = _resource_rows(rows)
     if not cands:
         return []
@@ -236,23 +246,53 @@ def fetch_resources(db: Db, *, kinds: Sequence[str] | str | None = None,
     }
 
 
+def resource_points(db: Db, *, kinds: Sequence[str] | str | None = None,
+                    status: Sequence[str] | str | None = "available") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(id, lon, lat)`` arrays of every live resource of the given kinds and status, in one row.
+
+    The points come back as one WKB MultiPoint (``ST_Collect``) and the ids as one ``bigint[]`` of the same
+    aggregate, so a million resources cost two values to transfer, not a million rows.
+    """
+    kind_l = _check_keys("kind", kinds, "resource_kind")
+    status_l = _check_keys("status", status, "resource_status")
+    stmt = (select(func.ST_AsBinary(func.ST_Collect(Resource.geom)), func.array_agg(Resource.id))
+            .where(*_resource_filter(kind_l, status_l)))
+    wkb, ids = db.execute(stmt).one()
+    if wkb is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    xy = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))
+    return np.asarray(ids, dtype=np.int64), xy[:, 0].copy(), xy[:, 1].copy()
+
+
+def resource_details(db: Db, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+    """``id, external_id, name, kind, status, quantity, unit, lon, lat`` of the given resources, in the order asked."""
+    want = [int(i) for i in np.asarray(ids, dtype=np.int64).tolist()]
+    if not want:
+        return []
+    stmt = (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
+            .where(Resource.id == any_(bindparam("ids", want, type_=ARRAY(BigInteger)))))
+    by_id = {r["id"]: r for r in _resource_rows(db.execute(stmt).all())}
+    return [by_id[i] for i in want if i in by_id]
+
+
 def nearest_resources_batch(db: Db, lon: Any, lat: Any, *, k: int = 3, kinds: Sequence[str] | str | None = None,
                             status: Sequence[str] | str | None = "available"
-                            ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The k nearest resources of many points: one fetch of the candidates, then :func:`geoops.nearest.nearest_batch`.
 
     Returns
     -------
-    resources : dict of ndarray
-        From :func:`fetch_resources`.
-    index : ndarray of int64, shape (n, k)
-        Row positions in ``resources`` (-1 where fewer than k exist), nearest first.
+    ids : ndarray of int64, shape (n, k)
+        Resource ids, nearest first (-1 where fewer than k exist).
     distance_m, bearing_deg : ndarray of float, shape (n, k)
         Geodesic distance (metres) and bearing from the point (degrees), NaN where padded.
+    candidates : ndarray of int64
+        The ids of every candidate resource.
     """
-    res = fetch_resources(db, kinds=kinds, status=status)
-    idx, dist, bear = nearest_batch(lon, lat, res["lon"], res["lat"], k=k)
-    return res, idx, dist, bear
+    rid, rlon, rlat = resource_points(db, kinds=kinds, status=status)
+    idx, dist, bear = nearest_batch(lon, lat, rlon, rlat, k=k)
+    ids = np.where(idx >= 0, rid[np.maximum(idx, 0)] if rid.size else -1, -1)
+    return ids, dist, bear, rid
 
 
 # ------------------------------------------------------------------------------------------------ population
@@ -285,25 +325,85 @@ def population_source(db: Db, *, res: int, source: str | None = None) -> dict[st
     return dict(row._mapping)
 
 
+# H3 index layout (int64): resolution in bits 52-55, then 15 digits of 3 bits (digit r at bits 3 * (15 - r)),
+# unused digits set to 7. geoops.h3cells has no parent/children functions yet, and this is pure bit arithmetic on
+# the documented layout, so it lives here; tests check it against h3.cell_to_parent.
+_RES_SHIFT = 52
+
+
+def parent_cells(cells: Any, *, res: int, parent_res: int) -> np.ndarray:
+    """Parent at ``parent_res`` (<= ``res``) of each int64 H3 cell of resolution ``res``.
+
+    Examples
+    --------
+    >>> hex(int(parent_cells([0x8831aa5555fffff], res=8, parent_res=5)[0]))
+    '0x8531aa57fffffff'
+    """
+    if not 0 <= parent_res <= res <= 15:
+        raise ValidationError([RowError(None, "parent_res", parent_res, f"an integer in 0..{res}")])
+    c = np.asarray(cells, dtype=np.int64).view(np.uint64).copy()
+    c &= ~np.uint64(0xF << _RES_SHIFT)
+    c |= np.uint64(parent_res << _RES_SHIFT)
+    for r in range(parent_res + 1, res + 1):
+        c |= np.uint64(7 << ((15 - r) * 3))
+    return c.view(np.int64)
+
+
+def _child_ranges(parents: np.ndarray, *, parent_res: int, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] int64 range holding every child at ``res`` of each parent (and no other cell of that res)."""
+    u = np.asarray(parents, dtype=np.int64).view(np.uint64)
+    base = (u & ~np.uint64(0xF << _RES_SHIFT)) | np.uint64(res << _RES_SHIFT)
+    lo, hi = base.copy(), base.copy()
+    for r in range(parent_res + 1, res + 1):
+        m = np.uint64(7 << ((15 - r) * 3))
+        lo &= ~m
+        hi = (hi & ~m) | np.uint64(6 << ((15 - r) * 3))
+    return lo.view(np.int64), hi.view(np.int64)
+
+
+#: above this many ids, cells are fetched by contiguous H3 ranges of their coarse parents (a few index range
+#: scans) instead of ``h3 = ANY(:ids)``, which the planner turns into a sequential scan for long arrays
+ANY_LIMIT = 1000
+
+
 def population_of_cells(db: Db, cells: Any, *, res: int, source: str) -> np.ndarray:
     """Population of each given H3 cell (int64 ids), aligned with ``cells``; 0 for cells without population.
 
-    One indexed lookup ``h3 = ANY(:ids)`` on the primary key ``(source, res, h3)``.
+    Up to :data:`ANY_LIMIT` ids: one indexed lookup ``h3 = ANY(:ids)`` on the primary key ``(source, res, h3)``.
+    More: the cells' parents three resolutions up give contiguous id ranges (the children of a cell at a finer
+    resolution are exactly the ids of that resolution between two bounds), read with one index range scan each;
+    the rows are then matched to the ids asked for.
     """
     ids = np.asarray(cells, dtype=np.int64)
     out = np.zeros(ids.size)
     if ids.size == 0:
         return out
-    stmt = (select(PopulationCell.h3, PopulationCell.population)
-            .where(PopulationCell.source == source, PopulationCell.res == int(res),
-                   PopulationCell.h3 == any_(bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger)))))
+    cond = [PopulationCell.source == source, PopulationCell.res == int(res)]
+    if ids.size <= ANY_LIMIT or res < 3:
+        stmt = (select(PopulationCell.h3, PopulationCell.population)
+                .where(*cond, PopulationCell.h3 == any_(bindparam("ids", ids.tolist(), type_=ARRAY(BigInteger)))))
+    else:
+        coarse = res - 3
+        parents = np.unique(parent_cells(ids, res=int(res), parent_res=coarse))
+        lo, hi = _child_ranges(parents, parent_res=coarse, res=int(res))
+        ranges = func.unnest(bindparam("lo", lo.tolist(), type_=ARRAY(BigInteger)),
+                             bindparam("hi", hi.tolist(), type_=ARRAY(BigInteger))
+                             ).table_valued("lo", "hi").render_derived(name="r")
+        stmt = (select(PopulationCell.h3, PopulationCell.population)
+                .join(ranges, PopulationCell.h3.between(ranges.c.lo, ranges.c.hi))
+                .where(*cond))
+        # the planner cannot size the ranges and overestimates rows a hundredfold, which turns on JIT
+        # compilation (~40 ms of a ~20 ms query); off for this transaction only
+        db.execute(select(func.set_config("jit", "off", True)))
     rows = db.execute(stmt).all()
     if rows:
-        h, p = np.asarray(rows, dtype=object).T
-        h = h.astype(np.int64)
+        h = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        p = np.fromiter((r[1] for r in rows), float, len(rows))
         order = np.argsort(ids, kind="stable")
-        pos = order[np.searchsorted(ids[order], h)]
-        out[pos] = p.astype(float)
+        sorted_ids = ids[order]
+        pos = np.searchsorted(sorted_ids, h)
+        hit = (pos < ids.size) & (sorted_ids[np.minimum(pos, ids.size - 1)] == h)
+        out[order[pos[hit]]] = p[hit]
     return out
 
 

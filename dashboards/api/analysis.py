@@ -307,24 +307,18 @@ def analysis_nearest_batch(*, body: Any) -> Any:
     t_parse = _ms(t0)
     t1 = time.perf_counter()
     with db_engine().connect() as conn:
-        res = store.fetch_resources(conn, kinds=kinds, status=None if status == "any" else status)
-    t_fetch = _ms(t1)
-    t2 = time.perf_counter()
-    from geoops.nearest import nearest_batch
-
-    idx, dist, bear = nearest_batch(lon, lat, res["lon"], res["lat"], k=k)
-    t_compute = _ms(t2)
-    used = np.unique(idx[idx >= 0])
-    remap = np.full(max(len(res["id"]), 1), -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    pos = np.where(idx >= 0, remap[np.maximum(idx, 0)], -1)
-    resources = [{"id": int(res["id"][i]), "external_id": res["external_id"][i], "name": res["name"][i],
-                  "kind": res["kind"][i], "status": res["status"][i], "quantity": int(res["quantity"][i]),
-                  "lon": float(res["lon"][i]), "lat": float(res["lat"][i])} for i in used.tolist()]
-    out = {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(len(res["id"])),
+        ids, dist, bear, cand = store.nearest_resources_batch(conn, lon, lat, k=k, kinds=kinds,
+                                                              status=None if status == "any" else status)
+        t_compute = _ms(t1)
+        t2 = time.perf_counter()
+        used = np.unique(ids[ids >= 0])
+        resources = store.resource_details(conn, used)
+    t_details = _ms(t2)
+    pos = np.where(ids >= 0, np.searchsorted(used, ids), -1)
+    out = {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(cand.size),
            "resources": resources, "resource": pos.tolist(),
            "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist()}
-    out["timing_ms"] = {"parse": t_parse, "fetch": t_fetch, "compute": t_compute, "total": _ms(t0)}
+    out["timing_ms"] = {"parse": t_parse, "fetch_and_compute": t_compute, "details": t_details, "total": _ms(t0)}
     return out
 
 
@@ -625,26 +619,6 @@ def analysis_shelter_coverage(*, body: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ 5. risk
 
-_H3_RES_SHIFT = 52
-_H3_DIGIT_BITS = 3
-
-
-def parent_cells(cells: np.ndarray, *, res: int, parent_res: int) -> np.ndarray:
-    """Parent (coarser) H3 cell of each int64 cell: the resolution field set to ``parent_res``, finer digits to 7.
-
-    Kept here, vectorised, because ``geoops.h3cells`` has no parent function yet; the tests check it against
-    ``h3.cell_to_parent``.
-    """
-    c = np.asarray(cells, dtype=np.int64).view(np.uint64).copy()
-    if parent_res > res:
-        raise ParameterError(field="cell_res", value=parent_res, allowed=f"an integer in 5..{res} (<= res)")
-    c &= ~np.uint64(0xF << _H3_RES_SHIFT)
-    c |= np.uint64(parent_res << _H3_RES_SHIFT)
-    for r in range(parent_res + 1, res + 1):
-        c |= np.uint64(7 << ((15 - r) * _H3_DIGIT_BITS))
-    return c.view(np.int64)
-
-
 WEIGHT_PARAMS = {"w_blue": "blue", "w_yellow": "yellow", "w_orange": "orange", "w_red": "red",
                  "w_occupants": "occupants_weight", "w_vulnerability": "vulnerability"}
 
@@ -737,7 +711,7 @@ def risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | None = No
         west, south, east, north = cells_bbox
         inb = (lon >= west) & (lon <= east) & (lat >= south) & (lat <= north)
         sub = frame[inb]
-        parents = parent_cells(sub["cell"].to_numpy(), res=res, parent_res=cell_res)
+        parents = store.parent_cells(sub["cell"].to_numpy(), res=res, parent_res=cell_res)
         agg = sub.assign(parent=parents).groupby("parent", sort=True)[
             ["population", "occupants", "exposure", "hazard_exposure", "risk"]].sum()
         inten = np.where(agg["exposure"] > 0, agg["hazard_exposure"] / agg["exposure"].where(agg["exposure"] > 0, 1),

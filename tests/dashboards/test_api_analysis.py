@@ -453,7 +453,7 @@ def test_risk_weights_are_adjustable(client: Any) -> None:
 def test_parent_cells_match_h3() -> None:
     import h3
 
-    from dashboards.api.analysis import parent_cells
+    from layers.analysis import parent_cells
 
     rng = np.random.default_rng(5)
     cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, 8))

@@ -54,12 +54,13 @@ def _brute(s: Session, lon: float, lat: float, k: int, kind: str | None = None) 
 
 
 def test_nearest_is_complete_where_planar_knn_misorders_at_50n(session: Session) -> None:
-    # At 50 N, B (1.3 degrees east, 93 km) is nearer than A (0.9 degrees north, 100 km); twelve fillers north
-    # between them in planar distance fill the KNN candidate list, so only the completeness check finds B.
+    # At 50 N, B (1.3 degrees east, 93 km) is nearer than A (0.9 degrees north, 100 km); 200 fillers north
+    # between them in planar distance fill the KNN candidate list (more than both KNN rounds take), so only the
+    # completeness check and its ST_DWithin(geography) fallback find B.
     a = _res(session, "A", 120.0, 50.9)
     b = _res(session, "B", 121.3, 50.0)
-    for i in range(12):
-        _res(session, f"north-{i}", 120.0, 50.92 + i * 0.03)
+    for i in range(200):
+        _res(session, f"north-{i}", 120.0, 50.92 + i * 0.0019)
     _res(session, "B-deployed", 121.0, 50.0, status="deployed")
     got = analysis.nearest_resources(session, 120.0, 50.0, k=1, oversample=1)
     assert [g["id"] for g in got] == [b] == _brute(session, 120.0, 50.0, 1)
@@ -84,8 +85,13 @@ def test_nearest_matches_brute_force(session: Session, seed: int, k: int, lat0: 
         q = (float(rng.uniform(100, 126)), lat0)
         got = analysis.nearest_resources(session, *q, k=k, kinds=["ambulance"], oversample=1)
         assert [g["id"] for g in got] == _brute(session, *q, k, kind="ambulance")
-        batch, idx, dist, _ = analysis.nearest_resources_batch(session, [q[0]], [q[1]], k=k, kinds="ambulance")
-        assert [int(batch["id"][i]) for i in idx[0] if i >= 0] == [g["id"] for g in got]
+        ids, dist, _, cand = analysis.nearest_resources_batch(session, [q[0]], [q[1]], k=k, kinds="ambulance")
+        assert [int(i) for i in ids[0] if i >= 0] == [g["id"] for g in got]
+        np.testing.assert_allclose(dist[0][: len(got)], [g["distance_m"] for g in got], atol=1e-6)
+        details = analysis.resource_details(session, ids[0][ids[0] >= 0])
+        assert [d["id"] for d in details] == [g["id"] for g in got]
+        assert sorted(cand.tolist()) == sorted(r[0] for r in session.execute(text(
+            "SELECT id FROM resources WHERE kind = 'ambulance' AND status = 'available'")).all())
     finally:
         sp.rollback()
 
