@@ -34,6 +34,8 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.api.wall",
     "dashboards.api.reports",
     "dashboards.api.write",
+    "dashboards.api.situation",
+    "dashboards.live",
 )
 
 __all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX"]
