@@ -1,0 +1,139 @@
+"""Planner and leader in headless Chromium against ``sitroom serve`` on the demo data.
+
+A planner picks a county, runs the coverage query, sees the load table and the hexagons, exports the CSV and finds
+the downloaded file (one row per cell); a leader switches prefecture/county and moves a weight slider and sees the
+ranking change. With ``SITROOM_SCREENSHOT_DIR`` set, 1920x1080 screenshots are saved there (``planner.png``,
+``leader.png``; the committed ones are in ``docs/screenshots``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboards import ids
+from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
+from tests.e2e.conftest import ROOT, _free_port, _health, _sitroom_command
+
+pytestmark = pytest.mark.db
+WAIT_S = 90
+
+
+@pytest.fixture(scope="module")
+def demo_server(demo_db, tmp_path_factory) -> Iterator[str]:  # noqa: F811
+    """``sitroom serve`` on the demo database."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("demo_server") / "serve.log"
+    env = {**os.environ, "SITROOM_DATABASE_URL": demo_db.url, "PYTHONUNBUFFERED": "1"}
+    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+           "--threads", "4"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while _health(base) != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _wait(driver, cond, timeout: float = WAIT_S):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+
+
+def _pick(driver, dropdown_id: str, text: str) -> None:
+    """Choose an option of a dcc.Dropdown by typing part of its label, as a person would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.ID, dropdown_id)
+    box.click()
+    field = _wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input")
+                                          if e.is_displayed() and e == d.switch_to.active_element), None), 10)
+    field.send_keys(text)
+    time.sleep(0.5)
+    field.send_keys(Keys.ENTER)
+
+
+def _shot(driver, name: str) -> None:
+    target = os.environ.get("SITROOM_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        time.sleep(1.5)  # let tiles and the last layer paint
+        driver.save_screenshot(str(Path(target) / name))
+
+
+def test_planner_run_and_export(demo_server, browser, tmp_path, severe_console_messages) -> None:
+    from selenium.webdriver.common.by import By
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    browser.get(f"{demo_server}/planner?lang=zh-CN")
+    _wait(browser, lambda d: d.find_elements(By.ID, ids.PLANNER_RUN))
+    _pick(browser, ids.PLANNER_PREFECTURE, "包头市")
+    time.sleep(1.0)  # the county list follows the prefecture
+    _pick(browser, ids.PLANNER_COUNTY, "昆都仑区")
+    browser.find_element(By.XPATH, f"//*[@id='{ids.PLANNER_DISTANCE_PRESET}']//input[@value='drive']").click()
+    browser.find_element(By.ID, ids.PLANNER_RUN).click()
+    table = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#planner-load-rows tbody tr"))
+    assert len(table) >= 1
+    hexes = browser.find_elements(By.CSS_SELECTOR, f"#{ids.PLANNER_MAP} path.leaflet-interactive")
+    assert len(hexes) > 10
+    status = browser.find_element(By.ID, ids.PLANNER_STATUS).text
+    assert status.startswith("完成")
+    _shot(browser, "planner.png")
+    browser.find_element(By.ID, ids.PLANNER_EXPORT_CSV).click()
+    files = _wait(browser, lambda d: [p for p in downloads.glob("*.csv") if p.stat().st_size > 0], 60)
+    time.sleep(0.5)
+    rows = list(csv.DictReader(files[0].open(encoding="utf-8")))
+    n_cells = int(status.split("完成:")[1].split("个网格")[0].replace(",", "").strip())
+    assert len(rows) == n_cells and rows[0].keys() >= {"h3", "population", "covered", "uncovered"}
+    assert not [m for m in severe_console_messages(browser) if "favicon" not in m]
+
+
+def _ranking(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_RANKING} tbody tr")]
+
+
+def test_leader_switch_level_and_weight(demo_server, browser, severe_console_messages) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{demo_server}/leader?lang=zh-CN")
+    first = _wait(browser, lambda d: _ranking(d) or None, 150)
+    n_regions = lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_MAP} path.leaflet-interactive"))  # noqa: E731
+    _wait(browser, lambda d: n_regions(d) >= 12)
+    _shot(browser, "leader.png")
+    browser.find_element(By.XPATH, f"//*[@id='{ids.LEADER_LEVEL}']//input[@value='county']").click()
+    _wait(browser, lambda d: n_regions(d) >= 103, 150)
+    by_county = _wait(browser, lambda d: (r := _ranking(d)) != first and r or None, 150)
+    # type a larger vulnerability into the slider's number field: every risk number grows
+    from selenium.webdriver.common.keys import Keys
+
+    field = browser.find_element(By.CSS_SELECTOR, f"#{ids.leader_weight('vulnerability')} input, "
+                                                  f"input#{ids.leader_weight('vulnerability')}")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("2", Keys.ENTER)
+    field.send_keys(Keys.TAB)
+    changed = _wait(browser, lambda d: (r := _ranking(d)) != by_county and r or None, 150)
+    assert changed != by_county
+    assert not [m for m in severe_console_messages(browser) if "favicon" not in m]
