@@ -204,7 +204,7 @@ def main() -> None:
     n = args.batch
     q = np.column_stack([rng.uniform(97, 126, n), rng.uniform(37.5, 53, n)])
     t0 = time.perf_counter()
-    r = client.post("/api/v1/analysis/nearest", json={"points": q.tolist(), "k": 3})
+    r = client.post("/api/v1/analysis/nearest", json={"points": q.tolist(), "k": 3, "details": False})
     t_batch_api = time.perf_counter() - t0
     body = r.get_json()
     with eng.connect() as conn:

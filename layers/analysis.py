@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,20 @@ def _resource_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
              "quantity": r.quantity, "unit": r.unit, "lon": float(r.lon), "lat": float(r.lat)} for r in rows]
 
 
+@lru_cache(maxsize=256)
+def _knn_statement(kinds: tuple[str, ...], status: tuple[str, ...], n: int) -> Any:
+    """The KNN candidate query, built once per (kinds, status, n); the point is bound as ``qlon``, ``qlat``.
+
+    LIMIT is inline: as a bind parameter, prepared statements may get a generic plan that sorts the whole table.
+    """
+    pt = func.ST_SetSRID(func.ST_MakePoint(bindparam("qlon", type_=Double), bindparam("qlat", type_=Double)), 4326)
+    planar = Resource.geom.op("<->", return_type=Double)(pt)
+    return (select(*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"),
+                   planar.label("planar_deg"))
+            .where(*_resource_filter(list(kinds) or None, list(status) or None)).order_by(planar)
+            .limit(bindparam("knn_limit", n, literal_execute=True)))
+
+
 def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequence[str] | str | None = None,
                       status: Sequence[str] | str | None = "available", oversample: int = 10
                       ) -> list[dict[str, Any]]:
@@ -180,14 +195,11 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
     """
     kind_l = _check_keys("kind", kinds, "resource_kind")
     status_l = _check_keys("status", status, "resource_status")
-    pt = _point(lon, lat)
     n = max(int(k) * int(oversample), int(k) + 8)
-    planar = Resource.geom.op("<->", return_type=Double)(pt)
-    cols = (*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
+    params = {"qlon": float(lon), "qlat": float(lat)}
     for attempt in range(2):
-        stmt = (select(*cols, planar.label("planar_deg"))
-                .where(*_resource_filter(kind_l, status_l)).order_by(planar).limit(n))
-        rows = db.execute(stmt).all()
+        stmt = _knn_statement(tuple(kind_l or ()), tuple(status_l or ()), n)
+        rows = db.execute(stmt, params).all()
         if len(rows) < n:
             break  # every matching resource is a candidate
         _, d, _ = rank(lon, lat, np.fromiter((r.lon for r in rows), float, len(rows)),
@@ -197,6 +209,8 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
             break  # provably complete (module docstring)
         if attempt == 1:
             # still not provable: take every resource within the k-th geodesic distance (spheroid)
+            pt = _point(lon, lat)
+            cols = (*_RESOURCE_COLUMNS, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
             stmt = select(*cols).where(*_resource_filter(kind_l, status_l), func.ST_DWithin(
                 func.Geography(Resource.geom), func.Geography(pt), g + _DWITHIN_SLACK_M + g * 1e-9))
             rows = db.execute(stmt).all()

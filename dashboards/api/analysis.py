@@ -285,19 +285,25 @@ NEAREST_BATCH_BODY = {
         "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 3},
         "kind": {"type": "array", "items": {"type": "string", "enum": RESOURCE_KINDS}},
         "status": {"type": "string", "enum": [*RESOURCE_STATUS, "any"], "default": "available"},
+        "details": {"type": "boolean", "default": True,
+                    "description": "include `resources` (id, name, kind ... of every resource referenced)"},
     },
 }
 
 
 @endpoint("/analysis/nearest", "POST", tags=("analysis",), operation_id="analysis_nearest_batch",
           summary="The k nearest resources of many points (up to 100,000 per request)",
-          description="Columns per point (row i is points[i]): `resource` (positions in `resources`, -1 when "
-                      "fewer than k exist), `distance_m` and `bearing_deg`, nearest first.",
+          description="Columns per point (row i is points[i]): `resource_id` (-1 when fewer than k exist), "
+                      "`distance_m` and `bearing_deg`, nearest first; `resources` holds the details of every "
+                      "resource referenced (unless `details: false`).",
           request_body=NEAREST_BATCH_BODY,
           responses={200: ("Nearest resources per point, as columns", {"type": "object"})})
 def analysis_nearest_batch(*, body: Any) -> Any:
     t0 = time.perf_counter()
-    b = _body_keys(body, ("points", "k", "kind", "status"))
+    b = _body_keys(body, ("points", "k", "kind", "status", "details"))
+    details = b.get("details", True)
+    if not isinstance(details, bool):
+        raise ParameterError(field="details", value=details, allowed="true or false")
     k = _number(b, "k", default=3, lo=1, hi=MAX_K, lo_open=False, integer=True)
     kinds = _keys(b, "kind", RESOURCE_KINDS)
     status = b.get("status", "available")
@@ -312,11 +318,10 @@ def analysis_nearest_batch(*, body: Any) -> Any:
         t_compute = _ms(t1)
         t2 = time.perf_counter()
         used = np.unique(ids[ids >= 0])
-        resources = store.resource_details(conn, used)
+        resources = store.resource_details(conn, used) if details else None
     t_details = _ms(t2)
-    pos = np.where(ids >= 0, np.searchsorted(used, ids), -1)
     out = {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(cand.size),
-           "resources": resources, "resource": pos.tolist(),
+           "resources": resources, "resource_id": ids.tolist(),
            "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist()}
     out["timing_ms"] = {"parse": t_parse, "fetch_and_compute": t_compute, "details": t_details, "total": _ms(t0)}
     return out

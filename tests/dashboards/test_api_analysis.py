@@ -143,10 +143,10 @@ def test_nearest_batch_matches_brute_force(client: Any, demo_db: Any) -> None:
     assert r.status_code == 200, r.get_data(as_text=True)
     body = r.get_json()
     rows = _resources(demo_db, "ambulance", "available") + _resources(demo_db, "fire_engine", "available")
-    ids = [x["id"] for x in body["resources"]]
+    assert {x["id"] for x in body["resources"]} == {i for row in body["resource_id"] for i in row if i >= 0}
     for i in range(0, 400, 7):
         oracle = _brute(pts[i, 0], pts[i, 1], rows, 3)
-        got = [ids[j] for j in body["resource"][i]]
+        got = body["resource_id"][i]
         assert got == [o for o, _ in oracle]
         np.testing.assert_allclose(body["distance_m"][i], [d for _, d in oracle], atol=0.06)
     assert body["timing_ms"]["total"] > 0
@@ -155,8 +155,8 @@ def test_nearest_batch_matches_brute_force(client: Any, demo_db: Any) -> None:
 def test_nearest_batch_feature_collection_and_limits(client: Any) -> None:
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [111.7, 40.8]}, "properties": {}}]}
-    r = client.post(f"{API}/nearest", json={"points": fc, "k": 2})
-    assert r.status_code == 200 and len(r.get_json()["resource"][0]) == 2
+    r = client.post(f"{API}/nearest", json={"points": fc, "k": 2, "details": False})
+    assert r.status_code == 200 and len(r.get_json()["resource_id"][0]) == 2 and r.get_json()["resources"] is None
     e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8]] * 100_001}), 400)
     assert e["field"] == "points" and "100000" in e["allowed"]
     e = _error(client.post(f"{API}/nearest", json={"points": [[111.7, 40.8], [40.8, 111.7]]}), 422)
