@@ -5,8 +5,10 @@ updates itself without a reload.
 
 How it stays live
 -----------------
-A clientside callback polls ``GET /api/v1/wall/version`` every second through ONE JavaScript function,
-``window.sitroomWall.fetchVersion`` (the live-push issue replaces it with server-sent events). Only when the version
+A clientside callback asks ``GET /api/v1/wall/version`` through ONE JavaScript function,
+``window.sitroomWall.fetchVersion``: at once when the live push (``dashboards/components/live.py``, server-sent
+events) announces a committed change, every :data:`PUSH_SAFETY_S` seconds while the push is up, and every second
+while it is not (the poll is the fallback). Only when the version
 moves (or after a reconnect, or once a minute for hazards that expire with time) does it bump the ``refresh`` counter
 of the status store, and only that triggers :func:`refresh`, the server callback that redraws KPIs, ticker, chart and
 map layers from :func:`dashboards.api.wall.wall_snapshot`. A failed poll never throws: it shows "connection lost,
@@ -32,6 +34,7 @@ from dashboards.api import API_PREFIX, db_engine
 from dashboards.api.errors import classify
 from dashboards.api.wall import wall_snapshot
 from dashboards.components.basemap import base_map
+from dashboards.components.live import live_id, live_source
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
@@ -40,6 +43,8 @@ dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t
 DISPLAY_TZ = "Asia/Shanghai"
 POLL_MS = 1000
 FULL_REFRESH_S = 60
+#: with live push up, the version is still checked this often (a missed event cannot leave the wall stale)
+PUSH_SAFETY_S = 5
 SEVERITIES = ("extraordinary", "major", "large", "general")
 LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
 HEX_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
@@ -63,7 +68,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     lang = normalize_lang(lang) or current_lang()
     texts = {"lost": t("wall.connection_lost", lang, time="{time}"), "tz": DISPLAY_TZ,
              "locale": "zh-CN" if lang == "zh-CN" else "en-GB", "api": API_PREFIX,
-             "full_refresh_s": FULL_REFRESH_S}
+             "full_refresh_s": FULL_REFRESH_S, "live": live_id("wall"), "push_safety_s": PUSH_SAFETY_S}
     severity_chips = html.Div(className="sr-wall-sev", children=[
         html.Span([html.Span(vocab_label("incident_severity", s, lang).split(" ")[0],
                              className="sr-wall-sev-label"), html.Span("—", id=ids.wall_severity(s))],
@@ -98,6 +103,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dcc.Store(id=ids.WALL_STATUS, data=None),
         dcc.Store(id=ids.WALL_DRAWN, data=None),
         dcc.Interval(id=ids.WALL_POLL, interval=POLL_MS),
+        live_source("wall"),  # push (SSE): see "Live push" below
         html.Div(id=ids.WALL_BANNER, className="sr-wall-banner sr-hidden", role="alert"),
         kpis,
         html.Div(className="sr-wall-map", children=[
@@ -134,10 +140,21 @@ dash.clientside_callback(
         if (seconds) { o.second = "2-digit"; }
         return new Date(ms).toLocaleTimeString(txt.locale, o);
       };
-      return async function (n, txt, status) {
+      return async function (n, live, txt, status) {
         const nu = window.dash_clientside.no_update;
         const prev = status || {ok: null, version: null, refresh: 0, last_full: 0};
         const now = Date.now();
+        /* Live push: while the event stream is up, a change event triggers this at once and the 1 s tick only
+           moves the "as of" time; the version is still checked every PUSH_SAFETY_S (and every tick without push). */
+        const trig = ((window.dash_clientside.callback_context || {}).triggered || []).map(t => t.prop_id || "");
+        const pushed = trig.some(p => p.indexOf(txt.live + ".") === 0);
+        if (!pushed && live && live.connected && prev.ok === true
+            && (now - (W.lastCheck || 0)) < txt.push_safety_s * 1000
+            && (now - (prev.last_full || 0)) <= txt.full_refresh_s * 1000) {
+          W.lastOk = now;
+          return [nu, nu, nu, W.hhmm(now, txt, true)];
+        }
+        W.lastCheck = now;
         let v;
         try {
           v = await W.fetchVersion(txt.api);
@@ -164,6 +181,7 @@ dash.clientside_callback(
     Output(ids.WALL_BANNER, "className"),
     Output(ids.WALL_ASOF, "children"),
     Input(ids.WALL_POLL, "n_intervals"),
+    Input(live_id("wall"), "data"),
     State(ids.WALL_TEXT, "data"),
     State(ids.WALL_STATUS, "data"),
 )
