@@ -38,6 +38,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAP_SIZE_PX = (1100, 680)
 #: warning texts longer than this are cut (the full text is in the CAP message)
 TEXT_CHARS = 160
+#: counties listed one by one (largest first); the rest are summed on one row
+COUNTY_ROWS = 15
 
 __all__ = ["FORMATS", "DISPLAY_TZ", "report_map", "render_html", "render_pdf", "generate"]
 
@@ -71,16 +73,18 @@ def _when(value: datetime | None) -> str:
 
 def report_map(data: Mapping[str, Any], *, lang: str, engine: Engine | None, tile_cache_dir: Path
                ) -> dict[str, Any]:
-    """The report's map (PNG and zoom) for the ``map`` part of :func:`layers.sitrep.gather`'s result."""
+    """The report's map (JPEG: ``image``, ``media_type``, ``zoom``, ``bounds``) for the ``map`` part of
+    :func:`layers.sitrep.gather`'s result."""
     m = data["map"]
     content = current_content(engine)
     w, h = MAP_SIZE_PX
     return render_map(bbox=m["bbox"], content=content, cache_dir=tile_cache_dir, hazards=m["hazards"],
                       incidents=m["incidents"], shelters=m["shelters"], width_px=w, height_px=h,
-                      basemap="base" if lang == "zh-CN" else "base-en")
+                      basemap="base" if lang == "zh-CN" else "base-en", image_format="jpeg")
 
 
-def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_png: bytes | None = None) -> str:
+def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_image: bytes | None = None,
+                map_media_type: str = "image/jpeg") -> str:
     """The report as one self-contained HTML page in ``lang`` (zh-CN or en).
 
     Parameters
@@ -89,8 +93,10 @@ def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_pn
         :func:`layers.sitrep.gather`'s result.
     lang : str
         ``zh-CN`` or ``en`` (other tags are normalised; unknown ones fall back to zh-CN).
-    map_png : bytes, optional
+    map_image : bytes, optional
         The map (:func:`report_map`); without it the map section shows only its legend.
+    map_media_type : str
+        Its media type.
     """
     language = normalize_lang(lang) or DEFAULT_LANGUAGE
 
@@ -121,9 +127,17 @@ def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_pn
                 return txt if len(txt) <= TEXT_CHARS else txt[:TEXT_CHARS - 1] + "…"
         return ""
 
-    map_src = ("data:image/png;base64," + base64.b64encode(map_png).decode("ascii")) if map_png else None
+    counties_all = [r for r in data["population_by_county"] if r["adcode"]]
+    county_rows = [dict(r) for r in counties_all[:COUNTY_ROWS]]
+    rest = counties_all[COUNTY_ROWS:]
+    if rest:
+        county_rows.append({"adcode": None, "name": None, "name_en": None, "prefecture": None, "prefecture_en": None,
+                            "label": tr("sitrep.other_counties", n=len(rest)),
+                            "population": sum(r["population"] for r in rest)})
+    county_rows += [{**r, "label": tr("sitrep.unassigned")} for r in data["population_by_county"] if not r["adcode"]]
+    map_src = (f"data:{map_media_type};base64," + base64.b64encode(map_image).decode("ascii")) if map_image else None
     return _env().get_template("sitrep.html").render(
-        d=data, lang=language, css=_css(), t=tr, label=label, region=region, counties=counties,
+        d=data, county_rows=county_rows, lang=language, css=_css(), t=tr, label=label, region=region, counties=counties,
         warning_text=warning_text, num=_num, pct=_pct, when=_when, map_src=map_src,
         severities=situation.SEVERITIES, statuses=situation.RESOURCE_STATUSES,
         levels=("blue", "yellow", "orange", "red"), level_colours=LEVEL_COLOURS, severity_colours=SEVERITY_COLOURS,
@@ -160,23 +174,24 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
     Returns
     -------
     dict
-        ``body`` (bytes), ``content_type``, ``filename``, ``at``, ``timing_ms`` (gather, map, html, pdf, total).
+        ``body`` (bytes), ``content_type``, ``filename``, ``at``, ``timing_ms`` (gather, map, html, pdf, total; ``cpu``: this
+        process's CPU time), ``data`` (what :func:`layers.sitrep.gather` returned).
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     language = normalize_lang(lang) or DEFAULT_LANGUAGE
     log_path = Path(settings.state_dir) / "sitrep_reports.jsonl"
     timing: dict[str, float] = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with engine.connect() as conn:
         previous = sitrep.previous_report(log_path, before=at or datetime.now(DISPLAY_TZ))
         data = sitrep.gather(conn, at=at, since=since, previous=previous)
     timing["gather"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
-    png = report_map(data, lang=language, engine=engine, tile_cache_dir=Path(settings.tile_cache_dir))["png"]
+    drawn = report_map(data, lang=language, engine=engine, tile_cache_dir=Path(settings.tile_cache_dir))
     timing["map"] = (time.perf_counter() - t1) * 1000
     t1 = time.perf_counter()
-    html = render_html(data, lang=language, map_png=png)
+    html = render_html(data, lang=language, map_image=drawn["image"], map_media_type=drawn["media_type"])
     timing["html"] = (time.perf_counter() - t1) * 1000
     stamp = data["at"].astimezone(DISPLAY_TZ).strftime("%Y%m%d-%H%M")
     if fmt == "pdf":
@@ -186,6 +201,7 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
     else:
         body, ctype = html.encode("utf-8"), "text/html; charset=utf-8"
     timing["total"] = (time.perf_counter() - t0) * 1000
+    timing["cpu"] = (time.process_time() - c0) * 1000
     if record:
         try:
             sitrep.record_report(log_path, at=data["at"], generated_at=data["generated_at"], fmt=fmt, lang=language)

@@ -117,7 +117,7 @@ def _polygon_path(geom: Any, z: int, left: float, top: float) -> aggdraw.Path | 
 def render_map(*, bbox: Sequence[float], content: BasemapContent, cache_dir: Path,
                hazards: Iterable[Mapping[str, Any]] = (), incidents: Iterable[Mapping[str, Any]] = (),
                shelters: Iterable[Mapping[str, Any]] = (), width_px: int = 1000, height_px: int = 640,
-               basemap: str = "base") -> dict[str, Any]:
+               basemap: str = "base", image_format: str = "png", jpeg_quality: int = 88) -> dict[str, Any]:
     """Draw the situation on the offline basemap and return the PNG with its zoom and bounds.
 
     Parameters
@@ -136,11 +136,16 @@ def render_map(*, bbox: Sequence[float], content: BasemapContent, cache_dir: Pat
         Image size in pixels (64..2400).
     basemap : str
         A basemap of :data:`layers.tiles.BASEMAPS` (``base`` light with Chinese labels, ``base-en`` English).
+    image_format : {"png", "jpeg"}
+        JPEG is what a PDF embeds as it is (no re-encoding by the PDF writer: several times faster there).
+    jpeg_quality : int
+        1..95, for JPEG.
 
     Returns
     -------
     dict
-        ``png`` (bytes), ``zoom``, ``bounds`` (west, south, east, north of the image), ``width_px``,
+        ``image`` (bytes), ``media_type`` (``image/png`` or ``image/jpeg``), ``zoom``, ``bounds`` (west, south,
+        east, north of the image), ``width_px``,
         ``height_px``.
 
     Raises
@@ -150,6 +155,9 @@ def render_map(*, bbox: Sequence[float], content: BasemapContent, cache_dir: Pat
     layers.tiles.TileError
         Unknown basemap.
     """
+    if image_format not in ("png", "jpeg"):
+        raise ValidationError([RowError(None, "image_format", image_format, "png, jpeg")],
+                              f"image_format must be png or jpeg, got {image_format!r}")
     for name, v in (("width_px", width_px), ("height_px", height_px)):
         if not 64 <= int(v) <= MAX_IMAGE_PX:
             raise ValidationError([RowError(None, name, v, f"64..{MAX_IMAGE_PX}")], f"{name} out of range: {v!r}")
@@ -179,9 +187,13 @@ def render_map(*, bbox: Sequence[float], content: BasemapContent, cache_dir: Pat
                          aggdraw.Brush(SEVERITY_COLOURS.get(str(p.get("severity")), "#555555")))
     draw.flush()
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    if image_format == "jpeg":
+        img.save(buf, format="JPEG", quality=int(min(max(jpeg_quality, 1), 95)))
+    else:
+        img.save(buf, format="PNG", compress_level=6)
     ((bw, bn), (be, bs)) = _pixels_to_lonlat(np.array([[left, top], [left + width_px, top + height_px]]), z)
-    return {"png": buf.getvalue(), "zoom": z, "bounds": (bw, bs, be, bn), "width_px": int(width_px),
+    return {"image": buf.getvalue(), "media_type": f"image/{image_format}", "zoom": z, "bounds": (bw, bs, be, bn),
+            "width_px": int(width_px),
             "height_px": int(height_px)}
 
 

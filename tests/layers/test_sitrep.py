@@ -145,6 +145,22 @@ def test_population_by_county_follows_cell_centres_and_adds_up(session) -> None:
     assert sitrep.population_by_county(session.connection(), {"cells": [], "population": []}) == []
 
 
+def test_county_assignment_equals_geoops_cells_to_regions() -> None:
+    import geopandas as gpd
+
+    from geoops.h3cells import cell_centres
+    from geoops.population import cells_to_regions
+
+    rng = np.random.default_rng(7)
+    cells, _ = points_to_cells(rng.uniform(109.8, 112.2, 3000), rng.uniform(39.9, 41.1, 3000), np.ones(3000), res=8)
+    lon, lat = cell_centres(cells)
+    counties = [{"adcode": "159901", "geometry": WEST}, {"adcode": "159902", "geometry": EAST}]
+    got = sitrep._county_of_cells(cells, lon, lat, counties)
+    regs = gpd.GeoDataFrame({"adcode": ["159901", "159902"]}, geometry=[WEST, EAST], crs=4326)
+    assert got.tolist() == cells_to_regions(cells, regs).tolist()
+    assert {None, "159901", "159902"} == set(got.tolist())
+
+
 def test_shelter_loads_and_resources_by_kind(session) -> None:
     p = _point(110.5, 40.5)
     session.add_all([
