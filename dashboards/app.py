@@ -22,6 +22,7 @@ from flask import Flask, Response, request
 
 from dashboards import ids
 from dashboards.api import API_PREFIX, create_blueprint
+from dashboards.auth import install_auth, user_badge
 from dashboards.tiles import tiles_bp
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from layers.settings import Settings, get_settings
@@ -63,6 +64,7 @@ def shell_layout() -> Any:
         html.Header(id=ids.SHELL_HEADER, className="sr-header", children=[
             dcc.Link(t("app.title"), href="/", id=ids.SHELL_BRAND, className="sr-brand"),
             html.Nav(switch, id=ids.LANG_SWITCH, className="sr-lang", title=t("lang.switch")),
+            user_badge(),
         ]),
         html.Main(dash.page_container, className="sr-main"),
     ])
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     # /_dash-component-suites/...). Do that set-up now, before the app serves anything.
     with server.test_request_context("/"):
         server.preprocess_request()
+    install_auth(app, s)  # after Dash's set-up above, which a refused anonymous request would skip
     return app
 
 

@@ -106,6 +106,16 @@ POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/analysis/nearest", "POST"): Rule("analyse"),
     (f"{API_PREFIX}/analysis/impact", "POST"): Rule("analyse"),
     (f"{API_PREFIX}/analysis/shelter-coverage", "POST"): Rule("analyse"),
+    # drawings (dashboards/api/drawings.py): analysts' impact zones and annotations
+    (f"{API_PREFIX}/impact-zones", "POST"): Rule("draw", layer="impact_zones"),
+    (f"{API_PREFIX}/annotations", "POST"): Rule("draw", layer="annotations"),
+    (f"{API_PREFIX}/annotations/<int:annotation_id>", "PATCH"): Rule("draw", layer="annotations"),
+    (f"{API_PREFIX}/annotations/<int:annotation_id>", "DELETE"): Rule("draw", layer="annotations"),
+    # feeds (dashboards/api/write.py): any layer, named by the URL's <layer>; CAP warnings become hazards
+    (f"{API_PREFIX}/layers/<layer>", "POST"): Rule("write"),
+    (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "PATCH"): Rule("write"),
+    (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "DELETE"): Rule("write"),
+    (f"{API_PREFIX}/cap", "POST"): Rule("write", layer="hazards"),
     (DASH_CALLBACK_PATH, "POST"): Rule("read"),
 }
 
@@ -512,6 +522,8 @@ def install_auth(app: Any, settings: Settings | None = None) -> Flask:
         Production mode with an unusable secret key or demo passwords (see :func:`check_production`).
     """
     server: Flask = app.server if hasattr(app, "server") else app
+    if "sitroom_auth" in server.blueprints:  # already installed (create_app does it): once is enough
+        return server
     s = settings or server.config.get("SITROOM_SETTINGS") or current_settings()
     check_production(s)
     server.config.update(

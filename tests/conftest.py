@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -80,3 +82,54 @@ def session(engine: Engine) -> Iterator[Session]:
         s.close()
         outer.rollback()
         conn.close()
+
+
+# --- authentication (dashboards.auth): how tests act as someone ---------------------------------------------------
+#
+# * HTTP through a Flask test client: ``authorize(client, token)`` sends ``Authorization: Bearer <token>`` on every
+#   request of that client; ``admin_token`` is a token of the ``db_url`` database that may write every layer (and
+#   draw and analyse); ``api_token(engine, ...)`` makes one in another database (e.g. the demo database).
+# * Page callbacks called as plain functions: inside ``app.server.test_request_context(...)``, ``signed_in("planner")``
+#   makes the request's principal a user of that role (``dashboards.auth.allowed`` outside a request, or for an
+#   anonymous request, denies everything but reads).
+
+def api_token(engine: Engine, name: str | None = None, *, layers: tuple[str, ...] = ("*",),
+              access: str = "write") -> str:
+    """A new API token (``name``, default a fresh ``pytest-...``) in the database of ``engine``; returns its secret.
+
+    The history records its writes as ``token:<name>``.
+    """
+    import uuid
+
+    from layers.auth import create_token
+
+    with engine.begin() as conn:
+        return create_token(conn, name or f"pytest-{uuid.uuid4().hex[:12]}", layers=list(layers), access=access,
+                            created_by="pytest")
+
+
+@pytest.fixture(scope="session")
+def admin_token(engine: Engine) -> str:
+    """A token of the test database that may write every layer (feeds, drawings, analyses)."""
+    return api_token(engine)
+
+
+def authorize(client: Any, token: str) -> Any:
+    """Make every request of a Flask test client carry ``Authorization: Bearer <token>``; returns the client."""
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
+@contextmanager
+def signed_in(role: str, name: str | None = None) -> Iterator[Any]:
+    """Within a request context: act as a user of ``role`` (what :func:`dashboards.auth.allowed` checks)."""
+    from flask import g
+
+    from layers.auth import Principal
+
+    before = g.get("sitroom_principal")
+    g.sitroom_principal = Principal(kind="user", name=name or f"pytest-{role}", role=role)
+    try:
+        yield g.sitroom_principal
+    finally:
+        g.sitroom_principal = before

@@ -1,7 +1,7 @@
 """The HTTP API frame: the ``/api/v1`` blueprint, database access for views and callbacks, and the health check.
 
 Public: :data:`ENDPOINT_MODULES`, :func:`create_blueprint`, :func:`db_engine`, :func:`settings`,
-:func:`json_response` (re-exported from :mod:`dashboards.api.errors`).
+:func:`json_response` (re-exported from :mod:`dashboards.api.errors`), :func:`current_user_name`.
 
 An endpoint module declares its views with :func:`dashboards.api.openapi.endpoint`; list it in
 :data:`ENDPOINT_MODULES` and :func:`create_blueprint` routes it, documents it in ``/api/v1/openapi.json`` and maps its
@@ -38,7 +38,16 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.live",
 )
 
-__all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX"]
+__all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX",
+           "current_user_name"]
+
+
+def current_user_name() -> str:
+    """Who the history records for this request (:func:`dashboards.auth.current_user_name`; imported lazily,
+    since :mod:`dashboards.auth` imports this module)."""
+    from dashboards.auth import current_user_name as f
+
+    return f()
 
 
 def settings() -> Settings:

@@ -6,16 +6,16 @@ Public (HTTP, under ``/api/v1``): ``GET|POST /impact-zones``, ``GET|POST /annota
 
 Views parse the request and call :mod:`layers.drawings` inside one transaction (``layers.db.session_scope``) with the
 user recorded; every problem is a 4xx naming the field, the value and what is allowed (``dashboards/api/errors.py``).
-The user is the ``REMOTE_USER`` set by the authenticating front end (issue 6), else ``anonymous``.
+The user is the request's principal (:func:`dashboards.api.current_user_name`: username or ``token:<name>``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import has_request_context, request
+from flask import has_request_context
 
-from dashboards.api import db_engine, settings
+from dashboards.api import current_user_name, db_engine, settings
 from dashboards.api.errors import ParameterError, json_response
 from dashboards.api.openapi import endpoint, register_schema
 from geoops import geodesic
@@ -29,11 +29,9 @@ SYMBOLS = list(vocab.keys("annotation_symbol"))
 
 
 def current_user() -> str:
-    """Who is drawing: ``REMOTE_USER`` of the request (set by the authenticating front end), else ``anonymous``."""
+    """Who is drawing: the signed-in user or API token of the request (:mod:`dashboards.auth`), else ``anonymous``."""
     if has_request_context():
-        user = request.environ.get("REMOTE_USER") or request.remote_user
-        if user:
-            return str(user)[:64]
+        return current_user_name()[:64]
     return ANONYMOUS
 
 

@@ -4,7 +4,7 @@ Public (HTTP): ``POST /api/v1/layers/<layer>``, ``PATCH /api/v1/layers/<layer>/<
 ``DELETE /api/v1/layers/<layer>/<id>``, ``POST /api/v1/cap``. The views call :mod:`layers.writes` and
 :mod:`layers.cap`; each request is one transaction, and a rejected request writes nothing (422 naming every bad
 item's index in ``features`` as ``row``, and its field). The acting user (history, ``updated_by``) comes from
-:func:`dashboards.auth.current_user_name` when authentication is installed, else ``api``.
+:func:`dashboards.api.current_user_name` (the signed-in user or ``token:<name>``), else ``api``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import request
 
-from dashboards.api import db_engine
+from dashboards.api import current_user_name, db_engine
 from dashboards.api.errors import ParameterError
 from dashboards.api.openapi import endpoint, query, register_schema
 from layers import cap, writes
@@ -22,11 +22,7 @@ _ANONYMOUS = ("anonymous", "system", "")
 
 
 def _user() -> str:
-    """The name the history records for this request (``api`` until authentication says who)."""
-    try:
-        from dashboards.auth import current_user_name
-    except ImportError:
-        return "api"
+    """The name the history records for this request (the principal; ``api`` if there is none)."""
     name = current_user_name()
     return "api" if name in _ANONYMOUS else name
 

@@ -30,3 +30,24 @@ def load(seed: int, res: int, overview_res: int, workers: int | None) -> None:
     click.echo(f"demo loaded in {time.perf_counter() - started:.1f} s (the population is MODELLED; the drill is "
                "fictional exercise data, 演练)")
     del report
+    _demo_accounts()
+
+
+def _demo_accounts() -> None:
+    """Create the demo accounts (display, analyst, planner, admin) and print their generated passwords, once."""
+    from layers.auth import DEMO_ACCOUNTS, ensure_demo_accounts
+    from layers.db import session_scope
+
+    with session_scope(user="demo") as session:
+        made = ensure_demo_accounts(session)
+    if made:
+        click.echo("demo accounts (passwords generated now and shown only this once; sign in at /login):")
+        for username, password in made.items():
+            role = dict(DEMO_ACCOUNTS)[username]
+            click.echo(f"  {username:<8} role {role:<8} password {password}")
+        if "display" in made:
+            click.echo(f"the wall's display account logs in with: display / {made['display']} (it stays signed in)")
+    kept = [u for u, _ in DEMO_ACCOUNTS if u not in made]
+    if kept:
+        click.echo(f"existing accounts kept with their passwords: {', '.join(kept)} (new password: "
+                   "`sitroom users passwd NAME`)")

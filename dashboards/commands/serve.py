@@ -95,7 +95,13 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
     from layers.settings import get_settings
 
     settings = get_settings()  # invalid settings fail here, naming the setting, not on the first request
-    problem = _db_reachable()
+    from dashboards.auth import AuthConfigError, check_production
+
+    try:  # here, before the fork: a refusal is said once, not by every worker
+        check_production(settings)
+    except AuthConfigError as e:
+        raise click.ClickException(str(e)) from None
+    problem = _db_reachable()  # also drops any engine the check opened, before the fork
     if problem:
         click.echo(f"warning: the database is not reachable ({problem}); serving anyway: /api/v1/health answers "
                    "503 until it is back (`sitroom db up` starts the private PostGIS).", err=True)

@@ -25,6 +25,7 @@ from dashboards.api import db_engine, settings
 from dashboards.api import analysis as api_analysis
 from dashboards.api.drawings import current_user, zone_circle
 from dashboards.api.errors import error_body
+from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import geodesic
@@ -444,6 +445,9 @@ def on_draw(geojson: Any, _retry: Any, _buffer: Any, seen: Any, pending: Any, so
     card: Any = no_update
     message = None
     ok = True
+    if not allowed("draw"):  # callbacks pass the HTTP policy as reads: saving zones and annotations is checked here
+        return (no_update, no_update, no_update, no_update, no_update,
+                _status(lang, pending or [], t("auth.not_allowed", lang), False), no_update, no_update)
     if ctx.triggered_id == ids.ANALYST_BUFFER:
         if not source:
             message, ok = t("analyst.buffer.no_source", lang), False
@@ -512,6 +516,8 @@ def select_zone(clicks: Any) -> tuple[Any, Any]:
     zone_id = int(ctx.triggered_id["id"])
     with session_scope(db_engine(), user=current_user()) as s:
         z = drawings.get_zone(s, zone_id)
+    if not allowed("analyse"):
+        return {"zone": _zone_summary(z), "error": t("auth.not_allowed", current_lang())}, z["geometry"]
     return _card_for(z, current_lang()), z["geometry"]
 
 
@@ -558,6 +564,8 @@ def change_annotation(_update: Any, deletes: Any, selected: Any, symbol: Any, la
         action, target = "update", int(selected)
     else:
         return no_update, no_update, no_update
+    if not allowed("draw"):
+        return no_update, html.P(t("auth.not_allowed", lang), className="sr-warning"), no_update
     try:
         edit_annotation(action, target, user=current_user(), symbol=symbol, label=label, color=color)
     except Exception as e:  # noqa: BLE001 - said plainly; nothing changed

@@ -36,6 +36,7 @@ from dashboards import ids
 from dashboards.api import db_engine
 from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
 from dashboards.api.errors import classify
+from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import h3cells
@@ -468,6 +469,8 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
     keep = (no_update,) * 11
     if not n_clicks:
         raise PreventUpdate
+    if not allowed("plan"):  # callbacks pass the HTTP policy as reads: planning is checked here
+        return (no_update, t("auth.not_allowed", lang), *keep)
     scope = scope_params(scope_kind, prefecture, county, drawn)
     if scope is None:
         return (no_update, t(f"planner.need.{scope_kind or 'county'}", lang), *keep)

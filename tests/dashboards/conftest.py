@@ -75,3 +75,11 @@ def demo_db(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_token(demo_db: DemoDB) -> str:
+    """An API token of the demo database that may write every layer, draw and analyse (see tests/conftest.py)."""
+    from tests.conftest import api_token
+
+    return api_token(demo_db.engine)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from dashboards.app import create_app
 from layers.settings import Settings
+from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db
 analyst: Any = None  # dashboards.pages.analyst, imported once an app exists (see the ``app`` fixture)
@@ -48,13 +49,14 @@ def draw(app: Any, features: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         return analyst.process_drawings(features, **args)
 
 
-def test_drawn_polygon_is_saved_and_its_card_matches_the_api(app, demo_db) -> None:
+def test_drawn_polygon_is_saved_and_its_card_matches_the_api(app, demo_db, demo_token) -> None:
     out = draw(app, [feature(SQUARE, "polygon", 11)])
     assert out["pending"] == [] and out["saved"] == 1 and out["seen"] == [11]
     zone = out["zones"][0]
     assert zone["kind"] == "drawn" and zone["updated_by"] == "analyst-test"
     card = out["card"]
-    api = app.server.test_client().post("/api/v1/analysis/impact", json={"geometry": SQUARE}).get_json()
+    api = authorize(app.server.test_client(), demo_token).post("/api/v1/analysis/impact",
+                                                              json={"geometry": SQUARE}).get_json()
     assert card["population"] == api["population"] > 0
     assert card["by_region"] == api["by_region"]
     assert card["protection_targets"]["count"] == api["protection_targets"]["count"]
@@ -142,14 +144,16 @@ def test_annotation_placed_edited_deleted(app, demo_db) -> None:
     assert [tuple(h) for h in hist] == [("insert", "analyst-test"), ("update", "analyst-2"), ("delete", "analyst-3")]
 
 
-def test_api_endpoints_record_the_user_and_name_bad_fields(app) -> None:
+def test_api_endpoints_record_the_user_and_name_bad_fields(app, demo_db) -> None:
     c = app.server.test_client()
-    env = {"REMOTE_USER": "api-user"}
-    r = c.post("/api/v1/impact-zones", json={"geometry": {"center": [111.7, 40.8], "radius_m": 1000}},
-               environ_base=env)
+    assert c.post("/api/v1/impact-zones", json={"geometry": {"center": [111.7, 40.8], "radius_m": 1000}}
+                  ).status_code == 401  # anonymous
+    name = f"api-user-{id(c)}"
+    authorize(c, api_token(demo_db.engine, name, layers=("impact_zones", "annotations")))
+    r = c.post("/api/v1/impact-zones", json={"geometry": {"center": [111.7, 40.8], "radius_m": 1000}})
     assert r.status_code == 201, r.get_data(as_text=True)
     f = r.get_json()["features"][0]
-    assert f["properties"]["kind"] == "circle" and f["properties"]["updated_by"] == "api-user"
+    assert f["properties"]["kind"] == "circle" and f["properties"]["updated_by"] == f"token:{name}"
     assert f["id"] in [x["id"] for x in c.get("/api/v1/impact-zones").get_json()["features"]]
     r = c.post("/api/v1/annotations", json={"geometry": {"type": "Point", "coordinates": [111.7, 40.8]},
                                             "symbol": "unicorn"})
@@ -158,9 +162,9 @@ def test_api_endpoints_record_the_user_and_name_bad_fields(app) -> None:
                                             "symbol": "fire"})
     assert r.status_code == 422 and r.get_json()["error"]["field"] == "geometry"
     r = c.post("/api/v1/annotations", json={"geometry": {"type": "Point", "coordinates": [111.7, 40.8]},
-                                            "symbol": "fire", "label": "起火点"}, environ_base=env)
+                                            "symbol": "fire", "label": "起火点"})
     aid = r.get_json()["id"]
-    r = c.patch(f"/api/v1/annotations/{aid}", json={"color": "#000000", "label": "火点"}, environ_base=env)
+    r = c.patch(f"/api/v1/annotations/{aid}", json={"color": "#000000", "label": "火点"})
     assert r.status_code == 200 and r.get_json()["properties"]["label"] == "火点"
     assert c.delete(f"/api/v1/annotations/{aid}").status_code == 200
     assert c.get(f"/api/v1/annotations/{aid}").status_code == 404
@@ -173,3 +177,23 @@ def test_layout_renders_with_the_symbol_set(app) -> None:
     for s in analyst.SYMBOLS:
         assert f"symbols/{s}.svg" in text_
     assert "Draw impact zones" in text_
+
+
+def test_callbacks_that_write_need_a_role_that_may_draw(app, demo_db) -> None:
+    from dashboards.i18n import t
+    from tests.conftest import signed_in
+
+    args = ({"features": [feature(SQUARE, "polygon", 71)]}, None, None, [], [], None, 0, "zone", "incident", None,
+            "#e53935", "1")
+    with demo_db.engine.connect() as c:
+        before = c.execute(text("SELECT count(*) FROM impact_zones")).scalar_one()
+    with app.server.test_request_context("/analyst?lang=en"):
+        for role in (None, "viewer", "display"):  # anonymous, then signed in but reading only
+            if role is None:
+                out = analyst.on_draw(*args)
+            else:
+                with signed_in(role):
+                    out = analyst.on_draw(*args)
+            assert t("auth.not_allowed", "en") in str(out[5]), role
+    with demo_db.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM impact_zones")).scalar_one() == before

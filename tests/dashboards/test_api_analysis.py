@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from dashboards.app import create_app
 from layers.settings import Settings
+from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db
 
@@ -33,7 +34,7 @@ API = "/api/v1/analysis"
 def client(demo_db: Any) -> Iterator[Any]:
     app = create_app(Settings(database_url=demo_db.url, max_zone_area_km2=50_000))
     with app.server.test_client() as c:
-        yield c
+        yield authorize(c, api_token(demo_db.engine, access="read"))  # a read token may run analyses
 
 
 def _resources(demo_db: Any, kind: str | None, status: str | None) -> list[tuple[int, float, float]]:

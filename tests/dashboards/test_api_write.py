@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from dashboards.app import create_app
 from layers.models import AdminRegion, FeatureHistory, Hazard, Resource, Shelter
 from layers.settings import Settings
+from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db
 
 SRC = f"pytest-write-{os.getpid()}"
+FEED = f"pytest-feed-{os.getpid()}"  # the API token the feed writes with: the history names it token:<FEED>
 CAP_SOURCES = ("cap:Sitroom_Test_Observatory", "cap:Baoding_Meteorological_Observatory")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
 CMA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cap" / "cn_cma_baoding_thunder_update.xml"
@@ -38,7 +40,7 @@ def client(db_url: str, engine: Engine) -> Iterator[Any]:
         existing = set(s.execute(select(AdminRegion.adcode)).scalars())
         load_admin_regions(s, regions=[r for r in regions if r.adcode not in existing])
     mine = [r.adcode for r in regions if r.adcode not in existing]
-    yield create_app(Settings(database_url=db_url)).server.test_client()
+    yield authorize(create_app(Settings(database_url=db_url)).server.test_client(), api_token(engine, FEED))
     with Session(engine) as s, s.begin():
         for model in (Resource, Shelter):
             s.execute(delete(model).where(model.source == SRC))
@@ -73,7 +75,7 @@ def test_post_feature_then_collection_without_duplicates(client: Any, engine: En
     with engine.connect() as c:
         got = c.execute(select(Resource.external_id, Resource.kind, Resource.quantity, Resource.updated_by)
                         .where(Resource.id.in_(body["ids"])).order_by(Resource.external_id)).all()
-    assert [tuple(g) for g in got] == [("b-1", "boat", 1, "api"), ("b-2", "boat", 2, "api")]
+    assert [tuple(g) for g in got] == [("b-1", "boat", 1, f"token:{FEED}"), ("b-2", "boat", 2, f"token:{FEED}")]
 
 
 def test_collection_with_one_bad_item_is_422_and_writes_nothing(client: Any, engine: Engine) -> None:
@@ -106,7 +108,8 @@ def test_patch_status_records_history(client: Any, engine: Engine) -> None:
         hist = c.execute(select(FeatureHistory.op, FeatureHistory.row["status"].astext, FeatureHistory.changed_by)
                          .where(FeatureHistory.layer == "resources", FeatureHistory.feature_id == rid)
                          .order_by(FeatureHistory.id)).all()
-    assert [tuple(h) for h in hist] == [("insert", "available", "api"), ("update", "deployed", "api")]
+    assert [tuple(h) for h in hist] == [("insert", "available", f"token:{FEED}"),
+                                           ("update", "deployed", f"token:{FEED}")]
     r = client.patch(f"/api/v1/layers/resources/{rid}", json={"status": "lost"})
     assert r.status_code == 422 and r.get_json()["error"]["field"] == "status"
     r = client.patch(f"/api/v1/layers/resources/{rid}", json={"capacity": 3})

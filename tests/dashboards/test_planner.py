@@ -20,6 +20,7 @@ from dashboards import ids
 from dashboards.app import create_app
 from dashboards.i18n import t
 from layers.settings import Settings
+from tests.conftest import api_token, authorize, signed_in
 
 pytestmark = pytest.mark.db
 
@@ -28,7 +29,9 @@ ALL_KINDS = ["emergency", "fixed", "central"]
 
 @pytest.fixture(scope="module")
 def app(demo_db):
-    return create_app(Settings(database_url=demo_db.url))
+    a = create_app(Settings(database_url=demo_db.url))
+    a.api_token = api_token(demo_db.engine, access="read")  # the coverage endpoint is an analysis: read tokens may
+    return a
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,8 @@ def busy_county(demo_db) -> str:
 
 
 def _api(app, body):
-    r = app.server.test_client().post("/api/v1/analysis/shelter-coverage?lang=en", json=body)
+    r = authorize(app.server.test_client(), app.api_token).post("/api/v1/analysis/shelter-coverage?lang=en",
+                                                                json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
     return r.get_json()
 
@@ -80,7 +84,7 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
 
     body = {"scope": {"adcode": busy_county}, "max_distance_m": 10000}
     api = _api(app, body)
-    with app.server.test_request_context("/planner?lang=en"):
+    with app.server.test_request_context("/planner?lang=en"), signed_in("planner"):
         out = planner.run(1, "county", None, busy_county, None, 10000, ALL_KINDS, "en")
         state, status = out[0], out[1]
         assert status.startswith("Done:") and state["params"]["scope"] == {"adcode": busy_county}
@@ -124,7 +128,7 @@ def test_prefecture_is_aggregated_for_display_but_counted_at_res8(app, demo_db) 
         pref = c.execute(text("SELECT adcode FROM admin_regions WHERE level = 'prefecture' "
                               "ORDER BY ST_Area(geom::geography) DESC LIMIT 1")).scalar_one()
     api = _api(app, {"scope": {"adcode": pref}, "max_distance_m": 2000, "kinds": ["emergency", "fixed"]})
-    with app.server.test_request_context("/planner?lang=zh-CN"):
+    with app.server.test_request_context("/planner?lang=zh-CN"), signed_in("planner"):
         out = planner.run(1, "prefecture", pref, None, None, 2000, ["fixed", "emergency"], "zh-CN")
         result = planner._cached(out[0]["key"], out[0]["params"])
     d = planner.display_cells(result)
@@ -146,7 +150,7 @@ def test_drawn_zone_and_input_messages(app) -> None:
                                                 [109.75, 40.55]]]}
     drawn = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": zone, "properties": {}}]}
     api = _api(app, {"scope": zone, "max_distance_m": 2000})
-    with app.server.test_request_context("/planner?lang=en"):
+    with app.server.test_request_context("/planner?lang=en"), signed_in("planner"):
         out = planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")
         assert out[0]["params"]["scope"] == {"geometry": zone}
         assert f"{api['totals']['population']:,.0f}" in json.dumps(out[2][1].to_plotly_json(), default=str)
@@ -156,6 +160,12 @@ def test_drawn_zone_and_input_messages(app) -> None:
         assert planner.run(1, "county", None, "150102", None, 2000, [], "en")[1] == t("planner.need.kinds", "en")
         msg = planner.run(1, "county", None, "999999", None, 2000, ALL_KINDS, "en")[1]
         assert msg.startswith(t("error.not_found", "en"))
+    with app.server.test_request_context("/planner?lang=en"):  # anonymous, then roles that may not plan
+        assert planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")[1] == t("auth.not_allowed", "en")
+        for role in ("viewer", "analyst"):
+            with signed_in(role):
+                assert planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")[1] == \
+                    t("auth.not_allowed", "en")
     assert planner.preset_distance("drive") == 10000.0
 
 
