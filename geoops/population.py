@@ -203,12 +203,21 @@ def cells_to_regions(cells: Any, regions: gpd.GeoDataFrame, key: str = "adcode")
     if arr.size == 0 or len(regs) == 0:
         return out
     lon, lat = cell_centres(arr)
-    pi, ri = regs.sindex.query(shapely.points(lon, lat), predicate="intersects")
-    o = np.lexsort((ri, pi))
-    pi, ri = pi[o], ri[o]
-    first = np.ones(pi.size, dtype=bool)
-    first[1:] = pi[1:] != pi[:-1]
-    out[pi[first]] = regs[key].to_numpy(dtype=object)[ri[first]]
+    keys = regs[key].to_numpy(dtype=object)
+    # Each region in order takes the still unassigned centres it intersects (so a centre on a shared border goes
+    # to the first such region): a prepared polygon tested on the centres inside its bounding box is ~20x cheaper
+    # than a tree query of the points against the (unprepared) region polygons.
+    todo = np.ones(arr.size, dtype=bool)
+    for i, g in enumerate(regs.geometry.to_numpy()):
+        if g is None or g.is_empty:
+            continue
+        shapely.prepare(g)
+        w, s, e, n = g.bounds
+        cand = np.flatnonzero(todo & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
+        if cand.size:
+            hit = cand[shapely.intersects_xy(g, lon[cand], lat[cand])]
+            out[hit] = keys[i]
+            todo[hit] = False
     return out
 
 
