@@ -16,7 +16,7 @@ and catches up from its last cursor, so no change is lost across a database rest
 
 Events (``event:`` name, ``data:`` JSON)::
 
-    hello   {"version": int|null, "db": bool}              first event of every stream
+    hello   {"version": int|null, "db": bool, "pid": int}  first event of every stream (pid: the server process)
     change  {"layer", "op", "ids": [...], "version": int}   op: insert/update/purge (and delete, when resumed)
     resync  {"reason": str}                                 too much was missed: refetch everything
     status  {"db": bool}                                    the database went away / came back
@@ -404,7 +404,7 @@ def live_events(*, layers: list[str] | None, last_event_id: str | None) -> Respo
             version = v if v is not None else version
         elif (request.headers.get("Last-Event-ID") or last_event_id):
             backlog = [("resync", {"reason": "unknown event id"})]
-        hello = {"version": version, "db": connected}
+        hello = {"version": version, "db": connected, "pid": os.getpid()}
     except Exception:
         release()
         raise

@@ -1,7 +1,7 @@
 /* Sitroom live push in the browser (dashboards/components/live.py puts the pieces in a page).
 
    Every element with a `data-sitroom-live` attribute ({"store": id, "url": ...}) gets ONE EventSource on
-   /api/v1/events; what arrives is written, coalesced over 50 ms, to the dcc.Store `store` with
+   /api/v1/events; what arrives is written (after 50 ms, at most every 500 ms in a burst) to the dcc.Store `store` with
    dash_clientside.set_props, as
      {seq, full: bool, changes: [{layer, op, ids, version}], layers: [...], version, connected: bool, t: ms}
    `full` means "refetch everything" (first connect, resync, database back). The browser resumes after a network
@@ -13,6 +13,7 @@
   if (window.sitroomLive) { return; }
   const L = window.sitroomLive = {sources: {}, stats: {}};
   const SILENCE_MS = 40000;
+  const THROTTLE_MS = 500;
 
   function write(s) {
     s.timer = null;
@@ -36,7 +37,10 @@
     st.events += 1;
     st.last_ms = Date.now();
     if (ev.ids) { st.ids = st.ids.concat(ev.ids).slice(-200); }
-    if (!s.timer) { s.timer = setTimeout(() => write(s), 50); }
+    if (!s.timer) {  // the first change of a quiet spell is written after 50 ms, a burst at most every 500 ms
+      s.timer = setTimeout(() => { s.lastWrite = Date.now(); write(s); },
+                           Math.max(50, (s.lastWrite || 0) + THROTTLE_MS - Date.now()));
+    }
   }
 
   function connected(s, ok) {

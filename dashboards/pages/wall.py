@@ -68,7 +68,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     lang = normalize_lang(lang) or current_lang()
     texts = {"lost": t("wall.connection_lost", lang, time="{time}"), "tz": DISPLAY_TZ,
              "locale": "zh-CN" if lang == "zh-CN" else "en-GB", "api": API_PREFIX,
-             "full_refresh_s": FULL_REFRESH_S, "live": live_id("wall"), "push_safety_s": PUSH_SAFETY_S}
+             "full_refresh_s": FULL_REFRESH_S, "live": live_id("wall"), "push_safety_s": PUSH_SAFETY_S,
+             "poll_ms": POLL_MS}
     severity_chips = html.Div(className="sr-wall-sev", children=[
         html.Span([html.Span(vocab_label("incident_severity", s, lang).split(" ")[0],
                              className="sr-wall-sev-label"), html.Span("—", id=ids.wall_severity(s))],
@@ -145,10 +146,18 @@ dash.clientside_callback(
         const prev = status || {ok: null, version: null, refresh: 0, last_full: 0};
         const now = Date.now();
         /* Live push: while the event stream is up, a change event triggers this at once and the 1 s tick only
-           moves the "as of" time; the version is still checked every PUSH_SAFETY_S (and every tick without push). */
+           moves the "as of" time; the version is still checked every PUSH_SAFETY_S (and every tick without push).
+           A change within POLL_MS of the last check only marks the wall dirty and the next tick checks: a burst of
+           changes redraws at most once per tick, as polling does, instead of restarting the redraw on every event. */
         const trig = ((window.dash_clientside.callback_context || {}).triggered || []).map(t => t.prop_id || "");
         const pushed = trig.some(p => p.indexOf(txt.live + ".") === 0);
-        if (!pushed && live && live.connected && prev.ok === true
+        if (pushed && now - (W.lastCheck || 0) < txt.poll_ms) {
+          W.dirty = true;
+          return [nu, nu, nu, nu];
+        }
+        const dirty = W.dirty;
+        W.dirty = false;
+        if (!pushed && !dirty && live && live.connected && prev.ok === true
             && (now - (W.lastCheck || 0)) < txt.push_safety_s * 1000
             && (now - (prev.last_full || 0)) <= txt.full_refresh_s * 1000) {
           W.lastOk = now;

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from dashboards import ids
 from dashboards.components.live import live_id
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -25,18 +26,20 @@ def _num(driver, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text.replace(",", "")
 
 
-def _post(url: str, body: dict) -> dict:
+def _post(url: str, body: dict, token: str) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
 
-def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url, severe_console_messages) -> None:
+def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url, severe_console_messages,
+                                                    display_account, live_token) -> None:
     eng = create_engine(db_url)
     store = live_id("wall")
+    posted: list[int] = []
     try:
-        browser.get(live_server + "/wall")
+        log_in(browser, live_server, *display_account, next_path="/wall")  # the wall's display account
         wait = WebDriverWait(browser, WAIT_S, poll_frequency=0.1)
         with eng.connect() as c:
             active = c.execute(text("SELECT count(*) FROM incidents WHERE deleted_at IS NULL "
@@ -51,8 +54,9 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
         out = _post(live_server + "/api/v1/layers/incidents", {
             "type": "Feature", "geometry": {"type": "Point", "coordinates": [111.75, 40.84]},
             "properties": {"source": "live-e2e", "external_id": "push-1", "name": "推送测试事件", "kind": "fire",
-                           "status": "reported", "severity": "major"}})
+                           "status": "reported", "severity": "major"}}, live_token)
         (fid,) = out["ids"]
+        posted.append(fid)
         WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.05).until(
             lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(active + 1))
         seconds = time.perf_counter() - started
@@ -64,5 +68,5 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
         assert severe_console_messages(browser) == []
     finally:
         with eng.begin() as c:
-            c.execute(text("DELETE FROM incidents WHERE source = 'live-e2e'"))
+            c.execute(text("DELETE FROM incidents WHERE id = ANY(:ids)"), {"ids": posted})
         eng.dispose()
