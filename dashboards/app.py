@@ -23,6 +23,7 @@ from flask import Flask, Response, request
 from dashboards import ids
 from dashboards.api import API_PREFIX, create_blueprint
 from dashboards.auth import install_auth, user_badge
+from dashboards.limits import install_limits
 from dashboards.tiles import tiles_bp
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from layers.settings import Settings, get_settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     with server.test_request_context("/"):
         server.preprocess_request()
     install_auth(app, s)  # after Dash's set-up above, which a refused anonymous request would skip
+    install_limits(app)  # body size, vertex count, JSON depth and database time of every request
     return app
 
 
