@@ -445,12 +445,13 @@ def impact(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_dis
     t1 = time.perf_counter()
     centre = zone.centroid if not zone.is_empty else zone.representative_point()
     nearest = {}
+    per_kind = store.nearest_resource_per_kind(conn, centre.x, centre.y, kinds=RESOURCE_KINDS, status="available")
     for kind in RESOURCE_KINDS:
-        rows = store.nearest_resources(conn, centre.x, centre.y, k=1, kinds=[kind], status="available")
-        nearest[kind] = ({"id": rows[0]["id"], "external_id": rows[0]["external_id"], "name": rows[0]["name"],
-                          "quantity": rows[0]["quantity"], "unit": rows[0]["unit"],
-                          "lon": rows[0]["lon"], "lat": rows[0]["lat"], "distance_m": _r(rows[0]["distance_m"], 1),
-                          "bearing_deg": _r(rows[0]["bearing_deg"], 1)} if rows else None)
+        r = per_kind[kind]
+        nearest[kind] = ({"id": r["id"], "external_id": r["external_id"], "name": r["name"],
+                          "quantity": r["quantity"], "unit": r["unit"], "lon": r["lon"], "lat": r["lat"],
+                          "distance_m": _r(r["distance_m"], 1), "bearing_deg": _r(r["bearing_deg"], 1)}
+                         if r is not None else None)
     timing["nearest"] = _ms(t1)
 
     def shelter_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
