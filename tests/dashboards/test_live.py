@@ -300,3 +300,35 @@ def test_situation_api_before_and_after_differ_by_the_change(server, live_db) ->
     assert naive.status_code == 400
     assert requests.get(f"{server}/api/v1/history", params={"layer": "incidents", "id": 10**9},
                         timeout=10).status_code == 404
+
+
+def test_replay_component_shows_the_picture_at_the_replay_time(live_db) -> None:
+    """The replay controls build in both languages, register their callback, and in replay mode the page gets
+    exactly the history's picture at the slider's time (live mode: None, the page draws the live picture)."""
+    import dash
+
+    from dashboards.components import replay
+    from layers import history
+
+    url, engine = live_db
+    app = create_app(Settings(database_url=url))
+    with app.server.test_request_context("/wall?lang=en"):
+        ui = replay.replay_controls("t", hours=6, lang="en")
+    assert "● Live" in json.dumps(ui.to_plotly_json(), default=str, ensure_ascii=False)
+    before = len(dash._callback.GLOBAL_CALLBACK_LIST)
+    replay.register_replay("t")
+    assert len(dash._callback.GLOBAL_CALLBACK_LIST) == before + 1
+    dash._callback.GLOBAL_CALLBACK_LIST.pop()  # not for this process's next app
+    fid = _insert(engine, "replayed")
+    with engine.connect() as c:
+        at = c.execute(text("SELECT clock_timestamp()")).scalar_one()
+        c.execute(text("UPDATE incidents SET status = 'closed' WHERE id = :i"), {"i": fid})
+        c.commit()
+    state = {"mode": "replay", "at": at.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+    with app.server.app_context():
+        assert replay.replay_situation({"mode": "live", "at": None}) is None
+        got = replay.replay_situation(state, layers=["incidents"])
+    with engine.connect() as c:
+        assert got == history.situation_at(c, at, layers=["incidents"])
+    mine = {f["id"]: f for f in got["incidents"]["features"]}
+    assert mine[fid]["properties"]["status"] == "reported"  # as it was then, not as it is now
