@@ -652,6 +652,56 @@ def _lat_weighted_area(g: np.ndarray) -> np.ndarray:
     return shapely.area(g) * np.cos(np.radians(shapely.get_y(shapely.centroid(g))))
 
 
+def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude-weighted area of each cell (closed rings ``x, y``, degrees) on the left of its one zone segment a->b.
+
+    Used for cells that exactly one segment of the zone's boundary touches: inside such a cell the boundary is the
+    segment, so the cell's part of the zone is its part on the segment's left (the zone's inside), clipped here
+    in numpy (Sutherland-Hodgman against one line, shoelace area and centroid) instead of a GEOS overlay per cell.
+    ``ok`` is False where that reasoning needs care and GEOS decides instead: a vertex within 1e-10 degree of the
+    line (tangent cells, where the overlay may say "no area"), or the line crossing the cell's outline beyond the
+    segment's ends (a cell that is not convex).
+    """
+    x0, y0 = x[:, :1], y[:, :1]
+    px, py = x - x0, y - y0                            # relative to the cell's first vertex, for precision
+    ax, ay = a[:, :1] - x0, a[:, 1:] - y0
+    dx, dy = (b[:, 0] - a[:, 0])[:, None], (b[:, 1] - a[:, 1])[:, None]
+    seg_len = np.hypot(dx, dy)
+    d = dx * (py - ay) - dy * (px - ax)                # > 0: left of the line (inside the zone)
+    ok = np.all(np.abs(d) > 1e-10 * seg_len, axis=1) & (seg_len[:, 0] > 0)
+    inside = d > 0
+    p_in, q_in = inside[:, :-1], inside[:, 1:]
+    qx, qy, dp, dq = px[:, 1:], py[:, 1:], d[:, :-1], d[:, 1:]
+    pxe, pye = px[:, :-1], py[:, :-1]
+    cross = p_in != q_in
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(cross, dp / (dp - dq), 0.0)
+    ix, iy = pxe + t * (qx - pxe), pye + t * (qy - pye)
+    # the crossing points must lie on the segment itself (parameter along a->b in [0, 1])
+    u = ((ix - ax) * dx + (iy - ay) * dy) / np.where(seg_len > 0, seg_len ** 2, 1.0)
+    ok &= ~np.any(cross & ((u < 0) | (u > 1)), axis=1)
+    # output of edge k: its start if inside, then the crossing point if the edge crosses the line
+    ox = np.stack([pxe, ix], axis=2).reshape(x.shape[0], -1)
+    oy = np.stack([pye, iy], axis=2).reshape(x.shape[0], -1)
+    valid = np.stack([p_in, cross], axis=2).reshape(x.shape[0], -1)
+    m = valid.shape[1]
+    pos = np.where(valid, np.arange(m), -1)
+    last = pos.max(axis=1)
+    ff = np.maximum.accumulate(pos, axis=1)
+    ff = np.where(ff < 0, last[:, None], ff)           # leading gaps: the ring is cyclic, take its last point
+    rows = np.arange(x.shape[0])[:, None]
+    ffc = np.maximum(ff, 0)
+    ox, oy = ox[rows, ffc], oy[rows, ffc]
+    nx, ny = np.roll(ox, -1, axis=1), np.roll(oy, -1, axis=1)
+    c = ox * ny - nx * oy
+    area2 = c.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cy = np.where(area2 != 0, ((oy + ny) * c).sum(axis=1) / (3.0 * area2), 0.0) + y0[:, 0]
+    area = np.where(last >= 0, np.abs(area2) / 2.0, 0.0)
+    return area * np.cos(np.radians(cy)), ok
+
+
 def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells that intersect a zone and the fraction of each cell's area inside it (area-weighted mode).
 
@@ -700,12 +750,35 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
         _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
         _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
     cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
-    polys = cell_boundaries(cand)
-    shapely.prepare(boundary)
-    touches = shapely.intersects(polys, boundary)
-    edge, polys = cand[touches], polys[touches]
-    pieces = shapely.intersection(polys, zone)
-    frac = np.minimum(_lat_weighted_area(pieces) / _lat_weighted_area(polys), 1.0)
+    vlat, vlng = _parse_wkb_rings(_to_u64(cand))
+    vx, vy = np.degrees(vlng), np.degrees(vlat)
+    polys = shapely.polygons(np.stack([vx, vy], axis=-1))
+    # the zone's boundary as oriented segments (exterior counter-clockwise, holes clockwise: inside on the left)
+    rings = shapely.get_rings(shapely.get_parts(shapely.orient_polygons(zone)))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    s0, s1 = xy[:-1][same], xy[1:][same]
+    seg_tree = shapely.STRtree(shapely.linestrings(np.stack([s0, s1], axis=1)))
+    ci, sj = seg_tree.query(polys, predicate="intersects")
+    hits = np.bincount(ci, minlength=cand.size)
+    touches = hits > 0
+    one_seg = np.full(cand.size, -1, dtype=np.int64)
+    single = hits[ci] == 1
+    one_seg[ci[single]] = sj[single]
+    edge, polys, one_seg = cand[touches], polys[touches], one_seg[touches]
+    vx, vy = vx[touches], vy[touches]
+    frac = np.empty(edge.size)
+    cell_w = _lat_weighted_area(polys)
+    fast = np.flatnonzero(one_seg >= 0)
+    done = np.zeros(edge.size, dtype=bool)
+    if fast.size:
+        w, ok = _halfplane_weights(vx[fast], vy[fast], s0[one_seg[fast]], s1[one_seg[fast]])
+        frac[fast[ok]] = w[ok]
+        done[fast[ok]] = True
+    slow = np.flatnonzero(~done)
+    if slow.size:
+        frac[slow] = _lat_weighted_area(shapely.intersection(polys[slow], zone))
+    frac = np.minimum(frac / cell_w, 1.0)
     pos = np.minimum(np.searchsorted(edge, centre), max(edge.size - 1, 0))
     interior = centre[edge[pos] != centre] if edge.size else centre   # centre inside, boundary untouched
     cells = np.concatenate([interior, edge])
