@@ -191,3 +191,72 @@ def severe_console_messages() -> Callable[[Any], list[str]]:
                 if e.get("level") == "SEVERE"]
 
     return severe
+
+
+# --- signing in (dashboards.auth) ---------------------------------------------------------------------------------
+#
+# Pages that need a role (/analyst: analyse, /planner: plan, /admin: admin) send an anonymous browser to /login.
+# ``ensure_user(url, role)`` makes (or resets) the account ``e2e_<role>`` in the database at ``url`` and returns
+# ``(username, password)``; ``log_in(driver, base, username, password, next_path)`` signs in through the login form
+# and waits until the browser is on ``next_path``. The wall signs in as a ``display`` account, as the hall's does.
+# ``api_token(engine)`` (tests/conftest.py) gives a token for calls a test makes with urllib.
+
+E2E_PASSWORD = "e2e-password-"  # + role: at least 10 characters
+
+
+def ensure_user(url: str, role: str) -> tuple[str, str]:
+    """The account ``e2e_<role>`` (created, or its password reset) in the database at ``url``."""
+    from sqlalchemy import create_engine, select
+
+    from layers import auth
+    from layers.models import User
+
+    username, password = f"e2e_{role}", E2E_PASSWORD + role
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(User.id).where(User.username == username)).first() is None:
+                auth.add_user(conn, username, password, role=role, display_name=f"{role} E2E")
+            else:
+                auth.set_password(conn, username, password)
+                auth.set_disabled(conn, username, False)
+    finally:
+        engine.dispose()
+    return username, password
+
+
+def log_in(driver: Any, base: str, username: str, password: str, next_path: str = "/") -> None:
+    """Sign in through the /login form, then wait until the browser is on ``next_path`` (path and query)."""
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/login?next={quote(next_path, safe='/?=&')}")
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "login-username"))
+    driver.find_element(By.ID, "login-username").send_keys(username)
+    driver.find_element(By.ID, "login-password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
+    assert d_path(driver.current_url) == next_path, driver.current_url
+
+
+def d_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@pytest.fixture(scope="session")
+def display_account(db_url: str) -> tuple[str, str]:
+    """The wall's ``display`` account in the ``live_server`` database."""
+    return ensure_user(db_url, "display")
+
+
+@pytest.fixture(scope="session")
+def live_token(engine: Any) -> str:
+    """An API token of the ``live_server`` database that may write every layer (for urllib calls)."""
+    from tests.conftest import api_token
+
+    return api_token(engine)

@@ -22,10 +22,13 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import create_engine
 
 from dashboards import ids
+from tests.conftest import api_token
 from tests.dashboards import conftest as demo_conftest
-from tests.e2e.conftest import ROOT, SERVER_START_TIMEOUT_S, _free_port, _health, _sitroom_command
+from tests.e2e.conftest import (ROOT, SERVER_START_TIMEOUT_S, _free_port, _health, _sitroom_command, ensure_user,
+                                log_in)
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -92,9 +95,10 @@ def demo_server(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             proc.wait(timeout=10)
 
 
-def _json(url: str, body: Any = None) -> Any:
+def _json(url: str, body: Any = None, token: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"},
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **auth},
                                  method="POST" if body is not None else "GET")
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
@@ -106,8 +110,11 @@ def _click_map(driver: Any, map_el: Any, dx: int, dy: int) -> None:
     time.sleep(0.25)
 
 
-def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_server: str, browser: Any) -> None:
-    browser.get(demo_server + "/analyst?lang=en")
+def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_url: str, demo_server: str,
+                                                                         browser: Any) -> None:
+    browser.get(demo_server + "/analyst?lang=en")  # anonymous: sent to the login page, then back here
+    assert "/login" in browser.current_url
+    log_in(browser, demo_server, *ensure_user(demo_url, "analyst"), next_path="/analyst?lang=en")
     wait = WebDriverWait(browser, WAIT_S)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))
     map_el = browser.find_element(By.ID, ids.ANALYST_MAP)
@@ -123,7 +130,13 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_s
     shown = int(pop_el.text.replace(",", ""))
     zones = _json(demo_server + "/api/v1/impact-zones")["features"]
     drawn = [f for f in zones if f["properties"]["kind"] == "drawn"][0]
-    api = _json(demo_server + "/api/v1/analysis/impact", {"geometry": drawn["geometry"]})
+    assert drawn["properties"]["updated_by"] == "e2e_analyst"  # the history names who drew it
+    engine = create_engine(demo_url)
+    try:
+        token = api_token(engine, access="read")
+    finally:
+        engine.dispose()
+    api = _json(demo_server + "/api/v1/analysis/impact", {"geometry": drawn["geometry"]}, token)
     assert shown == round(api["population"]) and shown > 0
     card = browser.find_element(By.ID, ids.ANALYST_CARD).text
     assert "Modelled, not measured" in card and "Area-weighted" in card

@@ -19,7 +19,7 @@ import pytest
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ROOT, _free_port, _health, _sitroom_command
+from tests.e2e.conftest import ROOT, _free_port, _health, _sitroom_command, ensure_user, log_in
 
 pytestmark = pytest.mark.db
 WAIT_S = 90
@@ -80,13 +80,13 @@ def _shot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(target) / name))
 
 
-def test_planner_run_and_export(demo_server, browser, tmp_path, severe_console_messages) -> None:
+def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_console_messages) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    browser.get(f"{demo_server}/planner?lang=zh-CN")
+    log_in(browser, demo_server, *ensure_user(demo_db.url, "planner"), next_path="/planner?lang=zh-CN")
     _wait(browser, lambda d: d.find_elements(By.ID, ids.PLANNER_RUN))
     _pick(browser, ids.PLANNER_PREFECTURE, "包头市")
     time.sleep(1.0)  # the county list follows the prefecture

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from dashboards import ids
 from dashboards.i18n import t
+from tests.e2e.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -69,8 +70,10 @@ def _no_scrollbars(driver) -> None:
     assert sh <= ih and sw <= iw and bsh <= ih and bsw <= iw, dims
 
 
-def _open_wall(driver, url: str, eng) -> None:
-    driver.get(url)
+def _open_wall(driver, url: str, eng, account: tuple[str, str]) -> None:
+    """Sign in as the wall's display account (as the hall's browser does once), then wait for the wall's data."""
+    base, _, path = url.partition("/wall")
+    log_in(driver, base, *account, next_path="/wall" + path)
     wait = WebDriverWait(driver, WAIT_S)
     expected = str(_db_counts(eng)["active"])
     wait.until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == expected)
@@ -80,9 +83,10 @@ def _open_wall(driver, url: str, eng) -> None:
         "return document.querySelectorAll('#wall-map .leaflet-overlay-pane path').length") > 1)
 
 
-def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_rows, severe_console_messages) -> None:
+def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_rows, severe_console_messages,
+                                                   display_account) -> None:
     eng, add_incident = wall_rows
-    _open_wall(browser, live_server + "/wall", eng)
+    _open_wall(browser, live_server + "/wall", eng, display_account)
     counts = _db_counts(eng)
     assert _num(browser, ids.WALL_KPI_SHELTER_FREE) == str(counts["free"])
     assert _num(browser, ids.WALL_KPI_SHELTER_TOTAL) == str(counts["total"])
@@ -128,12 +132,13 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     assert severe_console_messages(browser) == []
 
 
-def test_wall_fits_3840x2160(live_server, browser_factory, wall_rows, severe_console_messages) -> None:
+def test_wall_fits_3840x2160(live_server, browser_factory, wall_rows, severe_console_messages,
+                             display_account) -> None:
     eng, _ = wall_rows
     small = browser_factory(1920, 1080)
     big = browser_factory(3840, 2160)
     for d in (small, big):
-        _open_wall(d, live_server + "/wall", eng)
+        _open_wall(d, live_server + "/wall", eng, display_account)
         _no_scrollbars(d)
     # the same layout, twice the size: tiles and text scale with the viewport
     h_small = small.find_element(By.ID, ids.WALL_KPI_INCIDENTS).size["height"]
