@@ -217,16 +217,18 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
     status_l = _check_keys("status", status, "resource_status")
     n = max(int(k) * int(oversample), int(k) + 8)
     params = {"qlon": float(lon), "qlat": float(lat)}
+    ranked = None
     for attempt in range(2):
         stmt = _knn_statement(tuple(kind_l or ()), tuple(status_l or ()), n)
         rows = db.execute(stmt, params).all()
         if len(rows) < n:
             break  # every matching resource is a candidate
-        _, d, _ = rank(lon, lat, np.fromiter((r.lon for r in rows), float, len(rows)),
-                       np.fromiter((r.lat for r in rows), float, len(rows)), k=k)
-        g = float(d[-1])
+        ranked = rank(lon, lat, np.fromiter((r.lon for r in rows), float, len(rows)),
+                      np.fromiter((r.lat for r in rows), float, len(rows)), k=k)
+        g = float(ranked[1][-1])
         if planar_bound_deg(g, lat) < float(rows[-1].planar_deg):
-            break  # provably complete (module docstring)
+            break  # provably complete (module docstring); ``ranked`` is the answer
+        ranked = None
         if attempt == 1:
             # still not provable: take every resource within the k-th geodesic distance (spheroid)
             pt = _point(lon, lat)
@@ -238,10 +240,14 @@ def nearest_resources(db: Db, lon: float, lat: float, *, k: int = 3, kinds: Sequ
         # the bound needs a planar radius of planar_bound_deg(g); candidates grow with its square
         need = (planar_bound_deg(g, lat) / max(float(rows[-1].planar_deg), 1e-12)) ** 2
         n = int(min(max(n * need * 1.5, n * 2), n * 16)) + 1
-    cands = _resource_rows(rows)
-    if not cands:
+    if not rows:
         return []
-    idx, dist, bear = rank(lon, lat, [c["lon"] for c in cands], [c["lat"] for c in cands], k=k)
+    if ranked is None:
+        ranked = rank(lon, lat, np.fromiter((r.lon for r in rows), float, len(rows)),
+                      np.fromiter((r.lat for r in rows), float, len(rows)), k=k)
+    idx, dist, bear = ranked
+    cands = _resource_rows([rows[i] for i in idx.tolist()])
+    idx = np.arange(len(cands))
     out = []
     for i, d, b in zip(idx.tolist(), dist.tolist(), bear.tolist(), strict=True):
         c = dict(cands[i])

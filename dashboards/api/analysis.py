@@ -336,17 +336,20 @@ def _assign_regions(lon: np.ndarray, lat: np.ndarray, parts: Sequence[BaseGeomet
     if not parts or lon.size == 0:
         return code
     for j, g in enumerate(parts):
+        if g.is_empty:
+            continue
         shapely.prepare(g)
-        free = code < 0
-        if not free.any():
-            break
-        inside = shapely.contains_xy(g, lon[free], lat[free])
-        code[np.flatnonzero(free)[inside]] = j
+        w, s, e, n = g.bounds
+        free = np.flatnonzero((code < 0) & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
+        if free.size:
+            code[free[shapely.contains_xy(g, lon[free], lat[free])]] = j
     rest = np.flatnonzero(code < 0)
     if rest.size:
         pts = shapely.points(lon[rest], lat[rest])
-        dist = np.vstack([shapely.distance(g, pts) for g in parts])
-        code[rest] = np.argmin(dist, axis=0)
+        pi, gi = shapely.STRtree(list(parts)).query_nearest(pts, all_matches=True)
+        best = np.full(rest.size, len(parts), dtype=np.int64)
+        np.minimum.at(best, pi, gi)            # equally near parts: the first one, as argmin would pick
+        code[rest] = best
     return code
 
 
