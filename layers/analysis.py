@@ -1,7 +1,7 @@
 """Store-side queries of the analyses: small candidate sets from PostGIS, exact maths in geoops.
 
 Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`nearest_resource_per_kind`,
-:func:`resource_points`,
+:func:`resource_points`, :func:`column_arrays`,
 :func:`resource_details`, :func:`fetch_resources`,
 :func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`parent_cells`, :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
@@ -49,6 +49,7 @@ __all__ = [
     "nearest_resources",
     "nearest_resources_batch",
     "nearest_resource_per_kind",
+    "column_arrays",
     "resource_points",
     "resource_details",
     "fetch_resources",
@@ -135,7 +136,7 @@ def planar_bound_deg(distance_m: float, lat: float) -> float:
     return math.degrees(math.hypot(dphi, dlam))
 
 
-def _column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
+def column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
     """Every column of ``stmt``'s rows as one list each, read in one row of ``array_agg``s in binary format.
 
     A Python row object per result row costs ~2 us; 400k population cells or 700k resources as rows take
@@ -345,14 +346,14 @@ def resource_points(db: Db, *, kinds: Sequence[str] | str | None = None,
                     status: Sequence[str] | str | None = "available") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(id, lon, lat)`` arrays of every live resource of the given kinds and status, in one row.
 
-    The columns come back as three binary ``array_agg``s (:func:`_column_arrays`), so a million resources cost
+    The columns come back as three binary ``array_agg``s (:func:`column_arrays`), so a million resources cost
     three values to transfer and parse, not a million rows.
     """
     kind_l = _check_keys("kind", kinds, "resource_kind")
     status_l = _check_keys("status", status, "resource_status")
     stmt = (select(Resource.id, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
             .where(*_resource_filter(kind_l, status_l)))
-    ids, lon, lat = _column_arrays(db, stmt)
+    ids, lon, lat = column_arrays(db, stmt)
     if ids is None:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
     return np.asarray(ids, dtype=np.int64), np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
@@ -489,7 +490,7 @@ def population_of_cells(db: Db, cells: Any, *, res: int, source: str) -> np.ndar
         # the planner cannot size the ranges and overestimates rows a hundredfold, which turns on JIT
         # compilation (~40 ms of a ~20 ms query); off for this transaction only
         db.execute(select(func.set_config("jit", "off", True)))
-    hl, pl = _column_arrays(db, stmt)
+    hl, pl = column_arrays(db, stmt)
     if hl:
         h = np.asarray(hl, dtype=np.int64)
         p = np.asarray(pl, dtype=np.float64)

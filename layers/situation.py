@@ -236,12 +236,12 @@ def _incident_lonlat(db: Db, bbox: tuple[float, float, float, float] | None) -> 
     cond = [_live(Incident), Incident.status != "closed"]
     if bbox is not None:
         cond.append(func.ST_Intersects(Incident.geom, func.ST_MakeEnvelope(*bbox, 4326)))
-    # one MultiPoint blob instead of N rows: 100k points leave PostGIS in one value, parsed by shapely in C
-    blob = db.execute(select(func.ST_AsBinary(func.ST_Collect(Incident.geom))).where(and_(*cond))).scalar_one()
-    if blob is None:
+    # two binary float8 arrays instead of N rows (or a MultiPoint blob): 100k points in ~0.1 s, not ~0.4 s
+    lon, lat = analysis.column_arrays(db, select(func.ST_X(Incident.geom), func.ST_Y(Incident.geom))
+                                      .where(and_(*cond)))
+    if lon is None:
         return np.zeros(0), np.zeros(0)
-    xy = shapely.get_coordinates(shapely.from_wkb(bytes(blob)))
-    return xy[:, 0].copy(), xy[:, 1].copy()
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
 _cells_cache: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
