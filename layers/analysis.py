@@ -1,7 +1,7 @@
 """Store-side queries of the analyses: small candidate sets from PostGIS, exact maths in geoops.
 
 Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`nearest_resource_per_kind`,
-:func:`resource_points`, :func:`column_arrays`,
+:func:`resource_points`, :func:`column_arrays`, :func:`clear_cache`,
 :func:`resource_details`, :func:`fetch_resources`,
 :func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`parent_cells`, :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
@@ -26,6 +26,7 @@ below D, every such point is among the candidates. Otherwise the candidates are 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -35,7 +36,7 @@ import numpy as np
 import shapely
 from geoalchemy2.shape import to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, func, literal, or_, select
+from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,7 @@ __all__ = [
     "nearest_resources_batch",
     "nearest_resource_per_kind",
     "column_arrays",
+    "clear_cache",
     "resource_points",
     "resource_details",
     "fetch_resources",
@@ -342,21 +344,69 @@ def fetch_resources(db: Db, *, kinds: Sequence[str] | str | None = None,
     }
 
 
+_VERSION_SQL = text(
+    "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), coalesce(max(id), 0), "
+    "pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) "
+    "AND pg_current_xact_id_if_assigned() IS NULL FROM feature_history")
+_points_cache: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_points_lock = threading.Lock()
+
+
+def _store_version(db: Db) -> tuple[tuple[str, int, int], bool]:
+    """((database, its oid, newest feature_history id), quiet) as this statement's snapshot sees them.
+
+    ``quiet``: no transaction that writes was in flight (snapshot xmin == xmax) and this one has written
+    nothing. History ids come from a sequence and every write to a feature table adds history rows (triggers),
+    so in a quiet snapshot every id up to the newest belongs to a finished transaction: any later snapshot
+    whose newest id is the same sees exactly the same feature rows.
+    """
+    bind = db.get_bind() if isinstance(db, Session) else db
+    oid, newest, quiet = db.execute(_VERSION_SQL).one()
+    return (str(bind.engine.url), int(oid), int(newest)), bool(quiet)
+
+
+def clear_cache() -> None:
+    """Forget the cached resource points (tests; a database restored in place in the same process)."""
+    with _points_lock:
+        _points_cache.clear()
+
+
 def resource_points(db: Db, *, kinds: Sequence[str] | str | None = None,
                     status: Sequence[str] | str | None = "available") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(id, lon, lat)`` arrays of every live resource of the given kinds and status, in one row.
+    """``(id, lon, lat)`` arrays of every live resource of the given kinds and status (read-only arrays).
 
     The columns come back as three binary ``array_agg``s (:func:`column_arrays`), so a million resources cost
-    three values to transfer and parse, not a million rows.
+    three values to transfer and parse, not a million rows. The arrays are cached per process by data version
+    (:func:`_store_version`): an entry is stored only when the version read before and after the fetch is the
+    same and quiet, so it holds exactly the rows of that version, and it is served to any snapshot that sees
+    the same newest history id (one index probe instead of reading 700k rows).
     """
     kind_l = _check_keys("kind", kinds, "resource_kind")
     status_l = _check_keys("status", status, "resource_status")
+    before, quiet = _store_version(db)
+    key = (before, tuple(kind_l or ()), tuple(status_l or ()))
+    with _points_lock:
+        hit = _points_cache.get(key)
+    if hit is not None:
+        return hit
     stmt = (select(Resource.id, func.ST_X(Resource.geom).label("lon"), func.ST_Y(Resource.geom).label("lat"))
             .where(*_resource_filter(kind_l, status_l)))
     ids, lon, lat = column_arrays(db, stmt)
     if ids is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    return np.asarray(ids, dtype=np.int64), np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        out = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    else:
+        out = (np.asarray(ids, dtype=np.int64), np.asarray(lon, dtype=np.float64),
+               np.asarray(lat, dtype=np.float64))
+    for a in out:
+        a.flags.writeable = False
+    if quiet:
+        after, quiet_after = _store_version(db)
+        if after == before and quiet_after:
+            with _points_lock:
+                if len(_points_cache) >= 4:
+                    _points_cache.clear()
+                _points_cache[key] = out
+    return out
 
 
 def resource_details(db: Db, ids: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
