@@ -111,6 +111,19 @@ def ensure_data(url: str, *, reload: bool, n_resources: int) -> Path:
     return Path(row[0])
 
 
+def bench_token(eng: Any) -> str:
+    """A fresh read token for every layer (the analysis POSTs need one), replacing the previous run's."""
+    from layers import auth
+
+    with eng.begin() as c:
+        try:
+            auth.revoke_token(c, "bench-analysis")
+        except Exception:  # noqa: BLE001 - no live token of that name yet
+            pass
+    with eng.begin() as c:
+        return auth.create_token(c, "bench-analysis", layers=["*"], access="read", created_by="bench")
+
+
 def raster_exact(path: Path, zone: Any) -> float:
     """Exact zone population on the raster: each pixel x the fraction of its area inside the zone."""
     with rasterio.open(path) as ds:
@@ -154,6 +167,8 @@ def main() -> None:
     eng = create_engine(url, pool_size=2)
     app = create_app(Settings(database_url=url))
     client = app.server.test_client()
+    token = bench_token(eng)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"   # POSTs need a token since auth came in
     from layers.auth import create_token  # analysis calls need an account or a token (dashboards.auth)
 
     with eng.begin() as c:
