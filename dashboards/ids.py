@@ -60,6 +60,8 @@ WALL_HEAT: Final = "wall-heat"
 WALL_LEGEND: Final = "wall-legend"
 WALL_TICKER: Final = "wall-ticker"
 WALL_CHART: Final = "wall-chart"
+WALL_REPLAY_BADGE: Final = "wall-replay-badge"  # "回放 HH:MM" over the map in replay mode
+WALL_SITREP: Final = "wall-sitrep"
 
 
 def wall_severity(severity: str) -> str:
@@ -137,6 +139,9 @@ ANALYST_STORE_SOURCE: Final = "analyst-store-source"
 ANALYST_STORE_CARD: Final = "analyst-store-card"
 ANALYST_STORE_SELECTED: Final = "analyst-store-selected"  # annotation being edited
 ANALYST_STORE_VERSION: Final = "analyst-store-version"  # bumped after every save: lists and layers redraw
+ANALYST_REPLAY_BADGE: Final = "analyst-replay-badge"
+ANALYST_REPLAY_LAYER: Final = "analyst-replay-layer"  # past hazards and incidents in replay mode
+ANALYST_SITREP: Final = "analyst-sitrep"
 ANALYST_ZONE_ITEM: Final = "analyst-zone-item"  # pattern-matching type: {"type": ANALYST_ZONE_ITEM, "id": n}
 ANALYST_ANN_EDIT: Final = "analyst-ann-edit"  # pattern-matching type, + "id"
 ANALYST_ANN_DELETE: Final = "analyst-ann-delete"  # pattern-matching type, + "id"

@@ -1,7 +1,8 @@
 """Wall endpoints: the cheap data version the command-hall wall polls, and the whole wall picture in one JSON.
 
 Public (HTTP): ``GET /api/v1/wall/version``, ``GET /api/v1/wall/snapshot``.
-Public (Python): :func:`wall_version`, :func:`wall_snapshot` (the page's refresh callback calls it too).
+Public (Python): :func:`wall_version`, :func:`wall_snapshot` (the page's refresh callback calls it too; with
+``at`` it gives the picture as it was then, for replay).
 
 The wall polls ``/wall/version`` (one index probe) and re-fetches the heavy parts only when the version moves. The
 snapshot is small by construction (:mod:`layers.situation`): H3 aggregates instead of points, simplified hazard
@@ -13,10 +14,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
+
 from dashboards.api import db_engine
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import current_lang, vocab_label
-from layers import situation
+from geoops.h3cells import points_to_cells
+from layers import history, situation, sitrep
 
 HEAT_MODES: tuple[str, ...] = ("incidents", "population")
 TICKER_ROWS = 20
@@ -40,7 +44,7 @@ def wall_version(conn: Any) -> dict[str, Any]:
 
 def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | None = None,
                   heat: Literal["incidents", "population"] = "incidents", lang: str | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+                  now: datetime | None = None, at: datetime | None = None) -> dict[str, Any]:
     """Everything the wall draws, JSON-ready: version, KPIs, ticker, incidents per hour, hexes, hazards, annotations.
 
     Parameters
@@ -54,7 +58,12 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
         What the hexes show: active incidents per cell, or people in active hazard zones per cell.
     lang : str, optional
         Language of the kind labels (default: the request's).
+    at : datetime, optional
+        A past instant (replay): hazards, incidents, shelters and resources as they were then
+        (:func:`layers.sitrep.as_of`), annotations from :func:`layers.history.situation_at`; ``time`` is ``at``.
     """
+    if at is not None:
+        return _past_snapshot(conn, at, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
     lang = lang or current_lang()
     when = now or datetime.now(UTC)
     res = situation.res_for_zoom(zoom)
@@ -67,6 +76,12 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
         cells, values = situation.incident_cells(conn, res=res)
     hexes = situation.hex_features(cells, values, bbox=bbox)
     hexes.update(res=res, heat=heat)
+    return _picture(conn, when, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
+                    annotations=situation.annotation_features(conn, tolerance_deg=tol))
+
+
+def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any], hexes: dict[str, Any],
+             tol: float, lang: str, annotations: dict[str, Any]) -> dict[str, Any]:
     hourly = situation.incidents_per_hour(conn, hours=24, now=when)
     ticker = [{"id": r["id"], "name": r["name"], "kind": r["kind"],
                "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
@@ -89,8 +104,40 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
                    "labels": {k: vocab_label("incident_kind", k, lang) for k in hourly["counts"]}},
         "hexes": hexes,
         "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
-        "annotations": situation.annotation_features(conn, tolerance_deg=tol),
+        "annotations": annotations,
     }
+
+
+def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[float] | None, heat: str,
+                   lang: str | None) -> dict[str, Any]:
+    """:func:`wall_snapshot` as of ``at``. The incident heat is binned here from the history's points: the
+    per-version cache of :func:`layers.situation.incident_cells` must not hold a past picture."""
+    lang = lang or current_lang()
+    at = at.astimezone(UTC)
+    res = situation.res_for_zoom(zoom)
+    tol = situation.tolerance_for_zoom(zoom)
+    version = situation.data_version(conn)
+    past = history.situation_at(conn, at, layers=["incidents", "annotations"])
+    notes = [{"type": "Feature", "id": f["id"], "geometry": f["geometry"],
+              "properties": {"id": f["id"], "symbol": f["properties"].get("kind"),
+                             "label": f["properties"].get("label"), "color": f["properties"].get("color"),
+                             "name": f["properties"].get("name")}}
+             for f in past["annotations"]["features"]
+             if f["geometry"] and f["properties"].get("status", "active") == "active"][:situation.ANNOTATION_LIMIT]
+    with sitrep.as_of(conn, at):
+        affected = situation.affected_population_cells(conn, at=at)
+        if heat == "population":
+            cells, values = situation.aggregate_cells(affected["cells"], affected["population"], res=res)
+        else:
+            pts = [f["geometry"]["coordinates"][:2] for f in past["incidents"]["features"]
+                   if f["geometry"] and f["geometry"]["type"] == "Point"
+                   and f["properties"].get("status") != "closed"]
+            xy = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+            cells, values = points_to_cells(xy[:, 0], xy[:, 1], np.ones(len(xy)), res=res)
+        hexes = situation.hex_features(cells, values, bbox=bbox)
+        hexes.update(res=res, heat=heat)
+        return _picture(conn, at, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
+                        annotations={"type": "FeatureCollection", "features": notes})
 
 
 @endpoint("/wall/version", "GET", tags=("wall",), operation_id="wall_version",

@@ -1,8 +1,9 @@
 """Replay controls for a page: a time slider over the last N hours, play/pause, speed (1x, 10x, 60x, 600x) and a
 "live" button; in replay mode the page draws :func:`layers.history.situation_at` instead of the live picture.
 
-Public: :data:`SPEEDS`, :data:`TEXTS`, :func:`replay_controls`, :func:`register_replay`, :func:`replay_id`,
-:func:`replay_time`, :func:`replay_situation`.
+Public: :data:`SPEEDS`, :func:`replay_controls`, :func:`register_replay`, :func:`replay_id`,
+:func:`replay_time`, :func:`replay_situation`,
+:func:`replay_badge`.
 
 Use (in a page module)::
 
@@ -20,46 +21,26 @@ The state store holds ``{"mode": "live"|"replay", "at": ISO 8601 UTC or None, "s
 Everything moves in the browser (one clientside callback): a tick of 1 s advances ``at`` by ``speed`` seconds, so a
 server round trip happens only for the page's own redraw of the new ``at``.
 
-The labels are in :data:`TEXTS` (zh-CN and en) until the catalogues (``dashboards/translations``) carry the
-``replay.*`` keys; :func:`_text` prefers the catalogue's text when it has one.
+The labels are the ``replay.*`` keys of the catalogues (``dashboards/translations``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dash
 from dash import Input, Output, State, dcc, html
 
-from dashboards.i18n import catalogue, current_lang, normalize_lang
+from dashboards.i18n import current_lang, normalize_lang, t
 
 #: replay speeds (x real time)
 SPEEDS: tuple[int, ...] = (1, 10, 60, 600)
 TICK_MS = 1000
 DISPLAY_TZ = "Asia/Shanghai"
 
-#: the texts of the controls; to be merged into dashboards/translations/{zh-CN,en}.json under these keys
-TEXTS: dict[str, dict[str, str]] = {
-    "replay.play": {"zh-CN": "▶ 回放", "en": "▶ Play"},
-    "replay.pause": {"zh-CN": "❚❚ 暂停", "en": "❚❚ Pause"},
-    "replay.live": {"zh-CN": "● 实时", "en": "● Live"},
-    "replay.speed": {"zh-CN": "速度", "en": "Speed"},
-    "replay.mode_live": {"zh-CN": "实时态势", "en": "Live picture"},
-    "replay.mode_replay": {"zh-CN": "回放：{time}", "en": "Replay: {time}"},
-    "replay.slider": {"zh-CN": "回放时间（最近 {hours} 小时）", "en": "Replay time (last {hours} hours)"},
-}
 _PARTS = ("state", "slider", "play", "live", "speed", "tick", "label", "text")
-
-
-def _text(key: str, lang: str, **fmt: Any) -> str:
-    """The catalogue's text for ``key`` if it has one, else :data:`TEXTS`.
-
-    >>> _text("replay.live", "en"), _text("replay.slider", "zh-CN", hours=6)
-    ('● Live', '回放时间（最近 6 小时）')
-    """
-    text = catalogue(lang).get(key) or TEXTS[key].get(lang) or TEXTS[key]["zh-CN"]
-    return text.format(**fmt) if fmt else text
 
 
 def replay_id(name: str, part: str) -> str:
@@ -96,10 +77,10 @@ def replay_controls(name: str, *, hours: int = 6, lang: str | None = None, speed
     end = (now or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(hours=int(hours))
     span_s = int(hours) * 3600
-    marks = {int(h * 3600): f"-{int(hours) - h}h" if h < int(hours) else _text("replay.live", lang)
+    marks = {int(h * 3600): f"-{int(hours) - h}h" if h < int(hours) else t("replay.live", lang)
              for h in range(0, int(hours) + 1, max(1, int(hours) // 6))}
-    texts = {"play": _text("replay.play", lang), "pause": _text("replay.pause", lang),
-             "mode_live": _text("replay.mode_live", lang), "mode_replay": _text("replay.mode_replay", lang),
+    texts = {"play": t("replay.play", lang), "pause": t("replay.pause", lang),
+             "mode_live": t("replay.mode_live", lang), "mode_replay": t("replay.mode_replay", lang),
              "tz": DISPLAY_TZ, "locale": "zh-CN" if lang == "zh-CN" else "en-GB",
              "ids": {p: replay_id(name, p) for p in _PARTS}}
     state = {"mode": "live", "at": None, "start": start.isoformat(), "end": end.isoformat(), "playing": False,
@@ -110,11 +91,11 @@ def replay_controls(name: str, *, hours: int = 6, lang: str | None = None, speed
         dcc.Interval(id=replay_id(name, "tick"), interval=TICK_MS, disabled=True),
         html.Button(texts["play"], id=replay_id(name, "play"), n_clicks=0, className="sr-replay-play"),
         html.Div(dcc.Slider(id=replay_id(name, "slider"), min=0, max=span_s, step=60, value=span_s, marks=marks,
-                            updatemode="mouseup", included=True),
-                 className="sr-replay-slider", title=_text("replay.slider", lang, hours=int(hours))),
+                            updatemode="mouseup", included=True, allow_direct_input=False),
+                 className="sr-replay-slider", title=t("replay.slider", lang, hours=int(hours))),
         dcc.RadioItems(id=replay_id(name, "speed"), value=speed, inline=True, className="sr-replay-speed",
                        options=[{"label": f"{s}x", "value": s} for s in SPEEDS]),
-        html.Button(_text("replay.live", lang), id=replay_id(name, "live"), n_clicks=0, className="sr-replay-live"),
+        html.Button(t("replay.live", lang), id=replay_id(name, "live"), n_clicks=0, className="sr-replay-live"),
         html.Span(texts["mode_live"], id=replay_id(name, "label"), className="sr-replay-label"),
     ])
 
@@ -187,6 +168,21 @@ def replay_time(state: dict[str, Any] | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def replay_badge(at: datetime | None, lang: str) -> tuple[str, str, str]:
+    """Text, class and title of the badge over a replayed map ("回放 HH:MM", China Standard Time); hidden when live.
+
+    >>> replay_badge(datetime(2026, 7, 1, 1, 30, tzinfo=UTC), "en")[:2]
+    ('Replay 09:30', 'sr-replay-badge')
+    >>> replay_badge(None, "en")[1]
+    'sr-replay-badge sr-hidden'
+    """
+    if at is None:
+        return "", "sr-replay-badge sr-hidden", ""
+    local = at.astimezone(ZoneInfo(DISPLAY_TZ))
+    return (t("replay.badge", lang, time=local.strftime("%H:%M")), "sr-replay-badge",
+            t("replay.badge_title", lang, time=local.strftime("%Y-%m-%d %H:%M:%S")))
+
+
 def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None = None) -> dict[str, Any] | None:
     """``{layer: FeatureCollection}`` at the replay time (:func:`layers.history.situation_at`), or None when live."""
     at = replay_time(state)
@@ -199,4 +195,4 @@ def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None =
         return situation_at(conn, at, layers=layers)
 
 
-__all__ = ["SPEEDS", "TEXTS", "replay_controls", "register_replay", "replay_id", "replay_time", "replay_situation"]
+__all__ = ["SPEEDS", "replay_badge", "replay_controls", "register_replay", "replay_id", "replay_time", "replay_situation"]

@@ -12,6 +12,7 @@ database down) stays on the map, listed as pending with its error and a retry bu
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import dash
@@ -27,12 +28,15 @@ from dashboards.api.drawings import current_user, zone_circle
 from dashboards.api.errors import error_body
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
+from dashboards.components.replay import (register_replay, replay_badge, replay_controls, replay_id,
+                                            replay_situation, replay_time)
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import geodesic
 from layers import drawings, vocab
 from layers.db import session_scope
 
 dash.register_page(__name__, path="/analyst", name="analyst", order=2, title=lambda: t("analyst.title"))
+register_replay("analyst")
 
 SYMBOLS: tuple[str, ...] = vocab.keys("annotation_symbol")
 COLORS: tuple[str, ...] = ("#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#212121")
@@ -40,6 +44,12 @@ SHELTER_DISTANCE_M = 5000.0
 RES = api_analysis.DEFAULT_RES
 CENTER = (40.82, 111.70)  # Hohhot, where the demo drill runs (lat, lon)
 ZOOM = 10
+#: replay window (after-action review of a drill) and the past layers it draws
+REPLAY_HOURS = 6
+REPLAY_LAYERS = ["hazards", "incidents", "impact_zones", "annotations"]
+REPLAY_INCIDENT_LIMIT = 3000
+LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
+SEVERITY_COLOURS = {"extraordinary": "#b71c1c", "major": "#e65100", "large": "#f9a825", "general": "#1565c0"}
 ZONE_STYLE = {"drawn": "#d84315", "circle": "#c62828", "buffer": "#6a1b9a", "ring": "#6a1b9a",
               "generated": "#37474f"}
 
@@ -356,6 +366,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                           edit={"edit": False, "remove": True})
     the_map = base_map(ids.ANALYST_MAP, center=CENTER, zoom=ZOOM, children=[
         dl.LayerGroup(id=ids.ANALYST_ZONES_LAYER, children=_zone_layers(zones)),
+        dl.LayerGroup(id=ids.ANALYST_REPLAY_LAYER),
         dl.LayerGroup(id=ids.ANALYST_ANNOTATIONS_LAYER, children=_annotation_layers(anns, lang)),
         dl.FeatureGroup([edit]),
         dl.ScaleControl(position="bottomleft", imperial=False),
@@ -407,7 +418,11 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             html.Div(id=ids.ANALYST_ANNOTATION_LIST, children=_annotation_list(anns, lang))]),
     ])
     return html.Div(className="sr-analyst", lang=lang, children=[
-        html.Div(the_map, className="sr-an-map"), side,
+        html.Div([the_map,
+                  html.Div(replay_controls("analyst", hours=REPLAY_HOURS, lang=lang, speed=60),
+                           className="sr-an-map-top"),
+                  html.Div("", id=ids.ANALYST_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status")],
+                 className="sr-an-map"), side,
         dcc.Store(id=ids.ANALYST_STORE_PENDING, data=[]), dcc.Store(id=ids.ANALYST_STORE_SEEN, data=[]),
         dcc.Store(id=ids.ANALYST_STORE_SOURCE, data=None), dcc.Store(id=ids.ANALYST_STORE_CARD, data=None),
         dcc.Store(id=ids.ANALYST_STORE_SELECTED, data=None), dcc.Store(id=ids.ANALYST_STORE_VERSION, data=0),
@@ -572,3 +587,70 @@ def change_annotation(_update: Any, deletes: Any, selected: Any, symbol: Any, la
         return no_update, html.P(_error_text(e, lang), className="sr-warning"), no_update
     msg = t(f"analyst.annotation.{'deleted' if action == 'delete' else 'updated'}", lang, id=target)
     return (version or 0) + 1, html.P(msg, className="sr-ok"), None if action == "delete" else selected
+
+
+# ------------------------------------------------------------------------------------------------ replay
+
+
+def _in_force(p: dict[str, Any], at: datetime) -> bool:
+    onset, expires = p.get("onset"), p.get("expires")
+    return ((not onset or datetime.fromisoformat(str(onset)) <= at)
+            and (not expires or datetime.fromisoformat(str(expires)) > at))
+
+
+def past_layers(past: dict[str, Any], at: datetime, lang: str) -> tuple[list[Any], list[Any], list[Any]]:
+    """Map layers of the picture at ``at`` (:func:`layers.history.situation_at`): hazards in force then and open
+    incidents (replay layer), impact zones, annotations (drawn as on the live map).
+    """
+    hazards = []
+    for f in past["hazards"]["features"]:
+        p = f["properties"]
+        if not f["geometry"] or p.get("status") not in (None, "active") or not _in_force(p, at):
+            continue
+        c = LEVEL_COLOURS.get(p.get("warning_level") or "", "#757575")
+        hazards.append(dl.GeoJSON(data={"type": "Feature", "geometry": f["geometry"], "properties": {}},
+                                  style={"color": c, "weight": 2, "fillColor": c, "fillOpacity": 0.18},
+                                  children=[dl.Tooltip(f"{p.get('name') or ''} · "
+                                                       f"{vocab_label('hazard_kind', p.get('kind') or '', lang)}")]))
+    incidents = [f for f in past["incidents"]["features"]
+                 if f["geometry"] and f["geometry"]["type"] == "Point" and f["properties"].get("status") != "closed"]
+    points = [dl.CircleMarker(center=[f["geometry"]["coordinates"][1], f["geometry"]["coordinates"][0]], radius=5,
+                              color="#ffffff", weight=1, fillOpacity=0.9,
+                              fillColor=SEVERITY_COLOURS.get(f["properties"].get("severity") or "", "#455a64"),
+                              children=[dl.Tooltip(f"{f['properties'].get('name') or ''} · "
+                                                   f"{vocab_label('incident_kind', f['properties'].get('kind') or '', lang)}")])
+              for f in incidents[-REPLAY_INCIDENT_LIMIT:]]
+    zones = [{"kind": f["properties"].get("kind") or "drawn", "geometry": f["geometry"]}
+             for f in past["impact_zones"]["features"] if f["geometry"]]
+    anns = [{"symbol": f["properties"].get("kind") or "note", "label": f["properties"].get("label"),
+             "color": f["properties"].get("color") or "#e53935", "geometry": f["geometry"]}
+            for f in past["annotations"]["features"]
+            if f["geometry"] and f["properties"].get("status", "active") == "active"]
+    return hazards + points, _zone_layers_past(zones), _annotation_layers(anns, lang)
+
+
+def _zone_layers_past(zones: list[dict[str, Any]]) -> list[Any]:
+    return [dl.GeoJSON(data={"type": "Feature", "geometry": z["geometry"], "properties": {}},
+                       style={"color": ZONE_STYLE.get(z["kind"], "#d84315"), "weight": 2, "fillOpacity": 0.12})
+            for z in zones]
+
+
+@callback(
+    Output(ids.ANALYST_REPLAY_LAYER, "children"),
+    Output(ids.ANALYST_ZONES_LAYER, "children", allow_duplicate=True),
+    Output(ids.ANALYST_ANNOTATIONS_LAYER, "children", allow_duplicate=True),
+    Output(ids.ANALYST_REPLAY_BADGE, "children"), Output(ids.ANALYST_REPLAY_BADGE, "className"),
+    Output(ids.ANALYST_REPLAY_BADGE, "title"),
+    Input(replay_id("analyst", "state"), "data"), prevent_initial_call=True,
+)
+def show_replay(state: Any) -> tuple[Any, ...]:
+    """Replay mode: the map shows hazards, incidents, impact zones and annotations as they were at the replay time,
+    under a "回放 HH:MM" badge; live mode: the live zones and annotations again."""
+    lang = current_lang()
+    at = replay_time(state)
+    if at is None:
+        zones, anns, _ = _zones_and_annotations()
+        return [], _zone_layers(zones), _annotation_layers(anns, lang), *replay_badge(None, lang)
+    past = replay_situation(state, layers=REPLAY_LAYERS)
+    replay, zones_, anns_ = past_layers(past or {k: {"features": []} for k in REPLAY_LAYERS}, at, lang)
+    return replay, zones_, anns_, *replay_badge(at, lang)

@@ -35,9 +35,11 @@ from dashboards.api.errors import classify
 from dashboards.api.wall import wall_snapshot
 from dashboards.components.basemap import base_map
 from dashboards.components.live import live_id, live_source
+from dashboards.components.replay import register_replay, replay_badge, replay_controls, replay_id, replay_time
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
+register_replay("wall")
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"
@@ -46,6 +48,8 @@ FULL_REFRESH_S = 60
 #: with live push up, the version is still checked this often (a missed event cannot leave the wall stale)
 PUSH_SAFETY_S = 5
 SEVERITIES = ("extraordinary", "major", "large", "general")
+#: the replay window of the wall (after-action review of a drill)
+REPLAY_HOURS = 6
 LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
 HEX_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 SYMBOLS = {"incident": "!", "fire": "▲", "flood": "≈", "collapse": "▼", "chemical": "☢", "command_post": "⚑",
@@ -109,6 +113,10 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         kpis,
         html.Div(className="sr-wall-map", children=[
             the_map,
+            html.Div(className="sr-wall-map-top", children=[
+                replay_controls("wall", hours=REPLAY_HOURS, lang=lang, speed=60),
+            ]),
+            html.Div("", id=ids.WALL_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status"),
             html.Div(className="sr-wall-map-tools", children=[heat, html.Div(id=ids.WALL_LEGEND,
                                                                             className="sr-wall-legend")]),
         ]),
@@ -353,23 +361,36 @@ def _bbox(bounds: Any) -> list[float] | None:
     Output(ids.WALL_ANNOTATION_LAYER, "children"),
     Output(ids.WALL_LEGEND, "children"),
     Output(ids.WALL_DRAWN, "data"),
+    Output(ids.WALL_REPLAY_BADGE, "children"),
+    Output(ids.WALL_REPLAY_BADGE, "className"),
+    Output(ids.WALL_REPLAY_BADGE, "title"),
     Input(ids.WALL_STATUS, "data"),
     Input(ids.WALL_HEAT, "value"),
     Input(ids.WALL_MAP, "zoom"),
     Input(ids.WALL_MAP, "bounds"),
     State(ids.WALL_TEXT, "data"),
+    Input(replay_id("wall", "state"), "data"),
     prevent_initial_call=True,
 )
 def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None, bounds: Any,
-            texts: dict[str, Any] | None) -> tuple[Any, ...]:
-    """Redraw everything from one snapshot; keep the last picture (no update) when the database is unreachable."""
-    if not status or not status.get("ok"):
+            texts: dict[str, Any] | None, replay: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """Redraw everything from one snapshot; keep the last picture (no update) when the database is unreachable.
+
+    In replay mode (``replay`` is the state of :func:`~dashboards.components.replay.replay_controls`) the snapshot
+    is the picture at the replay time (KPIs included) and a "回放 HH:MM" badge lies over the map; live changes do
+    not redraw it (the "● Live" button goes back to the live picture).
+    """
+    at = replay_time(replay)
+    if at is None and (not status or not status.get("ok")):
         raise PreventUpdate
+    if at is not None and _triggered() == {ids.WALL_STATUS}:
+        raise PreventUpdate  # a live change while the wall replays the past
     lang = current_lang()
     heat = heat if heat in ("incidents", "population") else "incidents"
     try:
         with db_engine().connect() as conn:
-            snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
+            snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
+                                 at=at)
     except Exception as e:
         if classify(e)[0] == 503:
             raise PreventUpdate from None  # the poll shows "connection lost"; the last picture stays
@@ -391,8 +412,17 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
         annotation_layers(snap["annotations"], lang),
         legend(bounds_, heat, lang),
         {"version": snap["version"], "hexes": len(snap["hexes"]["features"]), "res": snap["hexes"]["res"],
-         "heat": heat, "time": snap["time"]},
+         "heat": heat, "time": snap["time"], "replay": None if at is None else snap["time"]},
+        *replay_badge(at, lang),
     )
+
+
+def _triggered() -> set[str]:
+    """Ids of the inputs that fired this callback (empty outside a callback, e.g. in tests)."""
+    try:
+        return {str(p["prop_id"]).split(".")[0] for p in dash.callback_context.triggered}
+    except Exception:  # noqa: BLE001 - no callback context (plain-function tests)
+        return set()
 
 
 __all__ = ["layout", "refresh", "hourly_figure", "hex_classes", "hex_layers", "hazard_layers",

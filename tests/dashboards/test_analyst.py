@@ -197,3 +197,34 @@ def test_callbacks_that_write_need_a_role_that_may_draw(app, demo_db) -> None:
             assert t("auth.not_allowed", "en") in str(out[5]), role
     with demo_db.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM impact_zones")).scalar_one() == before
+
+
+def test_replay_shows_the_zones_and_incidents_of_that_time(app, demo_db) -> None:
+    """Replay before a zone was drawn: not on the map; after: on it; open incidents and hazards in force are the
+    store's (counted in SQL); back to live shows the live zones again; the badge says the replay time."""
+    from zoneinfo import ZoneInfo
+
+    with demo_db.engine.connect() as c:
+        t0 = c.execute(text("SELECT clock_timestamp()")).scalar_one()
+    draw(app, [feature(SQUARE, "polygon", 91)])
+    with demo_db.engine.connect() as c:
+        t1 = c.execute(text("SELECT clock_timestamp()")).scalar_one()
+        zones_now = c.execute(text("SELECT count(*) FROM impact_zones WHERE deleted_at IS NULL")).scalar_one()
+        open_incidents = c.execute(text("SELECT count(*) FROM incidents WHERE deleted_at IS NULL "
+                                        "AND status <> 'closed'")).scalar_one()
+        hazards = c.execute(text("SELECT count(*) FROM hazards WHERE deleted_at IS NULL AND status = 'active' AND "
+                                 "(onset IS NULL OR onset <= :t) AND (expires IS NULL OR expires > :t)"),
+                            {"t": t1}).scalar_one()
+
+    def state(at):
+        return {"mode": "replay", "at": at.isoformat()}
+
+    with app.server.test_request_context("/analyst?lang=en"):
+        before = analyst.show_replay(state(t0))
+        after = analyst.show_replay(state(t1))
+        live = analyst.show_replay({"mode": "live", "at": None})
+    assert len(after[1]) == zones_now and len(before[1]) == zones_now - 1 and len(live[1]) == min(zones_now, 100)
+    assert len(after[0]) == hazards + open_incidents and open_incidents > 0
+    assert live[0] == [] and "sr-hidden" in live[4]
+    assert after[3] == "Replay " + t1.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+    assert "sr-hidden" not in after[4]

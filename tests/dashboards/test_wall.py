@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from dash.exceptions import PreventUpdate
@@ -100,7 +101,8 @@ def test_refresh_callback_shows_the_database(wall_db) -> None:
     with app.server.test_request_context("/wall?lang=en"):
         out = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, [[40, 110], [42, 113]], None)
     (active, extraordinary, major, large, general, affected, free, total, avail, deployed, ticker, figure, hexes,
-     hazards, annotations, legend, drawn) = out
+     hazards, annotations, legend, drawn, badge, badge_class, _) = out
+    assert badge == "" and "sr-hidden" in badge_class  # live: no replay badge
     assert (active, extraordinary, major, large, general) == ("4", "1", "1", "0", "2")
     assert affected == "—"  # no population in this database: unknown, not zero
     assert (free, total, avail, deployed) == ("380", "500", "6", "2")
@@ -116,3 +118,42 @@ def test_refresh_callback_shows_the_database(wall_db) -> None:
     body = r.get_json()
     assert r.status_code == 200 and body["kpis"]["incidents"]["active"] == 4 and body["hexes"]["heat"] == "population"
     assert len(r.data) < 100_000
+
+
+@pytest.mark.db
+def test_replay_shows_the_past_picture_and_a_badge(wall_db) -> None:
+    """Replay at t0 draws the rows as they were at t0 (KPIs, hexes, hazards, annotations), live draws them now."""
+    from dashboards.components.replay import replay_id
+    from dashboards.pages import wall
+
+    eng = create_engine(wall_db)
+    with eng.begin() as c:
+        t0 = c.execute(text("SELECT clock_timestamp()")).scalar_one()
+    with eng.begin() as c:  # after t0: one incident closed, a boat back, the hazard and the annotation removed
+        c.execute(text("SELECT set_config('sitroom.user', 'pytest', true)"))
+        c.execute(text("UPDATE incidents SET status = 'closed' WHERE source = 'wall-test' AND external_id = 'w3'"))
+        c.execute(text("UPDATE resources SET status = 'available' WHERE source = 'wall-test' AND external_id = 'r2'"))
+        c.execute(text("UPDATE hazards SET deleted_at = now() WHERE source = 'wall-test'"))
+        c.execute(text("UPDATE annotations SET deleted_at = now() WHERE source = 'wall-test'"))
+    eng.dispose()
+    situation.clear_cache()
+    app = create_app(Settings(database_url=wall_db))
+    state = {"mode": "replay", "at": t0.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+    bbox = [[40, 110], [42, 113]]
+    with app.server.test_request_context("/wall?lang=en"):
+        live = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, bbox, None, {"mode": "live", "at": None})
+        past = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, bbox, None, state)
+        # replay does not depend on the live status (a wall replaying while the poll says "lost" still draws)
+        again = wall.refresh(None, "incidents", 7, bbox, None, state)
+    assert live[:5] == ("3", "0", "1", "0", "2") and past[:5] == ("4", "1", "1", "0", "2")
+    assert (live[8], live[9]) == ("8", "0") and (past[8], past[9]) == ("6", "2")
+    assert sum(f["properties"]["value"] for lyr in past[12] for f in lyr.data["features"]) == 4
+    assert sum(f["properties"]["value"] for lyr in live[12] for f in lyr.data["features"]) == 3
+    assert len(past[13]) == 1 and live[13] == []  # the hazard zone then, none now
+    assert len(past[14]) == 1 and "前方指挥部" in past[14][0].children.children and live[14] == []
+    local = t0.astimezone(ZoneInfo(wall.DISPLAY_TZ)).strftime("%H:%M")
+    assert past[17] == f"Replay {local}" and "sr-hidden" not in past[18] and "sr-hidden" in live[18]
+    assert past[16]["replay"] is not None and again[:5] == past[:5]
+    with app.server.test_request_context("/wall?lang=zh-CN"):
+        page = json.dumps(wall.layout(lang="zh-CN").to_plotly_json(), default=str, ensure_ascii=False)
+    assert replay_id("wall", "state") in page and ids.WALL_REPLAY_BADGE in page and "● 实时" in page

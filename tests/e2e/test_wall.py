@@ -108,6 +108,20 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     assert browser.execute_script("return window.__sitroomNoReload") == 42
     assert "测试事件9" in browser.find_element(By.ID, ids.WALL_TICKER).text
 
+    # replay: "Play" starts the last hours from their beginning, before these rows existed; "Live" is one click
+    from dashboards.components.replay import replay_id
+
+    badge = browser.find_element(By.ID, ids.WALL_REPLAY_BADGE)
+    assert not badge.is_displayed()
+    browser.find_element(By.ID, replay_id("wall", "play")).click()
+    WebDriverWait(browser, WAIT_S).until(lambda d: badge.is_displayed() and badge.text.startswith("回放 "))
+    WebDriverWait(browser, WAIT_S).until(lambda d: int(_num(d, ids.WALL_KPI_INCIDENTS) or 0) < before + 1)
+    browser.find_element(By.ID, replay_id("wall", "play")).click()  # pause
+    _no_scrollbars(browser)
+    browser.find_element(By.ID, replay_id("wall", "live")).click()
+    WebDriverWait(browser, WAIT_S).until(lambda d: not badge.is_displayed())
+    WebDriverWait(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
+
     # the server becomes unreachable from the browser: banner, the picture stays; back: the banner goes by itself
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/v1/wall/*", "*/_dash-update-component*"]})
