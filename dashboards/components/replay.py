@@ -3,7 +3,7 @@
 
 Public: :data:`SPEEDS`, :func:`replay_controls`, :func:`register_replay`, :func:`replay_id`,
 :func:`replay_time`, :func:`replay_situation`,
-:func:`replay_badge`.
+:func:`replay_badge`, :func:`register_report_link`.
 
 Use (in a page module)::
 
@@ -154,6 +154,24 @@ def register_replay(name: str) -> None:
     )
 
 
+_LINK_JS = """
+function (st, href) {
+  if (!href) { return window.dash_clientside.no_update; }
+  const base = href.replace(/([?&])at=[^&]*(&|$)/, (m, a, b) => b ? a : "").replace(/[?&]$/, "");
+  if (!st || st.mode !== "replay" || !st.at) { return base; }
+  return base + (base.indexOf("?") >= 0 ? "&" : "?") + "at=" + encodeURIComponent(st.at);
+}
+"""
+
+
+def register_report_link(name: str, link_id: str) -> None:
+    """Keep the ``href`` of the link ``link_id`` (e.g. :func:`dashboards.components.sitrep_button.sitrep_button`)
+    on the picture shown: its ``at=`` is the replay time in replay mode and absent when live (in the browser, no
+    round trip). Call at the page module's top level, after :func:`register_replay`."""
+    dash.clientside_callback(_LINK_JS, Output(link_id, "href"), Input(replay_id(name, "state"), "data"),
+                             State(link_id, "href"), prevent_initial_call=True)
+
+
 def replay_time(state: dict[str, Any] | None) -> datetime | None:
     """The instant the page must show, or None for the live picture.
 
@@ -195,4 +213,4 @@ def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None =
         return situation_at(conn, at, layers=layers)
 
 
-__all__ = ["SPEEDS", "replay_badge", "replay_controls", "register_replay", "replay_id", "replay_time", "replay_situation"]
+__all__ = ["SPEEDS", "replay_badge", "register_report_link", "replay_controls", "register_replay", "replay_id", "replay_time", "replay_situation"]

@@ -28,8 +28,9 @@ from dashboards.api.drawings import current_user, zone_circle
 from dashboards.api.errors import error_body
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
-from dashboards.components.replay import (register_replay, replay_badge, replay_controls, replay_id,
-                                            replay_situation, replay_time)
+from dashboards.components.replay import (register_replay, register_report_link, replay_badge, replay_controls,
+                                          replay_id, replay_situation, replay_time)
+from dashboards.components.sitrep_button import sitrep_button
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import geodesic
 from layers import drawings, vocab
@@ -37,6 +38,7 @@ from layers.db import session_scope
 
 dash.register_page(__name__, path="/analyst", name="analyst", order=2, title=lambda: t("analyst.title"))
 register_replay("analyst")
+register_report_link("analyst", ids.ANALYST_SITREP)
 
 SYMBOLS: tuple[str, ...] = vocab.keys("annotation_symbol")
 COLORS: tuple[str, ...] = ("#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#212121")
@@ -419,8 +421,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     ])
     return html.Div(className="sr-analyst", lang=lang, children=[
         html.Div([the_map,
-                  html.Div(replay_controls("analyst", hours=REPLAY_HOURS, lang=lang, speed=60),
-                           className="sr-an-map-top"),
+                  html.Div([replay_controls("analyst", hours=REPLAY_HOURS, lang=lang, speed=60),
+                            sitrep_button(id=ids.ANALYST_SITREP, lang=lang)], className="sr-an-map-top"),
                   html.Div("", id=ids.ANALYST_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status")],
                  className="sr-an-map"), side,
         dcc.Store(id=ids.ANALYST_STORE_PENDING, data=[]), dcc.Store(id=ids.ANALYST_STORE_SEEN, data=[]),

@@ -35,11 +35,14 @@ from dashboards.api.errors import classify
 from dashboards.api.wall import wall_snapshot
 from dashboards.components.basemap import base_map
 from dashboards.components.live import live_id, live_source
-from dashboards.components.replay import register_replay, replay_badge, replay_controls, replay_id, replay_time
+from dashboards.components.replay import (register_replay, register_report_link, replay_badge, replay_controls,
+                                          replay_id, replay_time)
+from dashboards.components.sitrep_button import sitrep_button
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
 register_replay("wall")
+register_report_link("wall", ids.WALL_SITREP)
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"
@@ -50,6 +53,8 @@ PUSH_SAFETY_S = 5
 SEVERITIES = ("extraordinary", "major", "large", "general")
 #: the replay window of the wall (after-action review of a drill)
 REPLAY_HOURS = 6
+#: the report button sized in rem, so it scales with the wall (16 px at 1920, 32 px at 3840)
+SITREP_STYLE = {"fontSize": "0.95rem", "padding": "0.2rem 0.8rem", "borderRadius": "0.25rem"}
 LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
 HEX_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 SYMBOLS = {"incident": "!", "fire": "▲", "flood": "≈", "collapse": "▼", "chemical": "☢", "command_post": "⚑",
@@ -115,6 +120,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             the_map,
             html.Div(className="sr-wall-map-top", children=[
                 replay_controls("wall", hours=REPLAY_HOURS, lang=lang, speed=60),
+                sitrep_button(id=ids.WALL_SITREP, lang=lang, style=SITREP_STYLE),
             ]),
             html.Div("", id=ids.WALL_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status"),
             html.Div(className="sr-wall-map-tools", children=[heat, html.Div(id=ids.WALL_LEGEND,

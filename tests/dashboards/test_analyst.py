@@ -228,3 +228,13 @@ def test_replay_shows_the_zones_and_incidents_of_that_time(app, demo_db) -> None
     assert live[0] == [] and "sr-hidden" in live[4]
     assert after[3] == "Replay " + t1.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
     assert "sr-hidden" not in after[4]
+
+
+
+def test_report_button_is_on_the_page(app) -> None:
+    from dashboards import ids
+
+    with app.server.test_request_context("/analyst?lang=en"):
+        page = str(analyst.layout(lang="en"))
+    assert ids.ANALYST_SITREP in page and "Situation report" in page
+    assert "/api/v1/reports/sitrep?format=pdf&lang=en" in page

@@ -157,3 +157,5 @@ def test_replay_shows_the_past_picture_and_a_badge(wall_db) -> None:
     with app.server.test_request_context("/wall?lang=zh-CN"):
         page = json.dumps(wall.layout(lang="zh-CN").to_plotly_json(), default=str, ensure_ascii=False)
     assert replay_id("wall", "state") in page and ids.WALL_REPLAY_BADGE in page and "● 实时" in page
+    # the report button: the live picture, or the replayed time
+    assert ids.WALL_SITREP in page and "/api/v1/reports/sitrep?format=pdf&lang=zh-CN" in page

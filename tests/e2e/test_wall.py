@@ -118,8 +118,16 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     WebDriverWait(browser, WAIT_S).until(lambda d: int(_num(d, ids.WALL_KPI_INCIDENTS) or 0) < before + 1)
     browser.find_element(By.ID, replay_id("wall", "play")).click()  # pause
     _no_scrollbars(browser)
+    report = browser.find_element(By.ID, ids.WALL_SITREP)  # the report of the replayed time, on the 1920 grid
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: "&at=" in (d.find_element(By.ID, ids.WALL_SITREP).get_attribute("href") or ""))
+    box = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                 " return [r.left, r.top, r.right, r.bottom, innerWidth, innerHeight];", report)
+    assert report.is_displayed() and 0 <= box[0] < box[2] <= box[4] and 0 <= box[1] < box[3] <= box[5], box
     browser.find_element(By.ID, replay_id("wall", "live")).click()
     WebDriverWait(browser, WAIT_S).until(lambda d: not badge.is_displayed())
+    WebDriverWait(browser, WAIT_S).until(
+        lambda d: "&at=" not in (d.find_element(By.ID, ids.WALL_SITREP).get_attribute("href") or "&at="))
     WebDriverWait(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
 
     # the server becomes unreachable from the browser: banner, the picture stays; back: the banner goes by itself
