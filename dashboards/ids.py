@@ -39,6 +39,7 @@ WALL_ROOT: Final = "wall-root"
 WALL_TEXT: Final = "wall-text"
 WALL_STATUS: Final = "wall-status"
 WALL_DRAWN: Final = "wall-drawn"
+WALL_DRAWN_ACK: Final = "wall-drawn-ack"  # written by no one: the output of the "redraw landed" clientside callback
 WALL_POLL: Final = "wall-poll"
 WALL_BANNER: Final = "wall-banner"
 WALL_KPIS: Final = "wall-kpis"

@@ -14,6 +14,11 @@ of the status store, and only that triggers :func:`refresh`, the server callback
 map layers from :func:`dashboards.api.wall.wall_snapshot`. A failed poll never throws: it shows "connection lost,
 last update HH:MM" and the next successful poll hides it and refreshes. :func:`refresh` itself answers "no update"
 when the database is unreachable, so the last picture stays on screen.
+
+Redraws are gated in the browser (``window.sitroomWall``): one redraw in flight at a time (a change that arrives
+meanwhile marks the wall dirty and the tick after the redraw lands checks again), and a pushed change that touches
+none of :data:`WALL_LAYERS` redraws nothing (its version counts as seen). ``window.sitroomWall.stats`` counts
+checks, redraws, skipped and held pushes (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ POLL_MS = 1000
 FULL_REFRESH_S = 60
 #: with live push up, the version is still checked this often (a missed event cannot leave the wall stale)
 PUSH_SAFETY_S = 5
+#: the layers the wall draws or counts: a pushed change of any other layer (impact zones, protection targets, ...)
+#: does not redraw it
+WALL_LAYERS = ("incidents", "hazards", "annotations", "shelters", "resources")
+#: a redraw not finished after this long no longer blocks the next one (a lost response, a PreventUpdate)
+REDRAW_TIMEOUT_S = 15
 SEVERITIES = ("extraordinary", "major", "large", "general")
 #: the replay window of the wall (after-action review of a drill)
 REPLAY_HOURS = 6
@@ -78,7 +88,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     texts = {"lost": t("wall.connection_lost", lang, time="{time}"), "tz": DISPLAY_TZ,
              "locale": "zh-CN" if lang == "zh-CN" else "en-GB", "api": API_PREFIX,
              "full_refresh_s": FULL_REFRESH_S, "live": live_id("wall"), "push_safety_s": PUSH_SAFETY_S,
-             "poll_ms": POLL_MS}
+             "poll_ms": POLL_MS, "layers": list(WALL_LAYERS), "redraw_timeout_s": REDRAW_TIMEOUT_S}
     severity_chips = html.Div(className="sr-wall-sev", children=[
         html.Span([html.Span(vocab_label("incident_severity", s, lang).split(" ")[0],
                              className="sr-wall-sev-label"), html.Span("—", id=ids.wall_severity(s))],
@@ -112,6 +122,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dcc.Store(id=ids.WALL_TEXT, data=texts),
         dcc.Store(id=ids.WALL_STATUS, data=None),
         dcc.Store(id=ids.WALL_DRAWN, data=None),
+        dcc.Store(id=ids.WALL_DRAWN_ACK, data=None),
         dcc.Interval(id=ids.WALL_POLL, interval=POLL_MS),
         live_source("wall"),  # push (SSE): see "Live push" below
         html.Div(id=ids.WALL_BANNER, className="sr-wall-banner sr-hidden", role="alert"),
@@ -165,6 +176,24 @@ dash.clientside_callback(
            changes redraws at most once per tick, as polling does, instead of restarting the redraw on every event. */
         const trig = ((window.dash_clientside.callback_context || {}).triggered || []).map(t => t.prop_id || "");
         const pushed = trig.some(p => p.indexOf(txt.live + ".") === 0);
+        const st = W.stats = W.stats || {checks: 0, redraws: 0, skipped: 0, held: 0};
+        /* A pushed change of layers the wall does not show (impact zones, protection targets, ...) redraws
+           nothing: its version is remembered as "seen", so the next version check does not redraw for it either. */
+        if (pushed && live && !live.full && (live.layers || []).length
+            && !(live.layers || []).some(l => txt.layers.indexOf(l) >= 0)) {
+          st.skipped += 1;
+          if (!W.dirty && !W.inFlight && prev.ok === true && typeof live.version === "number") {
+            W.seenKey = String(live.version) + "|" + String(prev.version || "").split("|")[1];
+          }
+          return [nu, nu, nu, nu];
+        }
+        /* One redraw in flight at a time: while the server draws, changes only mark the wall dirty; the tick after
+           the redraw lands (WALL_DRAWN) checks again. A redraw that never lands stops blocking after a while. */
+        if (W.inFlight && now - W.inFlight > txt.redraw_timeout_s * 1000) { W.inFlight = 0; }
+        if (W.inFlight) {
+          if (pushed) { W.dirty = true; st.held += 1; }
+          return [nu, nu, nu, pushed ? nu : W.hhmm(now, txt, true)];
+        }
         if (pushed && now - (W.lastCheck || 0) < txt.poll_ms) {
           W.dirty = true;
           return [nu, nu, nu, nu];
@@ -182,6 +211,7 @@ dash.clientside_callback(
         try {
           v = await W.fetchVersion(txt.api);
         } catch (e) {
+          W.inFlight = 0;  /* the redraw cannot land either; the first good check after the outage redraws */
           const when = W.lastOk ? W.hhmm(W.lastOk, txt, false) : "--:--";
           const banner = txt.lost.replace("{time}", when);
           if (prev.ok === false) { return [nu, banner, nu, nu]; }
@@ -191,9 +221,13 @@ dash.clientside_callback(
         const stale = (now - (prev.last_full || 0)) > txt.full_refresh_s * 1000;
         const asof = W.hhmm(now, txt, true);
         W.lastOk = now;
-        if (prev.ok === true && prev.version === key && !stale) {
+        st.checks += 1;
+        if (prev.ok === true && (prev.version === key || W.seenKey === key) && !stale) {
           return [nu, nu, nu, asof];
         }
+        W.seenKey = null;
+        W.inFlight = now;
+        st.redraws += 1;
         const next = {ok: true, version: key, refresh: (prev.refresh || 0) + 1, last_full: now};
         return [next, "", "sr-wall-banner sr-hidden", asof];
       };
@@ -207,6 +241,19 @@ dash.clientside_callback(
     Input(live_id("wall"), "data"),
     State(ids.WALL_TEXT, "data"),
     State(ids.WALL_STATUS, "data"),
+)
+
+dash.clientside_callback(
+    """
+    function (drawn) {
+      const W = window.sitroomWall;
+      if (W) { W.inFlight = 0; }  /* the redraw landed: the next tick may check (and redraw) again */
+      return window.dash_clientside.no_update;
+    }
+    """,
+    Output(ids.WALL_DRAWN_ACK, "data"),
+    Input(ids.WALL_DRAWN, "data"),
+    prevent_initial_call=True,
 )
 
 dash.clientside_callback(

@@ -33,11 +33,18 @@ def _post(url: str, body: dict, token: str) -> dict:
         return json.loads(r.read())
 
 
+def _incident_ids(eng, external_id: str) -> list[int]:
+    with eng.connect() as c:
+        return [int(i) for i in c.execute(text("SELECT id FROM incidents WHERE source = 'live-e2e' AND external_id = :x"),
+                                          {"x": external_id}).scalars()]
+
+
 def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url, severe_console_messages,
                                                     display_account, live_token) -> None:
     eng = create_engine(db_url)
     store = live_id("wall")
     posted: list[int] = []
+    zones: list[int] = []
     try:
         log_in(browser, live_server, *display_account, next_path="/wall")  # the wall's display account
         wait = WebDriverWait(browser, WAIT_S, poll_frequency=0.1)
@@ -65,8 +72,31 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
         assert browser.execute_script("return window.__sitroomNoReload") == 7
         heard = browser.execute_script("return window.sitroomLive.stats[arguments[0]].ids;", store)
         assert fid in heard, f"the stream never announced incident {fid}: {heard}"
+
+        # a change of a layer the wall does not show (an impact zone) is heard but redraws nothing, not even at
+        # the next version check (PUSH_SAFETY_S later)
+        time.sleep(2)  # let the incident's redraw land
+        redraws = browser.execute_script("return window.sitroomWall.stats.redraws;")
+        zone = _post(live_server + "/api/v1/impact-zones", {"geometry": {"center": [111.7, 40.8], "radius_m": 1000}},
+                     live_token)
+        zones.append(zone["features"][0]["id"])
+        wait.until(lambda d: zones[0] in d.execute_script("return window.sitroomLive.stats[arguments[0]].ids;", store))
+        checks = browser.execute_script("return window.sitroomWall.stats.checks;")
+        wait.until(lambda d: d.execute_script("return window.sitroomWall.stats.checks;") > checks)  # safety check
+        stats = browser.execute_script("return window.sitroomWall.stats;")
+        assert stats["redraws"] == redraws and stats["skipped"] >= 1, stats
+        # ... and the next change the wall shows is drawn again
+        _post(live_server + "/api/v1/layers/incidents", {
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [111.76, 40.85]},
+            "properties": {"source": "live-e2e", "external_id": "push-2", "name": "推送测试事件二", "kind": "fire",
+                           "status": "reported", "severity": "general"}}, live_token)
+        WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.05).until(
+            lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(active + 2))
+        posted.extend(c_id for c_id in _incident_ids(eng, "push-2"))
         assert severe_console_messages(browser) == []
     finally:
         with eng.begin() as c:
-            c.execute(text("DELETE FROM incidents WHERE id = ANY(:ids)"), {"ids": posted})
+            c.execute(text("DELETE FROM incidents WHERE id = ANY(:ids) OR (source = 'live-e2e' AND external_id ="
+                           " 'push-2')"), {"ids": posted})
+            c.execute(text("DELETE FROM impact_zones WHERE id = ANY(:ids)"), {"ids": zones})
         eng.dispose()
