@@ -28,6 +28,7 @@ from dashboards.api.drawings import current_user, zone_circle
 from dashboards.api.errors import error_body
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
+from dashboards.components.drawlocal import draw_locale
 from dashboards.components.replay import (register_replay, register_report_link, replay_badge, replay_controls,
                                           replay_id, replay_situation, replay_time)
 from dashboards.components.sitrep_button import sitrep_button
@@ -420,6 +421,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             html.Div(id=ids.ANALYST_ANNOTATION_LIST, children=_annotation_list(anns, lang))]),
     ])
     return html.Div(className="sr-analyst", lang=lang, children=[
+        draw_locale(lang),
         html.Div([the_map,
                   html.Div([replay_controls("analyst", hours=REPLAY_HOURS, lang=lang, speed=60),
                             sitrep_button(id=ids.ANALYST_SITREP, lang=lang)], className="sr-an-map-top"),

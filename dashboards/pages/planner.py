@@ -37,8 +37,11 @@ from dashboards.api import db_engine
 from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
 from dashboards.api.errors import classify
 from dashboards.auth import allowed
+from dashboards.api import settings as current_settings
 from dashboards.components.basemap import base_map
+from dashboards.components.drawlocal import draw_locale
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from dashboards.tiles import basemap_config
 from geoops import h3cells
 from layers import analysis as store
 
@@ -258,6 +261,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         html.H2(t("planner.gaps", lang)), html.Div(id=ids.PLANNER_GAP_TABLE),
     ])
     return html.Div(id=ids.PLANNER_ROOT, className="sr-pl", lang=lang, children=[
+        draw_locale(lang),
         dcc.Store(id=ids.PLANNER_RESULT, data=None),
         dcc.Store(id="planner-lang", data=lang),
         dcc.Download(id=ids.PLANNER_DOWNLOAD),
@@ -498,7 +502,13 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
             _table(head_load, load_rows(result, lang), 2, "planner-load-rows"),
             _table(head_reg, region_rows(result, lang), 1), gaps,
             cell_layers(d, lang), shelter_layers(result, lang), scope_layers, legend(d, lang),
-            {"bounds": bounds, "transition": "flyToBounds"}, False, False)
+            fit_viewport(bounds, lang), False, False)
+
+
+def fit_viewport(bounds: list[list[float]], lang: str) -> dict[str, Any]:
+    """Fly to ``bounds`` but never past the basemap's last zoom (offline tiles stop at 12: beyond, a grey map)."""
+    max_zoom = int(basemap_config(current_settings(), lang)["max_zoom"])
+    return {"bounds": bounds, "transition": "flyToBounds", "options": {"maxZoom": max_zoom, "padding": [24, 24]}}
 
 
 @callback(Output(ids.PLANNER_DOWNLOAD, "data"),

@@ -184,3 +184,18 @@ def test_dropdowns_list_the_demo_regions_in_both_languages(app, demo_db) -> None
     assert any(o["label"].startswith("包头市") for o in prefs)
     assert comps[ids.PLANNER_RUN].children == t("planner.run", "zh-CN")
     assert len(counties) == baotou and all(o["value"].startswith("1502") for o in counties)
+
+
+def test_fit_viewport_stops_at_the_offline_tiles_last_zoom_and_draw_tools_speak_chinese(app) -> None:
+    from dashboards.components.drawlocal import draw_locale, draw_strings
+    from dashboards.pages import planner
+    from dashboards.tiles import OFFLINE_MAX_ZOOM
+
+    with app.server.test_request_context("/planner?lang=zh-CN"):
+        vp = planner.fit_viewport([[40.5, 109.7], [40.7, 109.9]], "zh-CN")
+        el = draw_locale("zh-CN")
+    assert vp["options"]["maxZoom"] == OFFLINE_MAX_ZOOM == 12 and vp["bounds"] == [[40.5, 109.7], [40.7, 109.9]]
+    zh, en = draw_strings("zh-CN"), draw_strings("en")
+    assert zh["draw"]["toolbar"]["buttons"]["rectangle"] == "画矩形"
+    assert en["draw"]["toolbar"]["buttons"]["rectangle"] == "Draw a rectangle"
+    assert json.loads(getattr(el, "data-sitroom-drawlocal")) == zh

@@ -88,6 +88,14 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
     browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     log_in(browser, demo_server, *ensure_user(demo_db.url, "planner"), next_path="/planner?lang=zh-CN")
     _wait(browser, lambda d: d.find_elements(By.ID, ids.PLANNER_RUN))
+    # Leaflet.draw speaks the page's language
+    polygon_tool = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))[0]
+    assert polygon_tool.get_attribute("title") == "画多边形"
+    # each radio button sits on the line of its label
+    for opt in browser.find_elements(By.CSS_SELECTOR, f"#{ids.PLANNER_SCOPE_KIND} label"):
+        box = opt.find_element(By.TAG_NAME, "input").rect
+        text_box = opt.find_element(By.CSS_SELECTOR, ".dash-options-list-option-text").rect
+        assert abs((box["y"] + box["height"] / 2) - (text_box["y"] + text_box["height"] / 2)) < 6, (box, text_box)
     _pick(browser, ids.PLANNER_PREFECTURE, "包头市")
     time.sleep(1.0)  # the county list follows the prefecture
     _pick(browser, ids.PLANNER_COUNTY, "昆都仑区")
@@ -99,6 +107,16 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
     assert len(hexes) > 10
     status = browser.find_element(By.ID, ids.PLANNER_STATUS).text
     assert status.startswith("完成")
+    time.sleep(1.5)  # the map flies to the county
+    from dashboards.tiles import OFFLINE_MAX_ZOOM
+
+    zoom = browser.execute_script(
+        "const m = document.querySelector('#%s'); return m && m._leaflet_map ? m._leaflet_map.getZoom() : null;"
+        % ids.PLANNER_MAP)
+    tiles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#%s img.leaflet-tile')).map(i => i.src);" % ids.PLANNER_MAP)
+    levels = {int(u.split("/")[-3]) for u in tiles if "/tiles/" in u}
+    assert levels and max(levels) <= OFFLINE_MAX_ZOOM, (zoom, sorted(levels))
     _shot(browser, "planner.png")
     browser.find_element(By.ID, ids.PLANNER_EXPORT_CSV).click()
     files = _wait(browser, lambda d: [p for p in downloads.glob("*.csv") if p.stat().st_size > 0], 60)
