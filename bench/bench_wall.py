@@ -233,10 +233,21 @@ def demo_screenshot(path: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
             s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
             load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
+        from layers import auth  # the wall signs in once as a display account, as the hall's browser does
+
+        with eng.begin() as c:
+            auth.add_user(c, "wall_display", "wall-display-demo", role="display", display_name="指挥大厅")
         eng.dispose()
         proc, base = _serve(url, Path(f"/tmp/sitroom-bench-wall-demo-{os.getpid()}.log"))
         driver = _browser()
-        driver.get(base + "/wall")
+        from selenium.webdriver.common.by import By
+
+        driver.get(base + "/login?next=/wall")
+        _wait(lambda: driver.find_elements(By.ID, "login-username"), timeout=60)
+        driver.find_element(By.ID, "login-username").send_keys("wall_display")
+        driver.find_element(By.ID, "login-password").send_keys("wall-display-demo")
+        driver.find_element(By.ID, "login-submit").click()
+        _wait(lambda: "/login" not in driver.current_url, timeout=60)
         _wait(lambda: _kpi(driver) not in ("", "—") and _hex_paths(driver) > 0, timeout=120)
         time.sleep(3.0)  # tiles and chart settle
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -318,7 +318,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             html.Label(defaults["labels"][name][lang], htmlFor=ids.leader_weight(name)),
             dcc.Slider(id=ids.leader_weight(name), min=0, max=top, step=0.05 if top <= 1 else 0.1,
                        value=defaults["values"][name], marks={0: "0", top: f"{top:g}"},
-                       tooltip={"placement": "bottom", "always_visible": True}, updatemode="mouseup"),
+                       tooltip={"placement": "bottom", "always_visible": False}, updatemode="mouseup"),
         ]))
     controls = html.Div(className="sr-ld-controls", children=[
         html.H1(t("leader.title", lang), className="sr-ld-title"),
@@ -346,7 +346,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             html.H2(t("leader.ranking", lang)),
             dcc.Loading(html.Div(id=ids.LEADER_RANKING, className="sr-ld-ranking")),
             dcc.Graph(id=ids.LEADER_TREND, config={"displayModeBar": False, "responsive": True},
-                      className="sr-ld-trend"),
+                      className="sr-ld-trend", style={"height": "17rem"}),
         ]),
     ])
 
