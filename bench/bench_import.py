@@ -27,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -34,17 +35,7 @@ from layers import imports
 
 
 def _scratch_urls() -> tuple[str, str]:
-    name = f"sitroom_bench_import_{os.getpid()}"
-    explicit = os.environ.get("SITROOM_DATABASE_URL")
-    if explicit:
-        u = make_url(explicit)
-        return u.set(database="postgres").render_as_string(hide_password=False), \
-            u.set(database=name).render_as_string(hide_password=False)
-    from layers import cluster
-    from layers.settings import get_settings
-
-    info = cluster.up(get_settings().state_dir)
-    return info.url_for("postgres"), info.url_for(name)
+    return scratch_urls("sitroom_bench_import")
 
 
 def make_frame(rows: int, seed: int) -> gpd.GeoDataFrame:

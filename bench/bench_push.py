@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -49,17 +50,7 @@ POLL_MS = 1000  # dashboards/pages/wall.py POLL_MS: the polling reference
 
 
 def _scratch() -> tuple[str, str]:
-    from layers import cluster
-    from layers.settings import get_settings
-
-    name = f"sitroom_bench_push_{os.getpid()}"
-    explicit = os.environ.get("SITROOM_DATABASE_URL")
-    if explicit:
-        u = make_url(explicit)
-        return (u.set(database="postgres").render_as_string(hide_password=False),
-                u.set(database=name).render_as_string(hide_password=False))
-    info = cluster.up(get_settings().state_dir)
-    return info.url_for("postgres"), info.url_for(name)
+    return scratch_urls("sitroom_bench_push")
 
 
 def _serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -37,17 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _scratch() -> tuple[str, str]:
-    from layers import cluster
-    from layers.settings import get_settings
-
-    name = f"sitroom_bench_sitrep_{os.getpid()}"
-    explicit = os.environ.get("SITROOM_DATABASE_URL")
-    if explicit:
-        u = make_url(explicit)
-        return (u.set(database="postgres").render_as_string(hide_password=False),
-                u.set(database=name).render_as_string(hide_password=False))
-    info = cluster.up(get_settings().state_dir)
-    return info.url_for("postgres"), info.url_for(name)
+    return scratch_urls("sitroom_bench_sitrep")
 
 
 def _stats(rows: list[dict[str, float]], key: str) -> str:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -46,17 +47,7 @@ SEV_P = [0.7, 0.2, 0.08, 0.02]
 
 
 def _scratch() -> tuple[str, str]:
-    from layers import cluster
-    from layers.settings import get_settings
-
-    name = f"sitroom_bench_wall_{os.getpid()}"
-    explicit = os.environ.get("SITROOM_DATABASE_URL")
-    if explicit:
-        u = make_url(explicit)
-        return (u.set(database="postgres").render_as_string(hide_password=False),
-                u.set(database=name).render_as_string(hide_password=False))
-    info = cluster.up(get_settings().state_dir)
-    return info.url_for("postgres"), info.url_for(name)
+    return scratch_urls("sitroom_bench_wall")
 
 
 def _rows(n: int, seed: int) -> dict[str, np.ndarray]:
