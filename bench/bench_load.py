@@ -25,16 +25,14 @@ for the whole machine.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
-import statistics
+import re
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 DB_NAME = "sitroom_bench_load"
 WALLS, ANALYSTS, FEED_PER_S = 50, 10, 20.0
+#: the snapshot's JSON starts with its version (read without parsing ~100 kB per answer in the load generator)
+_SNAP_VERSION = re.compile(rb'\{"version":(\d+)')
 
 
 class Stats:
@@ -152,10 +152,16 @@ def wall_client(base: str, headers: dict[str, str], stats: Stats, stop: threadin
         t0 = time.monotonic()
         r = _timed(stats, "wall version", s.get, f"{base}/api/v1/wall/version")
         if r is not None and r.ok:
-            v = json.dumps(r.json(), sort_keys=True)
-            if v != last:
-                _timed(stats, "wall snapshot", s.get, f"{base}/api/v1/wall/snapshot")
-                last = v
+            seen = r.json()
+            key = (seen["cursor"], seen["population"])  # what the wall page compares
+            if key != last:
+                snap = _timed(stats, "wall snapshot", s.get, f"{base}/api/v1/wall/snapshot")
+                last = key
+                if snap is not None and snap.ok:
+                    m = _SNAP_VERSION.match(snap.content[:64])
+                    got = int(m.group(1)) if m else -1
+                    stats.record("snapshot fresh", 0.0, None if got >= seen["version"] else
+                                 f"a snapshot of version {got} after the wall saw version {seen['version']}")
         stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
 
 
@@ -253,6 +259,10 @@ def report(stats: Stats, seconds: float) -> bool:
                   f"{max(xs) * 1000:>8.1f} {len(errs):>7}")
         for e in sorted(set(errs))[:5] if kind != "feed backlog" else []:
             print(f"    {kind} error: {e}")
+    fresh, stale = stats.times.get("snapshot fresh", []), stats.errors.get("snapshot fresh", [])
+    ok &= not stale
+    print(f"wall snapshots at least as new as the version the wall had seen: {len(fresh) - len(stale)} of {len(fresh)}"
+          + (f" (e.g. {stale[0]})" if stale else ""))
     return ok
 
 

@@ -272,7 +272,8 @@ class Hub:
                 try:
                     payload = json.loads(n.payload)
                     events.append(("change", {"layer": payload["layer"], "op": payload["op"],
-                                              "ids": [int(i) for i in payload["ids"]], "version": cur[0]}))
+                                              "ids": [int(i) for i in payload["ids"]], "version": cur[0],
+                                              "cursor": encode_cursor(cur)}))
                 except (ValueError, KeyError, TypeError):
                     log.warning("live: ignoring a malformed notification %r", n.payload[:200])
             self.publish(events, encode_cursor(prev), version=cur[0])

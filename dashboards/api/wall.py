@@ -1,12 +1,16 @@
 """Wall endpoints: the cheap data version the command-hall wall polls, and the whole wall picture in one JSON.
 
 Public (HTTP): ``GET /api/v1/wall/version``, ``GET /api/v1/wall/snapshot``.
-Public (Python): :func:`wall_version`, :func:`wall_snapshot` (the page's refresh callback calls it too; with
-``at`` it gives the picture as it was then, for replay).
+Public (Python): :func:`wall_version`, :func:`wall_snapshot` (with ``at`` it gives the picture as it was then,
+for replay), :func:`live_snapshot` (the shared, cached live picture: the snapshot endpoint and the page's refresh
+callback), :data:`SNAPSHOTS`.
 
-The wall polls ``/wall/version`` (one index probe) and re-fetches the heavy parts only when the version moves. The
+The wall polls ``/wall/version`` (one statement) and re-fetches the heavy parts only when its ``cursor`` moves. The
 snapshot is small by construction (:mod:`layers.situation`): H3 aggregates instead of points, simplified hazard
-polygons, capped lists.
+polygons, capped lists. The live snapshot is computed once for all the screens of a server process
+(:class:`dashboards.api.coalesce.Coalescer`): every screen gets a picture at least as new as the store was when it
+asked, and under a continuous stream of changes a process draws each picture at most every
+:data:`SNAPSHOT_INTERVAL_S`, however many screens ask.
 """
 
 from __future__ import annotations
@@ -15,21 +19,32 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+from flask import Response
 
-from dashboards.api import db_engine
+from dashboards.api import db_engine, db_read
+from dashboards.api.coalesce import Coalescer, read_stamp
+from dashboards.api.errors import dumps
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import current_lang, vocab_label
 from geoops.h3cells import points_to_cells
-from layers import history, situation, sitrep
+from layers import history, sitrep, situation
 
 HEAT_MODES: tuple[str, ...] = ("incidents", "population")
 TICKER_ROWS = 20
+#: least time between two computations of the same live picture in one process (the wall redraws once a second)
+SNAPSHOT_INTERVAL_S = 0.5
+#: a live picture is recomputed after this long even without changes (hazards expire, the hour turns)
+SNAPSHOT_MAX_AGE_S = 10.0
+#: the live pictures of this process, shared by every screen and request
+SNAPSHOTS = Coalescer(min_interval_s=SNAPSHOT_INTERVAL_S, max_age_s=SNAPSHOT_MAX_AGE_S)
 
 VERSION_REF = register_schema("WallVersion", {
     "type": "object",
-    "required": ["version", "time"],
+    "required": ["version", "cursor", "time"],
     "properties": {
         "version": {"type": "integer", "description": "max(feature_history.id): moves with every feature change"},
+        "cursor": {"type": "string", "description": "version-xmin: also moves when a change that took its version "
+                                                     "earlier commits late (compare this, not the version)"},
         "population": {"type": "string", "description": "newest population build ('' without population)"},
         "time": {"type": "string", "format": "date-time", "description": "server time"},
     },
@@ -37,9 +52,44 @@ VERSION_REF = register_schema("WallVersion", {
 
 
 def wall_version(conn: Any) -> dict[str, Any]:
-    """``{"version": int, "population": str, "time": ISO 8601}`` of the store behind ``conn``."""
-    return {"version": situation.data_version(conn), "population": situation.population_source_version(conn),
+    """``{"version": int, "cursor": str, "population": str, "time": ISO 8601}`` of the store behind ``conn``."""
+    stamp = read_stamp(conn)
+    return {"version": stamp.version, "cursor": stamp.cursor, "population": stamp.population,
             "time": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def _snapshot_key(zoom: float | None, bbox: list[float] | None, heat: str, lang: str) -> tuple[Any, ...]:
+    return (str(db_engine().url), None if zoom is None else round(float(zoom), 3),
+            None if bbox is None else tuple(round(float(x), 6) for x in bbox), heat, lang)
+
+
+def live_snapshot(*, zoom: float | None = None, bbox: list[float] | None = None,
+                  heat: Literal["incidents", "population"] = "incidents", lang: str | None = None,
+                  encoded: bool = False) -> Any:
+    """The live :func:`wall_snapshot` from the app's database, shared by every screen of this process.
+
+    The picture is at least as new as the store when this was called (:class:`~dashboards.api.coalesce.Stamp`), and
+    at most :data:`SNAPSHOT_MAX_AGE_S` old. With ``encoded`` the JSON body (bytes, encoded once per picture) is
+    returned instead of the dict.
+    """
+    lang = lang or current_lang()
+    key = _snapshot_key(zoom, bbox, heat, lang)
+
+    def compute() -> tuple[Any, dict[str, Any]]:
+        with db_engine().connect() as c:
+            stamp = read_stamp(c)
+            snap = wall_snapshot(c, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
+            return stamp, {**snap, "cursor": stamp.cursor}
+
+    with db_read() as conn:
+        asked = read_stamp(conn)
+    entry = SNAPSHOTS.entry(key, asked, compute)
+    if not encoded:
+        return entry.value
+    body = entry.derived.get("json")
+    if body is None:
+        body = entry.derived["json"] = dumps(entry.value).encode("utf-8")
+    return body
 
 
 def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | None = None,
@@ -144,7 +194,7 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
           summary="Data version of the store (cheap; the wall polls it and refetches only when it moves)",
           responses={200: ("The version", {"$ref": VERSION_REF})})
 def get_wall_version() -> dict[str, Any]:
-    with db_engine().connect() as conn:
+    with db_read() as conn:
         return wall_version(conn)
 
 
@@ -161,6 +211,6 @@ def get_wall_version() -> dict[str, Any]:
                     "what the hexes count"),
           ],
           responses={200: ("The wall picture", {"type": "object"})})
-def get_wall_snapshot(*, zoom: float, bbox: list[float] | None, heat: str) -> dict[str, Any]:
-    with db_engine().connect() as conn:
-        return wall_snapshot(conn, zoom=zoom, bbox=bbox, heat=heat)  # type: ignore[arg-type]
+def get_wall_snapshot(*, zoom: float, bbox: list[float] | None, heat: str) -> Response:
+    body = live_snapshot(zoom=zoom, bbox=bbox, heat=heat, encoded=True)  # type: ignore[arg-type]
+    return Response(body, mimetype="application/json")

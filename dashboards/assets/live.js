@@ -3,7 +3,8 @@
    Every element with a `data-sitroom-live` attribute ({"store": id, "url": ...}) gets ONE EventSource on
    /api/v1/events; what arrives is written (after 50 ms, at most every 500 ms in a burst) to the dcc.Store `store` with
    dash_clientside.set_props, as
-     {seq, full: bool, changes: [{layer, op, ids, version}], layers: [...], version, connected: bool, t: ms}
+     {seq, full: bool, changes: [{layer, op, ids, version}], layers: [...], version, cursor, connected: bool, t: ms}
+   (`cursor` is the store's "version-xmin" after the newest change, as /api/v1/wall/version gives it).
    `full` means "refetch everything" (first connect, resync, database back). The browser resumes after a network
    error by itself (Last-Event-ID); after an HTTP error (503: too many streams) or 40 s of silence this code reopens
    the stream with ?last_event_id= and a growing pause (1 s .. 15 s). When the element leaves the page, the stream
@@ -24,10 +25,13 @@
                                                                      version: e.version}));
     const full = evs.some(e => e.kind === "hello" || e.kind === "resync" || (e.kind === "status" && e.db));
     let version = null;
-    evs.forEach(e => { if (typeof e.version === "number") { version = Math.max(version || 0, e.version); } });
+    let cursor = null;
+    evs.forEach(e => {
+      if (typeof e.version === "number" && e.version >= (version || 0)) { version = e.version; cursor = e.cursor || null; }
+    });
     s.seq += 1;
     const data = {seq: s.seq, full: full, changes: changes, layers: [...new Set(changes.map(c => c.layer))],
-                  version: version, connected: s.connected, db: s.db, t: Date.now()};
+                  version: version, cursor: cursor, connected: s.connected, db: s.db, t: Date.now()};
     window.dash_clientside.set_props(s.cfg.store, {data: data});
   }
 

@@ -7,7 +7,7 @@ Drop ``live_source("wall")`` into a layout and react to ``Input(live_id("wall"),
 after errors; no Dash callback to register, so the piece works in any page and any app). The store's data::
 
     {"seq": int, "full": bool, "changes": [{"layer", "op", "ids", "version"}], "layers": [...],
-     "version": int | None, "connected": bool, "db": bool | None, "t": ms since epoch}
+     "version": int | None, "cursor": str | None, "connected": bool, "db": bool | None, "t": ms since epoch}
 
 ``full`` means "refetch everything" (first connect, a resync, or the database is back); otherwise fetch only what
 ``changes`` names. ``connected`` False means the server cannot be reached (show a "connection lost" banner; the

@@ -37,11 +37,17 @@ from dash.exceptions import PreventUpdate
 from dashboards import ids
 from dashboards.api import API_PREFIX, db_engine
 from dashboards.api.errors import classify
-from dashboards.api.wall import wall_snapshot
+from dashboards.api.wall import live_snapshot, wall_snapshot
 from dashboards.components.basemap import base_map
 from dashboards.components.live import live_id, live_source
-from dashboards.components.replay import (register_replay, register_report_link, replay_badge, replay_controls,
-                                          replay_id, replay_time)
+from dashboards.components.replay import (
+    register_replay,
+    register_report_link,
+    replay_badge,
+    replay_controls,
+    replay_id,
+    replay_time,
+)
 from dashboards.components.sitrep_button import sitrep_button
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 
@@ -183,7 +189,7 @@ dash.clientside_callback(
             && !(live.layers || []).some(l => txt.layers.indexOf(l) >= 0)) {
           st.skipped += 1;
           if (!W.dirty && !W.inFlight && prev.ok === true && typeof live.version === "number") {
-            W.seenKey = String(live.version) + "|" + String(prev.version || "").split("|")[1];
+            W.seenKey = String(live.cursor || live.version) + "|" + String(prev.version || "").split("|")[1];
           }
           return [nu, nu, nu, nu];
         }
@@ -217,7 +223,7 @@ dash.clientside_callback(
           if (prev.ok === false) { return [nu, banner, nu, nu]; }
           return [Object.assign({}, prev, {ok: false}), banner, "sr-wall-banner", nu];
         }
-        const key = String(v.version) + "|" + String(v.population || "");
+        const key = String(v.cursor || v.version) + "|" + String(v.population || "");
         const stale = (now - (prev.last_full || 0)) > txt.full_refresh_s * 1000;
         const asof = W.hhmm(now, txt, true);
         W.lastOk = now;
@@ -441,9 +447,12 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
     lang = current_lang()
     heat = heat if heat in ("incidents", "population") else "incidents"
     try:
-        with db_engine().connect() as conn:
-            snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
-                                 at=at)
+        if at is None:  # the live picture, shared with every other screen of this process
+            snap = live_snapshot(zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
+        else:
+            with db_engine().connect() as conn:
+                snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
+                                     at=at)
     except Exception as e:
         if classify(e)[0] == 503:
             raise PreventUpdate from None  # the poll shows "connection lost"; the last picture stays
@@ -478,5 +487,14 @@ def _triggered() -> set[str]:
         return set()
 
 
-__all__ = ["layout", "refresh", "hourly_figure", "hex_classes", "hex_layers", "hazard_layers",
-           "annotation_layers", "ticker_items", "legend"]
+__all__ = [
+    "annotation_layers",
+    "hazard_layers",
+    "hex_classes",
+    "hex_layers",
+    "hourly_figure",
+    "layout",
+    "legend",
+    "refresh",
+    "ticker_items",
+]
