@@ -41,7 +41,7 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, redirect, request, session
 
-from dashboards.api import API_PREFIX, db_engine
+from dashboards.api import API_PREFIX, db_engine, db_read
 from dashboards.api import settings as current_settings
 from dashboards.api.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
@@ -278,7 +278,7 @@ def _before_request() -> Response | None:
     principal: Principal | None = None
     if token is not None:
         try:
-            with db_engine().begin() as conn:
+            with db_read() as conn:  # one statement: look up and touch
                 principal = store_auth.verify_token(conn, token)
         except store_auth.AuthError:
             return _deny(401, "unauthorized", "unknown or revoked API token")

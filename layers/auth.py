@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -34,7 +35,7 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from layers.errors import NotFoundError, RowError, StoreError, ValidationError
@@ -253,6 +254,24 @@ def list_tokens(conn: Conn, *, include_revoked: bool = True) -> list[dict[str, A
     return [dict(r) for r in conn.execute(q).mappings().all()]
 
 
+@functools.cache
+def _token_stmt() -> Any:
+    return select(ApiToken.__table__).where(ApiToken.token_hash == bindparam("hash"))
+
+
+@functools.cache
+def _token_touch_stmt() -> Any:
+    """One statement (one round trip, atomic on an autocommit connection): the token's row as it was, and a touch
+    of ``last_used_at`` when the token is live and was last used more than a minute ago. Built once: the request
+    path checks a token on every call."""
+    hit = _token_stmt().cte("hit")
+    touched = (update(ApiToken).where(
+        ApiToken.id == hit.c.id, hit.c.revoked_at.is_(None),
+        (hit.c.last_used_at.is_(None)) | (hit.c.last_used_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 1)))
+        .values(last_used_at=func.now()).returning(ApiToken.id).cte("touched"))
+    return select(hit, select(func.count()).select_from(touched).scalar_subquery().label("touched"))
+
+
 def verify_token(conn: Conn, token: str, *, touch: bool = True) -> Principal:
     """The live token whose secret is ``token``; records ``last_used_at`` (at most once a minute).
 
@@ -263,14 +282,10 @@ def verify_token(conn: Conn, token: str, *, touch: bool = True) -> Principal:
     """
     if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise AuthError("unknown or revoked token")
-    row = conn.execute(select(ApiToken.__table__).where(ApiToken.token_hash == token_hash(token))).one_or_none()
+    stmt = _token_touch_stmt() if touch else _token_stmt()
+    row = conn.execute(stmt, {"hash": token_hash(token)}).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthError("unknown or revoked token")
-    if touch:
-        conn.execute(update(ApiToken).where(
-            ApiToken.id == row.id,
-            (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 1)))
-            .values(last_used_at=func.now()))
     return Principal(kind="token", name=row.name, layers=tuple(row.layers), access=row.access, id=row.id)
 
 

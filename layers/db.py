@@ -31,7 +31,9 @@ def database_url(settings: Settings | None = None) -> str:
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL for the life of the process (pool pre-ping: survives a database restart)."""
     # connect_timeout: an unreachable database fails fast (the wall shows its banner) instead of hanging on TCP
-    return create_engine(url or database_url(), pool_pre_ping=True, pool_size=5, max_overflow=10,
+    # pool_size covers a gunicorn worker's threads (8) plus its live listener and a shared computation: connections
+    # beyond pool_size are closed when returned, and a new PostgreSQL backend costs milliseconds of CPU (fork, PostGIS)
+    return create_engine(url or database_url(), pool_pre_ping=True, pool_size=12, max_overflow=12,
                          pool_recycle=1800, connect_args={"connect_timeout": 5})
 
 

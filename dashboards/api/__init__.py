@@ -1,7 +1,7 @@
 """The HTTP API frame: the ``/api/v1`` blueprint, database access for views and callbacks, and the health check.
 
 Public: :data:`ENDPOINT_MODULES`, :func:`create_blueprint`, :func:`db_engine`, :func:`settings`,
-:func:`json_response` (re-exported from :mod:`dashboards.api.errors`), :func:`current_user_name`.
+:func:`db_read`, :func:`json_response` (re-exported from :mod:`dashboards.api.errors`), :func:`current_user_name`.
 
 An endpoint module declares its views with :func:`dashboards.api.openapi.endpoint`; list it in
 :data:`ENDPOINT_MODULES` and :func:`create_blueprint` routes it, documents it in ``/api/v1/openapi.json`` and maps its
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, has_app_context
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from werkzeug.exceptions import NotFound
 
 from dashboards.api.errors import error_body, json_response, register_error_handlers
@@ -38,7 +38,7 @@ ENDPOINT_MODULES: tuple[str, ...] = (
     "dashboards.live",
 )
 
-__all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "settings", "json_response", "API_PREFIX",
+__all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "db_read", "settings", "json_response", "API_PREFIX",
            "current_user_name"]
 
 
@@ -60,6 +60,17 @@ def settings() -> Settings:
 
 
 _resolved_urls: dict[tuple[str | None, str], str] = {}
+
+
+def db_read() -> Connection:
+    """A pooled connection in autocommit mode, for reads of one or a few statements (``with db_read() as conn:``).
+
+    It saves the BEGIN and ROLLBACK round trips of :func:`db_engine` ``().connect()``; each statement sees the data
+    committed when it starts, as in a READ COMMITTED transaction, and a single statement that writes is atomic on its
+    own. Anything that writes with more than one statement takes ``db_engine().begin()``; ``SET LOCAL`` /
+    ``set_config(..., true)`` last one statement here.
+    """
+    return db_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def db_engine() -> Engine:
@@ -114,7 +125,7 @@ def health() -> Any:
     started = time.perf_counter()
     body: dict[str, Any] = {"time": datetime.now(UTC).isoformat(timespec="seconds")}
     try:
-        with db_engine().connect() as conn:
+        with db_read() as conn:
             info = database_status(conn)
         body.update(status="ok", db=True, db_latency_ms=round((time.perf_counter() - started) * 1000, 2), **info)
         return body
