@@ -381,6 +381,8 @@ def to_vocab_keys(vocab: str, values: Sequence[object] | pd.Series) -> pd.Series
     ['red', 'blue', 'orange', nan, nan]
     """
     s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values.astype(object)
+    if s.map(lambda v: isinstance(v, (dict, list))).any():  # a JSON object or array is refused as its text
+        s = s.map(lambda v: str(v) if isinstance(v, (dict, list)) else v)
     lookup = vocab_lookup(vocab)
     uniq = pd.unique(s[s.notna()])
     table = {u: lookup.get(normalize_name(_value_text(u))) for u in uniq}

@@ -14,6 +14,7 @@ no duplicates. ``docs/import.md`` is the user's documentation of the column mapp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -31,8 +32,21 @@ import pandas as pd
 import pyogrio
 import shapely
 from pyproj import CRS
-from sqlalchemy import (Column, Connection, MetaData, String, Table, delete, func, literal, literal_column, not_,
-                        select, text, tuple_)
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    literal,
+    literal_column,
+    not_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -491,7 +505,42 @@ def _as_text(s: pd.Series) -> pd.Series:
             return str(int(v))
         t = str(v).strip()
         return t or None
-    return s.astype(object).map(one)
+    out = s.astype(object).map(one)  # pandas 3 infers a string dtype here, with NaN for None: back to None
+    return out.astype(object).where(out.notna(), None)
+
+
+@functools.cache
+def text_limits(layer: str) -> dict[str, int]:
+    """The text columns of ``layer`` with a length limit in the store (``varchar(n)``): column -> n.
+
+    >>> text_limits("incidents")["external_id"]
+    128
+    """
+    table = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    return {c.name: int(c.type.length) for c in table.c
+            if isinstance(c.type, String) and getattr(c.type, "length", None) and c.name != "source"}
+
+
+def datetime_value(v: object) -> pd.Timestamp | None:
+    """One input value as a UTC time, or None when it is not one.
+
+    Text and datetimes are read by ``pd.Timestamp``; a time without a zone is Beijing time. Numbers are refused
+    (pandas would read them as nanoseconds since 1970), and so is anything pandas cannot hold in nanoseconds
+    (before 1677 or after 2262), a local time that does not exist, and whatever makes pandas itself fail.
+
+    >>> datetime_value("2024-07-01 08:30"), datetime_value(1720000000), datetime_value("1,200")
+    (Timestamp('2024-07-01 00:30:00+0000', tz='UTC'), None, None)
+    """
+    if v is None or isinstance(v, (bool, int, float, np.number)) or (isinstance(v, str) and not v.strip()):
+        return None
+    try:
+        t = pd.Timestamp(v)  # type: ignore[arg-type]
+        if t is pd.NaT:
+            return None
+        t = (t.tz_localize(LOCAL_TZ) if t.tzinfo is None else t).tz_convert("UTC")
+        return t.as_unit("ns")  # out of the nanosecond range raises here
+    except Exception:  # noqa: BLE001 - pandas raises many kinds (and asserts) on odd text: not a time
+        return None
 
 
 def _parse_datetimes(s: pd.Series) -> pd.Series:
@@ -501,15 +550,9 @@ def _parse_datetimes(s: pd.Series) -> pd.Series:
         return s.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     for i, v in s.items():
-        if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
-            continue
-        try:
-            t = pd.Timestamp(v)
-        except (ValueError, TypeError):
-            continue
-        if t is pd.NaT:
-            continue
-        out[i] = (t.tz_localize(LOCAL_TZ) if t.tzinfo is None else t).tz_convert("UTC")
+        t = datetime_value(v)
+        if t is not None:
+            out[i] = t
     return out
 
 
@@ -621,9 +664,13 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
             out[col] = t
         else:
             txt = _as_text(raw)
+            limit = text_limits(layer).get(col)
+            if limit is not None:
+                for i in np.flatnonzero(txt.map(lambda v, n=limit: v is not None and len(v) > n).to_numpy(bool)):
+                    add(i, col, raw.iloc[i], f"at most {limit} characters")
             if col in s.patterns:
                 rx, what = s.patterns[col]
-                okp = txt.map(lambda v: v is None or re.fullmatch(rx, v) is not None)
+                okp = txt.map(lambda v, rx=rx: v is None or re.fullmatch(rx, v) is not None)
                 for i in np.flatnonzero(~okp.to_numpy(bool)):
                     add(i, col, raw.iloc[i], what)
             out[col] = txt

@@ -1,11 +1,12 @@
 """Feature writes for the HTTP API (feeds and other systems): create-or-update from GeoJSON, PATCH, soft DELETE.
 
-Public: :func:`features_frame`, :func:`write_features`, :func:`patch_feature`, :func:`delete_feature`,
+Public: :func:`feature_items`, :func:`features_frame`, :func:`write_features`, :func:`patch_feature`, :func:`delete_feature`,
 :class:`WriteResult`, :data:`PATCHABLE`, :data:`MAX_FEATURES`.
 
 The same checks as file imports (:func:`layers.imports.validate_frame`: vocabularies in English keys, zh-CN or en
 labels; integers; times; geometry type, validity, coordinate range and service area) and the same idempotent upsert
-by ``(source, external_id)`` (:func:`layers.imports.upsert_features`). A feature's ``external_id`` is its GeoJSON
+by ``(source, external_id)`` (:func:`layers.imports.upsert_features`; up to :data:`layers.records.MAX_RECORDS`
+features their pandas-free twins in :mod:`layers.records`). A feature's ``external_id`` is its GeoJSON
 ``id`` or its ``external_id``/``id`` property; without one it is a hash of geometry and name, so re-sending the same
 feature never duplicates it. Every call is one savepoint of the caller's transaction: one bad item rejects the whole
 request (each problem names the item's 0-based index in ``features`` as ``row``, and the field), and nothing of it
@@ -31,6 +32,7 @@ from layers import fieldmap
 from layers.errors import NotFoundError, RowError, ValidationError
 from layers.imports import upsert_features, validate_frame
 from layers.models import FEATURE_MODELS
+from layers.records import MAX_RECORDS, upsert_records, validate_records
 
 MAX_FEATURES = 10_000
 #: columns a PATCH may change, per layer (``properties`` is merged key by key; a null value removes a key)
@@ -70,21 +72,15 @@ def _check_layer(layer: str) -> None:
         raise NotFoundError(f"unknown layer {layer!r}; known layers: {', '.join(FEATURE_MODELS)}")
 
 
-def features_frame(body: Any) -> tuple[gpd.GeoDataFrame, list[RowError]]:
-    """A GeoJSON Feature or FeatureCollection as a frame (index = 0-based item index), and the items that cannot
-    be read at all (not a Feature, unreadable geometry).
+def feature_items(body: Any) -> tuple[list[dict[str, Any]], list[Any], list[RowError]]:
+    """The items of a GeoJSON Feature or FeatureCollection: property dicts (``external_id`` from the GeoJSON ``id``),
+    shapely geometries (None where missing or unreadable), and the items that cannot be read at all (not a Feature,
+    unreadable geometry).
 
     Raises
     ------
     ValidationError
         when the body is neither a Feature nor a FeatureCollection, or has more than :data:`MAX_FEATURES` items.
-
-    Examples
-    --------
-    >>> gdf, bad = features_frame({"type": "Feature", "id": "r1", "geometry": {"type": "Point",
-    ...     "coordinates": [111.7, 40.8]}, "properties": {"kind": "boat"}})
-    >>> gdf[["external_id", "kind"]].iloc[0].tolist(), gdf.geometry.iloc[0].wkt, bad
-    (['r1', 'boat'], 'POINT (111.7 40.8)', [])
     """
     if isinstance(body, Mapping) and body.get("type") == "FeatureCollection":
         items = body.get("features")
@@ -126,13 +122,31 @@ def features_frame(body: Any) -> tuple[gpd.GeoDataFrame, list[RowError]]:
             problems.append(RowError(i, "geometry", json.dumps(g, default=str)[:200],
                                      f"a GeoJSON geometry with lon/lat coordinates ({e})", _BODY))
             geoms.append(None)
-    frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(items))) if records else pd.DataFrame()
+    return records, geoms, problems
+
+
+def _frame(records: list[dict[str, Any]], geoms: list[Any]) -> gpd.GeoDataFrame:
+    frame = pd.DataFrame.from_records(records, index=pd.RangeIndex(len(records))) if records else pd.DataFrame()
     for c in frame.columns:  # nested values stay JSON values in properties
         if frame[c].map(lambda v: isinstance(v, (dict, list))).any():
             frame[c] = frame[c].astype(object)
-    gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.array(geoms, dtype=object), crs=4326,
-                                                          index=frame.index), crs=4326)
-    return gdf, problems
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.array(geoms, dtype=object), crs=4326,
+                                                           index=frame.index), crs=4326)
+
+
+def features_frame(body: Any) -> tuple[gpd.GeoDataFrame, list[RowError]]:
+    """A GeoJSON Feature or FeatureCollection as a frame (index = 0-based item index), and the items that cannot
+    be read at all (:func:`feature_items`).
+
+    Examples
+    --------
+    >>> gdf, bad = features_frame({"type": "Feature", "id": "r1", "geometry": {"type": "Point",
+    ...     "coordinates": [111.7, 40.8]}, "properties": {"kind": "boat"}})
+    >>> gdf[["external_id", "kind"]].iloc[0].tolist(), gdf.geometry.iloc[0].wkt, bad
+    (['r1', 'boat'], 'POINT (111.7 40.8)', [])
+    """
+    records, geoms, problems = feature_items(body)
+    return _frame(records, geoms), problems
 
 
 def write_features(conn: Session | Connection, layer: str, body: Any, *, source: str = "api",
@@ -167,24 +181,32 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
     if not source or len(source) > 64:
         raise ValidationError([RowError(None, "source", source, "1 to 64 characters", _BODY)],
                               message="bad source; nothing was written")
-    gdf, problems = features_frame(body)
+    records, geoms, problems = feature_items(body)
     not_features = {p.row for p in problems if p.field == "type"}  # say why once, not every missing field
     no_geometry = {p.row for p in problems if p.field == "geometry"}
-    clean, vproblems, notes = validate_frame(layer, gdf, file=_BODY)
+    small = len(records) <= MAX_RECORDS  # a feed's single feature: no pandas, one statement (layers.records)
+    if small:
+        rows, vproblems, notes, present = validate_records(layer, records, geoms, file=_BODY)
+    else:
+        clean, vproblems, notes = validate_frame(layer, _frame(records, geoms), file=_BODY)
     problems += [p for p in vproblems if p.row not in not_features
                  and not (p.row in no_geometry and p.field == "geometry")]
     if problems:
         problems.sort(key=lambda p: (p.row if p.row is not None else -1))
         n_bad = len({p.row for p in problems})
-        raise ValidationError(problems, message=f"{n_bad} of {len(gdf)} features invalid (row = index in "
+        raise ValidationError(problems, message=f"{n_bad} of {len(records)} features invalid (row = index in "
                                                 "features); nothing was written")
     result = WriteResult(layer=layer, source=source, notes=notes)
-    if clean.empty:
+    if not records:
         return result
     model = FEATURE_MODELS[layer]
     with conn.begin_nested():
-        counts = upsert_features(conn, layer, clean, source=source, user=user)
-        ext = clean["external_id"].tolist()
+        if small:
+            counts = upsert_records(conn, layer, rows, present=present, source=source, user=user)
+            ext = [r["external_id"] for r in rows]
+        else:
+            counts = upsert_features(conn, layer, clean, source=source, user=user)
+            ext = clean["external_id"].tolist()
         ids = dict(_connection(conn).execute(select(model.external_id, model.id).where(
             model.source == source, model.external_id.in_(ext))).all())
     result.inserted, result.updated, result.unchanged = counts.inserted, counts.updated, counts.unchanged
