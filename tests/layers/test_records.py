@@ -84,7 +84,8 @@ def _plain(v: Any) -> Any:
 
 
 def _props(text_: str) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in json.loads(text_).items() if v is not None}
+    plain = {k: _plain(v) for k, v in json.loads(text_).items()}
+    return {k: v for k, v in plain.items() if v is not None}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,6 +100,7 @@ def test_validation_matches_the_file_import_path(case: tuple[str, list[dict[str,
     assert len(clean) == len(frame_clean)
     columns = [c for c in fieldmap.spec(layer).columns]
     for mine, (_, theirs) in zip(clean, frame_clean.iterrows(), strict=True):
+        json.loads(mine["properties"], parse_constant=lambda c: pytest.fail(f"{c} in {mine['properties']}"))
         assert mine["row"] == theirs["row"]
         assert {c: _plain(mine[c]) for c in columns} == {c: _plain(theirs[c]) for c in columns}
         assert shapely.equals_exact(mine["geometry"], theirs["geometry"], 0)
