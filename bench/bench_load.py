@@ -122,9 +122,11 @@ def prepare(url: str | None) -> tuple[str, str, list[tuple[float, float]]]:
     return url, secret, pts
 
 
-def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, log: Path, workers: int | None = None) -> subprocess.Popen[bytes]:
     exe = Path(sys.executable).with_name("sitroom")
     cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
     env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as f:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -314,11 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", default=None, help="SQLAlchemy URL of the database (default: the bench database)")
     ap.add_argument("--walls", type=int, default=WALLS)
     ap.add_argument("--analysts", type=int, default=ANALYSTS)
+    ap.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: sitroom serve's)")
     args = ap.parse_args(argv)
     url, secret, pts = prepare(args.url)
     port = _free_port()
     log = Path("/tmp") / f"sitroom-bench-load-{port}.log"
-    proc = start_server(url, port, log)
+    proc = start_server(url, port, log, args.workers)
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {secret}"}
     source = f"loadtest-{os.getpid()}-{int(time.time())}"
