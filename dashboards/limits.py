@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
 from sqlalchemy.pool import Pool
 
 from dashboards.api.errors import ApiError, error_response
@@ -153,14 +153,17 @@ def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         return
     if record.info.get(_FLAG) == ms:
         return
-    cur = dbapi_connection.cursor()
     try:
-        # SET cannot take a bind parameter; ms is an int we computed
-        cur.execute(f"SET statement_timeout = {int(ms or 0)}")
-    finally:
-        cur.close()
-    if getattr(dbapi_connection, "autocommit", True) is False:
-        dbapi_connection.commit()  # keep the setting out of the transaction the caller will begin
+        cur = dbapi_connection.cursor()
+        try:
+            # SET cannot take a bind parameter; ms is an int we computed
+            cur.execute(f"SET statement_timeout = {int(ms or 0)}")
+        finally:
+            cur.close()
+        if getattr(dbapi_connection, "autocommit", True) is False:
+            dbapi_connection.commit()  # keep the setting out of the transaction the caller will begin
+    except Exception as e:  # noqa: BLE001 - a dead pooled connection: the pool replaces it
+        raise DisconnectionError(f"pooled connection is dead: {e}") from e
     record.info[_FLAG] = ms
 
 
