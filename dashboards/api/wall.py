@@ -31,8 +31,9 @@ from layers import history, sitrep, situation
 
 HEAT_MODES: tuple[str, ...] = ("incidents", "population")
 TICKER_ROWS = 20
-#: least time between two computations of the same live picture in one process (the wall redraws once a second)
-SNAPSHOT_INTERVAL_S = 0.5
+#: least time between two computations of the same live picture in one process: the wall redraws at most once a
+#: second, and under a 20/s feed each computation is ~0.1 s of CPU per process (measured with bench.bench_load)
+SNAPSHOT_INTERVAL_S = 1.0
 #: a live picture is recomputed after this long even without changes (hazards expire, the hour turns)
 SNAPSHOT_MAX_AGE_S = 10.0
 #: the live pictures of this process, shared by every screen and request
