@@ -8,10 +8,12 @@ How it stays live
 A clientside callback asks ``GET /api/v1/wall/version`` through ONE JavaScript function,
 ``window.sitroomWall.fetchVersion``: at once when the live push (``dashboards/components/live.py``, server-sent
 events) announces a committed change, every :data:`PUSH_SAFETY_S` seconds while the push is up, and every second
-while it is not (the poll is the fallback). Only when the version
-moves (or after a reconnect, or once a minute for hazards that expire with time) does it bump the ``refresh`` counter
-of the status store, and only that triggers :func:`refresh`, the server callback that redraws KPIs, ticker, chart and
-map layers from :func:`dashboards.api.wall.wall_snapshot`. A failed poll never throws: it shows "connection lost,
+while it is not (the poll is the fallback). Only when the store's ``cursor`` (version and oldest running
+transaction: a change that commits late moves it too) moves (or after a reconnect, or once a minute for hazards that
+expire with time) does it bump the ``refresh`` counter of the status store, and only that triggers :func:`refresh`,
+the server callback that redraws KPIs, ticker, chart and map layers from
+:func:`dashboards.api.wall.live_snapshot`: one picture per server process shared by every screen, at least as new as
+the store when the screen asked. A failed poll never throws: it shows "connection lost,
 last update HH:MM" and the next successful poll hides it and refreshes. :func:`refresh` itself answers "no update"
 when the database is unreachable, so the last picture stays on screen.
 
@@ -24,6 +26,7 @@ checks, redraws, skipped and held pushes (tests, benchmarks).
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -473,8 +476,11 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
         hazard_layers(snap["hazards"], lang),
         annotation_layers(snap["annotations"], lang),
         legend(bounds_, heat, lang),
+        # "redraw" makes every landing a new value: an unchanged one would not fire the "landed" callback, and the
+        # next redraw would wait REDRAW_TIMEOUT_S (two redraws can draw the same shared picture)
         {"version": snap["version"], "hexes": len(snap["hexes"]["features"]), "res": snap["hexes"]["res"],
-         "heat": heat, "time": snap["time"], "replay": None if at is None else snap["time"]},
+         "heat": heat, "time": snap["time"], "replay": None if at is None else snap["time"],
+         "redraw": (status or {}).get("refresh"), "drawn_at": time.time()},
         *replay_badge(at, lang),
     )
 
