@@ -3,7 +3,8 @@ in one transaction with COPY.
 
 Public: :func:`import_file`, :func:`read_features`, :func:`validate_frame`, :func:`upsert_features`,
 :func:`check_upload`, :func:`guess_crs_hint`, :class:`ImportReport`, :class:`UpsertCounts`,
-:class:`UploadTooLargeError`, :data:`SUPPORTED_SUFFIXES`.
+:class:`UploadTooLargeError`, :data:`SUPPORTED_SUFFIXES`, :func:`upsert_counts`, :func:`refused`, :func:`datetime_value`,
+:func:`text_limits`.
 
 Formats (read by GDAL through pyogrio): GeoJSON, GeoPackage, zipped Shapefile (``.zip``), KML, and CSV with
 lon/lat (or WKT) columns. Nothing is written unless every row is valid, or ``skip_invalid`` is set, in which
@@ -744,6 +745,33 @@ def _connection(conn: Session | Connection) -> Connection:
     return conn.connection() if isinstance(conn, Session) else conn
 
 
+def upsert_counts(ins: Any, target: Table, update_cols: list[str], compare: list[str]) -> Any:
+    """``ins`` (an ``INSERT ... SELECT`` into ``target``) made an upsert by ``(source, external_id)``, counted: a
+    conflicting row takes the ``update_cols`` (``properties`` merged, ``deleted_at`` cleared, ``updated_by``) unless
+    it is identical in the ``compare`` columns, geometry and properties. Returns ``SELECT inserted, updated``."""
+    exc = ins.excluded
+    set_ = {k: exc[k] for k in update_cols if k != "properties"}
+    set_["properties"] = target.c.properties.op("||")(exc.properties)
+    set_["deleted_at"] = None
+    set_["updated_by"] = exc.updated_by
+    changed = (target.c.deleted_at.isnot(None)
+               | tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_distinct_from(
+                   tuple_(*[exc[k] for k in compare], func.ST_AsEWKB(exc.geom)))
+               | not_(target.c.properties.op("@>", is_comparison=True)(exc.properties)))
+    up = ins.on_conflict_do_update(index_elements=["source", "external_id"], set_=set_, where=changed) \
+        .returning(literal_column("(xmax = 0)").label("inserted")).cte("up")
+    return select(func.count().filter(up.c.inserted), func.count().filter(not_(up.c.inserted)))
+
+
+def refused(e: IntegrityError) -> ValidationError:
+    """The :class:`ValidationError` for a row the database refused (a unique value another source already uses)."""
+    detail = getattr(e.orig, "diag", None)
+    msg = (detail.message_detail or detail.message_primary) if detail else str(e.orig)
+    return ValidationError([RowError(None, getattr(detail, "constraint_name", None), msg,
+                                     "values unique across sources (e.g. one adcode per region)")],
+                           message="the database refused the rows; nothing was written")
+
+
 def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFrame, *, source: str,
                     user: str = "system") -> UpsertCounts:
     """Write validated rows (the ``clean`` frame of :func:`validate_frame`) into ``layer``: COPY into a temporary
@@ -816,27 +844,12 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
             [*cols, "source", "updated_by"],
             select(*select_cols, literal(source, String(64)).label("source"),
                    literal(user, String(64)).label("updated_by")))
-        exc = ins.excluded
-        set_ = {k: exc[k] for k in update_cols if k != "properties"}
-        set_["properties"] = target.c.properties.op("||")(exc.properties)
-        set_["deleted_at"] = None
-        set_["updated_by"] = exc.updated_by
-        changed = (target.c.deleted_at.isnot(None)
-                   | tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_distinct_from(
-                       tuple_(*[exc[k] for k in compare], func.ST_AsEWKB(exc.geom)))
-                   | not_(target.c.properties.op("@>", is_comparison=True)(exc.properties)))
-        up = ins.on_conflict_do_update(index_elements=["source", "external_id"], set_=set_, where=changed) \
-            .returning(literal_column("(xmax = 0)").label("inserted")).cte("up")
-        stmt = select(func.count().filter(up.c.inserted), func.count().filter(not_(up.c.inserted)))
+        stmt = upsert_counts(ins, target, update_cols, compare)
         try:
             with conn.begin_nested():
                 ins_n, upd_n = c.execute(stmt).one()
         except IntegrityError as e:
-            detail = getattr(e.orig, "diag", None)
-            msg = (detail.message_detail or detail.message_primary) if detail else str(e.orig)
-            raise ValidationError([RowError(None, getattr(detail, "constraint_name", None), msg,
-                                            "values unique across sources (e.g. one adcode per region)")],
-                                  message="the database refused the rows; nothing was written") from None
+            raise refused(e) from None
         c.execute(text(f'DROP TABLE IF EXISTS "{stage.name}"'))
     return UpsertCounts(int(ins_n), int(upd_n), n - int(ins_n) - int(upd_n))
 

@@ -37,7 +37,6 @@ from sqlalchemy import (
     cast,
     func,
     literal,
-    literal_column,
     not_,
     select,
     tuple_,
@@ -48,8 +47,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from layers import fieldmap
-from layers.errors import RowError, ValidationError
-from layers.imports import UpsertCounts, _check_geometry, datetime_value, text_limits
+from layers.errors import RowError
+from layers.imports import UpsertCounts, _check_geometry, datetime_value, refused, text_limits, upsert_counts
 from layers.models import FEATURE_MODELS
 
 #: inputs up to this many features take this path (larger ones the pandas path, which is faster per row)
@@ -292,18 +291,7 @@ def _upsert_statement(layer: str, kept: frozenset[str]) -> Any:
         [*cols, "source", "updated_by"],
         select(*[sc[k] for k in cols], bindparam("source", type_=String(64)).label("source"),
                bindparam("user", type_=String(64)).label("updated_by")).where(not_(identical)))
-    exc = ins.excluded
-    set_ = {k: exc[k] for k in update_cols if k != "properties"}
-    set_["properties"] = target.c.properties.op("||")(exc.properties)
-    set_["deleted_at"] = None
-    set_["updated_by"] = exc.updated_by
-    changed = (target.c.deleted_at.isnot(None)
-               | tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_distinct_from(
-                   tuple_(*[exc[k] for k in compare], func.ST_AsEWKB(exc.geom)))
-               | not_(target.c.properties.op("@>", is_comparison=True)(exc.properties)))
-    up = ins.on_conflict_do_update(index_elements=["source", "external_id"], set_=set_, where=changed) \
-        .returning(literal_column("(xmax = 0)").label("inserted")).cte("up")
-    return select(func.count().filter(up.c.inserted), func.count().filter(not_(up.c.inserted)))
+    return upsert_counts(ins, target, update_cols, compare)
 
 
 _SET_USER = select(func.set_config("sitroom.user", bindparam("user", type_=Text), True))
@@ -343,11 +331,7 @@ def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mappi
     try:
         ins_n, upd_n = c.execute(_upsert_statement(layer, kept), params).one()
     except IntegrityError as e:
-        detail = getattr(e.orig, "diag", None)
-        msg = (detail.message_detail or detail.message_primary) if detail else str(e.orig)
-        raise ValidationError([RowError(None, getattr(detail, "constraint_name", None), msg,
-                                        "values unique across sources (e.g. one adcode per region)")],
-                              message="the database refused the rows; nothing was written") from None
+        raise refused(e) from None
     return UpsertCounts(int(ins_n), int(upd_n), len(clean) - int(ins_n) - int(upd_n))
 
 
