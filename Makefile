@@ -34,6 +34,7 @@ demo: install
 	$(BIN)/sitroom serve --host $(HOST) --port $(PORT)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -77,7 +77,7 @@ def greedy_nearest_first(data: dict, max_distance_m: float) -> float:
     left = data["pop"].astype(float).copy()
     room = data["free"].astype(float).copy()
     covered = 0.0
-    for a, b in zip(i[order].tolist(), j[order].tolist()):
+    for a, b in zip(i[order].tolist(), j[order].tolist(), strict=False):
         take = min(left[a], room[b])
         if take > 0:
             left[a] -= take
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"synthetic prefecture: {args.cells} cells, population {data['pop'].sum():,.0f}; "
           f"{args.shelters} shelters, {data['free'].sum():,.0f} free places; reach {args.reach:.0f} m")
 
-    def best(fn):  # noqa: ANN001, ANN202
+    def best(fn):
         times, out = [], None
         for _ in range(args.repeat):
             t = time.perf_counter()

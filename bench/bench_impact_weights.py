@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         cells, frac = zone_weights(zone, res=RES)
         pop_cells = np.unique(np.concatenate([cells, cells + 0]))
         pop = rng.gamma(0.6, 300.0, pop_cells.size)
-        fast = _p50(lambda: zone_weights(zone, res=RES), 15)
-        full = _p50(lambda: affected_population(*zone_weights(zone, res=RES), pop_cells, pop), 15)
+        fast = _p50(lambda zone=zone: zone_weights(zone, res=RES), 15)
+        full = _p50(lambda zone=zone, pop_cells=pop_cells, pop=pop:
+                    affected_population(*zone_weights(zone, res=RES), pop_cells, pop), 15)
         t = time.perf_counter()
         rc, rf = _naive(zone)
         naive = time.perf_counter() - t

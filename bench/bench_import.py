@@ -18,7 +18,6 @@ Target (issue 2): 100k points import "in seconds".
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +26,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench._scratch import scratch_urls
 from layers import imports
 
 
@@ -57,7 +56,7 @@ def write(gdf: gpd.GeoDataFrame, path: Path) -> None:
         gdf.to_file(path, driver={".gpkg": "GPKG", ".geojson": "GeoJSON"}[path.suffix])
 
 
-def raw_copy(engine, clean: gpd.GeoDataFrame) -> float:  # noqa: ANN001
+def raw_copy(engine, clean: gpd.GeoDataFrame) -> float:
     """Reference: COPY the already-prepared rows into a plain table (no indexes, no triggers)."""
     hexes = shapely.to_wkb(shapely.set_srid(np.asarray(clean.geometry.values), 4326), hex=True,
                            include_srid=True).tolist()

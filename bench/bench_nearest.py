@@ -34,7 +34,7 @@ def brute_force(
     m = c_lon.size
     idx = np.empty((q_lon.size, k), dtype=np.int64)
     dist = np.empty((q_lon.size, k))
-    for i, (x, y) in enumerate(zip(q_lon, q_lat)):
+    for i, (x, y) in enumerate(zip(q_lon, q_lat, strict=False)):
         _, _, d = _GEOD.inv(np.full(m, x), np.full(m, y), c_lon, c_lat)
         part = np.argpartition(d, k)[: k + 1] if m > k + 1 else np.arange(m)
         order = part[np.lexsort((part, d[part]))][:k]
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     tree = cKDTree(np.column_stack([c_lon, c_lat]))
     _, planar = tree.query(np.column_stack([q_lon, q_lat]), k=args.k, workers=-1)
     planar = np.asarray(planar).reshape(args.queries, args.k)
-    wrong_set = np.mean([set(a) != set(b) for a, b in zip(planar[:20_000], idx[:20_000])])
+    wrong_set = np.mean([set(a) != set(b) for a, b in zip(planar[:20_000], idx[:20_000], strict=False)])
     wrong_order = np.mean((planar != idx).any(axis=1))
 
     print(f"{'method':<44}{'time s':>10}{'per query us':>14}")

@@ -37,9 +37,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-from bench._scratch import scratch_urls
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from bench._scratch import scratch_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     rr, cc = rng.integers(0, nrows, n), rng.integers(0, ncols, n)
     lon, lat = west + (cc + 0.5) * PX, north - (rr + 0.5) * PX
     t1 = time.perf_counter()
-    ref = np.array([h3i.latlng_to_cell(y, x, RES) for y, x in zip(lat.tolist(), lon.tolist())], dtype=np.int64)
+    _ref = np.array([h3i.latlng_to_cell(y, x, RES) for y, x in zip(lat.tolist(), lon.tolist(), strict=False)], dtype=np.int64)
     ref_rate = n / (time.perf_counter() - t1)
     # exactness spot check on a 60 x 400 window: per-pixel h3 sums == grid_to_cells sums
     win = np.where(data[:60, :400] == -99999.0, np.nan, data[:60, :400]).astype(np.float64)
     wc, ws = grid_to_cells(win, transform=(PX, 0.0, west, 0.0, -PX, north), crs="EPSG:4326", res=RES)
     r2, c2 = np.nonzero(~np.isnan(win))
     pc = np.array([h3i.latlng_to_cell(north - (i + 0.5) * PX, west + (j + 0.5) * PX, RES)
-                   for i, j in zip(r2.tolist(), c2.tolist())], dtype=np.int64)
+                   for i, j in zip(r2.tolist(), c2.tolist(), strict=False)], dtype=np.int64)
     u, inv = np.unique(pc, return_inverse=True)
     same = np.array_equal(u, wc) and np.allclose(np.bincount(inv, weights=win[r2, c2]), ws, rtol=1e-12)
     print(f"grid_to_cells : {fast / 1e6:6.1f} M px/s wall ({data.size / cpu / 1e6:.1f} M px/s per CPU-second), "

@@ -23,9 +23,9 @@ from flask import Flask, Response, request
 from dashboards import ids
 from dashboards.api import API_PREFIX, create_blueprint
 from dashboards.auth import install_auth, user_badge
+from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from dashboards.limits import install_limits
 from dashboards.tiles import tiles_bp
-from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from layers.settings import Settings, get_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -162,7 +162,7 @@ def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             cur.close()
         if getattr(dbapi_connection, "autocommit", True) is False:
             dbapi_connection.commit()  # keep the setting out of the transaction the caller will begin
-    except Exception as e:  # noqa: BLE001 - a dead pooled connection: the pool replaces it
+    except Exception as e:
         raise DisconnectionError(f"pooled connection is dead: {e}") from e
     record.info[_FLAG] = ms
 

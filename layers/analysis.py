@@ -43,7 +43,15 @@ from sqlalchemy.orm import Session
 from geoops.nearest import nearest_batch, rank
 from layers import vocab
 from layers.errors import NotFoundError, RowError, ValidationError
-from layers.models import AdminRegion, Hazard, PopulationCell, PopulationSource, ProtectionTarget, Resource, Shelter
+from layers.models import (
+    AdminRegion,
+    Hazard,
+    PopulationCell,
+    PopulationSource,
+    ProtectionTarget,
+    Resource,
+    Shelter,
+)
 
 __all__ = [
     "WARNING_WEIGHT",

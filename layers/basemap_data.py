@@ -69,7 +69,7 @@ class VectorLayer:
     tree: STRtree
 
     @classmethod
-    def of(cls, geoms: Sequence[Any] | np.ndarray) -> "VectorLayer":
+    def of(cls, geoms: Sequence[Any] | np.ndarray) -> VectorLayer:
         """Index ``geoms`` (empty geometries dropped)."""
         arr = np.asarray(geoms, dtype=object)
         arr = arr[~shapely.is_empty(arr)] if len(arr) else arr

@@ -74,7 +74,7 @@ class FeatureMixin:
     GEOGRAPHY_INDEX: bool = False
 
     @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
+    def __table_args__(cls) -> tuple[Any, ...]:
         t = cls.__tablename__  # type: ignore[attr-defined]
         args: list[Any] = [
             UniqueConstraint("source", "external_id", name=f"uq_{t}_source_external_id"),

@@ -185,7 +185,7 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
                     if re.fullmatch(rx, value) is None:
                         add(i, col, raw, what)
             out[i][col] = value
-    for i, row in enumerate(out):
+    for row in out:
         for col, default in s.defaults.items():
             if row[col] is None:
                 row[col] = default

@@ -56,7 +56,7 @@ SHELTER_ROWS = 15
 #: one statement per shadowed layer (table names from the constant tuple above, never from input)
 _SHADOW_SQL = {
     layer: text(
-        f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS "  # noqa: S608 - constant table names
+        f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS "
         f"SELECT (jsonb_populate_record(NULL::public.{layer}, h.row)).* FROM ("
         "SELECT DISTINCT ON (feature_id) op, row FROM public.feature_history "
         "WHERE layer = :layer AND changed_at <= :at ORDER BY feature_id, id DESC) h WHERE h.op <> 'purge'")

@@ -16,4 +16,4 @@ def test_notebook_runs(path: Path) -> None:
     namespace: dict[str, object] = {"__name__": "__notebook__"}
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), f"{path.name}[{i}]", "exec"), namespace)  # noqa: S102
+            exec(compile("".join(cell["source"]), f"{path.name}[{i}]", "exec"), namespace)

@@ -23,7 +23,7 @@ from shapely.geometry import Point, mapping
 from shapely.geometry.base import BaseGeometry
 
 from dashboards.api import db_engine, settings
-from dashboards.api.errors import ApiError, ParameterError, json_response
+from dashboards.api.errors import ParameterError, json_response
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import t
 from geoops import geodesic

@@ -64,7 +64,7 @@ def _time(name: str, raw: str | None) -> datetime | None:
               query("format", {"type": "string", "enum": list(FORMATS), "default": "pdf"}, "pdf or html"),
           ],
           responses={200: ("The report", {"type": "string", "format": "binary"}, "application/pdf")})
-def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:  # noqa: A002 - the query's name
+def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:
     when, start = _time("at", at), _time("since", since)
     try:
         out = generate(db_engine(), settings(), at=when, since=start, fmt=format,  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def get_situation(*, at: str | None, layers: list[str] | None) -> dict[str, Any]
               query("id", {"type": "integer", "minimum": 1}, "the feature id", required=True),
           ],
           responses={200: ("The feature's history", {"$ref": HISTORY_REF})})
-def get_feature_history(*, layer: str, id: int) -> dict[str, Any]:  # noqa: A002 - the query parameter's name
+def get_feature_history(*, layer: str, id: int) -> dict[str, Any]:
     with db_engine().connect() as conn:
         rows = history.feature_history(conn, layer, id)
     if not rows:

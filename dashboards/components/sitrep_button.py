@@ -21,8 +21,8 @@ from dashboards.i18n import current_lang, t
 SITREP_BUTTON_ID = "sitrep-button"
 
 
-def sitrep_button(*, id: str = SITREP_BUTTON_ID, lang: str | None = None,  # noqa: A002 - Dash's name for it
-                  at: datetime | None = None, fmt: str = "pdf", className: str = "sr-sitrep-button",  # noqa: N803
+def sitrep_button(*, id: str = SITREP_BUTTON_ID, lang: str | None = None,
+                  at: datetime | None = None, fmt: str = "pdf", className: str = "sr-sitrep-button",
                   style: dict[str, Any] | None = None) -> html.A:
     """A button-styled link to the situation report in ``lang`` (default: the request's language).
 

@@ -22,15 +22,22 @@ from dash.exceptions import PreventUpdate
 from shapely.geometry import mapping, shape
 
 from dashboards import ids
-from dashboards.api import db_engine, settings
 from dashboards.api import analysis as api_analysis
+from dashboards.api import db_engine, settings
 from dashboards.api.drawings import current_user, zone_circle
 from dashboards.api.errors import error_body
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
-from dashboards.components.replay import (register_replay, register_report_link, replay_badge, replay_controls,
-                                          replay_id, replay_situation, replay_time)
+from dashboards.components.replay import (
+    register_replay,
+    register_report_link,
+    replay_badge,
+    replay_controls,
+    replay_id,
+    replay_situation,
+    replay_time,
+)
 from dashboards.components.sitrep_button import sitrep_button
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import geodesic

@@ -265,7 +265,7 @@ def detail_layers(d: dict[str, Any] | None, lang: str) -> list[Any]:
         return []
     bounds = risk_classes(d["risk"].tolist())
     groups: list[list[dict[str, Any]]] = [[] for _ in CLASS_COLOURS]
-    for cell, v, g in zip(d["h3"].tolist(), d["risk"].tolist(), h3cells.cell_boundaries(d["h3"]), strict=True):
+    for _cell, v, g in zip(d["h3"].tolist(), d["risk"].tolist(), h3cells.cell_boundaries(d["h3"]), strict=True):
         ring = np.round(shapely.get_coordinates(g), 5).tolist()
         groups[_class_of(v, bounds)].append({"type": "Feature", "geometry": {"type": "Polygon",
                                                                             "coordinates": [ring]},

@@ -34,10 +34,10 @@ from shapely.geometry import mapping
 
 from dashboards import ids
 from dashboards.api import db_engine
+from dashboards.api import settings as current_settings
 from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
 from dashboards.api.errors import classify
 from dashboards.auth import allowed
-from dashboards.api import settings as current_settings
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
-from rasterio.windows import from_bounds
 from pyproj import Geod
+from rasterio.windows import from_bounds
 from shapely.geometry import LineString, Point, box, mapping, shape
 from sqlalchemy import text
 

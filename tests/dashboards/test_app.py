@@ -102,8 +102,9 @@ def test_health_is_200_with_schema_revision_when_the_database_is_up(db_url) -> N
     body = r.get_json()
     assert r.status_code == 200, body
     assert body["status"] == "ok" and body["db"] is True
-    from layers.db import alembic_config
     from alembic.script import ScriptDirectory
+
+    from layers.db import alembic_config
 
     assert body["schema_revision"] == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
     assert re.fullmatch(r"\d+\.\d+.*", body["postgis"])

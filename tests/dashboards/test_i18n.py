@@ -62,7 +62,7 @@ def test_catalogue_files_are_valid_json_without_duplicate_keys() -> None:
     for lang in LANGUAGES:
         pairs_seen: list[list[tuple[str, str]]] = []
         json.loads((i18n.TRANSLATIONS_DIR / f"{lang}.json").read_text(encoding="utf-8"),
-                   object_pairs_hook=lambda pairs: pairs_seen.append(pairs) or dict(pairs))
+                   object_pairs_hook=lambda pairs, seen=pairs_seen: seen.append(pairs) or dict(pairs))
         keys = [k for k, _ in pairs_seen[-1]]
         assert len(keys) == len(set(keys)), f"duplicate keys in {lang}.json"
 
@@ -86,7 +86,7 @@ def test_every_t_key_used_in_dashboards_exists_in_both_catalogues() -> None:
 
 def test_keys_built_from_data_exist() -> None:
     from dashboards.api.errors import ERROR_TABLE
-    from dashboards.pages import home  # noqa: F401 - registered by the app; importable once an app exists
+    from dashboards.pages import home
     from layers.models import FEATURE_MODELS
 
     keys = set(catalogue("zh-CN")) & set(catalogue("en"))

@@ -102,7 +102,7 @@ class Stream:
                     data += line[6:]
                 elif line.startswith("id: "):
                     eid = line[4:]
-        except Exception:  # noqa: BLE001 - the stream was closed by the test
+        except Exception:  # noqa: BLE001, S110 - the stream was closed by the test
             pass
 
     def next(self, kinds: tuple[str, ...] = ("change",), timeout: float = DEADLINE_S):

@@ -28,8 +28,15 @@ from sqlalchemy import create_engine
 from dashboards import ids
 from tests.conftest import api_token
 from tests.dashboards import conftest as demo_conftest
-from tests.e2e.conftest import (ROOT, SERVER_START_TIMEOUT_S, _free_port, _health, _sitroom_command, ensure_user,
-                                log_in)
+from tests.e2e.conftest import (
+    ROOT,
+    SERVER_START_TIMEOUT_S,
+    _free_port,
+    _health,
+    _sitroom_command,
+    ensure_user,
+    log_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

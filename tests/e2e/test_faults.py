@@ -51,7 +51,7 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         yield state, info.url
     finally:
         cluster.down(state)
-        data = cluster._data_dir(cluster._cluster_dir(state))  # noqa: SLF001 - the datadir may live elsewhere
+        data = cluster._data_dir(cluster._cluster_dir(state))
         shutil.rmtree(data.parent, ignore_errors=True)
 
 

@@ -111,10 +111,9 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
     from dashboards.tiles import OFFLINE_MAX_ZOOM
 
     zoom = browser.execute_script(
-        "const m = document.querySelector('#%s'); return m && m._leaflet_map ? m._leaflet_map.getZoom() : null;"
-        % ids.PLANNER_MAP)
+        f"const m = document.querySelector('#{ids.PLANNER_MAP}'); return m && m._leaflet_map ? m._leaflet_map.getZoom() : null;")
     tiles = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#%s img.leaflet-tile')).map(i => i.src);" % ids.PLANNER_MAP)
+        f"return Array.from(document.querySelectorAll('#{ids.PLANNER_MAP} img.leaflet-tile')).map(i => i.src);")
     levels = {int(u.split("/")[-3]) for u in tiles if "/tiles/" in u}
     assert levels and max(levels) <= OFFLINE_MAX_ZOOM, (zoom, sorted(levels))
     _shot(browser, "planner.png")

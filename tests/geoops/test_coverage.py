@@ -18,8 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
-from geoops.coverage import CELL_COLUMNS, FLOW_COLUMNS, GAP_COLUMNS, SHELTER_COLUMNS, _gain_by_lp, \
-    _Residual, assign, gap_ranking, region_totals
+from geoops.coverage import (
+    CELL_COLUMNS,
+    FLOW_COLUMNS,
+    GAP_COLUMNS,
+    SHELTER_COLUMNS,
+    _gain_by_lp,
+    _Residual,
+    assign,
+    gap_ranking,
+    region_totals,
+)
 from geoops.errors import InvalidParameterError
 
 GEOD = Geod(ellps="WGS84")

@@ -56,7 +56,7 @@ def _source_intervals(geom, step_deg):
         for ring in chains:
             c = np.asarray(ring.coords)[:, :2]
             chain = [c[:1]]
-            for p, q in zip(c[:-1], c[1:]):
+            for p, q in zip(c[:-1], c[1:], strict=False):
                 k = max(1, int(np.ceil(np.hypot(*(q - p)) / step_deg)))
                 chain.append(p + np.linspace(0.0, 1.0, k + 1)[1:, None] * (q - p))
             chain = np.concatenate(chain)
@@ -126,7 +126,7 @@ def test_oracle_is_exact_for_a_point_and_bounded_by_samples_for_a_line():
     np.testing.assert_allclose(d, G.inv([126.0, 126.0], [50.0, 50.0], lon, lat)[2], rtol=1e-12)
     line = LineString([(124.0, 49.0), (127.0, 50.5)])
     samples = np.asarray(shapely.get_coordinates(shapely.segmentize(line, 0.0005)))
-    for x, y in zip(lon, lat):
+    for x, y in zip(lon, lat, strict=False):
         brute = G.inv(np.full(len(samples), x), np.full(len(samples), y), samples[:, 0], samples[:, 1])[
             2
         ].min()
@@ -304,7 +304,7 @@ def test_ring_boundaries_at_their_distances(src, ds):
     assert isinstance(z, gpd.GeoDataFrame) and z.crs.to_epsg() == 4326
     assert list(z.columns) == ["distance_m", "inner_distance_m", "area_m2", "geometry"]
     assert z.distance_m.tolist() == ds and z.inner_distance_m.tolist() == [0.0, *ds[:-1]]
-    for i, row in z.iterrows():
+    for _i, row in z.iterrows():
         lon, lat, nv = boundary_points(row.geometry)
         got = oracle_distance_m(lon[:nv], lat[:nv], src)
         outer = np.abs(got / row.distance_m - 1.0)
@@ -370,7 +370,7 @@ region_points = st.tuples(st.floats(97.0, 126.0), st.floats(37.0, 53.0))
 )
 def test_property_ring_areas_grow_with_distance(start, bearing, length_m, ds):
     ds = sorted(ds)
-    if any(b - a < 1.0 for a, b in zip(ds, ds[1:])):
+    if any(b - a < 1.0 for a, b in zip(ds, ds[1:], strict=False)):
         ds = sorted({round(d, -1) for d in ds})
     end_lon, end_lat, _ = G.fwd(start[0], start[1], bearing, length_m)
     src = Point(start) if length_m < 1.0 else LineString([start, (end_lon, end_lat)])
@@ -379,7 +379,7 @@ def test_property_ring_areas_grow_with_distance(start, bearing, length_m, ds):
     cumulative = np.cumsum(z.area_m2.to_numpy())
     assert (np.diff(cumulative) > 0).all()
     # and the area of each buffer is more than a disc of that radius and less than the disc swept along
-    for d, a in zip(ds, cumulative):
+    for d, a in zip(ds, cumulative, strict=False):
         assert 0.99 * math.pi * d * d <= a <= (math.pi * d * d + 2 * d * max(length_m, 0)) * 1.01
 
 
@@ -442,7 +442,7 @@ def test_distance_to_geometry_matches_brute_force_oracle():
         lon = rng.uniform(minx - 1, maxx + 1, 12)
         lat = rng.uniform(miny - 1, maxy + 1, 12)
         expect = oracle_distance_m(lon, lat, g)
-        got = np.array([distance_to_geometry_m(x, y, g) for x, y in zip(lon, lat)])
+        got = np.array([distance_to_geometry_m(x, y, g) for x, y in zip(lon, lat, strict=False)])
         inside = (
             shapely.contains(g, shapely.points(lon, lat)) if g.geom_type == "Polygon" else np.zeros(12, bool)
         )

@@ -30,7 +30,7 @@ def _reference(values, transform, crs, res, nodata):
     if nodata is not None:
         valid &= values != nodata
     cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, res))
-                      for la, lo in zip(y[valid].tolist(), x[valid].tolist())], dtype=np.int64)
+                      for la, lo in zip(y[valid].tolist(), x[valid].tolist(), strict=False)], dtype=np.int64)
     u, inv = np.unique(cells, return_inverse=True)
     sums = np.array([math.fsum(values[valid][inv == i]) for i in range(u.size)])
     return u, sums
@@ -155,9 +155,15 @@ import shapely  # noqa: E402
 from shapely.geometry import MultiPolygon, Point, Polygon, box  # noqa: E402
 
 from geoops.errors import InvalidGeometryError  # noqa: E402
-from geoops.h3cells import (cell_area_m2, cell_boundaries, cell_centres, cells_to_geojson,  # noqa: E402
-                            points_to_cells, zone_weights)
-from geoops.h3cells import _lat_weighted_area  # noqa: E402
+from geoops.h3cells import (  # noqa: E402
+    _lat_weighted_area,
+    cell_area_m2,
+    cell_boundaries,
+    cell_centres,
+    cells_to_geojson,
+    points_to_cells,
+    zone_weights,
+)
 
 GEOD = pyproj.Geod(ellps="WGS84")
 
@@ -165,7 +171,7 @@ GEOD = pyproj.Geod(ellps="WGS84")
 def _some_cells(n=50, res=8, seed=0):
     rng = np.random.default_rng(seed)
     return np.unique([h3i.latlng_to_cell(la, lo, res) for la, lo in
-                      zip(rng.uniform(40, 50, n), rng.uniform(105, 125, n))]).astype(np.int64)
+                      zip(rng.uniform(40, 50, n), rng.uniform(105, 125, n), strict=False)]).astype(np.int64)
 
 
 def test_cell_geometry_matches_h3_and_geodesic_area():
@@ -199,7 +205,7 @@ def test_points_to_cells_equals_per_point_h3():
     rng = np.random.default_rng(5)
     lon, lat, val = rng.uniform(105, 125, 2000), rng.uniform(40, 50, 2000), rng.uniform(0, 100, 2000)
     cells, sums = points_to_cells(lon, lat, val, res=6)
-    ref = np.array([h3i.latlng_to_cell(a, o, 6) for a, o in zip(lat, lon)], dtype=np.int64)
+    ref = np.array([h3i.latlng_to_cell(a, o, 6) for a, o in zip(lat, lon, strict=False)], dtype=np.int64)
     u, inv = np.unique(ref, return_inverse=True)
     np.testing.assert_array_equal(cells, u)
     np.testing.assert_allclose(sums, np.bincount(inv, weights=val), rtol=1e-12)

@@ -20,7 +20,7 @@ def brute_force(q_lon, q_lat, c_lon, c_lat, k):
     idx = np.full((len(q_lon), k), -1)
     dist = np.full((len(q_lon), k), np.nan)
     az_out = np.full((len(q_lon), k), np.nan)
-    for i, (x, y) in enumerate(zip(q_lon, q_lat)):
+    for i, (x, y) in enumerate(zip(q_lon, q_lat, strict=False)):
         az, _, d = G.inv(np.full(m, x), np.full(m, y), c_lon, c_lat)
         order = np.lexsort((np.arange(m), d))[:k]
         idx[i, : len(order)] = order

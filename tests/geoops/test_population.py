@@ -8,7 +8,6 @@ import math
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pyproj
 import pytest
 import rasterio
@@ -17,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.features import geometry_mask
 from rasterio.transform import from_origin
-from shapely.geometry import MultiPolygon, Point, Polygon, box, mapping
+from shapely.geometry import Point, Polygon, box, mapping
 
 from geoops.h3cells import grid_to_cells, zone_weights
 from geoops.population import affected_population, cells_to_regions, rollup, split_by_regions
@@ -197,7 +196,7 @@ def test_rollup_conserves_cells_to_regions(cells, counties):
     # independent: centre-in-polygon by shapely for a sample of cells
     from geoops.h3cells import cell_centres
     lon, lat = cell_centres(c[::997])
-    for i, (x, y) in enumerate(zip(lon, lat)):
+    for i, (x, y) in enumerate(zip(lon, lat, strict=False)):
         inside = counties[counties.contains(Point(x, y))]["adcode"].tolist()
         assert (keys[::997][i] in inside) if inside else keys[::997][i] is None
 

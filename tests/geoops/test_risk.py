@@ -40,7 +40,7 @@ def oracle_intensity(cells, cover, weights):
     for c in cells:
         survive = 1.0
         for level, hcells, frac in cover:
-            fr = frac if np.ndim(frac) == 0 else dict(zip(hcells, frac)).get(c)
+            fr = frac if np.ndim(frac) == 0 else dict(zip(hcells, frac, strict=False)).get(c)
             if c in list(hcells):
                 survive *= 1.0 - weights[level] * fr
         out[c] = 1.0 - survive
@@ -66,7 +66,7 @@ def test_intensity_matches_loop_oracle_and_stays_in_unit_interval(n, n_h, seed):
     # adding a hazard never lowers intensity; the same cover as a frame gives the same answer
     more = cell_risk(cells, pop, hazard_cover=[*cover, ("orange", cells, 0.3)])
     assert (more["intensity"] >= f["intensity"] - 1e-15).all()
-    rows = [(h, c, lv, fr) for h, (lv, hc, frs) in enumerate(cover) for c, fr in zip(hc, frs)]
+    rows = [(h, c, lv, fr) for h, (lv, hc, frs) in enumerate(cover) for c, fr in zip(hc, frs, strict=False)]
     frame = pd.DataFrame(rows, columns=["hazard", "cell", "level", "fraction"])
     assert cell_risk(cells, pop, hazard_cover=frame)["intensity"].tolist() == pytest.approx(
         f["intensity"].tolist(), abs=1e-15)
@@ -108,7 +108,7 @@ def test_rollup_cells_to_counties_to_prefectures_is_exact():
     assert np.allclose(r["score"], r["intensity"] * r["vulnerability"], rtol=1e-12)
     # the same through a column name and a mapping
     by_col = rollup(f.assign(county=county), "county", parent)
-    by_map = rollup(f, dict(zip(f["cell"], county)), parent)
+    by_map = rollup(f, dict(zip(f["cell"], county, strict=False)), parent)
     pd.testing.assert_frame_equal(by_col, r)
     pd.testing.assert_frame_equal(by_map, r)
 

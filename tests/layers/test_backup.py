@@ -20,8 +20,19 @@ from sqlalchemy.orm import Session
 from layers import auth, backup
 from layers.db import migrate
 from layers.errors import ValidationError
-from layers.models import (AdminRegion, Annotation, Base, Hazard, ImpactZone, Incident, PopulationCell,
-                           PopulationSource, ProtectionTarget, Resource, Shelter)
+from layers.models import (
+    AdminRegion,
+    Annotation,
+    Base,
+    Hazard,
+    ImpactZone,
+    Incident,
+    PopulationCell,
+    PopulationSource,
+    ProtectionTarget,
+    Resource,
+    Shelter,
+)
 
 pytestmark = pytest.mark.db
 

@@ -44,7 +44,7 @@ def db(session: Session) -> Session:
     return session
 
 
-def _region(adcode: str):  # noqa: ANN202 - a scalar subquery
+def _region(adcode: str):
     return select(AdminRegion.geom).where(AdminRegion.adcode == adcode).scalar_subquery()
 
 

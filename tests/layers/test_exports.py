@@ -106,7 +106,7 @@ def test_bad_arguments() -> None:
             parse_bbox(bad)
 
 
-def test_cli_export(db_url: str, engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cli_export(db_url: str, engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dashboards.cli import main
     from layers.db import reset_engines
     from layers.settings import get_settings

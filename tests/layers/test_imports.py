@@ -291,7 +291,7 @@ def test_size_limits(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch):
     from layers.db import reset_engines
     from layers.settings import get_settings
 
@@ -304,7 +304,7 @@ def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     reset_engines()
 
 
-def test_cli_import(cli_env: None, engine, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_import(cli_env: None, engine, tmp_path: Path) -> None:
     from dashboards.cli import main
 
     bad = write(shelters_frame(**{"可容纳人数": [1, -2, 3]}), tmp_path, "gpkg")

@@ -100,7 +100,7 @@ def test_validation_matches_the_file_import_path(case: tuple[str, list[dict[str,
     assert len(clean) == len(frame_clean)
     columns = [c for c in fieldmap.spec(layer).columns]
     for mine, (_, theirs) in zip(clean, frame_clean.iterrows(), strict=True):
-        json.loads(mine["properties"], parse_constant=lambda c: pytest.fail(f"{c} in {mine['properties']}"))
+        json.loads(mine["properties"], parse_constant=lambda c, text_=mine["properties"]: pytest.fail(f"{c} in {text_}"))
         assert mine["row"] == theirs["row"]
         assert {c: _plain(mine[c]) for c in columns} == {c: _plain(theirs[c]) for c in columns}
         assert shapely.equals_exact(mine["geometry"], theirs["geometry"], 0)

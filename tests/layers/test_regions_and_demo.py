@@ -178,7 +178,7 @@ def test_every_drill_row_is_exercise_inside_inner_mongolia_with_valid_vocabulari
     for layer in DRILL_LAYERS:
         kinds, statuses = VOCABS[layer]
         n, marked, inside, ok_kind, ok_status = db.execute(text(
-            f"SELECT count(*), count(*) FILTER (WHERE (t.properties->>'exercise')::boolean "  # noqa: S608
+            f"SELECT count(*), count(*) FILTER (WHERE (t.properties->>'exercise')::boolean "
             f"  AND (t.properties->>'演练')::boolean), "
             f" count(*) FILTER (WHERE CASE WHEN GeometryType(t.geom) = 'POINT' THEN ST_Intersects(t.geom, a.geom) "
             f"  ELSE ST_Area(ST_Difference(t.geom, a.geom)::geography) < 1 END), "
@@ -189,7 +189,7 @@ def test_every_drill_row_is_exercise_inside_inner_mongolia_with_valid_vocabulari
         assert marked == inside == ok_kind == ok_status == n, layer
     # every kind of each vocabulary appears in the drill
     for layer in ("shelters", "resources", "protection_targets"):
-        kinds = set(db.execute(text(f"SELECT DISTINCT kind FROM {layer} WHERE source = :s"),  # noqa: S608
+        kinds = set(db.execute(text(f"SELECT DISTINCT kind FROM {layer} WHERE source = :s"),
                                {"s": src}).scalars())
         assert kinds == set(vocab.keys(VOCABS[layer][0])), layer
     statuses = set(db.execute(text("SELECT DISTINCT status FROM resources WHERE source = :s"), {"s": src}).scalars())
@@ -224,11 +224,11 @@ def test_reloading_the_drill_does_not_duplicate_and_replaces_another_seed(db: Se
     province, _ = inner_mongolia_geometries(db)
     grid = PopulationGrid.read(_raster(db))
     places = inner_mongolia_places()
-    counts = {layer: db.execute(text(f"SELECT count(*) FROM {layer} WHERE source = :s"),  # noqa: S608
+    counts = {layer: db.execute(text(f"SELECT count(*) FROM {layer} WHERE source = :s"),
                                 {"s": src}).scalar_one() for layer in DRILL_LAYERS}
     ids_before = set(db.execute(text("SELECT id FROM incidents WHERE source = :s"), {"s": src}).scalars())
     write_drill(db, generate_drill(seed=SEED, grid=grid, places=places, province=province, now=NOW), source=src)
-    assert {layer: db.execute(text(f"SELECT count(*) FROM {layer} WHERE source = :s"),  # noqa: S608
+    assert {layer: db.execute(text(f"SELECT count(*) FROM {layer} WHERE source = :s"),
                               {"s": src}).scalar_one() for layer in DRILL_LAYERS} == counts
     assert set(db.execute(text("SELECT id FROM incidents WHERE source = :s"), {"s": src}).scalars()) == ids_before
     other = write_drill(db, generate_drill(seed=SEED + 1, grid=grid, places=places, province=province, now=NOW),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert, select as sa_select, text, update
+from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 

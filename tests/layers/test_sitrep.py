@@ -13,7 +13,7 @@ from shapely.geometry import MultiPolygon, Point, box
 from sqlalchemy import select, text
 
 from geoops.h3cells import points_to_cells
-from layers import situation, sitrep
+from layers import sitrep, situation
 from layers.errors import ValidationError
 from layers.models import AdminRegion, Hazard, Incident, Resource, Shelter
 

@@ -143,7 +143,7 @@ def test_affected_population_against_postgis_geography_areas(session) -> None:
     # oracle: PostGIS spheroidal areas of cell ∩ union / cell
     union = zone.union(box(111.50, 40.75, 111.60, 40.85))
     expected = 0.0
-    for c, g in zip(cells.tolist(), cell_boundaries(cells), strict=True):
+    for _c, g in zip(cells.tolist(), cell_boundaries(cells), strict=True):
         frac = session.execute(text(
             "SELECT ST_Area(ST_Intersection(ST_GeomFromText(:c, 4326), ST_GeomFromText(:z, 4326))::geography)"
             " / ST_Area(ST_GeomFromText(:c, 4326)::geography)"), {"c": g.wkt, "z": union.wkt}).scalar_one()

@@ -225,14 +225,14 @@ def test_cli_build_without_database(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --- admin boundaries from the store ---------------------------------------------------------------------------------
 
 
-def _add_region(session, adcode: str, level: str, bounds: tuple[float, float, float, float]) -> None:  # noqa: ANN001
+def _add_region(session, adcode: str, level: str, bounds: tuple[float, float, float, float]) -> None:
     session.add(AdminRegion(source="test", external_id=adcode, name=f"测试{adcode}", kind=level, status="active",
                             adcode=adcode, level=level, geom=from_shape(MultiPolygon([box(*bounds)]), srid=4326)))
     session.flush()
 
 
 @pytest.mark.db
-def test_empty_admin_table_renders_and_a_new_boundary_changes_version_and_tile(session, tmp_path: Path) -> None:  # noqa: ANN001
+def test_empty_admin_table_renders_and_a_new_boundary_changes_version_and_tile(session, tmp_path: Path) -> None:
     empty = T.load_content(session)
     assert empty.admin_stamp.startswith("0/")
     x, y = T.tile_for_lonlat(*HOHHOT, 8)
@@ -255,7 +255,7 @@ def test_empty_admin_table_renders_and_a_new_boundary_changes_version_and_tile(s
 
 
 @pytest.mark.db
-def test_admin_stamp_changes_on_update_and_soft_delete(session) -> None:  # noqa: ANN001
+def test_admin_stamp_changes_on_update_and_soft_delete(session) -> None:
     _add_region(session, "990100", "prefecture", (111, 40, 112, 41))
     s1 = admin_stamp(session)
     region = session.scalars(select(AdminRegion).where(AdminRegion.adcode == "990100")).one()
@@ -269,7 +269,7 @@ def test_admin_stamp_changes_on_update_and_soft_delete(session) -> None:  # noqa
 
 
 @pytest.fixture
-def client(db_url: str, tmp_path: Path):  # noqa: ANN201
+def client(db_url: str, tmp_path: Path):
     app = Flask("t")
     app.config["SITROOM_SETTINGS"] = Settings(database_url=db_url, tile_cache_dir=tmp_path)
     app.register_blueprint(tiles_bp)
@@ -277,7 +277,7 @@ def client(db_url: str, tmp_path: Path):  # noqa: ANN201
 
 
 @pytest.mark.db
-def test_blueprint_serves_png_with_caching_headers(client) -> None:  # noqa: ANN001
+def test_blueprint_serves_png_with_caching_headers(client) -> None:
     x, y = T.tile_for_lonlat(*HOHHOT, 8)
     r1 = client.get(f"/tiles/base/8/{x}/{y}.png")
     assert r1.status_code == 200 and r1.mimetype == "image/png"
@@ -296,7 +296,7 @@ def test_blueprint_serves_png_with_caching_headers(client) -> None:  # noqa: ANN
 @pytest.mark.parametrize("path", ["/tiles/base/19/0/0.png", "/tiles/base/-1/0/0.png", "/tiles/base/3/8/0.png",
                                   "/tiles/base/3/0/8.png", "/tiles/base/a/0/0.png", "/tiles/base/3/1.5/0.png",
                                   "/tiles/base/3/0/0.jpg", "/tiles/sepia/3/0/0.png", "/tiles/base/99999999/0/0.png"])
-def test_blueprint_404_for_tiles_that_do_not_exist(client, path: str) -> None:  # noqa: ANN001
+def test_blueprint_404_for_tiles_that_do_not_exist(client, path: str) -> None:
     assert client.get(path).status_code == 404
 
 

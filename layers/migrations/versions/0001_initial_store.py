@@ -6,10 +6,8 @@ Create Date: 2026-11-21 12:33:26.716035
 """
 from __future__ import annotations
 
-import geoalchemy2
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 
