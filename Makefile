@@ -35,7 +35,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python -m bench

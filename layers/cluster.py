@@ -20,6 +20,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,8 @@ def _initdb(root: Path, bin_dir: Path) -> None:
         for d in (data.parent.parent, data.parent):
             _chown_for_server(d)
         (root / "datadir").write_text(f"{data}\n")
+    if (data / "PG_VERSION").exists():
+        _set_aside(data, bin_dir)
     data.mkdir(mode=0o700, exist_ok=True)
     _chown_for_server(data)
     # initdb reads the password from a file the server user can read; remove it right after.
@@ -182,6 +185,18 @@ def _initdb(root: Path, bin_dir: Path) -> None:
                 "max_connections = 200\nshared_buffers = 512MB\nwork_mem = 32MB\nmaintenance_work_mem = 512MB\n"
                 "max_wal_size = 4GB\nlog_min_messages = warning\n"
                 "timezone = 'UTC'\n")
+
+
+def _set_aside(data: Path, bin_dir: Path) -> Path:
+    """A cluster outside the state dir (``/var/lib/postgresql/sitroom/<hash of the checkout path>``) left by an
+    earlier checkout at the same path whose state dir, and with it the password, is gone: stop it and move it aside
+    (nothing is deleted; the message says where it went), so a new cluster can take its place."""
+    _cmd([str(bin_dir / "pg_ctl"), "stop", "-D", str(data), "-m", "fast"], check=False)
+    aside = data.with_name(f"data.orphaned-{time.strftime('%Y%m%d-%H%M%S')}")
+    data.rename(aside)
+    print(f"sitroom: a cluster left by an earlier checkout at this path (its password was in the deleted state "
+          f"dir) was moved to {aside}; delete it when it is not needed", file=sys.stderr)
+    return aside
 
 
 def up(state_dir: Path, *, timeout_s: float = 60.0) -> ClusterInfo:

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("SITROOM_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("SITROOM_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -127,9 +129,7 @@ def _require_chromium() -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not (p.exists() and os.access(p, os.X_OK))]
     if missing:
         msg = f"{', '.join(missing)} not found: install Debian's chromium and chromium-driver"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the browser tests: {msg}")
-        pytest.skip(msg)
+        unavailable(msg)
 
 
 @pytest.fixture

@@ -57,6 +57,37 @@ def test_db_up_twice_as_root(tmp_path: Path) -> None:
     _up_twice_then_down(tmp_path / "state", None)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root places a cluster outside the checkout")
+def test_a_new_checkout_at_the_same_path_sets_the_old_cluster_aside(tmp_path: Path) -> None:
+    """As root, when ``postgres`` cannot reach the checkout, the data dir lives in /var/lib/postgresql/sitroom/<hash
+    of the path> and the password in the checkout's state dir. A new clone at the same path (state dir gone) used
+    to start the old cluster with a new password: every connection refused, every db test skipped. Now the old
+    cluster is stopped and moved aside, and a new one starts."""
+    state = tmp_path / "state"  # under pytest's 0700 tmp dir: postgres cannot reach it
+    env = _env(SITROOM_STATE_DIR=str(state))
+    old: Path | None = None
+    try:
+        assert _run([SITROOM, "db", "up"], env).returncode == 0
+        pointers = list(state.glob("pg-*/datadir"))
+        assert pointers, "the data dir should be outside the unreachable state dir"
+        old = Path(pointers[0].read_text().strip())
+        shutil.rmtree(state)  # the checkout is deleted and cloned again; the old cluster still runs
+        p = _run([SITROOM, "db", "up"], env)
+        assert p.returncode == 0, p.stderr
+        assert "was moved to" in p.stderr and list(old.parent.glob("data.orphaned-*"))
+        u = make_url(_run([SITROOM, "db", "url"], env).stdout.strip())
+        with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                             dbname=u.database) as conn:
+            assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3")
+    finally:
+        _run([SITROOM, "db", "down"], env)
+        if old is not None:
+            for d in old.parent.glob("data*"):
+                subprocess.run(["runuser", "-u", "postgres", "--", str(cluster._bin_dir() / "pg_ctl"), "stop",
+                                "-D", str(d), "-m", "immediate"], capture_output=True, check=False)
+            shutil.rmtree(old.parent, ignore_errors=True)
+
+
 def test_db_up_twice_as_ordinary_user(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         # root drops to an ordinary account for this test: `postgres` exists wherever PostgreSQL is installed
