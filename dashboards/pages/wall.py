@@ -97,7 +97,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     texts = {"lost": t("wall.connection_lost", lang, time="{time}"), "tz": DISPLAY_TZ,
              "locale": "zh-CN" if lang == "zh-CN" else "en-GB", "api": API_PREFIX,
              "full_refresh_s": FULL_REFRESH_S, "live": live_id("wall"), "push_safety_s": PUSH_SAFETY_S,
-             "poll_ms": POLL_MS, "layers": list(WALL_LAYERS), "redraw_timeout_s": REDRAW_TIMEOUT_S}
+             "poll_ms": POLL_MS, "layers": list(WALL_LAYERS), "redraw_timeout_s": REDRAW_TIMEOUT_S,
+             "replay": t("replay.badge", lang, time="{time}")}
     severity_chips = html.Div(className="sr-wall-sev", children=[
         html.Span([html.Span(vocab_label("incident_severity", s, lang).split(" ")[0],
                              className="sr-wall-sev-label"), html.Span("—", id=ids.wall_severity(s))],
@@ -267,14 +268,18 @@ dash.clientside_callback(
 
 dash.clientside_callback(
     """
-    function (n, txt) {
+    function (n, txt, replay) {
+      /* the hall's clock; while the wall replays the past it shows the replayed time, labelled as a replay */
       if (!window.sitroomWall || !window.sitroomWall.hhmm || !txt) { return window.dash_clientside.no_update; }
+      const at = replay && replay.mode === "replay" && replay.at ? Date.parse(replay.at) : NaN;
+      if (!isNaN(at)) { return txt.replay.replace("{time}", window.sitroomWall.hhmm(at, txt, true)); }
       return window.sitroomWall.hhmm(Date.now(), txt, true);
     }
     """,
     Output(ids.WALL_CLOCK, "children"),
     Input(ids.WALL_POLL, "n_intervals"),
     State(ids.WALL_TEXT, "data"),
+    State(replay_id("wall", "state"), "data"),
 )
 
 

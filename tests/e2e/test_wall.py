@@ -117,6 +117,8 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     WebDriverWait(browser, WAIT_S).until(lambda d: badge.is_displayed() and badge.text.startswith("回放 "))
     WebDriverWait(browser, WAIT_S).until(lambda d: int(_num(d, ids.WALL_KPI_INCIDENTS) or 0) < before + 1)
     browser.find_element(By.ID, replay_id("wall", "play")).click()  # pause
+    clock = browser.find_element(By.ID, ids.WALL_CLOCK)  # the hall's clock shows the replayed time, labelled
+    WebDriverWait(browser, WAIT_S).until(lambda d: clock.text.startswith("回放 ") and clock.text[3:8] == badge.text[3:8])
     _no_scrollbars(browser)
     report = browser.find_element(By.ID, ids.WALL_SITREP)  # the report of the replayed time, on the 1920 grid
     WebDriverWait(browser, WAIT_S).until(
@@ -125,7 +127,8 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
                                  " return [r.left, r.top, r.right, r.bottom, innerWidth, innerHeight];", report)
     assert report.is_displayed() and 0 <= box[0] < box[2] <= box[4] and 0 <= box[1] < box[3] <= box[5], box
     browser.find_element(By.ID, replay_id("wall", "live")).click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: not badge.is_displayed())
+    WebDriverWait(browser, WAIT_S).until(lambda d: not badge.is_displayed() and ":" in clock.text
+                                         and not clock.text.startswith("回放"))
     WebDriverWait(browser, WAIT_S).until(
         lambda d: "&at=" not in (d.find_element(By.ID, ids.WALL_SITREP).get_attribute("href") or "&at="))
     WebDriverWait(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
