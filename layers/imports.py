@@ -4,7 +4,7 @@ in one transaction with COPY.
 Public: :func:`import_file`, :func:`read_features`, :func:`validate_frame`, :func:`upsert_features`,
 :func:`check_upload`, :func:`guess_crs_hint`, :class:`ImportReport`, :class:`UpsertCounts`,
 :class:`UploadTooLargeError`, :data:`SUPPORTED_SUFFIXES`, :func:`upsert_counts`, :func:`refused`, :func:`datetime_value`,
-:func:`text_limits`.
+:func:`text_limits`, :func:`int_bounds`.
 
 Formats (read by GDAL through pyogrio): GeoJSON, GeoPackage, zipped Shapefile (``.zip``), KML, and CSV with
 lon/lat (or WKT) columns. Nothing is written unless every row is valid, or ``skip_invalid`` is set, in which
@@ -510,6 +510,28 @@ def _as_text(s: pd.Series) -> pd.Series:
     return out.astype(object).where(out.notna(), None)
 
 
+_INT_RANGE = {"SmallInteger": (-(2**15), 2**15 - 1), "Integer": (-(2**31), 2**31 - 1),
+              "BigInteger": (-(2**63), 2**63 - 1)}
+
+
+@functools.cache
+def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
+    """``(lo, hi, what is allowed)`` of an integer field: the layer's range (:mod:`layers.fieldmap`), closed by what
+    the store's column holds (an ``integer`` column stops at 2147483647; beyond it the database would refuse the row).
+
+    >>> int_bounds("resources", "quantity")
+    (0, 2147483647, 'an integer in 0..2147483647')
+    >>> int_bounds("protection_targets", "criticality")[2]
+    'an integer in 1..5'
+    """
+    lo, hi = fieldmap.spec(layer).ints[column]
+    col_type = FEATURE_MODELS[layer].__table__.c[column].type  # type: ignore[attr-defined]
+    tlo, thi = _INT_RANGE.get(type(col_type).__name__, _INT_RANGE["BigInteger"])
+    lo = tlo if lo is None else max(int(lo), tlo)
+    hi = thi if hi is None else min(int(hi), thi)
+    return lo, hi, f"an integer in {lo}..{hi}"
+
+
 @functools.cache
 def text_limits(layer: str) -> dict[str, int]:
     """The text columns of ``layer`` with a length limit in the store (``varchar(n)``): column -> n.
@@ -604,7 +626,7 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
     >>> clean[["name", "kind", "quantity", "status", "properties"]].iloc[0].tolist()
     ['一中', 'fire_engine', 2, 'available', '{"电话":"0471"}']
     >>> validate_frame("resources", g.assign(数量=[-1]))[1][0].allowed
-    'an integer >= 0'
+    'an integer in 0..2147483647'
     """
     s = fieldmap.spec(layer)
     if gdf.crs is None:
@@ -645,15 +667,10 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
                 add(i, col, raw.iloc[i], fieldmap.describe_vocab(s.vocabs[col]))
             out[col] = keys
         elif col in s.ints:
-            lo, hi = s.ints[col]
+            lo, hi, allowed = int_bounds(layer, col)
             num = _numeric_text(raw)
             ok_num = num.notna() & np.isfinite(num.astype(float)) & (num.astype(float) % 1 == 0)
-            if lo is not None:
-                ok_num &= num >= lo
-            if hi is not None:
-                ok_num &= num <= hi
-            allowed = "an integer" + (f" >= {lo}" if lo is not None and hi is None else "") + \
-                      (f" in {lo}..{hi}" if lo is not None and hi is not None else "")
+            ok_num &= (num >= lo) & (num <= hi)
             for i in np.flatnonzero(~blank & ~ok_num.to_numpy(bool)):
                 add(i, col, raw.iloc[i], allowed)
             out[col] = pd.array(np.where(ok_num, num.fillna(0), 0).astype(np.int64), dtype="Int64")

@@ -48,7 +48,15 @@ from sqlalchemy.orm import Session
 
 from layers import fieldmap
 from layers.errors import RowError
-from layers.imports import UpsertCounts, _check_geometry, datetime_value, refused, text_limits, upsert_counts
+from layers.imports import (
+    UpsertCounts,
+    _check_geometry,
+    datetime_value,
+    int_bounds,
+    refused,
+    text_limits,
+    upsert_counts,
+)
 from layers.models import FEATURE_MODELS
 
 #: inputs up to this many features take this path (larger ones the pandas path, which is faster per row)
@@ -101,11 +109,6 @@ def _json_safe(v: Any) -> Any:
     if isinstance(v, list):
         return [_json_safe(x) for x in v]
     return v
-
-
-def _int_allowed(lo: int | None, hi: int | None) -> str:
-    return "an integer" + (f" >= {lo}" if lo is not None and hi is None else "") + \
-        (f" in {lo}..{hi}" if lo is not None and hi is not None else "")
 
 
 def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Sequence[Any], *,
@@ -164,13 +167,12 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
                 if value is None:
                     add(i, col, raw, fieldmap.describe_vocab(s.vocabs[col]))
             elif col in s.ints:
-                lo, hi = s.ints[col]
+                lo, hi, allowed = int_bounds(layer, col)
                 num = _number(raw)
-                ok = num is not None and math.isfinite(num) and num % 1 == 0 and \
-                    (lo is None or num >= lo) and (hi is None or num <= hi)
+                ok = num is not None and math.isfinite(num) and num % 1 == 0 and lo <= num <= hi
                 value = int(num) if ok else None  # type: ignore[arg-type]
                 if not ok:
-                    add(i, col, raw, _int_allowed(lo, hi))
+                    add(i, col, raw, allowed)
             elif col in s.datetimes:
                 value = _datetime(raw)
                 if value is None:

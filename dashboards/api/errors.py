@@ -90,6 +90,8 @@ ERROR_TABLE: tuple[tuple[str, int | None, str | None], ...] = (
     ("sqlalchemy.exc:InterfaceError", 503, "database_unavailable"),
     ("sqlalchemy.exc:TimeoutError", 503, "database_unavailable"),
     ("psycopg:OperationalError", 503, "database_unavailable"),
+    # a value PostgreSQL cannot take, raised by psycopg itself (a COPY); SQLAlchemy's DataError: dashboards.limits
+    ("psycopg:DataError", 400, "invalid_parameter"),
     ("geoops.errors:InvalidParameterError", 400, None),
     ("geoops.errors:InvalidGeometryError", 422, None),
     ("geoops.errors:CRSError", 422, None),

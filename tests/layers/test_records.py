@@ -37,6 +37,7 @@ def _spellings(layer: str) -> list[Any]:
         table = fieldmap.vocab_lookup(vocab)
         out += list(table.values())[:3] + list(table)[:6]
     return out + ["purple", "", "  ", None, 0, 3, -2, 2.5, 7.0, "12", "1,200", " 8 ", "x9", True, float("nan"),
+                  2**31 - 1, 2**31, "3,000,000,000", 10**20, -(2**31) - 1,
                   "2024-07-01T08:30:00+08:00", "2024-07-01 08:30", "yesterday", 1.5e3, {"a": 1}, [1, 2],
                   "#ff0000", "#12", "150102", "15010", "前方指挥部", "a" * 20]
 
@@ -197,3 +198,15 @@ def test_polygons_and_history_on_the_fast_path(session: Session) -> None:
     who = session.execute(text("SELECT changed_by FROM feature_history WHERE layer = 'hazards' ORDER BY id DESC "
                                "LIMIT 1")).scalar_one()
     assert who == "records-test"
+
+
+def test_integers_beyond_the_column_are_refused_by_name() -> None:
+    """casualties is an integer column: 3,000,000,000 would make PostgreSQL refuse the row (a 500 from a COPY, or a
+    cut-off message); both paths refuse it first, naming the field and the range the store holds."""
+    records = [{"kind": "fire", "伤亡人数": "3,000,000,000"}, {"kind": "fire", "伤亡人数": 2**31 - 1}]
+    geoms = [Point(111.7, 40.8), Point(111.8, 40.8)]
+    clean, p, _, _ = validate_records("incidents", records, geoms)
+    _, fp, _ = validate_frame("incidents", _frame(records, geoms))
+    assert [(e.row, e.field, e.allowed) for e in p] == [(e.row, e.field, e.allowed) for e in fp] == [
+        (0, "伤亡人数", "an integer in 0..2147483647")]
+    assert [r["casualties"] for r in clean] == [2**31 - 1]
