@@ -22,7 +22,7 @@ import shapely
 from shapely.geometry import Point, mapping
 from shapely.geometry.base import BaseGeometry
 
-from dashboards.api import db_engine, settings
+from dashboards.api import db_engine, db_read, settings
 from dashboards.api.errors import ParameterError, json_response
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import t
@@ -268,7 +268,7 @@ def _nearest_feature(r: Mapping[str, Any], rank: int) -> dict[str, Any]:
 def analysis_nearest(*, lon: float, lat: float, k: int, kind: list[str] | None, status: str) -> Any:
     t0 = time.perf_counter()
     check_geometry(Point(lon, lat), service_area=_service_area(), field="lon,lat")
-    with db_engine().connect() as conn:
+    with db_read() as conn:  # one or two KNN statements: no transaction round trips
         rows = store.nearest_resources(conn, lon, lat, k=k, kinds=kind, status=None if status == "any" else status)
     feats = [_nearest_feature(r, i + 1) for i, r in enumerate(rows)]
     return json_response({"type": "FeatureCollection", "features": feats, "numberReturned": len(feats),
