@@ -6,19 +6,7 @@ from pathlib import Path
 
 import click
 
-_TEXT = {
-    "written": {"en": "backup written: {file} ({mb:.1f} MB)", "zh-CN": "备份已写入：{file}（{mb:.1f} MB）"},
-    "confirm": {"en": "Replace EVERYTHING in the database {db} with {file}?",
-                "zh-CN": "用 {file} 替换数据库 {db} 中的全部数据？"},
-    "restored": {"en": "restored {file} (revision {rev}){migrated}", "zh-CN": "已恢复 {file}（版本 {rev}）{migrated}"},
-    "migrated": {"en": "; migrated to {head}", "zh-CN": "；已迁移到 {head}"},
-}
-
-
-def _t(key: str, **kw: object) -> str:
-    from layers.settings import get_settings
-
-    return _TEXT[key][get_settings().language].format(**kw)
+from dashboards.i18n import t
 
 
 @click.command(name="backup", help="Write the whole store (history, population, accounts, tokens) to FILE "
@@ -29,7 +17,7 @@ def backup(file: Path) -> None:
     from layers.db import database_url
 
     out = bk.backup(database_url(), file)
-    click.echo(_t("written", file=out, mb=out.stat().st_size / 2**20))
+    click.echo(t("cli.backup.written", file=out, mb=out.stat().st_size / 2**20))
 
 
 @click.command(name="restore", help="Replace everything in the store with the backup FILE (asks first; --yes "
@@ -44,8 +32,8 @@ def restore(file: Path, yes: bool) -> None:
 
     url = database_url()
     if not yes:
-        click.confirm(_t("confirm", db=make_url(url).database, file=file), abort=True)
+        click.confirm(t("cli.restore.confirm", db=make_url(url).database, file=file), abort=True)
     reset_engines()
     r = bk.restore(url, file)
-    click.echo(_t("restored", file=file, rev=r.revision,
-                  migrated=_t("migrated", head=r.head) if r.migrated else ""))
+    click.echo(t("cli.restore.done", file=file, rev=r.revision,
+                  migrated=t("cli.restore.migrated", head=r.head) if r.migrated else ""))

@@ -8,26 +8,8 @@ from pathlib import Path
 
 import click
 
+from dashboards.i18n import t
 from layers.models import FEATURE_MODELS
-
-# zh-CN / en strings of these two commands (until the translation catalogue of the dashboards lands)
-_TEXT = {
-    "rejected": {"en": "{file}: rejected, nothing was written:", "zh-CN": "{file}：校验未通过，未写入任何数据："},
-    "done": {"en": "{layer} <- {file} (source {source}): {inserted} inserted, {updated} updated, {unchanged} "
-                   "unchanged, {skipped} skipped, of {rows} rows",
-             "zh-CN": "{layer} <- {file}（来源 {source}）：新增 {inserted}，更新 {updated}，未变 {unchanged}，"
-                      "跳过 {skipped}，共 {rows} 行"},
-    "skipped": {"en": "skipped:", "zh-CN": "已跳过："},
-    "repaired": {"en": "repaired:", "zh-CN": "已修复："},
-    "note": {"en": "note:", "zh-CN": "说明："},
-    "exported": {"en": "{layer} -> {file}: {n} rows", "zh-CN": "{layer} -> {file}：{n} 行"},
-}
-
-
-def _t(key: str, **kw: object) -> str:
-    from layers.settings import get_settings
-
-    return _TEXT[key][get_settings().language].format(**kw)
 
 
 @click.command(name="import", help="Import a GeoJSON, GeoPackage, zipped Shapefile, KML or CSV file into LAYER "
@@ -49,17 +31,17 @@ def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip
         with session_scope(user=who) as session:
             r = import_file(session, layer, file, source=source, crs=crs, skip_invalid=skip_invalid, user=who)
     except ValidationError as e:
-        click.echo(_t("rejected", file=file), err=True)
+        click.echo(t("cli.rejected", file=file), err=True)
         click.echo(str(e), err=True)
         sys.exit(2)
-    click.echo(_t("done", layer=layer, file=file.name, source=r.source, inserted=r.inserted, updated=r.updated,
+    click.echo(t("cli.import.done", layer=layer, file=file.name, source=r.source, inserted=r.inserted, updated=r.updated,
                   unchanged=r.unchanged, skipped=len({e.row for e in r.skipped}), rows=r.rows_read))
     for e in r.skipped:
-        click.echo(f"  {_t('skipped')} {e}")
+        click.echo(f"  {t('cli.import.skipped')} {e}")
     for m in r.repaired:
-        click.echo(f"  {_t('repaired')} {m}")
+        click.echo(f"  {t('cli.import.repaired')} {m}")
     for m in r.notes:
-        click.echo(f"  {_t('note')} {m}")
+        click.echo(f"  {t('cli.note')} {m}")
 
 
 @click.command(name="export", help="Export LAYER to a GeoJSON, GeoPackage or CSV file (by suffix).")
@@ -77,4 +59,4 @@ def export_cmd(layer: str, file: Path, bbox: str | None, within_file: Path | Non
     within = read_within(within_file) if within_file else None
     with session_scope() as session:
         n = export_layer(session, layer, file, bbox=box, within=within, include_deleted=include_deleted)
-    click.echo(_t("exported", layer=layer, file=file, n=n))
+    click.echo(t("cli.export.done", layer=layer, file=file, n=n))
