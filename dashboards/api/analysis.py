@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from dashboards.api import db_engine, db_read, settings
 from dashboards.api.errors import ParameterError, json_response
-from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.api.openapi import body_keys, endpoint, query, register_schema
 from dashboards.i18n import t
 from geoops import geodesic
 from geoops.errors import InvalidGeometryError, InvalidParameterError
@@ -88,16 +88,6 @@ def _keys(body: Mapping[str, Any], name: str, allowed: Sequence[str], *, default
         raise ParameterError(f"{name}: unknown {bad[0]!r}; allowed: {', '.join(allowed)}", field=name,
                              value=bad[0], allowed=list(allowed), code="unknown_kind")
     return list(values)
-
-
-def _body_keys(body: Any, allowed: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(body, dict):
-        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ParameterError(field=unknown[0], value=body[unknown[0]], allowed=list(allowed),
-                             code="unknown_parameter")
-    return body
 
 
 def parse_zone(obj: Any, *, field: str = "geometry", polygonal: bool = True,
@@ -217,7 +207,7 @@ BUFFER_BODY = {
                            {"$ref": "#/components/schemas/FeatureCollection"}, "application/geo+json")})
 def analysis_buffer(*, body: Any) -> Any:
     t0 = time.perf_counter()
-    b = _body_keys(body, ("geometry", "distances_m", "segments"))
+    b = body_keys(body, ("geometry", "distances_m", "segments"))
     geom = parse_geojson_geometry(b.get("geometry"), field="geometry") if b.get("geometry") is not None else None
     if geom is None:
         raise ParameterError(field="geometry", value=None, allowed="a GeoJSON geometry", code="missing_parameter")
@@ -300,7 +290,7 @@ NEAREST_BATCH_BODY = {
           responses={200: ("Nearest resources per point, as columns", {"type": "object"})})
 def analysis_nearest_batch(*, body: Any) -> Any:
     t0 = time.perf_counter()
-    b = _body_keys(body, ("points", "k", "kind", "status", "details"))
+    b = body_keys(body, ("points", "k", "kind", "status", "details"))
     details = b.get("details", True)
     if not isinstance(details, bool):
         raise ParameterError(field="details", value=details, allowed="true or false")
@@ -491,7 +481,7 @@ def impact(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_dis
                   "protection targets, shelters inside and nearby, nearest available resource of each kind",
           request_body=IMPACT_BODY, responses={200: ("The impact card", {"type": "object"})})
 def analysis_impact(*, body: Any) -> Any:
-    b = _body_keys(body, ("geometry", "res", "shelter_distance_m"))
+    b = body_keys(body, ("geometry", "res", "shelter_distance_m"))
     res = _check_res(b.get("res", DEFAULT_RES))
     dist = _number(b, "shelter_distance_m", default=5000.0, lo=0.0, hi=MAX_SHELTER_DISTANCE_M)
     zone, notes, _ = parse_zone(b.get("geometry"), field="geometry")
@@ -600,7 +590,7 @@ def shelter_coverage(conn: Any, scope: BaseGeometry, *, max_distance_m: float = 
                   "would close most of the gap",
           request_body=COVERAGE_BODY, responses={200: ("Coverage per cell, region and shelter", {"type": "object"})})
 def analysis_shelter_coverage(*, body: Any) -> Any:
-    b = _body_keys(body, ("scope", "max_distance_m", "kinds", "candidates", "res", "top"))
+    b = body_keys(body, ("scope", "max_distance_m", "kinds", "candidates", "res", "top"))
     dist = _number(b, "max_distance_m", default=5000.0, lo=0.0, hi=MAX_SHELTER_DISTANCE_M)
     kinds = _keys(b, "kinds", SHELTER_KINDS)
     cand = b.get("candidates", "closed")

@@ -17,7 +17,7 @@ from flask import has_request_context
 
 from dashboards.api import current_user_name, db_engine, settings
 from dashboards.api.errors import ParameterError, json_response
-from dashboards.api.openapi import endpoint, register_schema
+from dashboards.api.openapi import body_keys, endpoint, register_schema
 from geoops import geodesic
 from geoops.validate import check_geometry
 from layers import drawings, vocab
@@ -151,16 +151,6 @@ ANNOTATION_BODY = {
 }
 
 
-def _annotation_body(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ParameterError(field=unknown[0], value=body[unknown[0]], allowed=list(allowed),
-                             code="unknown_parameter")
-    return body
-
-
 @endpoint("/annotations", "GET", tags=("drawings",), operation_id="list_annotations",
           summary="Live (not deleted) annotations, newest first",
           responses={200: ("A FeatureCollection", {"$ref": "#/components/schemas/FeatureCollection"},
@@ -178,7 +168,7 @@ def list_annotations() -> Any:
           responses={201: ("The saved annotation", {"$ref": "#/components/schemas/Feature"},
                            "application/geo+json")})
 def create_annotation(*, body: Any) -> Any:
-    b = _annotation_body(body, ("geometry", "symbol", "label", "color", "properties"))
+    b = body_keys(body, ("geometry", "symbol", "label", "color", "properties"))
     if b.get("geometry") is None:
         raise ParameterError(field="geometry", value=None, allowed="a GeoJSON geometry", code="missing_parameter")
     user = current_user()
@@ -204,7 +194,7 @@ def get_annotation(annotation_id: int) -> Any:
           responses={200: ("The annotation after the change", {"$ref": "#/components/schemas/Feature"},
                            "application/geo+json")})
 def update_annotation(annotation_id: int, *, body: Any) -> Any:
-    b = _annotation_body(body, ("geometry", "symbol", "label", "color"))
+    b = body_keys(body, ("geometry", "symbol", "label", "color"))
     user = current_user()
     with session_scope(db_engine(), user=user) as s:
         a = drawings.update_annotation(s, annotation_id, user=user, service_area=settings().service_area, **b)

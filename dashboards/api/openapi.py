@@ -244,6 +244,18 @@ def _describe(schema: Mapping[str, Any]) -> str:
     return text
 
 
+def body_keys(body: Any, allowed: Iterable[str]) -> dict[str, Any]:
+    """``body`` when it is a JSON object with no members beyond ``allowed``; else the 400 naming the first unknown
+    member (``unknown_parameter``) or saying that an object was expected."""
+    if not isinstance(body, dict):
+        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
+    allowed = list(allowed)
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ParameterError(field=unknown[0], value=body[unknown[0]], allowed=allowed, code="unknown_parameter")
+    return body
+
+
 def parse_query(ep: Endpoint, args: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The declared query parameters of ``ep`` from ``args`` (default: the request's), parsed and checked.
 

@@ -56,26 +56,25 @@ def passwd(username: str, password_stdin: bool) -> None:
     click.echo(f"password of {username} changed")
 
 
-@users.command(name="disable", help="Disable an account (it cannot log in; its sessions end).")
-@click.argument("username")
-def disable(username: str) -> None:
+def _set_disabled(username: str, disabled: bool) -> None:
     from layers import auth
     from layers.db import session_scope
 
     with session_scope(user=f"cli:{_actor()}") as s:
-        auth.set_disabled(s, username, True)
-    click.echo(f"{username} disabled")
+        auth.set_disabled(s, username, disabled)
+    click.echo(f"{username} {'disabled' if disabled else 'enabled'}")
+
+
+@users.command(name="disable", help="Disable an account (it cannot log in; its sessions end).")
+@click.argument("username")
+def disable(username: str) -> None:
+    _set_disabled(username, True)
 
 
 @users.command(name="enable", help="Enable a disabled account again.")
 @click.argument("username")
 def enable(username: str) -> None:
-    from layers import auth
-    from layers.db import session_scope
-
-    with session_scope(user=f"cli:{_actor()}") as s:
-        auth.set_disabled(s, username, False)
-    click.echo(f"{username} enabled")
+    _set_disabled(username, False)
 
 
 @users.command(name="list", help="List accounts.")
