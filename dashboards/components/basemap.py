@@ -1,6 +1,6 @@
 """The map every page starts from: dash-leaflet with the configured basemap (offline tiles by default).
 
-Public: :func:`base_map`, :data:`DEMO_CENTER`, :data:`DEMO_ZOOM`.
+Public: :func:`base_map`, :func:`leaflet_bbox`, :data:`DEMO_CENTER`, :data:`DEMO_ZOOM`.
 """
 
 from __future__ import annotations
@@ -34,3 +34,17 @@ def base_map(map_id: str, *, dark: bool = False, children: list[Any] | None = No
     return dl.Map(id=map_id, center=list(center), zoom=zoom, minZoom=cfg["min_zoom"], maxZoom=cfg["max_zoom"],
                   children=layers + list(children or []),
                   style={"width": "100%", "height": "100%", **style}, attributionControl=True)
+
+
+def leaflet_bbox(bounds: Any) -> list[float] | None:
+    """Leaflet bounds ``[[south, west], [north, east]]`` -> ``[west, south, east, north]``, clamped to the world (a
+    map zoomed out shows longitudes beyond 180); None for anything else.
+
+    >>> leaflet_bbox([[38.0, 100.5], [50.0, 200.0]]), leaflet_bbox(None)
+    ([100.5, 38.0, 180.0, 50.0], None)
+    """
+    try:
+        (s, w), (n, e) = bounds
+        return [max(float(w), -180.0), max(float(s), -90.0), min(float(e), 180.0), min(float(n), 90.0)]
+    except (TypeError, ValueError):
+        return None

@@ -36,7 +36,7 @@ from dashboards import ids
 from dashboards.api import db_engine, settings
 from dashboards.api.analysis import risk
 from dashboards.api.errors import classify
-from dashboards.components.basemap import base_map
+from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import h3cells
 from geoops.risk import RiskWeights
@@ -393,14 +393,6 @@ def update(level: str | None, hazard_kind: list[str] | None, *rest: Any) -> tupl
     return layers, legend(bounds, lang), ranking_table(result, lang), text, status, trend_figure(trend, lang)
 
 
-def _bbox(bounds: Any) -> list[float] | None:
-    try:
-        (s, w), (n, e) = bounds
-        return [float(w), float(s), float(e), float(n)]
-    except (TypeError, ValueError):
-        return None
-
-
 @callback(
     Output(ids.LEADER_CELL_LAYER, "children"),
     Input(ids.LEADER_MAP, "zoom"),
@@ -423,7 +415,7 @@ def detail(zoom: float | None, bounds: Any, level: str | None, hazard_kind: list
                                  hazard_kind=hazard_kind or None, weights=_weights_from_sliders(values))
     except Exception:  # noqa: BLE001 - the main callback reports errors; detail just stays as it was
         raise PreventUpdate from None
-    return detail_layers(detail_cells(result, _bbox(bounds), zoom), lang)
+    return detail_layers(detail_cells(result, leaflet_bbox(bounds), zoom), lang)
 
 
 @callback(*[Output(ids.leader_weight(n), "value") for n in WEIGHT_NAMES],

@@ -41,7 +41,7 @@ from dashboards import ids
 from dashboards.api import API_PREFIX, db_engine
 from dashboards.api.errors import classify
 from dashboards.api.wall import live_snapshot, wall_snapshot
-from dashboards.components.basemap import base_map
+from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.live import live_id, live_source
 from dashboards.components.replay import (
     register_replay,
@@ -404,15 +404,6 @@ def legend(bounds: list[float], heat: str, lang: str) -> list[Any]:
     return items
 
 
-def _bbox(bounds: Any) -> list[float] | None:
-    """Leaflet bounds [[south, west], [north, east]] -> [west, south, east, north], clamped to the world."""
-    try:
-        (s, w), (n, e) = bounds
-        return [max(float(w), -180.0), max(float(s), -90.0), min(float(e), 180.0), min(float(n), 90.0)]
-    except (TypeError, ValueError):
-        return None
-
-
 @callback(
     Output(ids.WALL_KPI_INCIDENTS, "children"),
     *[Output(ids.wall_severity(s), "children") for s in SEVERITIES],
@@ -456,10 +447,10 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
     heat = heat if heat in ("incidents", "population") else "incidents"
     try:
         if at is None:  # the live picture, shared with every other screen of this process
-            snap = live_snapshot(zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
+            snap = live_snapshot(zoom=zoom, bbox=leaflet_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
         else:
             with db_engine().connect() as conn:
-                snap = wall_snapshot(conn, zoom=zoom, bbox=_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
+                snap = wall_snapshot(conn, zoom=zoom, bbox=leaflet_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
                                      at=at)
     except Exception as e:
         if classify(e)[0] == 503:
