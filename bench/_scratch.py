@@ -1,10 +1,20 @@
-"""Where a benchmark puts its scratch database: on SITROOM_DATABASE_URL's server, else on the private cluster."""
+"""What the benches share: a scratch database (on SITROOM_DATABASE_URL's server, else on the private cluster) and a
+``sitroom serve`` to measure against."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.e2e.conftest import _free_port, _health
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scratch_urls(prefix: str) -> tuple[str, str]:
@@ -20,3 +30,63 @@ def scratch_urls(prefix: str) -> tuple[str, str]:
 
     info = cluster.up(get_settings().state_dir)
     return info.url_for("postgres"), info.url_for(name)
+
+
+def _admin(url: str) -> tuple[object, str]:
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT")
+    return admin, str(u.database)
+
+
+def create_scratch(prefix: str) -> str:
+    """A new, empty database ``<prefix>_<pid>`` (dropped first if a crashed run left it); its URL. Not migrated."""
+    _, url = scratch_urls(prefix)
+    admin, name = _admin(url)
+    with admin.connect() as c:  # type: ignore[attr-defined]
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()  # type: ignore[attr-defined]
+    return url
+
+
+def drop_scratch(url: str) -> None:
+    """Drop the scratch database of :func:`create_scratch` (its open connections are ended)."""
+    admin, name = _admin(url)
+    with admin.connect() as c:  # type: ignore[attr-defined]
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()  # type: ignore[attr-defined]
+
+
+def serve(url: str, log: Path, *, workers: int | None = None, threads: int | None = None,
+          timeout_s: float = 120.0) -> tuple[subprocess.Popen[bytes], str]:
+    """``sitroom serve`` (gunicorn, as in production) on a free port of 127.0.0.1 against ``url``, its output in
+    ``log``; returns the process and the base URL once ``/api/v1/health`` answers 200."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [str(Path(sys.executable).with_name("sitroom")), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while _health(base) != 200:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"sitroom serve did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
+    return proc, base
+
+
+def stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30.0) -> None:
+    """End a server of :func:`serve` (SIGTERM, then SIGKILL after ``timeout_s``)."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()

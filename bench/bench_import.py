@@ -29,12 +29,8 @@ import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._scratch import scratch_urls
+from bench._scratch import create_scratch, drop_scratch
 from layers import imports
-
-
-def _scratch_urls() -> tuple[str, str]:
-    return scratch_urls("sitroom_bench_import")
 
 
 def make_frame(rows: int, seed: int) -> gpd.GeoDataFrame:
@@ -76,12 +72,7 @@ def raw_copy(engine, clean: gpd.GeoDataFrame) -> float:
 
 
 def run(rows: int, seed: int, fmt: str, repeat: int) -> None:
-    admin_url, url = _scratch_urls()
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_import")
     from layers.db import migrate
 
     migrate(url)
@@ -91,7 +82,7 @@ def run(rows: int, seed: int, fmt: str, repeat: int) -> None:
             path = Path(tmp) / f"incidents.{fmt}"
             write(make_frame(rows, seed), path)
             print(f"bench_import: {rows} points, {fmt} ({path.stat().st_size / 2**20:.1f} MB), seed {seed}, "
-                  f"database {name}")
+                  f"database {make_url(url).database}")
             for r in range(repeat):
                 with engine.begin() as c:
                     c.execute(text("TRUNCATE incidents, feature_history"))
@@ -126,9 +117,7 @@ def run(rows: int, seed: int, fmt: str, repeat: int) -> None:
                       f"(history triggers cost {(t3 - t2) - (t6 - t5):.2f} s)")
     finally:
         engine.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_scratch(url)
 
 
 def main(argv: list[str] | None = None) -> None:

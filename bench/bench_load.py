@@ -35,8 +35,6 @@ import math
 import os
 import random
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -44,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from bench._scratch import serve
+from bench._scratch import stop as stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_NAME = "sitroom_bench_load"
@@ -79,14 +80,6 @@ def _timed(stats: Stats, kind: str, fn: Any, *args: Any, **kw: Any) -> requests.
         return None
     stats.record(kind, time.perf_counter() - t0, None if r.ok else f"HTTP {r.status_code}: {r.text[:200]}")
     return r
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def prepare(url: str | None) -> tuple[str, str, list[tuple[float, float]]]:
@@ -138,29 +131,6 @@ def prepare(url: str | None) -> tuple[str, str, list[tuple[float, float]]]:
     if not pts:
         raise SystemExit("the bench database has no resources: delete it and run again")
     return url, secret, pts
-
-
-def start_server(url: str, port: int, log: Path, workers: int | None = None) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("sitroom")
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if workers:
-        cmd += ["--workers", str(workers)]
-    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as f:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
-                return proc
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"server did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 #: feed incident id -> when its write was acknowledged (monotonic), for the time until a wall shows it
@@ -369,10 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: sitroom serve's)")
     args = ap.parse_args(argv)
     url, secret, pts = prepare(args.url)
-    port = _free_port()
-    log = Path("/tmp") / f"sitroom-bench-load-{port}.log"
-    proc = start_server(url, port, log, args.workers)
-    base = f"http://127.0.0.1:{port}"
+    log = Path("/tmp") / f"sitroom-bench-load-{os.getpid()}.log"
+    proc, base = serve(url, log, workers=args.workers)
     headers = {"Authorization": f"Bearer {secret}"}
     source = f"loadtest-{os.getpid()}-{int(time.time())}"
     stats, stop = Stats(), threading.Event()
@@ -401,11 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         ok &= check_feed(base, headers, url, source, written, wall_before)
         print("\nRESULT:", "zero errors, every feed write stored and shown" if ok else "FAILED (see above)")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 if __name__ == "__main__":

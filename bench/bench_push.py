@@ -29,7 +29,6 @@ import json
 import os
 import queue
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -38,35 +37,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from bench._scratch import scratch_urls
+from bench._scratch import create_scratch, drop_scratch, serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, _free_port, _health  # noqa: E402
+from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 
 POLL_MS = 1000  # dashboards/pages/wall.py POLL_MS: the polling reference
-
-
-def _scratch() -> tuple[str, str]:
-    return scratch_urls("sitroom_bench_push")
-
-
-def _serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).with_name("sitroom")
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SITROOM_DATABASE_URL": url},
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while _health(base) != 200:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"sitroom serve did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.3)
-    return proc, base
 
 
 class SSEClient(threading.Thread):
@@ -179,15 +158,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from layers.db import migrate
 
-    admin_url, url = _scratch()
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_push")
     migrate(url)
     log = Path(f"/tmp/sitroom-bench-push-{os.getpid()}.log")
-    proc, base = _serve(url, log)
+    proc, base = serve(url, log, workers=2)
     clients: list[SSEClient] = []
     driver = driver_poll = None
     try:
@@ -290,14 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         for d in (driver, driver_poll):
             if d is not None:
                 d.quit()
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        stop(proc, 20)
+        drop_scratch(url)
 
 
 if __name__ == "__main__":

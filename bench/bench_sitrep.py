@@ -29,17 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench._scratch import scratch_urls
+from bench._scratch import create_scratch, drop_scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _scratch() -> tuple[str, str]:
-    return scratch_urls("sitroom_bench_sitrep")
 
 
 def _stats(rows: list[dict[str, float]], key: str) -> str:
@@ -62,12 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     from layers.demo import load_demo
     from layers.settings import Settings
 
-    admin_url, url = _scratch()
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_sitrep")
     engine = create_engine(url)
     try:
         migrate(url)
@@ -110,9 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"wrote {args.out}")
     finally:
         engine.dispose()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_scratch(url)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,21 +33,17 @@ import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._scratch import scratch_urls
+from bench._scratch import create_scratch, drop_scratch, serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, _free_port, _health  # noqa: E402
+from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 
 KINDS = ["fire", "flood", "collapse", "traffic", "chemical", "earthquake", "rescue", "medical", "other"]
 KIND_P = [0.2, 0.1, 0.05, 0.25, 0.05, 0.02, 0.13, 0.15, 0.05]
 SEVERITIES = ["general", "large", "major", "extraordinary"]
 SEV_P = [0.7, 0.2, 0.08, 0.02]
-
-
-def _scratch() -> tuple[str, str]:
-    return scratch_urls("sitroom_bench_wall")
 
 
 def _rows(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -82,21 +77,6 @@ def _reference_bytes(rows: dict[str, np.ndarray]) -> int:
                              "status": "reported", "occurred_at": rows["at"][i].isoformat(timespec="seconds")}}
              for i in range(rows["lon"].size)]
     return len(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False).encode())
-
-
-def _serve(url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).with_name("sitroom")
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--threads", "4"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SITROOM_DATABASE_URL": url},
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while _health(base) != 200:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"sitroom serve did not start: {log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.3)
-    return proc, base
 
 
 def _browser(width: int = 1920, height: int = 1080):
@@ -138,12 +118,7 @@ return performance.getEntriesByType('resource').filter(e => e.startTime >= argum
 
 
 def bench(n: int, seed: int, zoom: int) -> None:
-    admin_url, url = _scratch()
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_wall")
     from layers.db import migrate
 
     migrate(url)
@@ -151,7 +126,7 @@ def bench(n: int, seed: int, zoom: int) -> None:
     copy_s = _copy(url, rows)
     ref = _reference_bytes(rows)
     log = Path(f"/tmp/sitroom-bench-wall-{os.getpid()}.log")
-    proc, base = _serve(url, log)
+    proc, base = serve(url, log, workers=2, threads=4)
     driver = None
     try:
         driver = _browser()
@@ -186,11 +161,8 @@ def bench(n: int, seed: int, zoom: int) -> None:
     finally:
         if driver is not None:
             driver.quit()
-        proc.terminate()
-        proc.wait(timeout=30)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        stop(proc)
+        drop_scratch(url)
     print(f"incidents: {n:,} (seed {seed}), COPY {copy_s:.1f} s; wall at zoom {zoom}, 1920x1080 headless Chromium")
     print(f"first render (KPI = {n:,} and {hexes} hex paths drawn): "
           f"median {sorted(renders)[1]:.2f} s, runs {', '.join(f'{r:.2f}' for r in renders)}  (target < 3 s)")
@@ -209,12 +181,7 @@ def demo_screenshot(path: Path) -> None:
     from layers.db import migrate
     from layers.demo import load_demo
 
-    admin_url, url = _scratch()
-    name = make_url(url).database
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_wall")
     proc = driver = None
     try:
         migrate(url)
@@ -230,7 +197,7 @@ def demo_screenshot(path: Path) -> None:
         with eng.begin() as c:
             auth.add_user(c, "wall_display", "wall-display-demo", role="display", display_name="指挥大厅")
         eng.dispose()
-        proc, base = _serve(url, Path(f"/tmp/sitroom-bench-wall-demo-{os.getpid()}.log"))
+        proc, base = serve(url, Path(f"/tmp/sitroom-bench-wall-demo-{os.getpid()}.log"), workers=2, threads=4)
         driver = _browser()
         from selenium.webdriver.common.by import By
 
@@ -248,12 +215,8 @@ def demo_screenshot(path: Path) -> None:
     finally:
         if driver is not None:
             driver.quit()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        stop(proc)
+        drop_scratch(url)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from bench._scratch import scratch_urls
+from bench._scratch import create_scratch, drop_scratch
 
 
 def _body(n: int) -> dict[str, Any]:
@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     from layers.imports import upsert_features, validate_frame
     from layers.writes import _frame, feature_items, write_features
 
-    admin_url, url = scratch_urls("sitroom_bench_write")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = url.rsplit("/", 1)[1]
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = create_scratch("sitroom_bench_write")
     try:
         migrate(url)
         eng = create_engine(url)
@@ -70,9 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             stored = dict(c.execute(text("SELECT source, count(*) FROM incidents GROUP BY source")).all())
         eng.dispose()
     finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_scratch(url)
     p50 = {k: (statistics.median(w for w, _ in v) * 1000, statistics.median(c for _, c in v) * 1000)
            for k, v in times.items()}
     print(f"{args.writes} single-incident writes per path, each its own transaction")
