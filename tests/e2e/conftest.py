@@ -22,6 +22,7 @@ saved to ``/tmp/sitroom-e2e-<test>-<n>.png``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -98,24 +99,27 @@ def live_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("live_server") / "sitroom-serve.log"
 
 
-@pytest.fixture(scope="session")
-def live_server(db_url: str, live_server_log: Path) -> Iterator[str]:
-    """``sitroom serve`` (gunicorn, 2 workers) on a free 127.0.0.1 port against the test database."""
+@contextlib.contextmanager
+def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4) \
+        -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url``; yields its base URL once
+    ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with the gunicorn master
+    process, and stops it afterwards."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SITROOM_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
-    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-           "--threads", "4"]
-    with open(live_server_log, "wb") as log:
+    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+           "--threads", str(threads)]
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while _health(base_url) != 200:
             if proc.poll() is not None or time.monotonic() > deadline:
-                tail = live_server_log.read_text(errors="replace")[-4000:]
+                tail = log_path.read_text(errors="replace")[-4000:]
                 pytest.fail(f"`{' '.join(cmd)}` did not become healthy (exit code {proc.poll()}):\n{tail}")
             time.sleep(0.3)
-        yield base_url
+        yield base_url, proc
     finally:
         proc.terminate()  # SIGTERM: gunicorn stops its workers gracefully
         try:
@@ -123,6 +127,13 @@ def live_server(db_url: str, live_server_log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(db_url: str, live_server_log: Path) -> Iterator[str]:
+    """``sitroom serve`` (gunicorn, 2 workers) on a free 127.0.0.1 port against the test database."""
+    with serving(db_url, live_server_log) as (base_url, _):
+        yield base_url
 
 
 def _require_chromium() -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,13 +28,9 @@ from dashboards import ids
 from tests.conftest import api_token
 from tests.dashboards import conftest as demo_conftest
 from tests.e2e.conftest import (
-    ROOT,
-    SERVER_START_TIMEOUT_S,
-    _free_port,
-    _health,
-    _sitroom_command,
     ensure_user,
     log_in,
+    serving,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -78,28 +73,8 @@ def demo_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def demo_server(demo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("analyst_server") / "serve.log"
-    env = {**os.environ, "SITROOM_DATABASE_URL": demo_url, "PYTHONUNBUFFERED": "1"}
-    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-           "--threads", "4"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while _health(base) != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"sitroom serve did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
+    with serving(demo_url, tmp_path_factory.mktemp("analyst_server") / "serve.log") as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _json(url: str, body: Any = None, token: str | None = None) -> Any:

@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, text
 from layers import auth, cluster
 from layers.db import migrate
 from tests.conftest import unavailable
+from tests.e2e.conftest import serving
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,40 +57,13 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 @pytest.fixture(scope="module")
 def server(own_cluster: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, str]]:
-    from tests.e2e.conftest import _free_port, _sitroom_command
-
     _, url = own_cluster
     eng = create_engine(url)
     with eng.begin() as c:
         secret = auth.create_token(c, "faults", layers=["*"], access="write", created_by="pytest")
     eng.dispose()
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("faults") / "serve.log"
-    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as f:
-        proc = subprocess.Popen([*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "2", "--threads", "4"], cwd=ROOT, env=env, stdout=f,
-                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if requests.get(f"{base}/api/v1/health", timeout=5).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server did not start: {log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.3)
-    try:
+    with serving(url, tmp_path_factory.mktemp("faults") / "serve.log") as (base, proc):
         yield base, proc, secret
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_database_restart_mid_traffic(own_cluster: tuple[Path, str], server: tuple[str, Any, str]) -> None:

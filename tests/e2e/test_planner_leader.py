@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ROOT, _free_port, _health, _sitroom_command, ensure_user, log_in
+from tests.e2e.conftest import ensure_user, log_in, serving
 
 pytestmark = pytest.mark.db
 WAIT_S = 90
@@ -28,28 +27,8 @@ WAIT_S = 90
 @pytest.fixture(scope="module")
 def demo_server(demo_db, tmp_path_factory) -> Iterator[str]:  # noqa: F811
     """``sitroom serve`` on the demo database."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("demo_server") / "serve.log"
-    env = {**os.environ, "SITROOM_DATABASE_URL": demo_db.url, "PYTHONUNBUFFERED": "1"}
-    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-           "--threads", "4"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while _health(base) != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.3)
+    with serving(demo_db.url, tmp_path_factory.mktemp("demo_server") / "serve.log") as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _wait(driver, cond, timeout: float = WAIT_S):
