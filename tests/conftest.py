@@ -42,6 +42,38 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def sibling_database(db_url: str, suffix: str, *, migrated: bool = True) -> str:
+    """The URL of a new, empty database ``<test database>_<suffix>`` on the test server (dropped first if a crashed
+    run left it), migrated unless ``migrated`` is False: for fixtures whose tests commit."""
+    from layers.db import migrate
+
+    u = make_url(db_url)
+    name = f"{u.database}_{suffix}"
+    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = u.set(database=name).render_as_string(hide_password=False)
+    if migrated:
+        migrate(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    """Drop the database at ``url`` (its connections are ended), after closing this process's pooled engines."""
+    from layers.db import reset_engines
+
+    reset_engines()
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def db_url() -> Iterator[str]:
     """URL of a freshly migrated test database (dropped and re-created once per run)."""

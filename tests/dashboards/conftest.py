@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+
+from tests.conftest import drop_database, sibling_database
 
 DEMO_SEED = 11
 # the drill's present is now, so that its hazards (onset - 12 h .. expiry + 24-72 h) are active during the run
@@ -42,18 +43,9 @@ class DemoDB:
 @pytest.fixture(scope="session")
 def demo_db(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDB]:
     """The demo (Inner Mongolia's regions, modelled Inner Mongolia population at res 8 and 7, the drill), committed."""
-    from layers.db import migrate
     from layers.demo import load_demo
 
-    url = make_url(db_url)
-    name = f"{url.database}_demo"
-    demo_url = url.set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(url.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    migrate(demo_url)
+    demo_url = sibling_database(db_url, "demo")
     engine = create_engine(demo_url)
     started = time.perf_counter()
     with Session(engine) as s, s.begin():
@@ -69,12 +61,7 @@ def demo_db(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
                      seed=DEMO_SEED, seconds=seconds)
     finally:
         engine.dispose()
-        from layers.db import reset_engines
-
-        reset_engines()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(demo_url)
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from layers.settings import Settings
+from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
 
@@ -38,17 +38,8 @@ EXCLUDED_PATHS = r"^(/api/v1)?/(events|reports/)"
 def fuzz_db(db_url: str) -> Iterator[tuple[str, str]]:
     """A migrated database of this module's own, with an admin-scoped write token; dropped at the end."""
     from layers import auth
-    from layers.db import migrate
 
-    u = make_url(db_url)
-    name = f"{u.database}_fuzzapi"
-    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = u.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
+    url = sibling_database(db_url, "fuzzapi")
     eng = create_engine(url)
     with eng.begin() as c:
         c.execute(text("INSERT INTO incidents (source, external_id, name, kind, status, geom) VALUES "
@@ -58,12 +49,7 @@ def fuzz_db(db_url: str) -> Iterator[tuple[str, str]]:
         secret = auth.create_token(c, "fuzz-admin", layers=["*"], access="write", created_by="pytest")
     eng.dispose()
     yield url, secret
-    from layers.db import reset_engines
-
-    reset_engines()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 @pytest.fixture(scope="module")

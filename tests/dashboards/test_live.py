@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from dashboards import live
 from dashboards.app import create_app
 from layers.settings import Settings
+from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
 
@@ -36,17 +36,7 @@ DEADLINE_S = 2.0
 @pytest.fixture(scope="module")
 def live_db(db_url: str) -> Iterator[tuple[str, Engine]]:
     """A database of its own (the tests commit), migrated, dropped at the end."""
-    from layers.db import migrate
-
-    url = make_url(db_url)
-    name = f"{url.database}_live"
-    live_url = url.set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(url.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    migrate(live_url)
+    live_url = sibling_database(db_url, "live")
     engine = create_engine(live_url)
     try:
         yield live_url, engine
@@ -55,9 +45,7 @@ def live_db(db_url: str) -> Iterator[tuple[str, Engine]]:
         for hub in list(live._hubs.values()):
             hub.stop()
         live._hubs.clear()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(live_url)
 
 
 @pytest.fixture(scope="module")

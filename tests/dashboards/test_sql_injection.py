@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from layers.models import FEATURE_MODELS
 from layers.settings import Settings
+from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
 
@@ -41,17 +42,8 @@ PAYLOADS = [
 def inj(db_url: str) -> Iterator[tuple[str, Engine, Any, str]]:
     from dashboards.app import create_app
     from layers import auth
-    from layers.db import migrate
 
-    u = make_url(db_url)
-    name = f"{u.database}_sqlinj"
-    admin = create_engine(u.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = u.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
+    url = sibling_database(db_url, "sqlinj")
     eng = create_engine(url)
     with eng.begin() as c:
         auth.add_user(c, "inj_admin", "a long enough password 1", role="admin")
@@ -60,12 +52,7 @@ def inj(db_url: str) -> Iterator[tuple[str, Engine, Any, str]]:
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
     yield url, eng, client, secret
     eng.dispose()
-    from layers.db import reset_engines
-
-    reset_engines()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(url)
 
 
 def _state(eng: Engine) -> dict[str, int]:

@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine
 
 from dashboards import ids
-from tests.conftest import api_token
+from tests.conftest import api_token, drop_database, sibling_database
 from tests.dashboards import conftest as demo_conftest
 from tests.e2e.conftest import (
     ensure_user,
@@ -41,22 +41,12 @@ LABEL = "前方指挥部 E2E"
 
 @pytest.fixture(scope="module")
 def demo_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from layers.db import migrate
     from layers.demo import load_demo
 
-    url = make_url(db_url)
-    name = f"{url.database}_analyst_e2e"
-    target = url.set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(url.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    migrate(target)
+    target = sibling_database(db_url, "analyst_e2e")
     engine = create_engine(target)
     with Session(engine) as s, s.begin():
         load_demo(s, seed=demo_conftest.DEMO_SEED, res=8, overview_res=7, now=demo_conftest.DEMO_NOW,
@@ -66,9 +56,7 @@ def demo_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     try:
         yield target
     finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(target)
 
 
 @pytest.fixture(scope="module")
