@@ -25,8 +25,8 @@ def scratch_urls(prefix: str) -> tuple[str, str]:
         u = make_url(explicit)
         return (u.set(database="postgres").render_as_string(hide_password=False),
                 u.set(database=name).render_as_string(hide_password=False))
-    from layers import cluster
-    from layers.settings import get_settings
+    from layers.store import cluster
+    from layers.store.settings import get_settings
 
     info = cluster.up(get_settings().state_dir)
     return info.url_for("postgres"), info.url_for(name)

@@ -3,7 +3,7 @@
 Run: ``python -m bench.bench_analysis [--url URL] [--reload] [--resources 1000000] [--repeat 30]``.
 
 Uses its own database ``sitroom_bench`` on this checkout's private cluster (or ``--url``), loaded once with the
-offline demo of Inner Mongolia (``layers.demo.load_demo``, 0.01 degree modelled raster, population at res 8 and 7,
+offline demo of Inner Mongolia (``layers.reference.demo.load_demo``, 0.01 degree modelled raster, population at res 8 and 7,
 drill seed 2024) and ``--resources`` extra seeded synthetic resources (so that nearest runs on a big table).
 Printed, each with its reference and the ratio:
 
@@ -61,8 +61,8 @@ def p50(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def bench_url(explicit: str | None) -> str:
     if explicit:
         return explicit
-    from layers import cluster
-    from layers.settings import get_settings
+    from layers.store import cluster
+    from layers.store.settings import get_settings
 
     info = cluster.up(get_settings().state_dir)
     admin = create_engine(info.url_for("postgres"), isolation_level="AUTOCOMMIT")
@@ -74,8 +74,8 @@ def bench_url(explicit: str | None) -> str:
 
 
 def ensure_data(url: str, *, reload: bool, n_resources: int) -> Path:
-    from layers.db import migrate
-    from layers.demo import load_demo
+    from layers.reference.demo import load_demo
+    from layers.store.db import migrate
 
     migrate(url)
     eng = create_engine(url)
@@ -113,7 +113,7 @@ def ensure_data(url: str, *, reload: bool, n_resources: int) -> Path:
 
 def bench_token(eng: Any) -> str:
     """A fresh read token for every layer (the analysis POSTs need one), replacing the previous run's."""
-    from layers import auth
+    from layers.store import auth
 
     with eng.begin() as c:
         try:
@@ -159,8 +159,8 @@ def main() -> None:
     from dashboards.api.analysis import impact, shelter_coverage
     from dashboards.app import create_app
     from geoops import geodesic
-    from layers import analysis as store
-    from layers.settings import Settings
+    from layers.read import analysis as store
+    from layers.store.settings import Settings
 
     url = bench_url(args.url)
     raster = ensure_data(url, reload=args.reload, n_resources=args.resources)
@@ -169,7 +169,7 @@ def main() -> None:
     client = app.server.test_client()
     token = bench_token(eng)
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"   # POSTs need a token since auth came in
-    from layers.auth import create_token  # analysis calls need an account or a token (dashboards.auth)
+    from layers.store.auth import create_token  # analysis calls need an account or a token (dashboards.auth)
 
     with eng.begin() as c:
         token = create_token(c, f"bench-{os.getpid()}-{int(time.time())}", layers=["*"], access="read",

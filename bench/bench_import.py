@@ -1,4 +1,4 @@
-"""Import of N points (default 100k): ``layers.imports.import_file`` vs a raw COPY of the same rows into a plain table.
+"""Import of N points (default 100k): ``layers.ingest.imports.import_file`` vs a raw COPY of the same rows into a plain table.
 
 Run: ``python -m bench.bench_import [--rows 100000] [--seed 20240601] [--format gpkg|csv|geojson] [--repeat 1]``.
 
@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench._scratch import create_scratch, drop_scratch
-from layers import imports
+from layers.ingest import imports
 
 
 def make_frame(rows: int, seed: int) -> gpd.GeoDataFrame:
@@ -73,7 +73,7 @@ def raw_copy(engine, clean: gpd.GeoDataFrame) -> float:
 
 def run(rows: int, seed: int, fmt: str, repeat: int) -> None:
     url = create_scratch("sitroom_bench_import")
-    from layers.db import migrate
+    from layers.store.db import migrate
 
     migrate(url)
     engine = create_engine(url)

@@ -88,9 +88,9 @@ def prepare(url: str | None) -> tuple[str, str, list[tuple[float, float]]]:
     from sqlalchemy.engine import make_url
     from sqlalchemy.orm import Session
 
-    from layers import auth, cluster
-    from layers.db import migrate
-    from layers.settings import get_settings
+    from layers.store import auth, cluster
+    from layers.store.db import migrate
+    from layers.store.settings import get_settings
 
     if url is None:
         info = cluster.up(get_settings().state_dir)
@@ -105,7 +105,7 @@ def prepare(url: str | None) -> tuple[str, str, list[tuple[float, float]]]:
     with eng.connect() as c:
         loaded = c.execute(text("SELECT count(*) FROM population_cells")).scalar_one() > 0
     if not loaded:
-        from layers.demo import load_demo
+        from layers.reference.demo import load_demo
 
         print("loading the demo (Inner Mongolia) into", make_url(url).database, flush=True)
         with Session(eng) as s, s.begin():

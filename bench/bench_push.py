@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--browser", action="store_true", help="also measure the wall's DOM in headless Chromium")
     args = ap.parse_args(argv)
 
-    from layers.db import migrate
+    from layers.store.db import migrate
 
     url = create_scratch("sitroom_bench_push")
     migrate(url)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from dashboards.api.analysis import risk
     from geoops import h3cells
     from geoops.population import cells_to_regions
-    from layers import analysis as store
+    from layers.read import analysis as store
 
     url = bench_url(a.url)
     ensure_data(url, reload=False, n_resources=1_000_000)

@@ -3,7 +3,7 @@
 Run: ``python -m bench.bench_sitrep [--runs 5] [--seed 2024] [--all-china] [--out /tmp/sitrep.pdf]``
 
 In a scratch database ``sitroom_bench_sitrep_<pid>`` on this checkout's private cluster (or the server of
-``SITROOM_DATABASE_URL``; dropped afterwards) the offline demo is loaded (:func:`layers.demo.load_demo`: Inner
+``SITROOM_DATABASE_URL``; dropped afterwards) the offline demo is loaded (:func:`layers.reference.demo.load_demo`: Inner
 Mongolia's regions, unless ``--all-china``; the modelled population at res 8 and 7; the drill of ``--seed``). Then
 :func:`dashboards.reports.generate` runs ``--runs`` times for each of:
 
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from dashboards.reports import generate
-    from layers.db import migrate
-    from layers.demo import load_demo
-    from layers.settings import Settings
+    from layers.reference.demo import load_demo
+    from layers.store.db import migrate
+    from layers.store.settings import Settings
 
     url = create_scratch("sitroom_bench_sitrep")
     engine = create_engine(url)

@@ -119,7 +119,7 @@ return performance.getEntriesByType('resource').filter(e => e.startTime >= argum
 
 def bench(n: int, seed: int, zoom: int) -> None:
     url = create_scratch("sitroom_bench_wall")
-    from layers.db import migrate
+    from layers.store.db import migrate
 
     migrate(url)
     rows = _rows(n, seed)
@@ -178,8 +178,8 @@ def demo_screenshot(path: Path) -> None:
     """Load the demo (Inner Mongolia only, as the dashboard tests do) into a scratch database and screenshot /wall."""
     from sqlalchemy.orm import Session
 
-    from layers.db import migrate
-    from layers.demo import load_demo
+    from layers.reference.demo import load_demo
+    from layers.store.db import migrate
 
     url = create_scratch("sitroom_bench_wall")
     proc = driver = None
@@ -192,7 +192,9 @@ def demo_screenshot(path: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
             s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
             load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
-        from layers import auth  # the wall signs in once as a display account, as the hall's browser does
+        from layers.store import (
+            auth,  # the wall signs in once as a display account, as the hall's browser does
+        )
 
         with eng.begin() as c:
             auth.add_user(c, "wall_display", "wall-display-demo", role="display", display_name="指挥大厅")

@@ -1,5 +1,5 @@
-"""A feed's single-feature write, side by side: the pandas-free path (layers.records) against the file-import path
-(layers.imports.validate_frame + upsert_features, the reference), in the same transaction kind as the API.
+"""A feed's single-feature write, side by side: the pandas-free path (layers.ingest.records) against the file-import path
+(layers.ingest.imports.validate_frame + upsert_features, the reference), in the same transaction kind as the API.
 
 Run: ``python -m bench.bench_write [--writes 200]``
 
@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--writes", type=int, default=200)
     args = ap.parse_args(argv)
-    from layers.db import migrate
-    from layers.imports import upsert_features, validate_frame
-    from layers.writes import _frame, feature_items, write_features
+    from layers.ingest.imports import upsert_features, validate_frame
+    from layers.ingest.writes import _frame, feature_items, write_features
+    from layers.store.db import migrate
 
     url = create_scratch("sitroom_bench_write")
     try:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
            for k, v in times.items()}
     print(f"{args.writes} single-incident writes per path, each its own transaction")
     print(f"{'path':<36} {'wall p50 ms':>12} {'CPU p50 ms':>12}")
-    print(f"{'records (layers/records.py)':<36} {p50['records'][0]:>12.1f} {p50['records'][1]:>12.1f}")
+    print(f"{'records (layers/ingest/records.py)':<36} {p50['records'][0]:>12.1f} {p50['records'][1]:>12.1f}")
     print(f"{'reference: frame (validate_frame)':<36} {p50['frame'][0]:>12.1f} {p50['frame'][1]:>12.1f}")
     print(f"ratio frame/records: wall {p50['frame'][0] / p50['records'][0]:.1f}x, "
           f"CPU {p50['frame'][1] / p50['records'][1]:.1f}x; stored {stored}")

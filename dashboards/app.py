@@ -26,7 +26,7 @@ from dashboards.auth import install_auth, user_badge
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from dashboards.limits import install_limits
 from dashboards.tiles import tiles_bp
-from layers.settings import Settings, get_settings
+from layers.store.settings import Settings, get_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PAGES_DIR = PACKAGE_DIR / "pages"
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     Parameters
     ----------
     settings : Settings, optional
-        Default: the process-wide :func:`layers.settings.get_settings`. Views and callbacks read them with
+        Default: the process-wide :func:`layers.store.settings.get_settings`. Views and callbacks read them with
         :func:`dashboards.api.settings`.
 
     Returns

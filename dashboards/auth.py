@@ -7,7 +7,7 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 ``install_auth(app, settings)`` (one line at the end of ``create_app``) adds ``/login`` and ``/logout`` and one
 ``before_request`` that decides every request from a policy table, so endpoint modules need no decorator:
 
-* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.auth`), else the signed session cookie
+* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.store.auth`), else the signed session cookie
   (``flask.session``, signed with ``settings.secret_key``; in demo/development a generated key kept in
   ``<state_dir>/secret_key`` so sessions survive restarts), else anonymous.
 * what: :data:`POLICY` maps ``(URL rule, METHOD)`` to a :class:`Rule` (a capability and, optionally, the layer the
@@ -45,7 +45,7 @@ from dashboards.api import API_PREFIX, db_engine, db_read
 from dashboards.api import settings as current_settings
 from dashboards.api.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
-from layers.settings import Settings
+from layers.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ PAGE_POLICY: dict[str, str] = {
 
 # --- who is asking --------------------------------------------------------------------------------------------------
 
-from layers import auth as store_auth  # noqa: E402 - after the policy tables, which are what readers look for
+from layers.store import auth as store_auth  # noqa: E402 - after the policy tables, which are what readers look for
 
 Principal = store_auth.Principal
 _user_cache: dict[int, tuple[float, Principal | None]] = {}
@@ -412,7 +412,7 @@ def check_production(settings: Settings) -> None:
         return
     resolve_secret_key(settings)
     try:
-        from layers.db import database_url, get_engine
+        from layers.store.db import database_url, get_engine
 
         with get_engine(database_url(settings)).connect() as conn:
             names = store_auth.demo_passwords_in_use(conn)

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from layers.errors import StoreError
+from layers.store.errors import StoreError
 
 # module name in dashboards.commands -> attribute holding the click command or group
 COMMANDS = {

@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
-from layers import vocab as _vocab
+from layers.store import vocab as _vocab
 
 LANGUAGES: Final = ("zh-CN", "en")
 DEFAULT_LANGUAGE: Final = "zh-CN"
@@ -76,7 +76,7 @@ def _default_lang() -> str:
             s = current_app.config.get("SITROOM_SETTINGS")
             if s is not None:
                 return str(s.language)
-        from layers.settings import get_settings
+        from layers.store.settings import get_settings
 
         return str(get_settings().language)
     except Exception:  # noqa: BLE001 - bad settings fail at start-up elsewhere; translation must not
@@ -118,6 +118,6 @@ def t(key: str, lang: str | None = None, **fmt: Any) -> str:
 
 
 def vocab_label(vocab: str, key: str, lang: str | None = None) -> str:
-    """The label of a controlled-vocabulary key (``layers.vocab.label``) in ``lang`` or the request's language."""
+    """The label of a controlled-vocabulary key (``layers.store.vocab.label``) in ``lang`` or the request's language."""
     language = (normalize_lang(lang) if lang is not None else current_lang()) or DEFAULT_LANGUAGE
     return _vocab.label(vocab, key, language)

@@ -9,7 +9,7 @@ How it works
 The history triggers (migrations 0002/0003) ``NOTIFY sitroom_changes`` with ``{"layer", "op", "ids"}`` when a
 statement commits. Each server process (every gunicorn worker: no state is shared between them) runs ONE
 background thread, the :class:`Hub`, with a dedicated autocommit connection that ``LISTEN``s on that channel. For
-each burst of notifications it reads the change cursor (:func:`layers.history.change_cursor`: the newest history id
+each burst of notifications it reads the change cursor (:func:`layers.read.history.change_cursor`: the newest history id
 and the oldest transaction in progress) and fans the changes out to the queues of this process's open streams.
 When the database goes away the hub says so (``status`` event), reconnects with exponential backoff (0.5 s .. 10 s),
 and catches up from its last cursor, so no change is lost across a database restart.
@@ -24,7 +24,7 @@ Events (``event:`` name, ``data:`` JSON)::
 
 Every event except ``ping`` carries an ``id:`` cursor ``<version>-<xmin>``. A client that reconnects sends it back
 (``Last-Event-ID`` header, as EventSource does by itself, or ``?last_event_id=``) and first gets every change
-committed after it, read from ``feature_history`` (:func:`layers.history.changes_after`), then the live ones:
+committed after it, read from ``feature_history`` (:func:`layers.read.history.changes_after`), then the live ones:
 delivery is at least once (a change may come twice, never not at all). The id attached to a burst is the cursor of
 the burst BEFORE it, so that changes committed while a burst was being read are always covered on resume.
 
@@ -51,8 +51,8 @@ from sqlalchemy.pool import NullPool
 
 from dashboards.api import db_engine
 from dashboards.api.openapi import endpoint, query
-from layers import history
-from layers.models import FEATURE_MODELS
+from layers.read import history
+from layers.store.models import FEATURE_MODELS
 
 log = logging.getLogger(__name__)
 

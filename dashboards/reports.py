@@ -1,10 +1,10 @@
-"""Situation reports (态势报告): the data of :mod:`layers.sitrep` rendered to HTML (Jinja2) and PDF (WeasyPrint).
+"""Situation reports (态势报告): the data of :mod:`layers.read.sitrep` rendered to HTML (Jinja2) and PDF (WeasyPrint).
 
 Public: :data:`FORMATS`, :data:`DISPLAY_TZ`, :func:`report_map`, :func:`render_html`, :func:`render_pdf`,
 :func:`generate`.
 
 Every text comes from the translation catalogues (``sitrep.*`` keys, vocabulary labels); numbers are the store's
-(:func:`layers.sitrep.gather`). The map is a PNG from :func:`layers.staticmap.render_map`, embedded as a data URI,
+(:func:`layers.read.sitrep.gather`). The map is a PNG from :func:`layers.render.staticmap.render_map`, embedded as a data URI,
 so the HTML is self-contained and WeasyPrint needs no network. Chinese is set in Noto Sans CJK SC (Debian's
 ``fonts-noto-cjk``), found by fontconfig through pango. Times are shown in China Standard Time.
 """
@@ -25,10 +25,10 @@ import jinja2
 from sqlalchemy import Engine
 
 from dashboards.i18n import DEFAULT_LANGUAGE, normalize_lang, t, vocab_label
-from layers import sitrep, situation
-from layers.settings import Settings
-from layers.staticmap import LEVEL_COLOURS, SEVERITY_COLOURS, SHELTER_COLOUR, render_map
-from layers.tiles import current_content
+from layers.read import sitrep, situation
+from layers.render.staticmap import LEVEL_COLOURS, SEVERITY_COLOURS, SHELTER_COLOUR, render_map
+from layers.render.tiles import current_content
+from layers.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _when(value: datetime | None) -> str:
 def report_map(data: Mapping[str, Any], *, lang: str, engine: Engine | None, tile_cache_dir: Path
                ) -> dict[str, Any]:
     """The report's map (JPEG: ``image``, ``media_type``, ``zoom``, ``bounds``) for the ``map`` part of
-    :func:`layers.sitrep.gather`'s result."""
+    :func:`layers.read.sitrep.gather`'s result."""
     m = data["map"]
     content = current_content(engine)
     w, h = MAP_SIZE_PX
@@ -90,7 +90,7 @@ def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_im
     Parameters
     ----------
     data : mapping
-        :func:`layers.sitrep.gather`'s result.
+        :func:`layers.read.sitrep.gather`'s result.
     lang : str
         ``zh-CN`` or ``en`` (other tags are normalised; unknown ones fall back to zh-CN).
     map_image : bytes, optional
@@ -175,7 +175,7 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
     -------
     dict
         ``body`` (bytes), ``content_type``, ``filename``, ``at``, ``timing_ms`` (gather, map, html, pdf, total; ``cpu``: this
-        process's CPU time), ``data`` (what :func:`layers.sitrep.gather` returned).
+        process's CPU time), ``data`` (what :func:`layers.read.sitrep.gather` returned).
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")

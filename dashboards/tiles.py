@@ -20,8 +20,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, has_app_context, request
 from sqlalchemy import Engine
 
-from layers.settings import Settings, get_settings
-from layers.tiles import BASEMAPS, TileError, check_tile, current_content, get_tile
+from layers.render.tiles import BASEMAPS, TileError, check_tile, current_content, get_tile
+from layers.store.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ _urls_lock = threading.Lock()
 
 def _engine(s: Settings) -> Engine | None:
     """The app's database engine, or None when there is no database to read boundaries from (tiles still render)."""
-    from layers.db import database_url, get_engine
+    from layers.store.db import database_url, get_engine
 
     key = (s.database_url, str(s.state_dir))
     with _urls_lock:

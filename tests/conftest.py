@@ -27,8 +27,8 @@ def _admin_url_and_test_url() -> tuple[str, str]:
     if explicit:
         u = make_url(explicit)
         return u.set(database="postgres").render_as_string(hide_password=False), explicit
-    from layers import cluster
-    from layers.settings import get_settings
+    from layers.store import cluster
+    from layers.store.settings import get_settings
 
     info = cluster.up(get_settings().state_dir)
     return info.url_for("postgres"), info.url_for(TEST_DB)
@@ -45,7 +45,7 @@ def unavailable(reason: str) -> NoReturn:
 def sibling_database(db_url: str, suffix: str, *, migrated: bool = True) -> str:
     """The URL of a new, empty database ``<test database>_<suffix>`` on the test server (dropped first if a crashed
     run left it), migrated unless ``migrated`` is False: for fixtures whose tests commit."""
-    from layers.db import migrate
+    from layers.store.db import migrate
 
     u = make_url(db_url)
     name = f"{u.database}_{suffix}"
@@ -63,7 +63,7 @@ def sibling_database(db_url: str, suffix: str, *, migrated: bool = True) -> str:
 
 def drop_database(url: str) -> None:
     """Drop the database at ``url`` (its connections are ended), after closing this process's pooled engines."""
-    from layers.db import reset_engines
+    from layers.store.db import reset_engines
 
     reset_engines()
     u = make_url(url)
@@ -87,11 +87,11 @@ def db_url() -> Iterator[str]:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    from layers.db import migrate
+    from layers.store.db import migrate
 
     migrate(test_url)
     yield test_url
-    from layers.db import reset_engines
+    from layers.store.db import reset_engines
 
     reset_engines()
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -139,7 +139,7 @@ def api_token(engine: Engine, name: str | None = None, *, layers: tuple[str, ...
     """
     import uuid
 
-    from layers.auth import create_token
+    from layers.store.auth import create_token
 
     with engine.begin() as conn:
         return create_token(conn, name or f"pytest-{uuid.uuid4().hex[:12]}", layers=list(layers), access=access,
@@ -163,7 +163,7 @@ def signed_in(role: str, name: str | None = None) -> Iterator[Any]:
     """Within a request context: act as a user of ``role`` (what :func:`dashboards.auth.allowed` checks)."""
     from flask import g
 
-    from layers.auth import Principal
+    from layers.store.auth import Principal
 
     before = g.get("sitroom_principal")
     g.sitroom_principal = Principal(kind="user", name=name or f"pytest-{role}", role=role)

@@ -2,7 +2,9 @@
 
 - ``geoops/`` imports none of sqlalchemy, geoalchemy2, psycopg, psycopg2, dash, flask, layers, dashboards;
 - ``layers/`` imports none of dashboards, dash, flask;
-- ``dashboards/pages/`` imports none of sqlalchemy, geoalchemy2, psycopg, psycopg2.
+- ``dashboards/pages/`` imports none of sqlalchemy, geoalchemy2, psycopg, psycopg2;
+- ``layers/`` is split into wings (``store``, ``ingest``, ``read``, ``reference``, ``render``); a wing imports only
+  ``layers.store``, its own modules and ``geoops``; ``layers.store`` imports no other wing.
 
 Every import counts, also one inside a function, under ``TYPE_CHECKING`` or through ``importlib.import_module("x")``
 or ``__import__("x")`` with a literal name.
@@ -81,6 +83,43 @@ def test_the_checker_sees_every_kind_of_import() -> None:
     names = {name.split(".")[0] for _, name in imported_modules(src, "geoops.sub.mod")}
     assert {"sqlalchemy", "flask", "psycopg", "dash", "geoops"} <= names
     assert imported_modules("from ..layers import x", "geoops.sub.mod") == [(1, "geoops.layers")]
+
+
+WINGS = ("store", "ingest", "read", "reference", "render")
+
+
+def wing_violations(root: Path = ROOT) -> list[str]:
+    """``path:line imports name`` for every import of another wing of ``layers`` (``store`` is everyone's)."""
+    out = []
+    for path in sorted((root / "layers").rglob("*.py")):
+        rel = path.relative_to(root)
+        parts = rel.parts
+        if len(parts) == 2:  # layers/<module>.py: only the package marker belongs at the top
+            if parts[1] != "__init__.py":
+                out.append(f"{rel} is outside every wing")
+            continue
+        wing = parts[1]
+        if wing not in WINGS:
+            out.append(f"{rel} is in an undeclared wing {wing!r}")
+            continue
+        module = ".".join(rel.with_suffix("").parts)
+        for line, name in imported_modules(path.read_text(encoding="utf-8"), module):
+            bits = name.split(".")
+            if bits[0] == "layers" and (len(bits) < 2 or bits[1] not in ("store", wing)):
+                out.append(f"{rel}:{line} imports {name}")
+    return out
+
+
+def test_layers_wings_import_only_the_store() -> None:
+    assert wing_violations() == []
+
+
+def test_the_wing_checker_sees_a_crossing(tmp_path: Path) -> None:
+    (tmp_path / "layers" / "read").mkdir(parents=True)
+    (tmp_path / "layers" / "__init__.py").write_text("")
+    (tmp_path / "layers" / "read" / "q.py").write_text("from layers.ingest import imports\nfrom layers.store import db\n")
+    (tmp_path / "layers" / "stray.py").write_text("")
+    assert wing_violations(tmp_path) == ["layers/read/q.py:1 imports layers.ingest", "layers/stray.py is outside every wing"]
 
 
 def test_every_package_is_checked() -> None:

@@ -22,8 +22,8 @@ from werkzeug.exceptions import NotFound
 
 from dashboards.api.errors import error_body, json_response, register_error_handlers
 from dashboards.api.openapi import API_PREFIX, REGISTRY, endpoint, register_schema, view_function
-from layers.queries import database_status
-from layers.settings import Settings, get_settings
+from layers.read.queries import database_status
+from layers.store.settings import Settings, get_settings
 
 #: modules whose import declares endpoints (one line per module)
 ENDPOINT_MODULES: tuple[str, ...] = (
@@ -78,10 +78,10 @@ def db_engine() -> Engine:
 
     Raises
     ------
-    layers.errors.ClusterError
+    layers.store.errors.ClusterError
         No ``SITROOM_DATABASE_URL`` and the private cluster is not running (mapped to HTTP 503).
     """
-    from layers.db import database_url, get_engine
+    from layers.store.db import database_url, get_engine
 
     s = settings()
     key = (s.database_url, str(s.state_dir))
@@ -95,7 +95,7 @@ def db_engine() -> Engine:
 
 def reset_db_cache() -> None:
     """Forget resolved database URLs and engines (after fork, or when the database moved)."""
-    from layers.db import reset_engines
+    from layers.store.db import reset_engines
 
     _resolved_urls.clear()
     reset_engines()

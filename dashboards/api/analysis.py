@@ -5,7 +5,7 @@ Public (HTTP, under ``/api/v1``): ``POST /analysis/buffer``, ``GET|POST /analysi
 :func:`check_points`, :func:`impact`, :func:`shelter_coverage`, :func:`risk` (the dashboards call these too).
 
 Views parse and check the request (every problem is a 4xx naming the field, the value and what is allowed), fetch
-small candidate sets through :mod:`layers.analysis` and compute with :mod:`geoops`. No SQL and no geometry maths
+small candidate sets through :mod:`layers.read.analysis` and compute with :mod:`geoops`. No SQL and no geometry maths
 here beyond assembling results. Units: metres, square metres, persons; coordinates lon/lat EPSG:4326.
 See ``docs/api.md`` for what every number means.
 """
@@ -29,8 +29,8 @@ from dashboards.i18n import t
 from geoops import geodesic
 from geoops.errors import InvalidGeometryError, InvalidParameterError
 from geoops.validate import check_geometry, parse_geojson_geometry
-from layers import analysis as store
-from layers import vocab
+from layers.read import analysis as store
+from layers.store import vocab
 
 MAX_K = 100
 MAX_BATCH_POINTS = 100_000
@@ -244,7 +244,7 @@ def _nearest_feature(r: Mapping[str, Any], rank: int) -> dict[str, Any]:
 @endpoint("/analysis/nearest", "GET", tags=("analysis",), operation_id="analysis_nearest",
           summary="The k nearest resources to a point, by true geodesic distance",
           description="PostGIS KNN finds candidates; the order is decided by geodesic distance on WGS84 and the "
-                      "candidate set is provably complete (see layers.analysis).",
+                      "candidate set is provably complete (see layers.read.analysis).",
           parameters=[
               query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude, degrees", required=True),
               query("lat", {"type": "number", "minimum": -90, "maximum": 90}, "latitude, degrees", required=True),

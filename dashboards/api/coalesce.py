@@ -41,14 +41,14 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import String, func, select
 
-from layers.models import FeatureHistory, PopulationSource
+from layers.store.models import FeatureHistory, PopulationSource
 
 
 class Stamp(NamedTuple):
     """The state of the store a result was computed from.
 
     ``version`` is the newest visible history id, ``xmin`` the oldest transaction still running when it was read
-    (:func:`layers.history.change_cursor`), ``population`` the newest population build ('' without one). A result
+    (:func:`layers.read.history.change_cursor`), ``population`` the newest population build ('' without one). A result
     stamped ``s`` serves a caller stamped ``r`` when ``s`` was read no earlier than ``r``: versions and xmin never go
     back, so that is ``s.version >= r.version and s.xmin >= r.xmin`` with the same population. The xmin matters: a
     transaction that took its history ids before a newer one committed, and commits after it, leaves the version

@@ -4,7 +4,7 @@ Public (HTTP, under ``/api/v1``): ``GET|POST /impact-zones``, ``GET|POST /annota
 ``GET|PATCH|DELETE /annotations/<id>``. Python: :func:`current_user`, :func:`zone_feature`,
 :func:`annotation_feature`, :func:`create_zones`, :func:`zone_circle` (the analyst page calls these too).
 
-Views parse the request and call :mod:`layers.drawings` inside one transaction (``layers.db.session_scope``) with the
+Views parse the request and call :mod:`layers.ingest.drawings` inside one transaction (``layers.store.db.session_scope``) with the
 user recorded; every problem is a 4xx naming the field, the value and what is allowed (``dashboards/api/errors.py``).
 The user is the request's principal (:func:`dashboards.api.current_user_name`: username or ``token:<name>``).
 """
@@ -20,8 +20,9 @@ from dashboards.api.errors import ParameterError, json_response
 from dashboards.api.openapi import body_keys, endpoint, register_schema
 from geoops import geodesic
 from geoops.validate import check_geometry
-from layers import drawings, vocab
-from layers.db import session_scope
+from layers.ingest import drawings
+from layers.store import vocab
+from layers.store.db import session_scope
 
 ANONYMOUS = "anonymous"
 ZONE_KINDS = list(vocab.keys("zone_kind"))
@@ -40,7 +41,7 @@ def _iso(v: Any) -> Any:
 
 
 def zone_feature(z: dict[str, Any]) -> dict[str, Any]:
-    """A saved zone (:mod:`layers.drawings` dict) as a GeoJSON Feature."""
+    """A saved zone (:mod:`layers.ingest.drawings` dict) as a GeoJSON Feature."""
     props = {k: _iso(z[k]) for k in ("id", "kind", "status", "name", "created_at", "updated_at", "updated_by",
                                       "deleted_at")}
     return {"type": "Feature", "id": z["id"], "geometry": z["geometry"], "properties": {**z["properties"], **props}}

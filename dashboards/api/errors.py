@@ -82,10 +82,10 @@ class ParameterError(ApiError):
 #: written yet are skipped.
 ERROR_TABLE: tuple[tuple[str, int | None, str | None], ...] = (
     ("dashboards.api.errors:ApiError", None, None),
-    ("layers.errors:ValidationError", 422, "validation_error"),
-    ("layers.errors:NotFoundError", 404, "not_found"),
-    ("layers.errors:DatabaseUnavailableError", 503, "database_unavailable"),
-    ("layers.errors:ClusterError", 503, "database_unavailable"),
+    ("layers.store.errors:ValidationError", 422, "validation_error"),
+    ("layers.store.errors:NotFoundError", 404, "not_found"),
+    ("layers.store.errors:DatabaseUnavailableError", 503, "database_unavailable"),
+    ("layers.store.errors:ClusterError", 503, "database_unavailable"),
     ("sqlalchemy.exc:OperationalError", 503, "database_unavailable"),
     ("sqlalchemy.exc:InterfaceError", 503, "database_unavailable"),
     ("sqlalchemy.exc:TimeoutError", 503, "database_unavailable"),
@@ -120,7 +120,7 @@ def classify(exc: BaseException) -> tuple[int, str]:
 
     Examples
     --------
-    >>> from layers.errors import NotFoundError
+    >>> from layers.store.errors import NotFoundError
     >>> classify(NotFoundError("no layer 'x'"))
     (404, 'not_found')
     >>> classify(KeyError("boom"))
@@ -187,7 +187,7 @@ def _translated(code: str, fallback: str) -> str:
 
 def _problems(exc: BaseException) -> list[dict[str, Any]]:
     problems = getattr(exc, "problems", None)
-    if problems is not None:  # layers.errors.ValidationError: a list of RowError
+    if problems is not None:  # layers.store.errors.ValidationError: a list of RowError
         return [{"row": p.row, "field": p.field, "value": _value(p.value), "allowed": _allowed(p.allowed),
                  "file": p.file} for p in problems]
     errors = getattr(exc, "errors", None)

@@ -1,6 +1,6 @@
 """Layer endpoints: the layer registry and each layer's live features as GeoJSON.
 
-Public (HTTP): ``GET /api/v1/layers``, ``GET /api/v1/layers/<layer>``. The views call :mod:`layers.queries`; no SQL
+Public (HTTP): ``GET /api/v1/layers``, ``GET /api/v1/layers/<layer>``. The views call :mod:`layers.read.queries`; no SQL
 here.
 """
 
@@ -15,8 +15,8 @@ from dashboards.api import db_engine
 from dashboards.api.errors import ApiError, ParameterError, json_response
 from dashboards.api.openapi import API_PREFIX, endpoint, query, register_schema
 from dashboards.i18n import LANGUAGES, t
-from layers import queries
-from layers.errors import ValidationError
+from layers.read import queries
+from layers.store.errors import ValidationError
 
 MAX_LIMIT = queries.MAX_LIMIT
 DEFAULT_LIMIT = 1000

@@ -3,7 +3,7 @@
 Public (HTTP): ``GET /api/v1/reports/sitrep?at=&since=&format=pdf|html&lang=zh-CN|en``.
 Public (Python): :data:`SITREP_PATH`, :func:`sitrep_url`.
 
-The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.sitrep`); each generated report
+The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.read.sitrep`); each generated report
 is logged so that the next one lists what changed since it.
 """
 
@@ -20,8 +20,8 @@ from dashboards.api.errors import ParameterError
 from dashboards.api.openapi import API_PREFIX, endpoint, query
 from dashboards.i18n import current_lang
 from dashboards.reports import FORMATS, generate
-from layers.errors import ValidationError
-from layers.sitrep import parse_time
+from layers.read.sitrep import parse_time
+from layers.store.errors import ValidationError
 
 SITREP_PATH = f"{API_PREFIX}/reports/sitrep"
 TIME_ALLOWED = "an ISO 8601 date-time, e.g. 2024-07-01T08:00:00+08:00, not in the future"

@@ -3,7 +3,7 @@
 Public (HTTP): ``GET /api/v1/situation?at=<ISO time>&layers=...``, ``GET /api/v1/history?layer=&id=``.
 Public (Python): :func:`parse_time`, :func:`situation_json`.
 
-Both read ``feature_history`` through :mod:`layers.history`; see there for what "the picture at ``at``" means.
+Both read ``feature_history`` through :mod:`layers.read.history`; see there for what "the picture at ``at``" means.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from dashboards.api import db_engine
 from dashboards.api.errors import ParameterError
 from dashboards.api.openapi import endpoint, query, register_schema
-from layers import history
-from layers.errors import NotFoundError
-from layers.models import FEATURE_MODELS
+from layers.read import history
+from layers.store.errors import NotFoundError
+from layers.store.models import FEATURE_MODELS
 
 SITUATION_REF = register_schema("Situation", {
     "type": "object",

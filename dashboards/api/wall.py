@@ -6,7 +6,7 @@ for replay), :func:`live_snapshot` (the shared, cached live picture: the snapsho
 callback), :data:`SNAPSHOTS`.
 
 The wall polls ``/wall/version`` (one statement) and re-fetches the heavy parts only when its ``cursor`` moves. The
-snapshot is small by construction (:mod:`layers.situation`): H3 aggregates instead of points, simplified hazard
+snapshot is small by construction (:mod:`layers.read.situation`): H3 aggregates instead of points, simplified hazard
 polygons, capped lists. The live snapshot is computed once for all the screens of a server process
 (:class:`dashboards.api.coalesce.Coalescer`): every screen gets a picture at least as new as the store was when it
 asked, and under a continuous stream of changes a process draws each picture at most every
@@ -27,7 +27,7 @@ from dashboards.api.errors import dumps
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.i18n import current_lang, vocab_label
 from geoops.h3cells import points_to_cells
-from layers import history, sitrep, situation
+from layers.read import history, sitrep, situation
 
 HEAT_MODES: tuple[str, ...] = ("incidents", "population")
 TICKER_ROWS = 20
@@ -111,7 +111,7 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
         Language of the kind labels (default: the request's).
     at : datetime, optional
         A past instant (replay): hazards, incidents, shelters and resources as they were then
-        (:func:`layers.sitrep.as_of`), annotations from :func:`layers.history.situation_at`; ``time`` is ``at``.
+        (:func:`layers.read.sitrep.as_of`), annotations from :func:`layers.read.history.situation_at`; ``time`` is ``at``.
     """
     if at is not None:
         return _past_snapshot(conn, at, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
@@ -162,7 +162,7 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
 def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[float] | None, heat: str,
                    lang: str | None) -> dict[str, Any]:
     """:func:`wall_snapshot` as of ``at``. The incident heat is binned here from the history's points: the
-    per-version cache of :func:`layers.situation.incident_cells` must not hold a past picture."""
+    per-version cache of :func:`layers.read.situation.incident_cells` must not hold a past picture."""
     lang = lang or current_lang()
     at = at.astimezone(UTC)
     res = situation.res_for_zoom(zoom)

@@ -1,8 +1,8 @@
 """Write endpoints for feeds and other systems: GeoJSON features in, status changes, soft deletes, CAP 1.2 warnings.
 
 Public (HTTP): ``POST /api/v1/layers/<layer>``, ``PATCH /api/v1/layers/<layer>/<id>``,
-``DELETE /api/v1/layers/<layer>/<id>``, ``POST /api/v1/cap``. The views call :mod:`layers.writes` and
-:mod:`layers.cap`; each request is one transaction, and a rejected request writes nothing (422 naming every bad
+``DELETE /api/v1/layers/<layer>/<id>``, ``POST /api/v1/cap``. The views call :mod:`layers.ingest.writes` and
+:mod:`layers.ingest.cap`; each request is one transaction, and a rejected request writes nothing (422 naming every bad
 item's index in ``features`` as ``row``, and its field). The acting user (history, ``updated_by``) comes from
 :func:`dashboards.api.current_user_name` (the signed-in user or ``token:<name>``), else ``api``.
 """
@@ -16,7 +16,7 @@ from flask import request
 from dashboards.api import current_user_name, db_engine
 from dashboards.api.errors import ParameterError
 from dashboards.api.openapi import endpoint, query, register_schema
-from layers import cap, writes
+from layers.ingest import cap, writes
 
 _ANONYMOUS = ("anonymous", "system", "")
 

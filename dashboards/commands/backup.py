@@ -13,8 +13,8 @@ from dashboards.i18n import t
                                    "(pg_dump custom format).")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def backup(file: Path) -> None:
-    from layers import backup as bk
-    from layers.db import database_url
+    from layers.store import backup as bk
+    from layers.store.db import database_url
 
     out = bk.backup(database_url(), file)
     click.echo(t("cli.backup.written", file=out, mb=out.stat().st_size / 2**20))
@@ -27,8 +27,8 @@ def backup(file: Path) -> None:
 def restore(file: Path, yes: bool) -> None:
     from sqlalchemy.engine import make_url
 
-    from layers import backup as bk
-    from layers.db import database_url, reset_engines
+    from layers.store import backup as bk
+    from layers.store.db import database_url, reset_engines
 
     url = database_url()
     if not yes:

@@ -1,4 +1,4 @@
-"""``sitroom import-cap FILE|DIR``: CAP 1.2 warnings into the hazards layer (see :mod:`layers.cap`)."""
+"""``sitroom import-cap FILE|DIR``: CAP 1.2 warnings into the hazards layer (see :mod:`layers.ingest.cap`)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from dashboards.i18n import t
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--user", default=None, help="Who imports (recorded in the history; default: login name).")
 def import_cap(path: Path, user: str | None) -> None:
-    from layers.cap import CapError, import_cap_path
-    from layers.db import session_scope
+    from layers.ingest.cap import CapError, import_cap_path
+    from layers.store.db import session_scope
 
     who = user or getpass.getuser()
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from layers import cluster
-from layers.settings import get_settings
+from layers.store import cluster
+from layers.store.settings import get_settings
 
 
 @click.group(name="db", help="The private PostGIS of this checkout (or SITROOM_DATABASE_URL).")
@@ -50,20 +50,20 @@ def status() -> None:
 
 @db.command(help="Print the SQLAlchemy URL of the database in use.")
 def url() -> None:
-    from layers.db import database_url
+    from layers.store.db import database_url
 
     click.echo(database_url())
 
 
 @db.command(help="Bring the database to the current schema (creates PostGIS in a fresh empty database).")
 def migrate() -> None:
-    from layers.db import database_url
+    from layers.store.db import database_url
 
     _migrate_with_message(database_url())
 
 
 def _migrate_with_message(url: str) -> None:
-    from layers.db import migrate as run
+    from layers.store.db import migrate as run
 
     run(url)
     click.echo("schema is current")

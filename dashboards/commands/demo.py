@@ -20,8 +20,8 @@ def demo() -> None:
               help="A coarser resolution also built, for overviews.")
 @click.option("--workers", default=None, type=click.IntRange(1, 64), help="Worker processes (default: up to 2).")
 def load(seed: int, res: int, overview_res: int, workers: int | None) -> None:
-    from layers.db import session_scope
-    from layers.demo import load_demo
+    from layers.reference.demo import load_demo
+    from layers.store.db import session_scope
 
     started = time.perf_counter()
     with session_scope(user="demo") as session:
@@ -35,8 +35,8 @@ def load(seed: int, res: int, overview_res: int, workers: int | None) -> None:
 
 def _demo_accounts() -> None:
     """Create the demo accounts (display, analyst, planner, admin) and print their generated passwords, once."""
-    from layers.auth import DEMO_ACCOUNTS, ensure_demo_accounts
-    from layers.db import session_scope
+    from layers.store.auth import DEMO_ACCOUNTS, ensure_demo_accounts
+    from layers.store.db import session_scope
 
     with session_scope(user="demo") as session:
         made = ensure_demo_accounts(session)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dashboards.i18n import t
-from layers.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS
 
 
 @click.command(name="import", help="Import a GeoJSON, GeoPackage, zipped Shapefile, KML or CSV file into LAYER "
@@ -22,9 +22,9 @@ from layers.models import FEATURE_MODELS
 @click.option("--user", default=None, help="Who imports (recorded in the history; default: login name).")
 def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip_invalid: bool,
                user: str | None) -> None:
-    from layers.db import session_scope
-    from layers.errors import ValidationError
-    from layers.imports import import_file
+    from layers.ingest.imports import import_file
+    from layers.store.db import session_scope
+    from layers.store.errors import ValidationError
 
     who = user or getpass.getuser()
     try:
@@ -52,8 +52,8 @@ def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip
               help="Only features intersecting the shapes of this file (any import format).")
 @click.option("--include-deleted", is_flag=True, help="Also soft-deleted features.")
 def export_cmd(layer: str, file: Path, bbox: str | None, within_file: Path | None, include_deleted: bool) -> None:
-    from layers.db import session_scope
-    from layers.exports import export_layer, parse_bbox, read_within
+    from layers.ingest.exports import export_layer, parse_bbox, read_within
+    from layers.store.db import session_scope
 
     box = parse_bbox(bbox) if bbox else None
     within = read_within(within_file) if within_file else None

@@ -29,8 +29,8 @@ def population() -> None:
 def build(raster: Path | None, res: int, source: str | None, vintage: str | None, description: str | None,
           modelled: bool, workers: int | None, window_pixels: int | None, points: Path | None, column: str,
           crs: str | None) -> None:
-    from layers.db import session_scope
-    from layers.population import WINDOW_PIXELS, build_population, build_population_points
+    from layers.reference.population import WINDOW_PIXELS, build_population, build_population_points
+    from layers.store.db import session_scope
 
     if (raster is None) == (points is None):
         raise click.UsageError("give either RASTER or --points FILE (exactly one)")

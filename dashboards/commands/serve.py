@@ -73,7 +73,7 @@ def _db_reachable() -> str | None:
     """None if the database answers, else a one-line reason."""
     try:
         from dashboards.api import db_engine
-        from layers.queries import database_status
+        from layers.read.queries import database_status
 
         with db_engine().connect() as conn:
             database_status(conn)
@@ -95,7 +95,7 @@ def _db_reachable() -> str | None:
               help="Threads per gunicorn worker.")
 @click.option("--dev", is_flag=True, help="Flask's development server with debug tools and reload (not for walls).")
 def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
-    from layers.settings import get_settings
+    from layers.store.settings import get_settings
 
     settings = get_settings()  # invalid settings fail here, naming the setting, not on the first request
     from dashboards.auth import AuthConfigError, check_production

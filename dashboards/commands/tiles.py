@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from layers.settings import get_settings
+from layers.store.settings import get_settings
 
 
 def _bbox(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float, float]:
@@ -38,14 +38,14 @@ def build(min_zoom: int, max_zoom: int, bbox: tuple[float, float, float, float],
           basemaps: tuple[str, ...], no_db: bool, keep_old: bool) -> None:
     import time
 
-    from layers.tiles import build_tiles, load_content, prune_cache, tiles_for_bbox
+    from layers.render.tiles import build_tiles, load_content, prune_cache, tiles_for_bbox
 
     s = get_settings()
     t0 = time.perf_counter()
     if no_db:
         content = load_content(None)
     else:
-        from layers.db import session_scope
+        from layers.store.db import session_scope
 
         with session_scope() as session:
             content = load_content(session)

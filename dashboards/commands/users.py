@@ -34,8 +34,8 @@ def users() -> None:
 @click.option("--name", "display_name", default=None, help="Name shown in the pages (e.g. 李伟).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def add(username: str, role: str, display_name: str | None, password_stdin: bool) -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     password = _password(password_stdin)
     with session_scope(user=f"cli:{_actor()}") as s:
@@ -47,8 +47,8 @@ def add(username: str, role: str, display_name: str | None, password_stdin: bool
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def passwd(username: str, password_stdin: bool) -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     password = _password(password_stdin)
     with session_scope(user=f"cli:{_actor()}") as s:
@@ -57,8 +57,8 @@ def passwd(username: str, password_stdin: bool) -> None:
 
 
 def _set_disabled(username: str, disabled: bool) -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     with session_scope(user=f"cli:{_actor()}") as s:
         auth.set_disabled(s, username, disabled)
@@ -79,8 +79,8 @@ def enable(username: str) -> None:
 
 @users.command(name="list", help="List accounts.")
 def list_cmd() -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     with session_scope() as s:
         rows = auth.list_users(s)
@@ -101,8 +101,8 @@ def token() -> None:
               help="Comma-separated layers the token may touch, or '*' for all (e.g. incidents,hazards).")
 @click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True)
 def create(name: str, layers_: str, access: str) -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     with session_scope(user=f"cli:{_actor()}") as s:
         secret = auth.create_token(s, name, layers=[x.strip() for x in layers_.split(",") if x.strip()],
@@ -115,8 +115,8 @@ def create(name: str, layers_: str, access: str) -> None:
 @token.command(name="revoke", help="Revoke a token at once.")
 @click.argument("name")
 def revoke(name: str) -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     with session_scope(user=f"cli:{_actor()}") as s:
         auth.revoke_token(s, name)
@@ -125,8 +125,8 @@ def revoke(name: str) -> None:
 
 @token.command(name="list", help="List tokens (never their secrets).")
 def token_list() -> None:
-    from layers import auth
-    from layers.db import session_scope
+    from layers.store import auth
+    from layers.store.db import session_scope
 
     with session_scope() as s:
         rows = auth.list_tokens(s)

@@ -1,5 +1,5 @@
 """Replay controls for a page: a time slider over the last N hours, play/pause, speed (1x, 10x, 60x, 600x) and a
-"live" button; in replay mode the page draws :func:`layers.history.situation_at` instead of the live picture.
+"live" button; in replay mode the page draws :func:`layers.read.history.situation_at` instead of the live picture.
 
 Public: :data:`SPEEDS`, :func:`replay_controls`, :func:`register_replay`, :func:`replay_id`,
 :func:`replay_time`, :func:`replay_situation`,
@@ -202,12 +202,12 @@ def replay_badge(at: datetime | None, lang: str) -> tuple[str, str, str]:
 
 
 def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None = None) -> dict[str, Any] | None:
-    """``{layer: FeatureCollection}`` at the replay time (:func:`layers.history.situation_at`), or None when live."""
+    """``{layer: FeatureCollection}`` at the replay time (:func:`layers.read.history.situation_at`), or None when live."""
     at = replay_time(state)
     if at is None:
         return None
     from dashboards.api import db_engine
-    from layers.history import situation_at
+    from layers.read.history import situation_at
 
     with db_engine().connect() as conn:
         return situation_at(conn, at, layers=layers)

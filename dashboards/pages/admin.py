@@ -16,7 +16,7 @@ from dashboards.api import db_engine
 from dashboards.api.errors import classify
 from dashboards.auth import allowed, current_principal, user_badge
 from dashboards.i18n import current_lang, normalize_lang, t
-from layers import auth as store_auth
+from layers.store import auth as store_auth
 
 dash.register_page(__name__, path="/admin", name="admin", order=9, title=lambda: t("admin.title"))
 

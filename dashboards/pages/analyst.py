@@ -4,7 +4,7 @@ impact card; place, edit and delete annotations with the emergency symbol set.
 Public (plain functions the callbacks call, tested without a browser): :func:`zone_from_feature`,
 :func:`process_drawings`, :func:`buffer_zones`, :func:`impact_card`, :func:`render_card`, :func:`parse_distances_km`.
 
-Every zone is saved as an impact zone (``layers.drawings``) and its card computed by the same function as
+Every zone is saved as an impact zone (``layers.ingest.drawings``) and its card computed by the same function as
 ``POST /api/v1/analysis/impact`` (``dashboards.api.analysis.impact``). A drawing whose save fails (bad geometry,
 database down) stays on the map, listed as pending with its error and a retry button; nothing is dropped silently.
 """
@@ -41,8 +41,9 @@ from dashboards.components.replay import (
 from dashboards.components.sitrep_button import sitrep_button
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import geodesic
-from layers import drawings, vocab
-from layers.db import session_scope
+from layers.ingest import drawings
+from layers.store import vocab
+from layers.store.db import session_scope
 
 dash.register_page(__name__, path="/analyst", name="analyst", order=2, title=lambda: t("analyst.title"))
 register_replay("analyst")
@@ -610,7 +611,7 @@ def _in_force(p: dict[str, Any], at: datetime) -> bool:
 
 
 def past_layers(past: dict[str, Any], at: datetime, lang: str) -> tuple[list[Any], list[Any], list[Any]]:
-    """Map layers of the picture at ``at`` (:func:`layers.history.situation_at`): hazards in force then and open
+    """Map layers of the picture at ``at`` (:func:`layers.read.history.situation_at`): hazards in force then and open
     incidents (replay layer), impact zones, annotations (drawn as on the live map).
     """
     hazards = []

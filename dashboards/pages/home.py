@@ -11,7 +11,7 @@ from dashboards import ids
 from dashboards.api import API_PREFIX, db_engine
 from dashboards.api.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t
-from layers import queries
+from layers.read import queries
 
 dash.register_page(__name__, path="/", name="home", order=0, title=lambda: t("app.title"))
 

@@ -5,14 +5,14 @@ Public: :func:`layout`, :func:`risk_result`, :func:`choropleth`, :func:`ranking_
 
 The numbers are those of :func:`dashboards.api.analysis.risk`, the function behind ``GET /api/v1/analysis/risk``
 (same level, hazard kinds and weights). That function only returns regions touched by an active hazard; the
-choropleth draws every region of the level (from :func:`layers.analysis.regions_of_level`) and gives the others a
+choropleth draws every region of the level (from :func:`layers.read.analysis.regions_of_level`) and gives the others a
 risk of 0. It is called once per (level, hazard kinds, weights) with per-cell values for the whole service area at
 res 7 (:data:`CELL_RES`); the result is cached here, so zooming and panning only filter the cached cells to the
 view's bbox (the browser gets at most :data:`MAX_DETAIL_CELLS` hexagons, at res 6 below zoom 8).
 
 The trend plot is **incidents per day by prefecture** over the last :data:`TREND_DAYS` days, from the incidents
-table (no risk history is stored yet): incidents are read with :func:`layers.queries.fetch_features` and placed in
-prefectures by point in polygon; the counts are cached per data version (:func:`layers.situation.data_version`).
+table (no risk history is stored yet): incidents are read with :func:`layers.read.queries.fetch_features` and placed in
+prefectures by point in polygon; the counts are cached per data version (:func:`layers.read.situation.data_version`).
 """
 
 from __future__ import annotations
@@ -40,13 +40,14 @@ from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from geoops import h3cells
 from geoops.risk import RiskWeights
-from layers import analysis as store
+from layers.read import analysis as store
 
-try:  # the parent-cell helper moved from the API module to layers.analysis
-    from layers.analysis import parent_cells
+try:  # the parent-cell helper moved from the API module to layers.read.analysis
+    from layers.read.analysis import parent_cells
 except ImportError:  # pragma: no cover - older checkout
     from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
-from layers import queries, situation, vocab
+from layers.read import queries, situation
+from layers.store import vocab
 
 dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))
 

@@ -5,7 +5,7 @@ and the callbacks :func:`run`, :func:`county_options`, :func:`preset_distance`, 
 
 The numbers come from :func:`dashboards.api.analysis.shelter_coverage`, the function behind
 ``POST /api/v1/analysis/shelter-coverage``: :func:`run_coverage` is the same composition as that view (a region's
-geometry from :func:`layers.analysis.region_geometry`, or a drawn zone checked by
+geometry from :func:`layers.read.analysis.region_geometry`, or a drawn zone checked by
 :func:`dashboards.api.analysis.parse_zone`), so the page and the API show the same totals for the same input.
 Demand is always counted on res-8 H3 cells; the map draws them as hexagons only for the scope and, when there are
 more than :data:`MAX_DISPLAY_CELLS`, sums them onto coarser parent cells for display (the tables and exports keep
@@ -43,13 +43,13 @@ from dashboards.components.drawlocal import draw_locale
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
 from dashboards.tiles import basemap_config
 from geoops import h3cells
-from layers import analysis as store
+from layers.read import analysis as store
 
-try:  # the parent-cell helper moved from the API module to layers.analysis
-    from layers.analysis import parent_cells
+try:  # the parent-cell helper moved from the API module to layers.read.analysis
+    from layers.read.analysis import parent_cells
 except ImportError:  # pragma: no cover - older checkout
     from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
-from layers import vocab
+from layers.store import vocab
 
 dash.register_page(__name__, path="/planner", name="planner", order=3, title=lambda: t("planner.title"))
 

@@ -1,7 +1,7 @@
 """Shared fixtures of the dashboard tests: the offline demo loaded once per test session.
 
 ``demo_db`` is a database of its own (``<test db>_demo`` on the same PostGIS), migrated and filled with
-:func:`layers.demo.load_demo` once per session and committed, so that the Flask app (which reads through its own
+:func:`layers.reference.demo.load_demo` once per session and committed, so that the Flask app (which reads through its own
 engine) sees it; other tests keep their empty ``db_url`` database. It is dropped at the end of the session.
 Only Inner Mongolia's regions are loaded (all of China takes minutes). The modelled raster is coarser than the real demo (0.02 degree pixels) to keep the load short; population is
 built at res 8, as in the real demo, plus res 7.
@@ -43,7 +43,7 @@ class DemoDB:
 @pytest.fixture(scope="session")
 def demo_db(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDB]:
     """The demo (Inner Mongolia's regions, modelled Inner Mongolia population at res 8 and 7, the drill), committed."""
-    from layers.demo import load_demo
+    from layers.reference.demo import load_demo
 
     demo_url = sibling_database(db_url, "demo")
     engine = create_engine(demo_url)

@@ -17,7 +17,7 @@ from pyproj import Geod
 from sqlalchemy import text
 
 from dashboards.app import create_app
-from layers.settings import Settings
+from layers.store.settings import Settings
 from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db

@@ -21,7 +21,7 @@ from shapely.geometry import LineString, Point, box, mapping, shape
 from sqlalchemy import text
 
 from dashboards.app import create_app
-from layers.settings import Settings
+from layers.store.settings import Settings
 from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db
@@ -454,7 +454,7 @@ def test_risk_weights_are_adjustable(client: Any) -> None:
 def test_parent_cells_match_h3() -> None:
     import h3
 
-    from layers.analysis import parent_cells
+    from layers.read.analysis import parent_cells
 
     rng = np.random.default_rng(5)
     cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, 8))

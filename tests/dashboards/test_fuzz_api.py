@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from sqlalchemy import create_engine, text
 
-from layers.settings import Settings
+from layers.store.settings import Settings
 from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
@@ -37,7 +37,7 @@ EXCLUDED_PATHS = r"^(/api/v1)?/(events|reports/)"
 @pytest.fixture(scope="module")
 def fuzz_db(db_url: str) -> Iterator[tuple[str, str]]:
     """A migrated database of this module's own, with an admin-scoped write token; dropped at the end."""
-    from layers import auth
+    from layers.store import auth
 
     url = sibling_database(db_url, "fuzzapi")
     eng = create_engine(url)

@@ -17,8 +17,8 @@ from flask import Flask
 
 from dashboards import i18n
 from dashboards.i18n import COOKIE, LANGUAGES, catalogue, current_lang, normalize_lang, t, vocab_label
-from layers import vocab
-from layers.settings import Settings
+from layers.store import vocab
+from layers.store.settings import Settings
 
 DASHBOARDS = Path(i18n.__file__).resolve().parent
 
@@ -87,7 +87,7 @@ def test_every_t_key_used_in_dashboards_exists_in_both_catalogues() -> None:
 def test_keys_built_from_data_exist() -> None:
     from dashboards.api.errors import ERROR_TABLE
     from dashboards.pages import home
-    from layers.models import FEATURE_MODELS
+    from layers.store.models import FEATURE_MODELS
 
     keys = set(catalogue("zh-CN")) & set(catalogue("en"))
     needed = {f"layer.{name}" for name in FEATURE_MODELS}

@@ -16,7 +16,7 @@ from dashboards import ids
 from dashboards.app import create_app
 from dashboards.i18n import t
 from geoops.risk import RiskWeights
-from layers.settings import Settings
+from layers.store.settings import Settings
 
 pytestmark = pytest.mark.db
 

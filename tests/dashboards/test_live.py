@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from dashboards import live
 from dashboards.app import create_app
-from layers.settings import Settings
+from layers.store.settings import Settings
 from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
@@ -296,7 +296,7 @@ def test_replay_component_shows_the_picture_at_the_replay_time(live_db) -> None:
     import dash
 
     from dashboards.components import replay
-    from layers import history
+    from layers.read import history
 
     url, engine = live_db
     app = create_app(Settings(database_url=url))

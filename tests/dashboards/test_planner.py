@@ -19,7 +19,7 @@ from sqlalchemy import text
 from dashboards import ids
 from dashboards.app import create_app
 from dashboards.i18n import t
-from layers.settings import Settings
+from layers.store.settings import Settings
 from tests.conftest import api_token, authorize, signed_in
 
 pytestmark = pytest.mark.db

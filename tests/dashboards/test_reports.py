@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from dashboards.app import create_app
 from dashboards.i18n import t, vocab_label
-from layers import situation
-from layers.settings import Settings
+from layers.read import situation
+from layers.store.settings import Settings
 
 pytestmark = pytest.mark.db
 
@@ -43,7 +43,7 @@ def _squash(s: str) -> str:
 
 
 def _sql_kpis(demo_db: Any) -> dict[str, int]:
-    """The KPIs straight from the tables (independent of layers.situation)."""
+    """The KPIs straight from the tables (independent of layers.read.situation)."""
     with demo_db.engine.connect() as c:
         one = lambda sql: int(c.execute(text(sql)).scalar_one())  # noqa: E731
         return {

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from layers.models import FEATURE_MODELS
-from layers.settings import Settings
+from layers.store.models import FEATURE_MODELS
+from layers.store.settings import Settings
 from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
@@ -41,7 +41,7 @@ PAYLOADS = [
 @pytest.fixture(scope="module")
 def inj(db_url: str) -> Iterator[tuple[str, Engine, Any, str]]:
     from dashboards.app import create_app
-    from layers import auth
+    from layers.store import auth
 
     url = sibling_database(db_url, "sqlinj")
     eng = create_engine(url)
@@ -117,7 +117,7 @@ def test_layer_and_path_and_query_parameters(inj: tuple[str, Engine, Any, str], 
 
 
 def test_imports_store_injection_text_verbatim(inj: tuple[str, Engine, Any, str], tmp_path: Path) -> None:
-    from layers.imports import import_file
+    from layers.ingest.imports import import_file
 
     url, eng, _, _ = inj
     path = tmp_path / "inj.csv"

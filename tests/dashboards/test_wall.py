@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, text
 from dashboards import ids
 from dashboards.app import create_app
 from dashboards.i18n import t
-from layers import situation
-from layers.settings import Settings
+from layers.read import situation
+from layers.store.settings import Settings
 
 DOWN_URL = "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
 

@@ -219,8 +219,8 @@ def ensure_user(url: str, role: str) -> tuple[str, str]:
     """The account ``e2e_<role>`` (created, or its password reset) in the database at ``url``."""
     from sqlalchemy import create_engine, select
 
-    from layers import auth
-    from layers.models import User
+    from layers.store import auth
+    from layers.store.models import User
 
     username, password = f"e2e_{role}", E2E_PASSWORD + role
     engine = create_engine(url)

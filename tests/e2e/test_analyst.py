@@ -44,7 +44,7 @@ def demo_url(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from layers.demo import load_demo
+    from layers.reference.demo import load_demo
 
     target = sibling_database(db_url, "analyst_e2e")
     engine = create_engine(target)

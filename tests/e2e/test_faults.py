@@ -1,6 +1,6 @@
 """Faults: the database restarts under traffic, an import is killed during COPY, a gunicorn worker is killed.
 
-Everything runs on a private PostgreSQL cluster of this module's own (``layers.cluster`` with a temporary state
+Everything runs on a private PostgreSQL cluster of this module's own (``layers.store.cluster`` with a temporary state
 dir), so restarting it disturbs no other test, with ``sitroom serve`` (gunicorn, 2 workers) on it:
 
 - database restart mid-traffic: while clients poll ``/api/v1/health`` and ``/api/v1/wall/version``, the cluster
@@ -29,8 +29,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from layers import auth, cluster
-from layers.db import migrate
+from layers.store import auth, cluster
+from layers.store.db import migrate
 from tests.conftest import unavailable
 from tests.e2e.conftest import serving
 

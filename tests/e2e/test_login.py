@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete
 
-from layers import auth
-from layers.models import User
+from layers.store import auth
+from layers.store.models import User
 
 pytestmark = pytest.mark.db
 
@@ -29,7 +29,7 @@ def auth_server(db_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFa
 
     from dashboards.app import create_app
     from dashboards.auth import install_auth
-    from layers.settings import Settings
+    from layers.store.settings import Settings
 
     with engine.begin() as conn:
         auth.add_user(conn, ADMIN[0], ADMIN[1], role="admin", display_name=ADMIN[2])

@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboards import ids
 from dashboards.i18n import t
-from layers.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 

@@ -1,0 +1,426 @@
+"""What a situation report (态势报告) says: plain data gathered from the store, now or as it was at a past time.
+
+Public: :data:`SHADOWED_LAYERS`, :data:`DEFAULT_LOOKBACK`, :func:`parse_time`, :func:`as_of`,
+:func:`changes_between`, :func:`active_warnings`, :func:`population_by_county`, :func:`shelter_loads`,
+:func:`resources_by_kind`, :func:`map_layers`, :func:`previous_report`, :func:`record_report`, :func:`gather`.
+
+Everything here returns dicts of numbers, strings and datetimes (no translation: ``dashboards/reports.py`` renders).
+The KPIs are those of the wall (:mod:`layers.read.situation`), the people in hazard zones are the wall's cached
+area-weighted figure, split by county with :func:`geoops.population.cells_to_regions` + :func:`rollup` (by cell
+centre: the county parts add up exactly to the KPI).
+
+The past (``at`` given)
+-----------------------
+:func:`as_of` rebuilds the four layers a report reads (hazards, incidents, shelters, resources) from
+``feature_history`` (the newest version of each row at or before ``at``; purged rows dropped, soft-deleted rows keep
+their ``deleted_at``) into temporary tables of the same names, for the duration of a transaction that is rolled back.
+PostgreSQL searches the session's temporary schema before ``public``, so every unchanged query of
+:mod:`layers.read.situation` and :mod:`layers.read.analysis` reads the past picture. Admin regions and population cells are
+read as they are now.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy import Connection, and_, case, func, or_, select, text
+
+from geoops.population import cells_to_regions, rollup
+from layers.read import analysis, situation
+from layers.store.errors import RowError, ValidationError
+from layers.store.models import FeatureHistory, Hazard, Incident, Resource, Shelter
+
+__all__ = ["SHADOWED_LAYERS", "DEFAULT_LOOKBACK", "parse_time", "as_of", "changes_between", "active_warnings",
+           "population_by_county", "shelter_loads", "resources_by_kind", "map_layers", "previous_report",
+           "record_report", "gather"]
+
+#: the layers :func:`as_of` rebuilds from history
+SHADOWED_LAYERS: tuple[str, ...] = ("hazards", "incidents", "shelters", "resources")
+#: "changes since" window when no earlier report and no ``since`` is known
+DEFAULT_LOOKBACK = timedelta(hours=24)
+HISTORY_LAYERS: tuple[str, ...] = ("hazards", "incidents", "shelters", "resources", "protection_targets",
+                                   "impact_zones", "annotations", "admin_regions")
+MAP_INCIDENT_LIMIT = 5000
+SHELTER_ROWS = 15
+#: one statement per shadowed layer (table names from the constant tuple above, never from input)
+_SHADOW_SQL = {
+    layer: text(
+        f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS "
+        f"SELECT (jsonb_populate_record(NULL::public.{layer}, h.row)).* FROM ("
+        "SELECT DISTINCT ON (feature_id) op, row FROM public.feature_history "
+        "WHERE layer = :layer AND changed_at <= :at ORDER BY feature_id, id DESC) h WHERE h.op <> 'purge'")
+    for layer in SHADOWED_LAYERS
+}
+
+
+def parse_time(value: Any, *, field: str = "at") -> datetime | None:
+    """An ISO 8601 time (a ``datetime`` or text; ``Z`` allowed; naive means UTC) as an aware UTC datetime.
+
+    None or '' gives None. Anything else raises :class:`~layers.store.errors.ValidationError` naming ``field``.
+
+    Examples
+    --------
+    >>> parse_time("2024-07-01T08:00:00+08:00").isoformat()
+    '2024-07-01T00:00:00+00:00'
+    >>> parse_time("2024-07-01T00:00Z").isoformat(), parse_time(None)
+    ('2024-07-01T00:00:00+00:00', None)
+    >>> parse_time("yesterday")
+    Traceback (most recent call last):
+    ...
+    layers.store.errors.ValidationError: at is not an ISO 8601 time
+      - field 'at': got 'yesterday'; allowed: an ISO 8601 date-time, e.g. 2024-07-01T08:00:00+08:00
+    """
+    if value is None or value == "":
+        return None
+    allowed = "an ISO 8601 date-time, e.g. 2024-07-01T08:00:00+08:00"
+    if isinstance(value, datetime):
+        when = value
+    else:
+        raw = str(value).strip()
+        try:
+            when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw)
+        except ValueError:
+            raise ValidationError([RowError(None, field, value, allowed)], f"{field} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if not 1970 <= when.year <= 9000:
+        raise ValidationError([RowError(None, field, value, "a year in 1970..9000")], f"{field} out of range")
+    return when.astimezone(UTC)
+
+
+@contextmanager
+def as_of(conn: Connection, at: datetime) -> Iterator[Connection]:
+    """Inside the block, ``conn`` reads hazards, incidents, shelters and resources as they were at ``at``.
+
+    The temporary tables live in a transaction (a savepoint if one is open) that is rolled back on exit: nothing
+    is written and the connection reads the live tables again afterwards.
+    """
+    trans = conn.begin_nested() if conn.in_transaction() else conn.begin()
+    try:
+        for layer in SHADOWED_LAYERS:
+            conn.execute(_SHADOW_SQL[layer], {"layer": layer, "at": at})
+        yield conn
+    finally:
+        if trans.is_active:
+            trans.rollback()
+
+
+def changes_between(db: Any, since: datetime, until: datetime) -> dict[str, Any]:
+    """Inserts, updates and deletes (soft and purge) per layer in ``feature_history`` with since < changed_at <= until.
+
+    Returns
+    -------
+    dict
+        ``{"since", "until", "layers": {layer: {"insert": n, "update": n, "delete": n}}, "total": n}``; every layer
+        of the store is present (zeros if untouched).
+    """
+    op = case((FeatureHistory.op == "purge", "delete"), else_=FeatureHistory.op)
+    stmt = (select(FeatureHistory.layer, op.label("op"), func.count())
+            .where(FeatureHistory.changed_at > since, FeatureHistory.changed_at <= until)
+            .group_by(FeatureHistory.layer, op))
+    layers = {layer: {"insert": 0, "update": 0, "delete": 0} for layer in HISTORY_LAYERS}
+    for layer, o, n in db.execute(stmt).all():
+        layers.setdefault(str(layer), {"insert": 0, "update": 0, "delete": 0})[str(o)] += int(n)
+    return {"since": since, "until": until, "layers": layers,
+            "total": sum(sum(v.values()) for v in layers.values())}
+
+
+def _in_force(at: datetime) -> list[Any]:
+    return [Hazard.deleted_at.is_(None), Hazard.status == "active",
+            or_(Hazard.onset.is_(None), Hazard.onset <= at), or_(Hazard.expires.is_(None), Hazard.expires > at)]
+
+
+def active_warnings(db: Any, *, at: datetime) -> list[dict[str, Any]]:
+    """Hazards in force at ``at``, red first: kind, level, area, onset/expiry, texts and the counties they touch.
+
+    Returns
+    -------
+    list of dict
+        ``id, name, kind, warning_level, onset, expires, area_km2`` (``ST_Area`` on the spheroid), ``texts``
+        (``{"headline"|"description"|"instruction"|"area_desc": {lang: text}}`` from CAP properties, may be
+        empty), ``counties`` (``[{adcode, name, name_en}]`` of the counties intersecting the hazard, by adcode).
+    """
+    from layers.store.models import AdminRegion
+
+    rank = case({"red": 0, "orange": 1, "yellow": 2, "blue": 3}, value=Hazard.warning_level, else_=4)
+    stmt = (select(Hazard.id, Hazard.name, Hazard.kind, Hazard.warning_level, Hazard.onset, Hazard.expires,
+                   Hazard.properties, (func.ST_Area(func.geography(Hazard.geom)) / 1e6).label("area_km2"))
+            .where(and_(*_in_force(at))).order_by(rank, Hazard.id))
+    out = []
+    for r in db.execute(stmt).all():
+        props = r.properties or {}
+        texts = {k: props[k] for k in ("headline", "description", "instruction", "area_desc")
+                 if isinstance(props.get(k), Mapping) and props[k]}
+        out.append({"id": int(r.id), "name": r.name, "kind": r.kind, "warning_level": r.warning_level,
+                    "onset": r.onset, "expires": r.expires, "area_km2": float(r.area_km2 or 0.0), "texts": texts,
+                    "counties": []})
+    if out:
+        ids = [w["id"] for w in out]
+        hz = select(Hazard.id, Hazard.geom).where(Hazard.id.in_(ids)).subquery()
+        rows = db.execute(
+            select(hz.c.id, AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en)
+            .join(AdminRegion, func.ST_Intersects(AdminRegion.geom, hz.c.geom))
+            .where(AdminRegion.level == "county", AdminRegion.deleted_at.is_(None))
+            .order_by(hz.c.id, AdminRegion.adcode)).all()
+        by_id = {w["id"]: w for w in out}
+        for r in rows:
+            by_id[int(r.id)]["counties"].append({"adcode": r.adcode, "name": r.name, "name_en": r.name_en})
+    return out
+
+
+def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """People in the hazard zones per county, from the per-cell result of
+    :func:`layers.read.situation.affected_population_cells` (each cell to the county holding its centre).
+
+    Returns
+    -------
+    list of dict
+        ``adcode, name, name_en, prefecture, prefecture_en, population`` (people), largest first; cells outside
+        every county are on a row with ``adcode`` None. The populations add up to ``affected["total"]``.
+    """
+    cells = np.asarray(affected.get("cells", []), dtype=np.int64)
+    people = np.asarray(affected.get("population", []), dtype=np.float64)
+    if cells.size == 0:
+        return []
+    from geoops.h3cells import cell_centres
+
+    lon, lat = cell_centres(cells)
+    pad = 0.05
+    box = (float(lon.min()) - pad, float(lat.min()) - pad, float(lon.max()) + pad, float(lat.max()) + pad)
+    counties = analysis.regions_of_level(db, level="county", within=box)
+    sums = rollup(cells, people, _county_of_cells(cells, lon, lat, counties))
+    info = {c["adcode"]: c for c in counties}
+    parents = analysis.region_names(db, [c["parent_adcode"] for c in counties if c.get("parent_adcode")])
+    out = []
+    for code, value in sums.items():
+        c = info.get(code) if isinstance(code, str) else None
+        p = parents.get(c["parent_adcode"] or "", {}) if c else {}
+        out.append({"adcode": c["adcode"] if c else None, "name": c["name"] if c else None,
+                    "name_en": c["name_en"] if c else None, "prefecture": p.get("name"),
+                    "prefecture_en": p.get("name_en"), "population": float(value)})
+    out.sort(key=lambda r: (r["adcode"] is None, -r["population"]))
+    return out
+
+
+def _county_of_cells(cells: np.ndarray, lon: np.ndarray, lat: np.ndarray, counties: list[dict[str, Any]]
+                     ) -> np.ndarray:
+    """adcode of the county holding each cell centre: the answer of :func:`geoops.population.cells_to_regions`.
+
+    Prepared polygons with a bounding-box prefilter settle the centres strictly inside a county (about 20x faster
+    than ``cells_to_regions``' tree query on 150k cells of the demo's hazards); the few left (on a border, or
+    outside every county) go through ``cells_to_regions`` itself, so borders and misses are decided as it decides.
+    """
+    out = np.full(cells.size, None, dtype=object)
+    todo = np.ones(cells.size, dtype=bool)
+    for c in counties:
+        g = c["geometry"]
+        shapely.prepare(g)
+        w, s, e, n = g.bounds
+        cand = np.flatnonzero(todo & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
+        if cand.size:
+            hit = cand[shapely.contains_xy(g, lon[cand], lat[cand])]
+            out[hit] = c["adcode"]
+            todo[hit] = False
+    rest = np.flatnonzero(todo)
+    if rest.size and counties:
+        regs = gpd.GeoDataFrame({"adcode": [c["adcode"] for c in counties]},
+                                geometry=[c["geometry"] for c in counties], crs=4326)
+        out[rest] = cells_to_regions(cells[rest], regs)
+    return out
+
+
+def shelter_loads(db: Any, *, limit: int = SHELTER_ROWS) -> dict[str, Any]:
+    """Shelters that are not closed with their load (occupancy / capacity), fullest first, at most ``limit`` rows.
+
+    Returns
+    -------
+    dict
+        ``rows`` (``id, name, kind, status, capacity, occupancy, free, load`` with load None for capacity 0),
+        ``count`` (all shelters not closed), ``over`` (how many at or above 100 %).
+    """
+    load = case((Shelter.capacity > 0, Shelter.occupancy * 1.0 / Shelter.capacity), else_=None)
+    base = and_(Shelter.deleted_at.is_(None), Shelter.status != "closed")
+    stmt = (select(Shelter.id, Shelter.name, Shelter.kind, Shelter.status, Shelter.capacity, Shelter.occupancy,
+                   load.label("load")).where(base)
+            .order_by(load.desc().nulls_last(), Shelter.capacity.desc(), Shelter.id).limit(int(limit)))
+    rows = [{"id": int(r.id), "name": r.name, "kind": r.kind, "status": r.status, "capacity": int(r.capacity),
+             "occupancy": int(r.occupancy), "free": max(int(r.capacity) - int(r.occupancy), 0),
+             "load": None if r.load is None else float(r.load)} for r in db.execute(stmt).all()]
+    count, over = db.execute(select(func.count(), func.count().filter(and_(Shelter.capacity > 0,
+                                                                            Shelter.occupancy >= Shelter.capacity)))
+                             .where(base)).one()
+    return {"rows": rows, "count": int(count), "over": int(over)}
+
+
+def resources_by_kind(db: Any) -> dict[str, dict[str, int]]:
+    """Units (sum of quantity) of live resources per kind and status: ``{kind: {available, deployed, unavailable}}``.
+
+    Per status, the kinds add up to :func:`layers.read.situation.resource_counts` ``["units"]``.
+    """
+    stmt = (select(Resource.kind, Resource.status, func.coalesce(func.sum(Resource.quantity), 0))
+            .where(Resource.deleted_at.is_(None)).group_by(Resource.kind, Resource.status).order_by(Resource.kind))
+    out: dict[str, dict[str, int]] = {}
+    for kind, status, q in db.execute(stmt).all():
+        out.setdefault(str(kind), {s: 0 for s in situation.RESOURCE_STATUSES})[str(status)] = int(q)
+    return out
+
+
+def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict[str, Any]:
+    """What the report's map draws: hazards in force (shapely, level), active incidents and open shelters.
+
+    ``bbox`` covers the hazards and incidents (else the shelters, else ``fallback_bbox``), clamped to valid
+    coordinates.
+    """
+    hz = [{"geometry": h["geometry"], "warning_level": h["warning_level"], "kind": h["kind"]}
+          for h in analysis.active_hazards(db, at=at)]
+    inc_stmt = (select(func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"), Incident.severity)
+                .where(Incident.deleted_at.is_(None), Incident.status != "closed")
+                .order_by(Incident.occurred_at.desc()).limit(MAP_INCIDENT_LIMIT))
+    incidents = [{"lon": float(r.lon), "lat": float(r.lat), "severity": r.severity} for r in db.execute(inc_stmt)]
+    sh_stmt = (select(func.ST_X(Shelter.geom).label("lon"), func.ST_Y(Shelter.geom).label("lat"))
+               .where(Shelter.deleted_at.is_(None), Shelter.status != "closed"))
+    shelters = [{"lon": float(r.lon), "lat": float(r.lat)} for r in db.execute(sh_stmt)]
+    boxes = [shapely.bounds(h["geometry"]).tolist() for h in hz]
+    boxes += [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in incidents]
+    if not boxes:
+        boxes = [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in shelters]
+    if boxes:
+        b = np.asarray(boxes, dtype=np.float64)
+        w, s, e, n = float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
+        pad_x, pad_y = max((e - w) * 0.05, 0.05), max((n - s) * 0.05, 0.05)
+        bbox = (max(w - pad_x, -180.0), max(s - pad_y, -85.0), min(e + pad_x, 180.0), min(n + pad_y, 85.0))
+    else:
+        bbox = tuple(float(v) for v in fallback_bbox)
+    return {"bbox": bbox, "hazards": hz, "incidents": incidents, "shelters": shelters}
+
+
+# ------------------------------------------------------------------------------------------------ report log
+
+_log_lock = threading.Lock()
+LOG_KEEP = 500
+
+
+def previous_report(log_path: Path, *, before: datetime) -> datetime | None:
+    """The latest ``at`` of a recorded report strictly before ``before`` (None if none, or no log yet)."""
+    try:
+        lines = Path(log_path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    best: datetime | None = None
+    for line in lines:
+        try:
+            at = parse_time(json.loads(line).get("at"))
+        except (ValueError, AttributeError):
+            continue
+        if at is not None and at < before and (best is None or at > best):
+            best = at
+    return best
+
+
+def record_report(log_path: Path, *, at: datetime, generated_at: datetime, fmt: str, lang: str) -> None:
+    """Append one generated report to the log (JSON lines; the newest :data:`LOG_KEEP` kept; atomic rewrite)."""
+    path = Path(log_path)
+    entry = json.dumps({"at": at.isoformat(), "generated_at": generated_at.isoformat(), "format": fmt,
+                        "lang": lang})
+    with _log_lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        lines = (lines + [entry])[-LOG_KEEP:]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ everything
+
+
+def _read(conn: Connection, when: datetime, fallback_bbox: Sequence[float]) -> dict[str, Any]:
+    affected = situation.affected_population_cells(conn, at=when)
+    total = affected["total"]
+    return {
+        "kpis": {
+            "incidents": situation.incident_kpis(conn),
+            "affected": {"total": total, "containment": affected["containment"], "source": affected["source"],
+                         "res": affected["res"], "hazards": affected["hazards"]},
+            "shelters": situation.shelter_places(conn),
+            "resources": situation.resource_counts(conn)["units"],
+        },
+        "warnings": active_warnings(conn, at=when),
+        "population_by_county": population_by_county(conn, affected),
+        "shelters": shelter_loads(conn),
+        "resources_by_kind": resources_by_kind(conn),
+        "map": map_layers(conn, at=when, fallback_bbox=fallback_bbox),
+    }
+
+
+def gather(conn: Connection, *, at: datetime | None = None, since: datetime | None = None,
+           previous: datetime | None = None, now: datetime | None = None,
+           fallback_bbox: Sequence[float] = (97.0, 37.0, 126.5, 53.5)) -> dict[str, Any]:
+    """Everything a situation report shows, as of ``at`` (default: now, from the live tables).
+
+    Parameters
+    ----------
+    conn : sqlalchemy Connection
+        Must be a Connection (not a Session): past pictures use temporary tables on it (:func:`as_of`).
+    at : datetime, optional
+        The time of the picture; in the past it is rebuilt from ``feature_history``. Must not be in the future.
+    since : datetime, optional
+        Start of the "changes since" window; default ``previous``, else ``at`` - :data:`DEFAULT_LOOKBACK`.
+    previous : datetime, optional
+        Time of the previous report (:func:`previous_report`).
+    now : datetime, optional
+        The present (tests); default the clock.
+    fallback_bbox : 4 floats
+        Map extent when there is nothing to draw.
+
+    Returns
+    -------
+    dict
+        ``at, live, generated_at, kpis, warnings, population_by_county, shelters, resources_by_kind, map,
+        changes`` (:func:`changes_between`) and ``changes_from`` ("since", "previous" or "default").
+
+    Raises
+    ------
+    layers.store.errors.ValidationError
+        ``at`` in the future, or ``since`` not before ``at`` (field named).
+    """
+    generated = (now or datetime.now(UTC)).astimezone(UTC)
+    live = at is None
+    when = generated if at is None else at.astimezone(UTC)
+    if when > generated + timedelta(seconds=1):
+        raise ValidationError([RowError(None, "at", when.isoformat(), f"a time not after now ({generated.isoformat()})")],
+                              "at is in the future")
+    if since is not None and since.astimezone(UTC) >= when:
+        raise ValidationError([RowError(None, "since", since.isoformat(), f"a time before at ({when.isoformat()})")],
+                              "since is not before at")
+    if live:
+        data = _read(conn, when, fallback_bbox)
+    else:
+        with as_of(conn, when):
+            data = _read(conn, when, fallback_bbox)
+    if since is not None:
+        start, origin = since.astimezone(UTC), "since"
+    elif previous is not None and previous < when:
+        start, origin = previous, "previous"
+    else:
+        start, origin = when - DEFAULT_LOOKBACK, "default"
+    data.update(at=when, live=live, generated_at=generated, changes=changes_between(conn, start, when),
+                changes_from=origin)
+    total = data["kpis"]["affected"]["total"]
+    if total is not None and not math.isfinite(float(total)):
+        data["kpis"]["affected"]["total"] = None
+    return data

@@ -1,0 +1,2 @@
+"""Reference data: administrative regions, GeoNames places, population on H3 cells, the demo scenario.
+"""

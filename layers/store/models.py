@@ -1,0 +1,304 @@
+"""The PostGIS schema as typed SQLAlchemy 2 models. Alembic migrations mirror this module exactly.
+
+Public: :class:`Base`, one model per layer (:class:`Hazard`, :class:`Incident`, :class:`Shelter`,
+:class:`Resource`, :class:`ProtectionTarget`, :class:`AdminRegion`, :class:`ImpactZone`, :class:`Annotation`),
+:class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`, :data:`FEATURE_MODELS`.
+
+Every feature layer shares the columns of :class:`FeatureMixin`. Columns that analyses filter or sum on are real
+columns (capacity, occupancy, quantity, status, warning level, occupants, adcode ...); the rest lives in
+``properties`` (JSONB). Geometries are SRID 4326; each layer has a GiST index on ``geom`` and, where we query in
+metres, a GiST index on ``geom::geography``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _geom(kind: str) -> Any:
+    # spatial_index=False: indexes are declared explicitly below so that migrations and models match.
+    return mapped_column(Geometry(kind, srid=4326, spatial_index=False), nullable=False)
+
+
+class FeatureMixin:
+    """Columns common to every feature layer."""
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64), nullable=False, server_default="manual")
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_by: Mapped[str] = mapped_column(String(64), nullable=False, server_default="system")
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    #: geometry type the layer accepts (``POINT`` layers also get a geography index)
+    GEOM_TYPE: str = "GEOMETRY"
+    GEOGRAPHY_INDEX: bool = False
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        t = cls.__tablename__  # type: ignore[attr-defined]
+        args: list[Any] = [
+            UniqueConstraint("source", "external_id", name=f"uq_{t}_source_external_id"),
+            Index(f"ix_{t}_geom", "geom", postgresql_using="gist"),
+            Index(f"ix_{t}_kind_status", "kind", "status"),
+            Index(f"ix_{t}_live", "id", postgresql_where=text("deleted_at IS NULL")),
+        ]
+        if cls.GEOGRAPHY_INDEX:
+            args.append(Index(f"ix_{t}_geog", text("(geom::geography)"), postgresql_using="gist"))
+        args.extend(cls._extra_args())  # type: ignore[attr-defined]
+        return tuple(args)
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return []
+
+
+class Hazard(FeatureMixin, Base):
+    """An area under a hazard or a warning (CAP, forecast, drawn). ``warning_level``: blue/yellow/orange/red."""
+
+    __tablename__ = "hazards"
+    GEOM_TYPE = "MULTIPOLYGON"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
+    warning_level: Mapped[str] = mapped_column(String(16), nullable=False)
+    onset: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [CheckConstraint("warning_level IN ('blue','yellow','orange','red')", name="warning_level")]
+
+
+class Incident(FeatureMixin, Base):
+    """Something that happened at a place: fire, collapse, traffic accident ..."""
+
+    __tablename__ = "incidents"
+    GEOM_TYPE = "POINT"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("POINT")
+    severity: Mapped[str] = mapped_column(String(16), nullable=False, server_default="general")
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    casualties: Mapped[int | None] = mapped_column(Integer)
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [Index("ix_incidents_occurred_at", "occurred_at")]
+
+
+class Shelter(FeatureMixin, Base):
+    """An emergency shelter (紧急/固定/中心避难场所) with places: capacity and current occupancy (persons)."""
+
+    __tablename__ = "shelters"
+    GEOM_TYPE = "POINT"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("POINT")
+    capacity: Mapped[int] = mapped_column(Integer, nullable=False)
+    occupancy: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [CheckConstraint("capacity >= 0 AND occupancy >= 0", name="places")]
+
+
+class Resource(FeatureMixin, Base):
+    """A rescue resource: team, vehicle, depot ... ``status``: available / deployed / unavailable."""
+
+    __tablename__ = "resources"
+    GEOM_TYPE = "POINT"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("POINT")
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    unit: Mapped[str | None] = mapped_column(String(32))
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [CheckConstraint("quantity >= 0", name="quantity")]
+
+
+class ProtectionTarget(FeatureMixin, Base):
+    """A place that must be protected: school, hospital, hazmat plant ... with its occupants."""
+
+    __tablename__ = "protection_targets"
+    GEOM_TYPE = "POINT"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("POINT")
+    occupants: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    criticality: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="3")
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [CheckConstraint("occupants >= 0 AND criticality BETWEEN 1 AND 5", name="occupants")]
+
+
+class AdminRegion(FeatureMixin, Base):
+    """A province, prefecture or county (adcode = China's 6-digit administrative code)."""
+
+    __tablename__ = "admin_regions"
+    GEOM_TYPE = "MULTIPOLYGON"
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
+    adcode: Mapped[str] = mapped_column(String(12), nullable=False, unique=True)
+    level: Mapped[str] = mapped_column(String(16), nullable=False)
+    parent_adcode: Mapped[str | None] = mapped_column(String(12), index=True)
+    name_en: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [Index("ix_admin_regions_level", "level")]
+
+
+class ImpactZone(FeatureMixin, Base):
+    """A zone drawn by an analyst or generated by an analysis (buffer ring, CAP area)."""
+
+    __tablename__ = "impact_zones"
+    GEOM_TYPE = "MULTIPOLYGON"
+    geom: Mapped[Any] = _geom("MULTIPOLYGON")
+
+
+class Annotation(FeatureMixin, Base):
+    """A map annotation: an emergency symbol (``kind``), a label and a colour, on a point, line or polygon."""
+
+    __tablename__ = "annotations"
+    GEOM_TYPE = "GEOMETRY"
+    geom: Mapped[Any] = _geom("GEOMETRY")
+    label: Mapped[str | None] = mapped_column(Text)
+    color: Mapped[str] = mapped_column(String(16), nullable=False, server_default="#e53935")
+
+
+FEATURE_MODELS: dict[str, type[FeatureMixin]] = {
+    m.__tablename__: m  # type: ignore[attr-defined]
+    for m in (Hazard, Incident, Shelter, Resource, ProtectionTarget, AdminRegion, ImpactZone, Annotation)
+}
+
+
+class PopulationSource(Base):
+    """Where a set of population cells came from: a raster or point file, its vintage, whether it is modelled."""
+
+    __tablename__ = "population_sources"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    res: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    vintage: Mapped[str | None] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    modelled: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    input_path: Mapped[str | None] = mapped_column(Text)
+    input_total: Mapped[float] = mapped_column(Double, nullable=False)
+    cell_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class PopulationCell(Base):
+    """Population on one H3 cell (int64 index) of resolution ``res``; the unit of every affected-population figure."""
+
+    __tablename__ = "population_cells"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    res: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    h3: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    population: Mapped[float] = mapped_column(Double, nullable=False)
+
+
+class FeatureHistory(Base):
+    """Every change to every feature row, written by triggers: the audit trail and the source of replay.
+
+    ``row`` is the full row after the change (before it, for ``delete``), geometry as hex EWKB.
+    """
+
+    __tablename__ = "feature_history"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    layer: Mapped[str] = mapped_column(String(32), nullable=False)
+    feature_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    op: Mapped[str] = mapped_column(String(8), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    changed_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    txid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    row: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (
+        Index("ix_feature_history_layer_feature", "layer", "feature_id", "changed_at"),
+        Index("ix_feature_history_changed_at", "changed_at"),
+        CheckConstraint("op IN ('insert','update','delete','purge')", name="op"),
+    )
+
+
+# --- accounts and API tokens (layers/store/auth.py) ------------------------------------------------------------------------
+
+#: roles of a person's account; ``display`` is the read-only account a wall runs under
+USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "admin")
+
+
+class User(Base):
+    """A person's (or a wall's) account: argon2 password hash, one role, can be disabled (never deleted)."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    demo_password: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    disabled: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
+                                                          server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("role IN ('display','viewer','analyst','planner','admin')", name="role"),
+    )
+
+
+class ApiToken(Base):
+    """An API token for a feed: only the sha256 of the secret is kept; scoped to layers and read or write."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    layers: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False)
+    access: Mapped[str] = mapped_column(String(8), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("access IN ('read','write')", name="access"),
+        Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+    )

@@ -1,0 +1,139 @@
+"""The private PostGIS of a checkout: `sitroom db up` works twice in a row, as root and as an ordinary user."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from layers.store import cluster
+from layers.store.errors import ClusterError
+
+pytestmark = pytest.mark.db
+SITROOM = str(Path(sys.executable).with_name("sitroom"))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SITROOM_")}
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], user: str | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = (["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items() if k.startswith("SITROOM_")]]
+           + args) if user else args
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd="/")
+
+
+def _up_twice_then_down(state: Path, user: str | None) -> None:
+    env = _env(SITROOM_STATE_DIR=str(state))
+    try:
+        for _ in range(2):
+            p = _run([SITROOM, "db", "up"], env, user)
+            assert p.returncode == 0, p.stderr
+            assert "PostGIS is up on 127.0.0.1:" in p.stdout
+        url = _run([SITROOM, "db", "url"], env, user).stdout.strip()
+        u = make_url(url)
+        with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                             dbname=u.database) as conn:
+            assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3")
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    finally:
+        _run([SITROOM, "db", "down"], env, user)
+        for pointer in state.glob("pg-*/datadir"):  # a data dir placed outside the state dir (see layers.store.cluster)
+            shutil.rmtree(Path(pointer.read_text().strip()).parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root path needs root")
+def test_db_up_twice_as_root(tmp_path: Path) -> None:
+    _up_twice_then_down(tmp_path / "state", None)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root places a cluster outside the checkout")
+def test_a_new_checkout_at_the_same_path_sets_the_old_cluster_aside(tmp_path: Path) -> None:
+    """As root, when ``postgres`` cannot reach the checkout, the data dir lives in /var/lib/postgresql/sitroom/<hash
+    of the path> and the password in the checkout's state dir. A new clone at the same path (state dir gone) used
+    to start the old cluster with a new password: every connection refused, every db test skipped. Now the old
+    cluster is stopped and moved aside, and a new one starts."""
+    state = tmp_path / "state"  # under pytest's 0700 tmp dir: postgres cannot reach it
+    env = _env(SITROOM_STATE_DIR=str(state))
+    old: Path | None = None
+    try:
+        assert _run([SITROOM, "db", "up"], env).returncode == 0
+        pointers = list(state.glob("pg-*/datadir"))
+        assert pointers, "the data dir should be outside the unreachable state dir"
+        old = Path(pointers[0].read_text().strip())
+        shutil.rmtree(state)  # the checkout is deleted and cloned again; the old cluster still runs
+        p = _run([SITROOM, "db", "up"], env)
+        assert p.returncode == 0, p.stderr
+        assert "was moved to" in p.stderr and list(old.parent.glob("data.orphaned-*"))
+        u = make_url(_run([SITROOM, "db", "url"], env).stdout.strip())
+        with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                             dbname=u.database) as conn:
+            assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3")
+    finally:
+        _run([SITROOM, "db", "down"], env)
+        if old is not None:
+            for d in old.parent.glob("data*"):
+                subprocess.run(["runuser", "-u", "postgres", "--", str(cluster._bin_dir() / "pg_ctl"), "stop",
+                                "-D", str(d), "-m", "immediate"], capture_output=True, check=False)
+            shutil.rmtree(old.parent, ignore_errors=True)
+
+
+def test_db_up_twice_as_ordinary_user(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root drops to an ordinary account for this test: `postgres` exists wherever PostgreSQL is installed
+        user = "postgres"
+        can_run = subprocess.run(["runuser", "-u", user, "--", SITROOM, "--help"], capture_output=True,
+                                 check=False).returncode == 0
+        if not can_run:  # e.g. a virtualenv made from a Python under /root: not an ordinary user's to run
+            pytest.skip(f"user {user!r} cannot run {SITROOM} (its interpreter is "
+                        f"{os.path.realpath(sys.executable)}); `make test` builds .venv from /usr/bin/python3")
+        state = Path("/tmp") / f"sitroom-user-test-{os.getpid()}"
+        state.mkdir(mode=0o755)
+        pw = pwd.getpwnam(user)
+        os.chown(state, pw.pw_uid, pw.pw_gid)
+    else:
+        user, state = None, tmp_path / "state"
+    try:
+        _up_twice_then_down(state, user)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_migrate_brings_a_fresh_empty_database_to_the_current_schema(db_url: str) -> None:
+    u = make_url(db_url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"sitroom_empty_{os.getpid()}"
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        target = u.set(database=name).render_as_string(hide_password=False)
+        p = subprocess.run([SITROOM, "db", "migrate"], env=_env(SITROOM_DATABASE_URL=target),
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        eng = create_engine(target)
+        with eng.connect() as c:
+            tables = set(c.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+            assert {"hazards", "incidents", "shelters", "resources", "protection_targets", "admin_regions",
+                    "impact_zones", "annotations", "population_cells", "feature_history"} <= tables
+            assert c.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")).scalar_one() == 1
+        eng.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_missing_postgis_names_the_debian_packages() -> None:
+    with pytest.raises(ClusterError, match="apt-get install postgresql postgis"):
+        cluster._check_postgis(Path("/nonexistent/postgresql/99/bin"))
