@@ -253,6 +253,7 @@ class FeatureHistory(Base):
     __table_args__ = (
         Index("ix_feature_history_layer_feature", "layer", "feature_id", "changed_at"),
         Index("ix_feature_history_changed_at", "changed_at"),
+        Index("ix_feature_history_layer_id", "layer", "id"),  # a layer's data version: max(id) of its rows
         CheckConstraint("op IN ('insert','update','delete','purge')", name="op"),
     )
 
