@@ -9,7 +9,7 @@ candidate, then a partial sort), timed on ``--sample`` queries and extrapolated 
 (brute force costs the same for every query, so the extrapolation is fair; it is printed as such). The
 sampled queries' answers are compared with nearest_batch's (same ids, same order). Also printed: how
 often planar KNN on lon/lat degrees (what ``ORDER BY geom <-> pt`` does on EPSG:4326) returns a
-different top-k than the geodesic one. Target (DESIGN.md): 100k queries x 1M candidates, k=3, < 2 s.
+different top-k than the geodesic one. Target (docs/performance.md): 100k queries x 1M candidates, k=3, < 2 s.
 """
 
 from __future__ import annotations

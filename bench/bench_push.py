@@ -17,7 +17,7 @@ triggers, as a feed's POST would be), and for each we take the time from "commit
   clock); the second one cannot open ``/api/v1/events`` (blocked), so it runs on the wall's 1 s polling fallback:
   the reference on screen.
 
-Prints p50 / p95 / max per path and the push/poll ratio. Target (DESIGN): p95 < 2 s.
+Prints p50 / p95 / max per path and the push/poll ratio. Target (docs/performance.md): p95 < 2 s.
 """
 
 from __future__ import annotations

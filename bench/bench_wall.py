@@ -15,7 +15,7 @@ with fixed weights) COPYed into ``incidents`` (history triggers on, as in produc
   idle polls per second;
 - reference: the same N incidents as a GeoJSON FeatureCollection of points with id, kind, severity, status and
   time (what a naive wall would download on every refresh), its byte size and the ratio.
-Targets (DESIGN): first render < 3 s, < 1 MB per refresh.
+Targets (docs/performance.md): first render < 3 s, < 1 MB per refresh.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Public: :func:`assign`, :func:`gap_ranking`, :func:`region_totals`, :class:`CoverageResult`.
 
-Definition (DESIGN.md "Shelter coverage")
------------------------------------------
+Definition (docs/analyses.md, "Shelter coverage")
+-------------------------------------------------
 Demand is the population of the cells in scope (cell id, centre lon/lat, population); supply is the free
 places of each shelter (capacity minus occupancy, >= 0). A cell can be served by a shelter whose geodesic
 distance (WGS84, cell centre to shelter) is at most ``max_distance_m``. People of one cell may be split over

@@ -2,8 +2,8 @@
 
 Public: :class:`RiskWeights`, :func:`cell_risk`, :func:`rollup`, :data:`LEVELS`.
 
-Definition (DESIGN.md "Regional risk")
---------------------------------------
+Definition (docs/analyses.md, "Regional risk")
+----------------------------------------------
 Per cell ``c``:
 
 - **intensity** ``I_c`` in [0, 1]. Each active hazard ``h`` covering the cell contributes

@@ -1,4 +1,4 @@
-"""STYLE.md §1: imports go one way, dashboards -> layers -> geoops. Checked on the sources with ``ast``.
+"""docs/architecture.md: imports go one way, dashboards -> layers -> geoops. Checked on the sources with ``ast``.
 
 - ``geoops/`` imports none of sqlalchemy, geoalchemy2, psycopg, psycopg2, dash, flask, layers, dashboards;
 - ``layers/`` imports none of dashboards, dash, flask;

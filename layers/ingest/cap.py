@@ -7,7 +7,7 @@ Public: :func:`parse_cap`, :func:`warning_level`, :func:`hazard_kind`, :func:`ge
 What happens to one message:
 
 1. the XML is parsed without DTDs, entities or network, then validated against the official OASIS CAP 1.2 XSD
-   (``layers/ingest/schemas/cap-1.2.xsd``, provenance in ``data/README.cap.md``); an error names the element, the line and
+   (``layers/ingest/schemas/cap-1.2.xsd``, provenance in ``data/README.md``); an error names the element, the line and
    the schema's message;
 2. areas are read: ``<polygon>`` is ``"lat,lon lat,lon ..."`` (latitude first; at least 4 pairs, first = last),
    ``<circle>`` is ``"lat,lon radius_km"`` (made a true geodesic polygon, :func:`geoops.geodesic.circle`),

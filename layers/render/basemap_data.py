@@ -6,7 +6,7 @@ Public: :data:`NE_DIR`, :data:`CHINA_BBOX`, :data:`DETAIL_BBOX`, :data:`WIDE_BBO
 :func:`places_version`, :func:`chinese_name`.
 
 Natural Earth (public domain) comes as small GeoJSON files under ``data/naturalearth/``, made once by
-:func:`extract_naturalearth` from two registry packages (see ``data/README.naturalearth.md``):
+:func:`extract_naturalearth` from two registry packages (see ``data/README.md``):
 
 - ``land_10m``, ``lakes_10m``: 1:10m, clipped to :data:`DETAIL_BBOX` (China's bbox plus a margin of one z6 tile),
   drawn from zoom 6 on;

@@ -19,7 +19,7 @@ from tests.e2e.conftest import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 WAIT_S = 60       # generous: the 2-core machine is shared; speed is measured in bench/bench_wall.py
-LIVE_WAIT_S = 15  # a change must show without reload (DESIGN: p95 < 2 s; slack for a busy machine)
+LIVE_WAIT_S = 15  # a change must show without reload (docs/performance.md: p95 < 2 s; slack for a busy machine)
 
 
 @pytest.fixture
