@@ -51,12 +51,13 @@ import pandas as pd
 import shapely
 from lxml import etree
 from shapely.geometry import MultiPolygon, Polygon
-from sqlalchemy import Connection, func, or_, select, text, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from geoops.errors import GeoOpsError
 from geoops.geodesic import circle as geodesic_circle
 from layers.ingest.imports import upsert_features, validate_frame
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import AdminRegion, Hazard
 from layers.store.settings import get_settings
@@ -594,10 +595,6 @@ def _area_geometries(conn: Connection, areas: Sequence[CapArea], file: str | Non
 # --- ingest -------------------------------------------------------------------------------------------------------
 
 
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
-
-
 def _texts(group: Sequence[CapInfo], attr: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for inf in group:
@@ -721,10 +718,10 @@ def ingest_cap(conn: Session | Connection, data: bytes | str, *, file: str | Non
         report.notes.append(f"status {alert.status}, msgType {alert.msg_type}: not ingested (only "
                             f"{'/'.join(_INGESTED_STATUS)} messages of type {'/'.join(_INGESTED_TYPES)} are)")
         return report
-    c = _connection(conn)
+    c = connection_of(conn)
     source = source_of(alert.sender)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         refs = _referenced(alert)
         if alert.msg_type == "Cancel":
             if refs is None:

@@ -23,13 +23,14 @@ from typing import Any
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geoops import geodesic
 from geoops.errors import InvalidGeometryError
 from geoops.validate import check_geometry, parse_geojson_geometry
 from layers.store import vocab
+from layers.store.db import set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import Annotation, ImpactZone
 from layers.store.settings import get_settings
@@ -50,7 +51,7 @@ def _reject(field: str, value: Any, allowed: str, message: str | None = None) ->
 def _set_user(session: Session, user: str) -> str:
     if not isinstance(user, str) or not user.strip() or len(user) > MAX_USER_CHARS:
         raise _reject("user", user, f"a non-empty name of at most {MAX_USER_CHARS} characters")
-    session.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+    set_acting_user(session, user)
     return user
 
 

@@ -53,6 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from layers.ingest import fieldmap
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import FEATURE_MODELS
 from layers.store.settings import get_settings
@@ -758,10 +759,6 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
 # --- writing ------------------------------------------------------------------------------------------------------
 
 
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
-
-
 def upsert_counts(ins: Any, target: Table, update_cols: list[str], compare: list[str]) -> Any:
     """``ins`` (an ``INSERT ... SELECT`` into ``target``) made an upsert by ``(source, external_id)``, counted: a
     conflicting row takes the ``update_cols`` (``properties`` merged, ``deleted_at`` cleared, ``updated_by``) unless
@@ -806,7 +803,7 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
     """
     model = FEATURE_MODELS[layer]
     target: Table = model.__table__  # type: ignore[attr-defined]
-    c = _connection(conn)
+    c = connection_of(conn)
     spec_cols = list(fieldmap.spec(layer).columns)
     cols = [k for k in spec_cols if k in target.c] + ["properties", "geom"]
     present = set(gdf.attrs.get("present", spec_cols)) | {"external_id", "geom"}
@@ -814,7 +811,7 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
                   *[Column(k, target.c[k].type) for k in cols], prefixes=["TEMPORARY"])
     n = len(gdf)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         names = ", ".join(f'"{k}"' for k in cols)  # identifiers from our own model, not from input
         c.execute(text(f'CREATE TEMPORARY TABLE "{stage.name}" ON COMMIT DROP AS '
                        f'SELECT {names} FROM "{target.name}" WITH NO DATA'))

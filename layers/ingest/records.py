@@ -56,6 +56,7 @@ from layers.ingest.imports import (
     text_limits,
     upsert_counts,
 )
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError
 from layers.store.models import FEATURE_MODELS
 
@@ -296,9 +297,6 @@ def _upsert_statement(layer: str, kept: frozenset[str]) -> Any:
     return upsert_counts(ins, target, update_cols, compare)
 
 
-_SET_USER = select(func.set_config("sitroom.user", bindparam("user", type_=Text), True))
-
-
 def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mapping[str, Any]], *,
                    present: Sequence[str] | None, source: str, user: str = "system") -> UpsertCounts:
     """Write the ``clean`` records of :func:`validate_records` into ``layer``: one ``INSERT ... SELECT`` from the
@@ -314,7 +312,7 @@ def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mappi
     ValidationError
         when the database refuses a row (a unique value another source already uses).
     """
-    c = conn.connection() if isinstance(conn, Session) else conn
+    c = connection_of(conn)
     spec_cols = list(fieldmap.spec(layer).columns)
     cols = _columns(layer)
     kept = frozenset(set(present if present is not None else spec_cols) | {"external_id", "geom"})
@@ -329,7 +327,7 @@ def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mappi
             params["c_properties"] = [r.get("properties") or "{}" for r in clean]
         else:
             params[f"c_{k}"] = [_stage_text(r.get(k)) for r in clean]
-    c.execute(_SET_USER, {"user": user})
+    set_acting_user(c, user)
     try:
         ins_n, upd_n = c.execute(_upsert_statement(layer, kept), params).one()
     except IntegrityError as e:

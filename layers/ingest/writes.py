@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry import shape
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from layers.ingest import fieldmap
 from layers.ingest.imports import upsert_features, validate_frame
 from layers.ingest.records import MAX_RECORDS, upsert_records, validate_records
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import FEATURE_MODELS
 
@@ -61,10 +62,6 @@ class WriteResult:
     ids: list[int] = field(default_factory=list)
     external_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
 
 
 def _check_layer(layer: str) -> None:
@@ -207,7 +204,7 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
         else:
             counts = upsert_features(conn, layer, clean, source=source, user=user)
             ext = clean["external_id"].tolist()
-        ids = dict(_connection(conn).execute(select(model.external_id, model.id).where(
+        ids = dict(connection_of(conn).execute(select(model.external_id, model.id).where(
             model.source == source, model.external_id.in_(ext))).all())
     result.inserted, result.updated, result.unchanged = counts.inserted, counts.updated, counts.unchanged
     result.external_ids = [str(e) for e in ext]
@@ -255,7 +252,7 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
     if props_patch is not None and not isinstance(props_patch, Mapping):
         raise ValidationError([RowError(None, "properties", props_patch, "an object", _BODY)],
                               message="bad properties; nothing was written")
-    c = _connection(conn)
+    c = connection_of(conn)
     model = FEATURE_MODELS[layer]
     with conn.begin_nested():
         cur = _current(c, layer, feature_id)
@@ -287,7 +284,7 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
             if merged != cur["properties"]:
                 values["properties"] = merged
         if values:
-            c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+            set_acting_user(c, user)
             c.execute(update(model).where(model.id == feature_id).values(**values, updated_by=user))
     return {"id": int(feature_id), "layer": layer, "changed": values}
 
@@ -304,9 +301,9 @@ def delete_feature(conn: Session | Connection, layer: str, feature_id: int, *, u
     """
     _check_layer(layer)
     model = FEATURE_MODELS[layer]
-    c = _connection(conn)
+    c = connection_of(conn)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         row = c.execute(update(model).where(model.id == feature_id, model.deleted_at.is_(None))
                         .values(deleted_at=func.now(), updated_by=user)
                         .returning(model.deleted_at)).first()

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from geoops.nearest import nearest_batch, rank
 from layers.store import vocab
+from layers.store.db import connection_of
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     AdminRegion,
@@ -153,7 +154,7 @@ def column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
     seconds of CPU, as binary arrays a tenth of that. Runs on ``db``'s own connection (same transaction).
     None for every column when there are no rows.
     """
-    conn = db.connection() if isinstance(db, Session) else db
+    conn = connection_of(db)
     sub = stmt.subquery()
     agg = select(*[func.array_agg(c) for c in sub.c])
     compiled = agg.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
