@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from geoops.validate import REPAIR_AREA_TOLERANCE, Repair, repair_invalid
 from layers.ingest import fieldmap
 from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError, ValidationError
@@ -385,7 +386,6 @@ def read_features(path: str | Path, *, crs: str | None = None) -> tuple[gpd.GeoD
 _POINT_LAYERS = {name for name, m in FEATURE_MODELS.items() if m.GEOM_TYPE == "POINT"}
 _POLY_LAYERS = {name for name, m in FEATURE_MODELS.items() if m.GEOM_TYPE == "MULTIPOLYGON"}
 _T_POINT, _T_POLYGON, _T_MULTIPOINT, _T_MULTIPOLYGON, _T_COLLECTION = 0, 3, 4, 6, 7
-_AREA_TOLERANCE = 0.01  # a repair may change a polygon's area by at most 1%
 
 
 def _allowed_geometry(layer: str) -> str:
@@ -396,25 +396,19 @@ def _allowed_geometry(layer: str) -> str:
     return "any geometry"
 
 
-def _repair(geom: Any, layer: str) -> tuple[Any | None, str]:
-    """make_valid, accepted only when it keeps the kind of geometry and (for polygons) the area within 1%."""
-    reason = shapely.is_valid_reason(geom)
-    fixed = shapely.make_valid(geom)
-    if layer in _POLY_LAYERS or shapely.get_type_id(geom) in (_T_POLYGON, _T_MULTIPOLYGON):
-        parts = [g for g in shapely.get_parts(fixed) if shapely.get_type_id(g) in (_T_POLYGON, _T_MULTIPOLYGON)]
-        polys = shapely.get_parts(np.array(parts, dtype=object)) if parts else []
-        fixed = shapely.MultiPolygon(list(polys)) if len(polys) else None
-        before, after = abs(shapely.area(geom)), (shapely.area(fixed) if fixed is not None else 0.0)
-        change = abs(after - before) / max(before, after, 1e-300)
-        if fixed is None or change > _AREA_TOLERANCE:
-            return None, (f"invalid geometry ({reason}) cannot be repaired safely: make_valid would change its "
-                          f"area by {change:.0%}")
-        if shapely.get_type_id(geom) == _T_POLYGON and len(polys) == 1:
-            fixed = polys[0]
-        return fixed, f"repaired invalid geometry ({reason}) with make_valid; area changed by {change:.2%}"
-    if shapely.get_type_id(fixed) != shapely.get_type_id(geom):
-        return None, f"invalid geometry ({reason}) cannot be repaired safely: make_valid changes its type"
-    return fixed, f"repaired invalid geometry ({reason}) with make_valid"
+def _repair_note(r: Repair) -> str:
+    """The import report's words for :func:`geoops.validate.repair`'s outcome (the one rule for invalid geometries)."""
+    change = r.area_change
+    if r.geometry is not None:
+        done = f"repaired invalid geometry ({r.reason}) with make_valid"
+        return done if change is None else f"{done}; geodesic area changed by {change:.2%}"
+    if r.refused == "changes_area":
+        how = (f"change its geodesic area by {change:.1%}" if change is not None and math.isfinite(change) else
+               f"change its area as drawn ({r.area_before_m2 or 0.0:.6g} m2, the lobes of a self-crossing ring "
+               f"cancelling) to {r.area_after_m2 or 0.0:.6g} m2")
+        return (f"invalid geometry ({r.reason}) cannot be repaired safely: make_valid would {how} "
+                f"(at most {REPAIR_AREA_TOLERANCE:.0%} allowed)")
+    return f"invalid geometry ({r.reason}) cannot be repaired safely: make_valid changes its type"
 
 
 def _fmt_geom(g: Any) -> str:
@@ -452,26 +446,26 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
     for i in np.flatnonzero(wrong):
         bad(i, geoms[i].geom_type, _allowed_geometry(layer) + f" for layer {layer}")
     ok = ~missing & ~wrong
-    # finite coordinates, then validity
+    # finite coordinates
     b = np.full((len(geoms), 4), np.nan)
     b[ok] = shapely.bounds(geoms[ok])
     nonfinite = ok & ~np.isfinite(b).all(axis=1)
     for i in np.flatnonzero(nonfinite):
         bad(i, _fmt_geom(geoms[i]), "finite coordinates")
     ok &= ~nonfinite
-    invalid = ok & ~shapely.is_valid(np.where(ok, geoms, None))
-    for i in np.flatnonzero(invalid):
-        fixed, msg = _repair(geoms[i], layer)
-        if fixed is None:
-            bad(i, _fmt_geom(geoms[i]), msg)
+    # validity (lon/lat rows only: the repair rule measures geodesic areas; the others fail the range check below)
+    lonlat = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)
+    for i, r in repair_invalid(np.where(ok & lonlat, geoms, None)).items():
+        if r.geometry is None:
+            bad(i, _fmt_geom(geoms[i]), _repair_note(r))
             ok[i] = False
         else:
-            geoms[i] = fixed
-            b[i] = shapely.bounds(fixed)
-            repaired.append(f"row {rows[i]}: {msg}")
+            geoms[i] = r.geometry
+            b[i] = shapely.bounds(r.geometry)
+            repaired.append(f"row {rows[i]}: {_repair_note(r)}")
     # coordinate range, then service area
     west, south, east, north = get_settings().service_area
-    in_range = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)
+    in_range = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)  # after repairs
     is_point = types == _T_POINT
     inside = np.where(is_point, (b[:, 0] >= west) & (b[:, 2] <= east) & (b[:, 1] >= south) & (b[:, 3] <= north),
                       (b[:, 2] >= west) & (b[:, 0] <= east) & (b[:, 3] >= south) & (b[:, 1] <= north))

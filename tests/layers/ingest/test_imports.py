@@ -373,8 +373,8 @@ def test_a_repair_is_judged_by_its_geodesic_area_change_as_the_analyses_judge_it
         check_geometry(HOURGLASS_REJECTED)
     gdf = gpd.GeoDataFrame({"id": ["a", "b"], "type": ["flood", "flood"], "预警级别": ["蓝色", "红"]},
                            geometry=[HOURGLASS_ACCEPTED, HOURGLASS_REJECTED], crs=4326)
-    clean, problems, notes = validate_frame("hazards", gdf)
-    assert [(p.row, p.field) for p in problems] == [(2, "geometry")] and "cannot be repaired" in problems[0].allowed
+    clean, problems, notes = validate_frame("hazards", gdf)  # rows are numbered by the frame's index
+    assert [(p.row, p.field) for p in problems] == [(1, "geometry")] and "cannot be repaired" in problems[0].allowed
     assert len(clean) == 1 and clean.geometry.iloc[0].normalize().equals(
         shapely.MultiPolygon(shapely.get_parts(fixed)).normalize())
-    assert notes[0].startswith("row 1: repaired")
+    assert notes[0].startswith("row 0: repaired")
