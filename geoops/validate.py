@@ -52,7 +52,7 @@ from shapely.geometry import (
 from shapely.geometry.base import BaseGeometry
 
 from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
-from geoops.geodesic import GEOD
+from geoops.wgs84 import GEOD
 
 __all__ = ["DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_geometry", "parse_geojson_geometry",
            "repair", "repair_invalid"]

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
-from pyproj import CRS, Geod, Transformer
+from pyproj import CRS, Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from geoops.wgs84 import GEOD
 from layers.reference.places import Place, inner_mongolia_places
 from layers.reference.population import BuildReport, build_population
 from layers.store import vocab
@@ -50,7 +51,6 @@ DUPLICATE_KM = 6.0
 AREA_WEIGHT = 0.5
 NODATA = -9999.0
 EXERCISE = {"exercise": True, "演练": True}
-_GEOD = Geod(ellps="WGS84")
 DRILL_LAYERS = {"hazards": Hazard, "incidents": Incident, "shelters": Shelter, "resources": Resource,
                 "protection_targets": ProtectionTarget}
 
@@ -83,7 +83,7 @@ def dedupe_places(places: list[Place], *, within_km: float = DUPLICATE_KM) -> tu
     kept: list[Place] = []
     for p in sorted(places, key=lambda q: (-q.population, q.geonameid)):
         if kept:
-            _, _, d = _GEOD.inv(np.full(len(kept), p.lon), np.full(len(kept), p.lat),
+            _, _, d = GEOD.inv(np.full(len(kept), p.lon), np.full(len(kept), p.lat),
                                 np.array([k.lon for k in kept]), np.array([k.lat for k in kept]))
             if np.min(d) < within_km * 1000.0:
                 continue
@@ -149,7 +149,7 @@ def model_population_raster(places: list[Place], counties: list[tuple[str, Any]]
     lon_centres = west + (np.arange(width) + 0.5) * cell_deg
     # pixel area on the ellipsoid, km2 (a function of latitude only)
     lat_top, lat_bottom = lat_centres + cell_deg / 2, lat_centres - cell_deg / 2
-    area_km2 = np.array([abs(_GEOD.polygon_area_perimeter([0, cell_deg, cell_deg, 0], [b, b, t, t])[0])
+    area_km2 = np.array([abs(GEOD.polygon_area_perimeter([0, cell_deg, cell_deg, 0], [b, b, t, t])[0])
                          for b, t in zip(lat_bottom, lat_top, strict=True)]) / 1e6
 
     pop = np.zeros((height, width), np.float64)
@@ -165,7 +165,7 @@ def model_population_raster(places: list[Place], counties: list[tuple[str, Any]]
         if r1 <= r0 or c1 <= c0:
             continue
         lon_g, lat_g = np.meshgrid(lon_centres[c0:c1], lat_centres[r0:r1])
-        _, _, d_m = _GEOD.inv(np.full(lon_g.size, p.lon), np.full(lon_g.size, p.lat), lon_g.ravel(), lat_g.ravel())
+        _, _, d_m = GEOD.inv(np.full(lon_g.size, p.lon), np.full(lon_g.size, p.lat), lon_g.ravel(), lat_g.ravel())
         d_km = (d_m / 1000.0).reshape(lon_g.shape)
         w = np.exp(-0.5 * (d_km / s) ** 2) * area_km2[r0:r1, None]
         w[d_km > reach_km] = 0.0
@@ -315,7 +315,7 @@ def _near(rng: np.random.Generator, lon: float, lat: float, inside: Any, *, min_
     """A point at a random geodesic distance in [min_m, max_m] from (lon, lat), inside ``inside``."""
     for _ in range(20):
         az, dist = rng.uniform(0, 360), rng.uniform(min_m, max_m)
-        x, y, _ = _GEOD.fwd(lon, lat, az, dist)
+        x, y, _ = GEOD.fwd(lon, lat, az, dist)
         if shapely.contains_xy(inside, x, y):
             return float(x), float(y)
     return lon, lat
