@@ -85,11 +85,11 @@ def test_past_picture_does_not_see_later_changes(session) -> None:
     # the past block left nothing behind: the live tables are read again
     assert conn.execute(select(Incident.id).where(Incident.severity == "major")).all()
 
-    ch = sitrep.changes_between(conn, t0, t1)["layers"]
+    ch = sitrep.changes_since(conn, t0, t1)["layers"]
     assert ch["incidents"] == {"insert": 1, "update": 0, "delete": 0}
     assert ch["shelters"] == {"insert": 0, "update": 1, "delete": 0}
     assert ch["resources"] == {"insert": 0, "update": 0, "delete": 1}
-    before = sitrep.changes_between(conn, started, t0)
+    before = sitrep.changes_since(conn, started, t0)
     assert before["layers"]["incidents"]["insert"] == 2 and before["layers"]["shelters"]["insert"] == 2
 
 
