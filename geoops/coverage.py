@@ -212,7 +212,7 @@ def _pairs_within(tree: cKDTree, lon: NDArray[np.float64], lat: NDArray[np.float
     if query_lon.shape[0] == 0 or lon.shape[0] == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy(), np.zeros(0)
-    hits = tree.query_ball_point(unit_vectors(query_lon, query_lat), chord_radius(max_distance_m),
+    hits: Any = tree.query_ball_point(unit_vectors(query_lon, query_lat), chord_radius(max_distance_m),
                                  return_sorted=False)
     counts = np.fromiter((len(h) for h in hits), dtype=np.intp, count=len(hits))
     j = np.repeat(np.arange(len(hits), dtype=np.intp), counts)
@@ -256,7 +256,8 @@ def _solve_transport(edge_cell: NDArray[np.intp], edge_shelter: NDArray[np.intp]
     a_ub = sparse.csr_matrix((np.ones(2 * n_edges), (rows, cols)), shape=(nc + ns, n_edges))
     b_ub = np.concatenate([pop[cell_u], free[shel_u]])
     upper = np.minimum(pop[edge_cell], free[edge_shelter])
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([np.zeros(n_edges), upper]),
+    # an (n, 2) array of bounds is documented by scipy; its stubs type only a sequence of pairs
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([np.zeros(n_edges), upper]),  # type: ignore[call-overload]
                   method="highs")
     if res.status != 0 or res.x is None:  # cannot happen for a bounded feasible transport problem
         raise GeoOpsError(f"the shelter assignment solver failed: {res.message}", field="max_distance_m",
@@ -471,7 +472,7 @@ def _gather(nodes: NDArray[np.intp], ptr: NDArray[np.intp], order: NDArray[np.in
         return np.zeros(0, dtype=np.intp)
     offsets = np.arange(total, dtype=np.intp) - np.repeat(np.cumsum(counts) - counts, counts)
     idx = np.repeat(starts, counts) + offsets
-    return idx if order is None else order[idx]
+    return np.asarray(idx if order is None else order[idx], dtype=np.intp)
 
 
 class _Residual:
@@ -594,7 +595,7 @@ def _backward_reach(p: _Problem, start_cells: NDArray[np.intp]) -> tuple[NDArray
         shel_seen[sh] = True
         if sh.shape[0] == 0:
             break
-        ce = np.unique(adj_csr[sh].indices)
+        ce = np.unique(adj_csr[sh].indices).astype(np.intp)
         ce = ce[~cell_seen[ce]]
         cell_seen[ce] = True
         frontier = ce
@@ -630,7 +631,7 @@ def _crude_bounds(p: _Problem, qc: NDArray[np.intp], qk: NDArray[np.intp], k: in
     n_comp, label = connected_components(graph, directed=False)
     comp_unc = np.bincount(label[:n], weights=uncovered, minlength=n_comp)
     pairs = np.unique(np.column_stack([qk, label[qc]]), axis=0)
-    return np.bincount(pairs[:, 0], weights=comp_unc[pairs[:, 1]], minlength=k)
+    return np.asarray(np.bincount(pairs[:, 0], weights=comp_unc[pairs[:, 1]], minlength=k), dtype=np.float64)
 
 
 def gap_ranking(result: CoverageResult, candidate_ids: ArrayLike, candidate_lon: ArrayLike,

@@ -561,7 +561,7 @@ def cell_boundaries(cells: Any) -> np.ndarray:
     if arr.size == 0:
         return np.empty(0, dtype=object)
     lat, lng = _parse_wkb_rings(_to_u64(arr))
-    return shapely.polygons(np.stack([np.degrees(lng), np.degrees(lat)], axis=-1))
+    return np.asarray(shapely.polygons(np.stack([np.degrees(lng), np.degrees(lat)], axis=-1)), dtype=object)
 
 
 def cell_area_m2(cells: Any) -> np.ndarray:
@@ -684,7 +684,7 @@ def cells_to_geojson(cells: Any, properties: dict[str, Any] | None = None) -> di
         if v.shape != arr.shape:
             raise InvalidParameterError(field=f"properties.{k}", value=f"length {v.size}",
                                         allowed=f"one value per cell ({arr.size})")
-    feats = []
+    feats: list[dict[str, Any]] = []
     for i, g in enumerate(cell_boundaries(arr)):
         p: dict[str, Any] = {"h3": format(int(arr[i]) & 0xFFFFFFFFFFFFFFFF, "x")}
         p.update({k: _json_value(v[i]) for k, v in props.items()})
@@ -817,13 +817,13 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
     cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
     vlat, vlng = _parse_wkb_rings(_to_u64(cand))
     vx, vy = np.degrees(vlng), np.degrees(vlat)
-    polys = shapely.polygons(np.stack([vx, vy], axis=-1))
+    polys = np.asarray(shapely.polygons(np.stack([vx, vy], axis=-1)), dtype=object)
     # the zone's boundary as oriented segments (exterior counter-clockwise, holes clockwise: inside on the left)
     rings = shapely.get_rings(shapely.get_parts(shapely.orient_polygons(zone)))
     xy, ring = shapely.get_coordinates(rings, return_index=True)
     same = ring[1:] == ring[:-1]
     s0, s1 = xy[:-1][same], xy[1:][same]
-    seg_tree = shapely.STRtree(shapely.linestrings(np.stack([s0, s1], axis=1)))
+    seg_tree = shapely.STRtree(np.asarray(shapely.linestrings(np.stack([s0, s1], axis=1)), dtype=object))
     ci, sj = seg_tree.query(polys, predicate="intersects")
     hits = np.bincount(ci, minlength=cand.size)
     touches = hits > 0

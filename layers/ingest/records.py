@@ -18,7 +18,6 @@ One difference, on purpose: unmapped properties keep full float precision here (
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
@@ -50,6 +49,7 @@ from layers.ingest import fieldmap
 from layers.ingest.imports import (
     UpsertCounts,
     _check_geometry,
+    auto_ids,
     datetime_value,
     int_bounds,
     refused,
@@ -58,7 +58,7 @@ from layers.ingest.imports import (
 )
 from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 
 #: inputs up to this many features take this path (larger ones the pandas path, which is faster per row)
 MAX_RECORDS = 50
@@ -161,6 +161,7 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
         src = source_of.get(col)
         for i, rec in enumerate(records):
             raw = rec.get(src) if src is not None else None
+            value: Any
             if src is None or _blank(raw):
                 value = None
             elif col in s.vocabs:
@@ -212,16 +213,15 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
         problems.setdefault(i, []).insert(0, e)
     notes = repaired + notes
     # ids: given, else the hash of geometry and name (as validate_frame); unique within the input
-    wkt = shapely.to_wkt(np.where(pd.isna(checked), None, checked), rounding_precision=9).tolist()
     if layer == "admin_regions":
         for row in out:
             if row["external_id"] is None:
                 row["external_id"] = row["adcode"]
     given = [row["external_id"] is not None for row in out]
-    for row, w, g in zip(out, wkt, given, strict=True):
+    auto = auto_ids(checked, [row["name"] for row in out])
+    for row, a, g in zip(out, auto, given, strict=True):
         if not g:
-            row["external_id"] = None if w is None else "auto:" + hashlib.sha1(
-                (w + "\x1f" + (row["name"] or "")).encode()).hexdigest()[:24]
+            row["external_id"] = a
     for col in ["external_id"] + (["adcode"] if layer == "admin_regions" else []):
         seen: dict[object, int] = {}
         for i, row in enumerate(out):
@@ -256,7 +256,7 @@ def _stage_text(value: Any) -> str | None:
 
 
 def _columns(layer: str) -> list[str]:
-    target = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    target = table_of(FEATURE_MODELS[layer])
     return [k for k in fieldmap.spec(layer).columns if k in target.c] + ["properties", "geom"]
 
 
@@ -265,7 +265,7 @@ def _upsert_statement(layer: str, kept: frozenset[str]) -> Any:
     """The upsert for ``layer`` updating the columns ``kept``, built once: one text array per column
     (``unnest(:external_id, :name, ...)``), so the statement does not depend on the number of rows and SQLAlchemy
     compiles it once."""
-    target = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    target = table_of(FEATURE_MODELS[layer])
     cols = _columns(layer)
     raw = func.unnest(*[bindparam(f"c_{k}", type_=ARRAY(Text)) for k in cols]).table_valued(*cols).render_derived(
         name="v")

@@ -33,7 +33,7 @@ from layers.ingest.imports import upsert_features, validate_frame
 from layers.ingest.records import MAX_RECORDS, upsert_records, validate_records
 from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 
 MAX_FEATURES = 10_000
 #: columns a PATCH may change, per layer (``properties`` is merged key by key; a null value removes a key)
@@ -214,8 +214,9 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
 
 def _current(c: Connection, layer: str, feature_id: int) -> Any:
     model = FEATURE_MODELS[layer]
-    row = c.execute(select(model.__table__, func.ST_AsBinary(model.geom).label("_wkb"))  # type: ignore[attr-defined]
-                    .where(model.id == feature_id, model.deleted_at.is_(None))).mappings().first()
+    t = table_of(model)
+    row = c.execute(select(*t.c, func.ST_AsBinary(t.c.geom).label("_wkb"))
+                    .where(t.c.id == feature_id, t.c.deleted_at.is_(None))).mappings().first()
     if row is None:
         raise NotFoundError(f"no live feature {feature_id} in layer {layer!r}")
     return row

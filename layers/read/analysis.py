@@ -48,7 +48,7 @@ from geoops.h3cells import (  # parent_cells re-exported: dashboards' pages impo
 from geoops.nearest import nearest_batch, rank
 from geoops.wgs84 import planar_bound_deg
 from layers.store import vocab
-from layers.store.db import connection_of
+from layers.store.db import connection_of, driver_connection
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     AdminRegion,
@@ -124,7 +124,7 @@ def column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
     sub = stmt.subquery()
     agg = select(*[func.array_agg(c) for c in sub.c])
     compiled = agg.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor(binary=True) as cur:
         cur.execute(str(compiled), compiled.params)
         row = cur.fetchone()
@@ -550,7 +550,8 @@ def region_geometry(db: Db, adcode: str) -> dict[str, Any]:
 def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = None, prefix: str | None = None,
                      geometry: bool = True) -> list[dict[str, Any]]:
     """Every live region of ``level`` (optionally intersecting bbox ``within`` or with adcode ``prefix``)."""
-    cols = [AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level, AdminRegion.parent_adcode]
+    cols: list[Any] = [AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level,
+                       AdminRegion.parent_adcode]
     if geometry:
         cols.append(func.ST_AsBinary(AdminRegion.geom).label("wkb"))
     stmt = select(*cols).where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None))

@@ -144,7 +144,7 @@ def as_of(conn: Connection, at: datetime, *, layers: Sequence[str] = SHADOWED_LA
     try:
         for layer in names:  # a name of FEATURE_MODELS (checked above), never free text
             st = states_at(at, layers=[layer]).subquery("h")
-            body = (select(literal_column(f"(jsonb_populate_record(NULL::public.{layer}, h.row)).*"))
+            body: Select[Any] = (select(literal_column(f"(jsonb_populate_record(NULL::public.{layer}, h.row)).*"))
                     .select_from(st).where(st.c.op != "purge"))
             sql = body.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS {sql}", sql.params)

@@ -168,10 +168,10 @@ def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str,
     sums = rollup(cells, people, keys)
     info = {c["adcode"]: c for c in counties}
     parents = analysis.region_names(db, [c["parent_adcode"] for c in counties if c.get("parent_adcode")])
-    out = []
-    for code, value in sums.items():
-        c = info.get(code) if isinstance(code, str) else None
-        p = parents.get(c["parent_adcode"] or "", {}) if c else {}
+    out: list[dict[str, Any]] = []
+    for key, value in sums.items():
+        c = info.get(key) if isinstance(key, str) else None
+        p: dict[str, Any] = parents.get(c["parent_adcode"] or "", {}) if c else {}
         out.append({"adcode": c["adcode"] if c else None, "name": c["name"] if c else None,
                     "name_en": c["name_en"] if c else None, "prefecture": p.get("name"),
                     "prefecture_en": p.get("name_en"), "population": float(value)})
@@ -238,7 +238,7 @@ def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict
         b = np.asarray(boxes, dtype=np.float64)
         w, s, e, n = float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
         pad_x, pad_y = max((e - w) * 0.05, 0.05), max((n - s) * 0.05, 0.05)
-        bbox = (max(w - pad_x, -180.0), max(s - pad_y, -85.0), min(e + pad_x, 180.0), min(n + pad_y, 85.0))
+        bbox: tuple[float, ...] = (max(w - pad_x, -180.0), max(s - pad_y, -85.0), min(e + pad_x, 180.0), min(n + pad_y, 85.0))
     else:
         bbox = tuple(float(v) for v in fallback_bbox)
     return {"bbox": bbox, "hazards": hz, "incidents": incidents, "shelters": shelters}

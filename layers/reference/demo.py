@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from layers.reference.places import Place, inner_mongolia_places
 from layers.reference.population import BuildReport, build_population
 from layers.store import vocab
 from layers.store.errors import StoreError
-from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter
+from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter, table_of
 
 MODELLED_SOURCE = "modelled-geonames"
 #: 内蒙古自治区 usual residents, 7th national census (2020): the total the model is calibrated to
@@ -306,7 +306,7 @@ class PopulationGrid:
         return np.column_stack([x, y])
 
 
-def _pick(rng: np.random.Generator, options: list[str], p: list[float]) -> str:
+def _pick(rng: np.random.Generator, options: list[str], p: Sequence[float]) -> str:
     return str(options[int(rng.choice(len(options), p=np.asarray(p) / sum(p)))])
 
 
@@ -397,14 +397,15 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
 
     # ---- incidents: part in each hazard, the rest spread by population
     by_key = {h["external_id"]: h for h in hazards}
-    plans = [
+    plans: list[tuple[str, float, list[str], list[float]]] = [
         ("hazard-flood", 0.12, ["flood", "rescue", "collapse", "traffic"], [5, 3, 1, 1]),
         ("hazard-blizzard", 0.12, ["traffic", "rescue", "collapse", "medical"], [5, 3, 2, 1]),
         ("hazard-grassland-fire-warning", 0.06, ["fire", "rescue", "medical"], [5, 2, 1]),
         ("hazard-chemical-3km", 0.05, ["chemical", "medical", "rescue"], [4, 3, 1]),
         ("hazard-earthquake-40km", 0.12, ["collapse", "earthquake", "medical", "rescue"], [4, 2, 2, 2]),
     ]
-    general_kinds = (["traffic", "medical", "fire", "collapse", "rescue", "other"], [5, 4, 3, 1, 1, 1])
+    general_kinds: tuple[list[str], list[float]] = (["traffic", "medical", "fire", "collapse", "rescue", "other"],
+                                                     [5, 4, 3, 1, 1, 1])
     points: list[tuple[np.ndarray, list[str], list[float], str | None]] = []
     used = 0
     for key, share, kinds, weights in plans:
@@ -417,9 +418,9 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
         used += len(pts)
     points.append((grid.sample(n_incidents - used, rng, inside=province), *general_kinds, None))
     incidents: list[dict[str, Any]] = []
-    for pts, kinds, weights, key in points:
+    for pts, kinds_of, weights_of, hazard_key in points:
         for x, y in pts:
-            kind = _pick(rng, kinds, weights)
+            kind = _pick(rng, kinds_of, weights_of)
             severity = _pick(rng, list(vocab.keys("incident_severity")), [70, 20, 8, 2])
             occurred = now - timedelta(seconds=float(rng.uniform(0, 24 * 3600)))
             status = _pick(rng, ["reported", "verified", "responding", "closed"], [3, 3, 4, 2])
@@ -429,7 +430,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "kind": kind, "status": status, "severity": severity, "occurred_at": occurred,
                 "valid_from": occurred, "casualties": int(rng.poisson({"general": 0.3, "large": 2, "major": 6,
                                                                         "extraordinary": 15}[severity])),
-                "properties": {**props, **({"hazard": key} if key else {})}, "geom": Point(float(x), float(y))})
+                "properties": {**props, **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
 
     # ---- shelters near towns
     shelters: list[dict[str, Any]] = []
@@ -541,7 +542,7 @@ def write_drill(session: Session, rows: dict[str, list[dict[str, Any]]], *, sour
         raise StoreError(f"a drill source must start with 'drill-', got {source!r}")
     counts: dict[str, int] = {}
     for layer, model in DRILL_LAYERS.items():
-        table = model.__table__
+        table = table_of(model)
         items = rows.get(layer, [])
         for r in items:
             for field, vname in (("kind", _KIND_VOCAB[layer]), ("status", _STATUS_VOCAB[layer])):

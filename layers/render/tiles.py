@@ -238,7 +238,7 @@ def _cjk_font() -> tuple[str, int] | None:
                 f = ImageFont.truetype(path, 12, index=index)
             except OSError:
                 break
-            if "SC" in " ".join(f.getname()) or index == 0 and not path.endswith(".ttc"):
+            if "SC" in " ".join(n or "" for n in f.getname()) or index == 0 and not path.endswith(".ttc"):
                 return path, index
         return path, 0
     return None
@@ -307,11 +307,11 @@ class BasemapContent:
                 simple = shapely.orient_polygons(simple, exterior_cw=False)
             return bd.VectorLayer.of(simple)
 
-        return _derived(layer, ("generalised", z), make)  # type: ignore[no-any-return]
+        return _derived(layer, ("generalised", z), make)
 
     def labels(self, z: int, lang: str) -> dict[str, Any]:
         """Labels shown at zoom ``z``: text, size, global pixel anchor and box, chosen most-populous-first."""
-        return _derived(self.places, ("labels", z, lang, _font_key()),  # type: ignore[no-any-return]
+        return _derived(self.places, ("labels", z, lang, _font_key()),
                         lambda: _layout_labels(self.places, z, lang))
 
 

@@ -1,7 +1,7 @@
 """Engine and sessions: the one place that connects to PostGIS.
 
 Public: :func:`database_url`, :func:`get_engine`, :func:`session_scope`, :func:`connection_of`,
-:func:`set_acting_user`, :func:`migrate`, :func:`reset_engines`.
+:func:`set_acting_user`, :func:`driver_connection`, :func:`migrate`, :func:`reset_engines`.
 """
 
 from __future__ import annotations
@@ -91,6 +91,14 @@ def session_scope(engine: Engine | None = None, *, user: str = "system") -> Iter
 def connection_of(conn: Session | Connection) -> Connection:
     """The Connection to run Core statements on: a Session's (in its current transaction), or ``conn`` itself."""
     return conn.connection() if isinstance(conn, Session) else conn
+
+
+def driver_connection(conn: Session | Connection) -> Any:
+    """The psycopg connection under ``conn`` (same transaction), for ``COPY`` and binary cursors."""
+    raw = connection_of(conn).connection.driver_connection
+    if raw is None:  # a detached or invalidated connection
+        raise exc.InvalidRequestError("the connection has no live driver connection")
+    return raw
 
 
 #: transaction-local (``is_local`` true): the name lasts until the transaction (or savepoint's parent) ends
