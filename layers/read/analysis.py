@@ -8,6 +8,9 @@ Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`neare
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
 :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
 
+>>> WARNING_WEIGHT["red"], sorted(WARNING_WEIGHT, key=WARNING_WEIGHT.get)
+(1.0, ['blue', 'yellow', 'orange', 'red'])
+
 Every function takes a ``Session`` or ``Connection`` first and runs 2.0-style ``select()`` statements; zones are
 shapely geometries in lon/lat (EPSG:4326), distances in metres (geodesic: PostGIS ``geography`` on the GiST index
 of ``geom::geography``, or ``pyproj.Geod`` in geoops). Only live rows (``deleted_at IS NULL``) are read.

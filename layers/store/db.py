@@ -2,6 +2,9 @@
 
 Public: :func:`database_url`, :func:`get_engine`, :func:`session_scope`, :func:`connection_of`,
 :func:`set_acting_user`, :func:`driver_connection`, :func:`migrate`, :func:`reset_engines`.
+
+>>> database_url(Settings(database_url="postgresql+psycopg://u:p@db.example:5432/sitroom"))
+'postgresql+psycopg://u:p@db.example:5432/sitroom'
 """
 
 from __future__ import annotations

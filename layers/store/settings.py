@@ -1,6 +1,12 @@
 """Settings for the store and the server, read once from the environment (``SITROOM_*``).
 
 Public: :class:`Settings`, :func:`get_settings`.
+
+>>> Settings(service_area=(73, 18, 74, 19)).service_area
+(73.0, 18.0, 74.0, 19.0)
+>>> Settings(service_area=(74, 18, 73, 19))  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: service_area must be west,south,east,north in degrees ...
 """
 
 from __future__ import annotations
