@@ -34,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
+from geoops.validate import require_geometry
 from geoops.wgs84 import GEOD, METRES_PER_DEGREE, R_MEAN_M
 
 __all__ = [
@@ -117,25 +118,10 @@ def _first_bad(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[floa
 
 
 def _check_geometry(geom: Any, field: str = "geometry") -> BaseGeometry:
-    if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError(
-            "not a geometry",
-            field=field,
-            value=type(geom).__name__,
-            allowed="a shapely geometry in lon/lat (EPSG:4326)",
-            code="not_a_geometry",
-        )
-    if geom.is_empty:
-        raise InvalidGeometryError(
-            "empty geometry",
-            field=field,
-            value=geom.wkt[:60],
-            allowed="a non-empty geometry",
-            code="geometry_empty",
-        )
-    xy = shapely.get_coordinates(geom)
+    g = require_geometry(geom, field=field)
+    xy = shapely.get_coordinates(g)
     _check_lonlat_arrays(xy[:, 0], xy[:, 1], field, InvalidGeometryError)
-    return geom
+    return g
 
 
 # --------------------------------------------------------------------------------------------------

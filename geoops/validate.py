@@ -1,6 +1,6 @@
 """Checks and safe repair of input geometries, and strict parsing of GeoJSON geometry objects.
 
-Public: :func:`check_geometry`, :func:`repair`, :func:`repair_invalid`, :class:`Repair`,
+Public: :func:`check_geometry`, :func:`require_geometry`, :func:`repair`, :func:`repair_invalid`, :class:`Repair`,
 :func:`parse_geojson_geometry`, :data:`DEFAULT_SERVICE_AREA`, :data:`REPAIR_AREA_TOLERANCE`.
 
 :func:`repair` (one geometry) and :func:`repair_invalid` (an array: validity tested in one vectorised call, only the
@@ -55,7 +55,7 @@ from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
 from geoops.wgs84 import GEOD
 
 __all__ = ["DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_geometry", "parse_geojson_geometry",
-           "repair", "repair_invalid"]
+           "repair", "repair_invalid", "require_geometry"]
 
 #: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of geoops is tested
 #: in, and the default of the ``service_area`` setting (deployments narrow it to their province).
@@ -225,6 +225,35 @@ def repair_invalid(geoms: ArrayLike, *, tolerance: float = REPAIR_AREA_TOLERANCE
     return {int(i): repair(arr[i], tolerance=tolerance) for i in np.flatnonzero(invalid)}
 
 
+def require_geometry(geom: Any, *, field: str = "geometry") -> BaseGeometry:
+    """``geom`` itself if it is a non-empty shapely geometry; else :class:`InvalidGeometryError` (codes
+    ``not_a_geometry``, ``geometry_empty``) naming ``field``: the first check of every geometry input.
+
+    >>> try:
+    ...     require_geometry(Point(), field="zone")
+    ... except InvalidGeometryError as e:
+    ...     print(e.field, e.code)
+    zone geometry_empty
+    """
+    if not isinstance(geom, BaseGeometry):
+        raise InvalidGeometryError(
+            "not a geometry",
+            field=field,
+            value=type(geom).__name__,
+            allowed="a Point, LineString, Polygon or Multi* geometry in lon/lat (EPSG:4326)",
+            code="not_a_geometry",
+        )
+    if geom.is_empty:
+        raise InvalidGeometryError(
+            "empty geometry",
+            field=field,
+            value=geom.wkt[:60],
+            allowed="a geometry with coordinates",
+            code="geometry_empty",
+        )
+    return geom
+
+
 def _check_service_area(service_area: Any) -> tuple[float, float, float, float]:
     allowed = "(west, south, east, north) degrees with west < east, south < north, inside lon/lat range"
     try:
@@ -301,22 +330,7 @@ def check_geometry(
         raise InvalidParameterError(
             field="max_vertices", value=max_vertices, allowed="a positive integer", code="invalid_parameter"
         )
-    if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError(
-            "not a geometry",
-            field=field,
-            value=type(geom).__name__,
-            allowed="a Point, LineString, Polygon or Multi* geometry",
-            code="not_a_geometry",
-        )
-    if geom.is_empty:
-        raise InvalidGeometryError(
-            "empty geometry",
-            field=field,
-            value=geom.wkt[:60],
-            allowed="a geometry with coordinates",
-            code="geometry_empty",
-        )
+    geom = require_geometry(geom, field=field)
     if shapely.has_z(geom):
         geom = shapely.force_2d(geom)
     xy = shapely.get_coordinates(geom)

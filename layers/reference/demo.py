@@ -31,10 +31,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from geoops.wgs84 import GEOD
-from layers.reference.places import Place, inner_mongolia_places
+from layers.reference.places import inner_mongolia_places
 from layers.reference.population import BuildReport, build_population
 from layers.store import vocab
 from layers.store.errors import StoreError
+from layers.store.gazetteer import Place
 from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter, table_of
 
 MODELLED_SOURCE = "modelled-geonames"
@@ -352,7 +353,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
     big = towns[:60]
 
     def town_label(p: Place) -> str:
-        return p.name_zh or p.name
+        return p.name_zh or p.name_en
 
     # ---- hazards
     hazards: list[dict[str, Any]] = []
@@ -451,7 +452,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                     "external_id": f"shelter-{i:04d}",
                     "name": f"【演练】{town_label(p)}{vocab.label('shelter_kind', kind)}{i + 1}号",
                     "kind": kind, "status": status, "capacity": cap, "occupancy": occ if status != "closed" else 0,
-                    "properties": {**props, "town": p.name}, "geom": Point(x, y)})
+                    "properties": {**props, "town": p.name_en}, "geom": Point(x, y)})
 
     # ---- resources of every kind, every status
     units = {"rescue_team": ("人", (10, 80)), "fire_engine": ("辆", (1, 6)), "ambulance": ("辆", (1, 5)),
@@ -477,7 +478,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "external_id": f"resource-{i:04d}",
                 "name": f"【演练】{town_label(p)}{vocab.label('resource_kind', kind)}{i + 1}",
                 "kind": kind, "status": status, "quantity": int(rng.integers(lo, hi + 1)), "unit": unit,
-                "properties": {**props, "home_town": p.name}, "geom": Point(x, y)})
+                "properties": {**props, "home_town": p.name_en}, "geom": Point(x, y)})
 
     # ---- protection targets
     occupants = {"school": (300, 3000), "kindergarten": (60, 400), "hospital": (100, 1500),
@@ -498,14 +499,14 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
             "external_id": f"target-{i:04d}",
             "name": f"【演练】{town_label(p)}{vocab.label('target_kind', kind)}{i + 1}",
             "kind": kind, "status": "normal", "occupants": int(rng.integers(lo, hi + 1)),
-            "criticality": criticality[kind], "properties": {**props, "town": p.name}, "geom": Point(x, y)})
+            "criticality": criticality[kind], "properties": {**props, "town": p.name_en}, "geom": Point(x, y)})
 
     for rank, p in enumerate(big):
         n = 3 if rank < 10 else 1
         for kind in ("school", "kindergarten", "hospital", "nursing_home"):
             for _ in range(n if kind != "hospital" else max(1, n - 1)):
                 target(kind, p)
-        if p.name in industrial:
+        if p.name_en in industrial:
             for _ in range(3):
                 target("hazmat_plant", p, min_m=2000, max_m=12_000)
         if rank < 25 and rng.random() < 0.4:
@@ -514,10 +515,10 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
             target("reservoir", p, min_m=5000, max_m=25_000)
         if rank < 40 and rng.random() < 0.25:
             target("mine", p, min_m=8000, max_m=40_000)
-    wuhai = next((p for p in big if p.name == "Wuhai"), big[0])
+    wuhai = next((p for p in big if p.name_en == "Wuhai"), big[0])
     for _ in range(4):  # the plants around the release
         target("hazmat_plant", wuhai, WUHAI_CHEMICAL, min_m=300, max_m=6000)
-    baotou = next((p for p in big if p.name == "Baotou"), big[0])
+    baotou = next((p for p in big if p.name_en == "Baotou"), big[0])
     target("reservoir", baotou, YELLOW_RIVER_BAOTOU_TOGTOH[3], min_m=1000, max_m=8000)
     target("power_station", baotou, YELLOW_RIVER_BAOTOU_TOGTOH[2], min_m=1000, max_m=8000)
     for kind in ("school", "hospital", "nursing_home"):  # exposed to the quake

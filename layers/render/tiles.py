@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from layers.render import basemap_data as bd
 from layers.store.errors import StoreError
+from layers.store.gazetteer import Place, places_version
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class BasemapContent:
 
     naturalearth: dict[str, bd.VectorLayer]
     admin: dict[str, bd.VectorLayer]
-    places: tuple[bd.Place, ...]
+    places: tuple[Place, ...]
     version: str
     admin_stamp: str
 
@@ -316,7 +317,7 @@ class BasemapContent:
 
 
 def _make_version(admin_stamp: str) -> str:
-    parts = (RENDERER_VERSION, bd.naturalearth_version(), admin_stamp, bd.places_version(), _font_key())
+    parts = (RENDERER_VERSION, bd.naturalearth_version(), admin_stamp, places_version(), _font_key())
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -370,7 +371,7 @@ def current_content(engine: Engine | None, *, max_age_s: float = 30.0) -> Basema
 # --- labels ----------------------------------------------------------------------------------------------------------
 
 
-def _label_text(p: bd.Place, lang: str) -> str | None:
+def _label_text(p: Place, lang: str) -> str | None:
     """The label of a place; in Chinese, places GeoNames has no Chinese name for are left out (no mixed labels)."""
     if lang == "zh-CN" and _cjk_font() is not None:
         return p.name_zh
@@ -381,7 +382,7 @@ def _font_size(population: int) -> int:
     return 15 if population >= 2_000_000 else 13 if population >= 500_000 else 12
 
 
-def _layout_labels(places: Iterable[bd.Place], z: int, lang: str) -> dict[str, Any]:
+def _layout_labels(places: Iterable[Place], z: int, lang: str) -> dict[str, Any]:
     min_pop = _LABEL_MIN_POP.get(z, 0) if z >= 3 else 10**12
     cell = 128.0
     grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
