@@ -55,6 +55,16 @@ def _set_user(session: Session, user: str) -> str:
     return user
 
 
+def _change(session: Session, row: Any, changes: dict[str, Any], user: str) -> Any:
+    """Write ``changes`` (and ``updated_by``) to a live drawing as ``user``; a soft delete is ``deleted_at``."""
+    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
+    for k, v in {**changes, "updated_by": user}.items():
+        setattr(row, k, v)
+    session.flush()
+    session.refresh(row)
+    return row
+
+
 def _service_area(service_area: Sequence[float] | None) -> tuple[float, float, float, float]:
     return tuple(service_area if service_area is not None else get_settings().service_area)  # type: ignore
 
@@ -222,23 +232,13 @@ def update_zone(session: Session, zone_id: int, *, user: str, name: Any = ..., s
         changes["status"] = _check_key("zone_status", "status", status)
     if properties is not ...:
         changes["properties"] = {**_check_properties(properties), "area_m2": (z.properties or {}).get("area_m2")}
-    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
-    for k, v in {**changes, "updated_by": user}.items():
-        setattr(z, k, v)
-    session.flush()
-    session.refresh(z)
-    return _zone_dict(z)
+    return _zone_dict(_change(session, z, changes, user))
 
 
 def delete_zone(session: Session, zone_id: int, *, user: str) -> dict[str, Any]:
     """Soft-delete a live zone (``deleted_at`` set; the history keeps it); returns it as it was deleted."""
     z = _live(session, ImpactZone, zone_id, "id")
-    _set_user(session, user)
-    z.updated_by = user
-    z.deleted_at = datetime.now(UTC)
-    session.flush()
-    session.refresh(z)
-    return _zone_dict(z)
+    return _zone_dict(_change(session, z, {"deleted_at": datetime.now(UTC)}, user))
 
 
 def list_zones(session: Session, *, kinds: Sequence[str] | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -314,23 +314,13 @@ def update_annotation(session: Session, annotation_id: int, *, user: str, label:
         changes["kind"] = _check_key("annotation_symbol", "symbol", symbol)
     if geometry is not ...:
         changes["geom"] = from_shape(_geometry(geometry, "geometry", service_area)[0], srid=4326)
-    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
-    for k, v in {**changes, "updated_by": user}.items():
-        setattr(a, k, v)
-    session.flush()
-    session.refresh(a)
-    return _annotation_dict(a)
+    return _annotation_dict(_change(session, a, changes, user))
 
 
 def delete_annotation(session: Session, annotation_id: int, *, user: str) -> dict[str, Any]:
     """Soft-delete a live annotation (``deleted_at`` set; kept in the history); returns it as deleted."""
     a = _live(session, Annotation, annotation_id, "id")
-    _set_user(session, user)
-    a.updated_by = user
-    a.deleted_at = datetime.now(UTC)
-    session.flush()
-    session.refresh(a)
-    return _annotation_dict(a)
+    return _annotation_dict(_change(session, a, {"deleted_at": datetime.now(UTC)}, user))
 
 
 def list_annotations(session: Session, *, limit: int = 500) -> list[dict[str, Any]]:
