@@ -501,20 +501,27 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
     return geoms, problems, repaired
 
 
+def text_value(v: object) -> str | None:
+    """One input value as the text stored in a text column: stripped, None for blanks and missing values, a float
+    that is a whole number without its ``.0`` (spreadsheets turn codes into floats).
+
+    >>> text_value(" 呼和浩特 "), text_value(150200.0), text_value(float("nan")), text_value("  ")
+    ('呼和浩特', '150200', None, None)
+    """
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    t = str(v).strip()
+    return t or None
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(s) and s.dtype != object or pd.api.types.is_integer_dtype(s):
         st = s.astype("string").str.strip()
         st = st.mask(st == "")
         return st.astype(object).where(st.notna(), None)
-
-    def one(v: object) -> object:
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        t = str(v).strip()
-        return t or None
-    out = s.astype(object).map(one)  # pandas 3 infers a string dtype here, with NaN for None: back to None
+    out = s.astype(object).map(text_value)  # pandas 3 infers a string dtype here, with NaN for None: back to None
     return out.astype(object).where(out.notna(), None)
 
 

@@ -54,6 +54,7 @@ from layers.ingest.imports import (
     int_bounds,
     refused,
     text_limits,
+    text_value,
     upsert_counts,
 )
 from layers.store.db import connection_of, set_acting_user
@@ -71,14 +72,6 @@ def _is_na(v: object) -> bool:
 def _blank(v: object) -> bool:
     return _is_na(v) or (isinstance(v, str) and not v.strip())
 
-
-def _text(v: object) -> str | None:
-    if _is_na(v):
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    t = str(v).strip()
-    return t or None
 
 
 def _number(v: object) -> float | None:
@@ -180,7 +173,7 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
                 if value is None:
                     add(i, col, raw, "a date/time such as 2024-07-01T08:30:00+08:00 (no zone: Beijing time)")
             else:
-                value = _text(raw)
+                value = text_value(raw)
                 limit = limits.get(col)
                 if limit is not None and value is not None and len(value) > limit:
                     add(i, col, raw, f"at most {limit} characters")
