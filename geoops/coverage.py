@@ -18,7 +18,7 @@ How it is solved
 A transport problem (a min-cost flow on the bipartite graph cells -> shelters), solved as one sparse linear
 programme with HiGHS (``scipy.optimize.linprog(method="highs")``). Candidate pairs come from a
 ``scipy.spatial.cKDTree`` on 3-D unit vectors with a chord radius that provably contains every pair within
-``max_distance_m`` (see :func:`_chord_radius`); exact ``pyproj.Geod.inv`` distances then decide.
+``max_distance_m`` (see :func:`geoops.wgs84.chord_radius`); exact ``pyproj.Geod.inv`` distances then decide.
 
 Both objectives are folded into one cost per person on edge ``e`` of connected component ``C``:
 ``cost_e = d_e / max_distance_m - K_C`` with ``K_C = min(#cells in C, #shelters in C) + 1``. This never
@@ -60,21 +60,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Geod
 from scipy import sparse
 from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from geoops.errors import GeoOpsError, InvalidParameterError
+from geoops.wgs84 import GEOD, chord_radius, unit_vectors
 
 __all__ = ["CoverageResult", "assign", "gap_ranking", "region_totals"]
 
-_GEOD = Geod(ellps="WGS84")
-# Smallest radius of curvature of the WGS84 ellipsoid (meridional, at the equator): b^2 / a.
-_WGS84_A = 6378137.0
-_WGS84_B = 6356752.314245179
-_R_MIN_M = _WGS84_B**2 / _WGS84_A
 MAX_DISTANCE_LIMIT_M = 100_000.0
 _TOP_LIMIT = 1000
 
@@ -210,26 +205,6 @@ def _points(ids: ArrayLike, lon: ArrayLike, lat: ArrayLike, amount: ArrayLike, n
 
 
 # --------------------------------------------------------------------------------------------- geometry
-def _unit_vectors(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.float64]:
-    lam, phi = np.radians(lon), np.radians(lat)
-    cphi = np.cos(phi)
-    return np.column_stack([cphi * np.cos(lam), cphi * np.sin(lam), np.sin(phi)])
-
-
-def _chord_radius(max_distance_m: float) -> float:
-    """Chord on the unit sphere that contains every pair within ``max_distance_m`` on WGS84.
-
-    Map the ellipsoid to the unit sphere keeping geodetic latitude and longitude. The ellipsoid's line
-    element is ``ds^2 = M^2 dphi^2 + N^2 cos^2(phi) dlambda^2`` and the sphere's is
-    ``dtheta^2 = dphi^2 + cos^2(phi) dlambda^2``; since ``M >= b^2/a`` and ``N >= a > b^2/a`` everywhere,
-    ``ds >= (b^2/a) dtheta``. The image of the geodesic therefore has angular length at most
-    ``d / (b^2/a)``, and so has the great-circle angle between the end points. A tiny relative margin
-    absorbs floating-point error.
-    """
-    theta = min(max_distance_m / _R_MIN_M, math.pi)
-    return 2.0 * math.sin(theta / 2.0) * (1.0 + 1e-9) + 1e-12
-
-
 def _pairs_within(tree: cKDTree, lon: NDArray[np.float64], lat: NDArray[np.float64],
                   query_lon: NDArray[np.float64], query_lat: NDArray[np.float64], max_distance_m: float
                   ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
@@ -237,7 +212,7 @@ def _pairs_within(tree: cKDTree, lon: NDArray[np.float64], lat: NDArray[np.float
     if query_lon.shape[0] == 0 or lon.shape[0] == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy(), np.zeros(0)
-    hits = tree.query_ball_point(_unit_vectors(query_lon, query_lat), _chord_radius(max_distance_m),
+    hits: Any = tree.query_ball_point(unit_vectors(query_lon, query_lat), chord_radius(max_distance_m),
                                  return_sorted=False)
     counts = np.fromiter((len(h) for h in hits), dtype=np.intp, count=len(hits))
     j = np.repeat(np.arange(len(hits), dtype=np.intp), counts)
@@ -245,7 +220,7 @@ def _pairs_within(tree: cKDTree, lon: NDArray[np.float64], lat: NDArray[np.float
          else np.zeros(0, dtype=np.intp))
     if i.shape[0] == 0:
         return i, j, np.zeros(0)
-    _, _, dist = _GEOD.inv(lon[i], lat[i], query_lon[j], query_lat[j])
+    _, _, dist = GEOD.inv(lon[i], lat[i], query_lon[j], query_lat[j])
     dist = np.asarray(dist, dtype=np.float64)
     keep = dist <= max_distance_m
     return i[keep], j[keep], dist[keep]
@@ -281,7 +256,8 @@ def _solve_transport(edge_cell: NDArray[np.intp], edge_shelter: NDArray[np.intp]
     a_ub = sparse.csr_matrix((np.ones(2 * n_edges), (rows, cols)), shape=(nc + ns, n_edges))
     b_ub = np.concatenate([pop[cell_u], free[shel_u]])
     upper = np.minimum(pop[edge_cell], free[edge_shelter])
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([np.zeros(n_edges), upper]),
+    # an (n, 2) array of bounds is documented by scipy; its stubs type only a sequence of pairs
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=np.column_stack([np.zeros(n_edges), upper]),  # type: ignore[call-overload]
                   method="highs")
     if res.status != 0 or res.x is None:  # cannot happen for a bounded feasible transport problem
         raise GeoOpsError(f"the shelter assignment solver failed: {res.message}", field="max_distance_m",
@@ -359,7 +335,7 @@ def assign(demand_cells: ArrayLike, demand_lon: ArrayLike, demand_lat: ArrayLike
     shel, slon, slat, free = _points(shelter_ids, shelter_lon, shelter_lat, shelter_free,
                                      ("shelter_ids", "shelter_lon", "shelter_lat", "shelter_free"),
                                      "number of free places")
-    tree = cKDTree(_unit_vectors(clon, clat)) if cells.shape[0] else None
+    tree = cKDTree(unit_vectors(clon, clat)) if cells.shape[0] else None
     if tree is None:
         ec = es = np.zeros(0, dtype=np.intp)
         ed = np.zeros(0)
@@ -496,7 +472,7 @@ def _gather(nodes: NDArray[np.intp], ptr: NDArray[np.intp], order: NDArray[np.in
         return np.zeros(0, dtype=np.intp)
     offsets = np.arange(total, dtype=np.intp) - np.repeat(np.cumsum(counts) - counts, counts)
     idx = np.repeat(starts, counts) + offsets
-    return idx if order is None else order[idx]
+    return np.asarray(idx if order is None else order[idx], dtype=np.intp)
 
 
 class _Residual:
@@ -619,7 +595,7 @@ def _backward_reach(p: _Problem, start_cells: NDArray[np.intp]) -> tuple[NDArray
         shel_seen[sh] = True
         if sh.shape[0] == 0:
             break
-        ce = np.unique(adj_csr[sh].indices)
+        ce = np.unique(adj_csr[sh].indices).astype(np.intp)
         ce = ce[~cell_seen[ce]]
         cell_seen[ce] = True
         frontier = ce
@@ -655,7 +631,7 @@ def _crude_bounds(p: _Problem, qc: NDArray[np.intp], qk: NDArray[np.intp], k: in
     n_comp, label = connected_components(graph, directed=False)
     comp_unc = np.bincount(label[:n], weights=uncovered, minlength=n_comp)
     pairs = np.unique(np.column_stack([qk, label[qc]]), axis=0)
-    return np.bincount(pairs[:, 0], weights=comp_unc[pairs[:, 1]], minlength=k)
+    return np.asarray(np.bincount(pairs[:, 0], weights=comp_unc[pairs[:, 1]], minlength=k), dtype=np.float64)
 
 
 def gap_ranking(result: CoverageResult, candidate_ids: ArrayLike, candidate_lon: ArrayLike,
@@ -724,7 +700,7 @@ def gap_ranking(result: CoverageResult, candidate_ids: ArrayLike, candidate_lon:
     if k == 0:
         return pd.DataFrame({c: [] for c in GAP_COLUMNS})
     if n:
-        tree = cKDTree(_unit_vectors(p.cell_lon, p.cell_lat))
+        tree = cKDTree(unit_vectors(p.cell_lon, p.cell_lat))
         qc, qk, _ = _pairs_within(tree, p.cell_lon, p.cell_lat, clon, clat, p.max_distance_m)
     else:
         qc = qk = np.zeros(0, dtype=np.intp)

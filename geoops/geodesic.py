@@ -29,12 +29,13 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
-from pyproj import Geod
 from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
+from geoops.validate import require_geometry
+from geoops.wgs84 import GEOD, METRES_PER_DEGREE, R_MEAN_M
 
 __all__ = [
     "GEOD",
@@ -50,14 +51,11 @@ __all__ = [
     "distance_to_geometry_m",
 ]
 
-#: The WGS84 ellipsoid used for every geodesic computation in geoops.
-GEOD = Geod(ellps="WGS84")
 #: Largest buffer / ring / circle distance accepted, metres.
 MAX_DISTANCE_M = 500_000.0
 #: Largest number of rings in one :func:`rings` call.
 MAX_RINGS = 20
 
-_R_MEAN_M = 6_371_008.8
 # A piece of a buffered feature reaches at most this far (piece half-length + buffer distance) from the
 # centre of its AEQD projection. AEQD is exact along radii and stretches the azimuthal direction by
 # k = s / m(s) ~ 1 + (s/R)^2 / 6 (m = reduced length), so within 650 km lengths are off by < 0.18 %.
@@ -70,7 +68,6 @@ _CHORD_TOLERANCE = 5e-4
 # Before the planar buffer, the projected source is simplified (Douglas-Peucker) by this fraction of the
 # buffer distance: it moves the offset curve by at most that much and keeps GEOS fast on detailed sources.
 _SIMPLIFY_TOLERANCE = 2e-4
-_METRES_PER_DEGREE = 111_320.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,25 +118,10 @@ def _first_bad(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[floa
 
 
 def _check_geometry(geom: Any, field: str = "geometry") -> BaseGeometry:
-    if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError(
-            "not a geometry",
-            field=field,
-            value=type(geom).__name__,
-            allowed="a shapely geometry in lon/lat (EPSG:4326)",
-            code="not_a_geometry",
-        )
-    if geom.is_empty:
-        raise InvalidGeometryError(
-            "empty geometry",
-            field=field,
-            value=geom.wkt[:60],
-            allowed="a non-empty geometry",
-            code="geometry_empty",
-        )
-    xy = shapely.get_coordinates(geom)
+    g = require_geometry(geom, field=field)
+    xy = shapely.get_coordinates(g)
     _check_lonlat_arrays(xy[:, 0], xy[:, 1], field, InvalidGeometryError)
-    return geom
+    return g
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,7 +304,7 @@ def _densify_lonlat(coords: NDArray[np.float64], max_step_m: float) -> NDArray[n
     """Insert vertices on straight lon/lat edges so no edge is longer than ``max_step_m`` (roughly)."""
     if coords.shape[0] < 2:
         return coords
-    line = shapely.segmentize(LineString(coords), max_step_m / _METRES_PER_DEGREE)
+    line = shapely.segmentize(LineString(coords), max_step_m / METRES_PER_DEGREE)
     return np.asarray(shapely.get_coordinates(line), dtype=float)
 
 
@@ -441,7 +423,7 @@ def buffer(geom: BaseGeometry, *, distance_m: float, segments: int = 128) -> Pol
     quad_segs = max(2, int(segments) // 4)
     max_piece_m = min(_MAX_PIECE_M, 2.0 * (_MAX_REACH_M - dist))
     # chord tolerance: sagitta = step^2 * kappa / 8 with the curvature of a lon/lat line kappa <= 2 / R
-    step_m = float(np.clip(math.sqrt(8.0 * _CHORD_TOLERANCE * dist * _R_MEAN_M / 2.0), 1.0, 20_000.0))
+    step_m = float(np.clip(math.sqrt(8.0 * _CHORD_TOLERANCE * dist * R_MEAN_M / 2.0), 1.0, 20_000.0))
 
     parts: list[Polygon] = []
     for part in shapely.get_parts(shapely.get_parts(geom)).tolist():  # flattens one level of collections
@@ -723,7 +705,7 @@ def distance_to_geometry_m(lon: float, lat: float, geom: BaseGeometry) -> float:
         return 0.0
     a, b = _edges(geom)
     # stage 1: steps of <= ~1 km (in latitude-degree units, conservative in longitude)
-    step_deg = 1000.0 / _METRES_PER_DEGREE
+    step_deg = 1000.0 / METRES_PER_DEGREE
     seg_len = np.hypot(*(b - a).T)
     n_sub = np.maximum(1, np.ceil(seg_len / step_deg)).astype(int)
     if n_sub.sum() > 2_000_000:

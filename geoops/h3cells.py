@@ -12,6 +12,8 @@ points_to_cells    population points -> (cells, sums).
 cell_boundaries    cells -> shapely Polygons (EPSG:4326).
 cell_area_m2       cells -> area in m2 (h3's spherical Earth).
 cell_centres       cells -> (lon, lat).
+parent_cells       cells -> their parents at a coarser resolution (bit arithmetic, vectorised).
+child_ranges       parent cells -> the [lo, hi] int64 range of their children at a finer resolution.
 cells_to_geojson   cells + per-cell properties -> GeoJSON FeatureCollection (``h3`` as hex string).
 zone_weights       zone polygon -> (cells, fraction of each cell's area inside the zone).
 """
@@ -44,6 +46,8 @@ __all__ = [
     "cell_boundaries",
     "cell_area_m2",
     "cell_centres",
+    "parent_cells",
+    "child_ranges",
     "cells_to_geojson",
     "zone_weights",
 ]
@@ -557,7 +561,7 @@ def cell_boundaries(cells: Any) -> np.ndarray:
     if arr.size == 0:
         return np.empty(0, dtype=object)
     lat, lng = _parse_wkb_rings(_to_u64(arr))
-    return shapely.polygons(np.stack([np.degrees(lng), np.degrees(lat)], axis=-1))
+    return np.asarray(shapely.polygons(np.stack([np.degrees(lng), np.degrees(lat)], axis=-1)), dtype=object)
 
 
 def cell_area_m2(cells: Any) -> np.ndarray:
@@ -589,6 +593,63 @@ def cell_centres(cells: Any) -> tuple[np.ndarray, np.ndarray]:
     rb = pa.record_batch(h3v.cells_to_coordinates(_to_u64(arr)))
     return (rb.column("lng").to_numpy(zero_copy_only=False).astype(np.float64),
             rb.column("lat").to_numpy(zero_copy_only=False).astype(np.float64))
+
+
+# H3 index layout (int64): resolution in bits 52-55, then 15 digits of 3 bits (digit r at bits 3 * (15 - r)),
+# unused digits set to 7. Parents and child ranges are bit arithmetic on that documented layout, vectorised;
+# tests check them against h3.cell_to_parent and h3.cell_to_children.
+_RES_SHIFT = 52
+
+
+def _check_parent_res(parent_res: Any, res: Any) -> tuple[int, int]:
+    r = _check_res(res)
+    if isinstance(parent_res, bool) or not isinstance(parent_res, (int, np.integer)) or not 0 <= parent_res <= r:
+        raise InvalidParameterError(field="parent_res", value=parent_res, allowed=f"an integer in 0..{r}")
+    return int(parent_res), r
+
+
+def parent_cells(cells: Any, *, res: int, parent_res: int) -> np.ndarray:
+    """Parent at ``parent_res`` (<= ``res``) of each int64 H3 cell of resolution ``res``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``res`` not in 0..15 or ``parent_res`` not in 0..``res``.
+
+    Examples
+    --------
+    >>> hex(int(parent_cells([0x8831aa5555fffff], res=8, parent_res=5)[0]))
+    '0x8531aa57fffffff'
+    """
+    parent_res, res = _check_parent_res(parent_res, res)
+    c = np.asarray(cells, dtype=np.int64).view(np.uint64).copy()
+    c &= ~np.uint64(0xF << _RES_SHIFT)
+    c |= np.uint64(parent_res << _RES_SHIFT)
+    for r in range(parent_res + 1, res + 1):
+        c |= np.uint64(7 << ((15 - r) * 3))
+    return c.view(np.int64)
+
+
+def child_ranges(parents: Any, *, parent_res: int, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[lo, hi]`` int64 range holding every child at ``res`` of each parent cell (and no other cell of that res).
+
+    A store keyed by int64 cells reads the children of a parent with one index range scan.
+
+    Examples
+    --------
+    >>> lo, hi = child_ranges([0x8531aa57fffffff], parent_res=5, res=8)
+    >>> bool(lo[0] <= 0x8831aa5555fffff <= hi[0])
+    True
+    """
+    parent_res, res = _check_parent_res(parent_res, res)
+    u = np.asarray(parents, dtype=np.int64).view(np.uint64)
+    base = (u & ~np.uint64(0xF << _RES_SHIFT)) | np.uint64(res << _RES_SHIFT)
+    lo, hi = base.copy(), base.copy()
+    for r in range(parent_res + 1, res + 1):
+        m = np.uint64(7 << ((15 - r) * 3))
+        lo &= ~m
+        hi = (hi & ~m) | np.uint64(6 << ((15 - r) * 3))
+    return lo.view(np.int64), hi.view(np.int64)
 
 
 def _json_value(x: Any) -> Any:
@@ -623,7 +684,7 @@ def cells_to_geojson(cells: Any, properties: dict[str, Any] | None = None) -> di
         if v.shape != arr.shape:
             raise InvalidParameterError(field=f"properties.{k}", value=f"length {v.size}",
                                         allowed=f"one value per cell ({arr.size})")
-    feats = []
+    feats: list[dict[str, Any]] = []
     for i, g in enumerate(cell_boundaries(arr)):
         p: dict[str, Any] = {"h3": format(int(arr[i]) & 0xFFFFFFFFFFFFFFFF, "x")}
         p.update({k: _json_value(v[i]) for k, v in props.items()})
@@ -756,13 +817,13 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
     cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
     vlat, vlng = _parse_wkb_rings(_to_u64(cand))
     vx, vy = np.degrees(vlng), np.degrees(vlat)
-    polys = shapely.polygons(np.stack([vx, vy], axis=-1))
+    polys = np.asarray(shapely.polygons(np.stack([vx, vy], axis=-1)), dtype=object)
     # the zone's boundary as oriented segments (exterior counter-clockwise, holes clockwise: inside on the left)
     rings = shapely.get_rings(shapely.get_parts(shapely.orient_polygons(zone)))
     xy, ring = shapely.get_coordinates(rings, return_index=True)
     same = ring[1:] == ring[:-1]
     s0, s1 = xy[:-1][same], xy[1:][same]
-    seg_tree = shapely.STRtree(shapely.linestrings(np.stack([s0, s1], axis=1)))
+    seg_tree = shapely.STRtree(np.asarray(shapely.linestrings(np.stack([s0, s1], axis=1)), dtype=object))
     ci, sj = seg_tree.query(polys, predicate="intersects")
     hits = np.bincount(ci, minlength=cand.size)
     touches = hits > 0

@@ -20,19 +20,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
 
 from geoops.errors import InvalidParameterError
-from geoops.geodesic import GEOD
+from geoops.wgs84 import GEOD, M_MIN_M, central_angle, unit_vectors
 
 __all__ = ["MAX_K", "rank", "nearest_batch"]
 
 #: Largest k accepted.
 MAX_K = 1000
 
-_A = GEOD.a
-_ES = GEOD.es
-#: Smallest radius of curvature of WGS84 (meridian, at the equator): a (1 - e^2), metres.
-_M_MIN = _A * (1.0 - _ES)
-#: Largest radius of curvature of WGS84 (at the poles): a / sqrt(1 - e^2), metres.
-_N_MAX = _A / np.sqrt(1.0 - _ES)
 # slack for floating point in the chord -> angle conversion and in Geod.inv (~15 nm)
 _ABS_TOL_M = 1e-6
 _REL_TOL = 1e-12
@@ -163,20 +157,6 @@ def rank(
     return order.astype(np.int64), dist[order], az[order]
 
 
-def _unit_vectors(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Geodetic lon/lat put on the unit sphere, as an (n, 3) array (written in place: this is a hot path)."""
-    out = np.empty((lon.size, 3))
-    lo = np.radians(lon)
-    la = np.radians(lat)
-    cl = np.cos(la)
-    np.cos(lo, out=out[:, 0])
-    out[:, 0] *= cl
-    np.sin(lo, out=out[:, 1])
-    out[:, 1] *= cl
-    np.sin(la, out=out[:, 2])
-    return out
-
-
 def nearest_batch(
     q_lon: ArrayLike, q_lat: ArrayLike, cand_lon: ArrayLike, cand_lat: ArrayLike, *, k: int
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
@@ -188,10 +168,8 @@ def nearest_batch(
 
     Notes
     -----
-    Why nothing is missed. On WGS84 the line element is ``M^2 dphi^2 + N^2 cos^2(phi) dlambda^2``; on the
-    unit sphere with the same coordinates it is ``dphi^2 + cos^2(phi) dlambda^2``. Since
-    ``a(1-e^2) = M_min <= M <= N <= N_max``, the geodesic distance g and the sphere's central angle s of
-    any two points satisfy ``M_min * s <= g <= N_max * s`` (ratio 1.0101). Let G be the k-th smallest
+    Why nothing is missed. The geodesic distance g and the unit sphere's central angle s of any two points
+    satisfy ``M_min * s <= g <= N_max * s`` (ratio 1.0101; see :mod:`geoops.wgs84`). Let G be the k-th smallest
     exact distance among the k' chord-nearest candidates. Every candidate outside them has
     ``s >= s_k'`` (the k'-th central angle), hence ``g >= M_min * s_k'``; so if ``M_min * s_k' > G``
     (with 1 um slack for rounding), no outside candidate can enter the top k. Among the k' candidates,
@@ -239,7 +217,7 @@ def nearest_batch(
     if n == 0 or m == 0:
         return index, dist_out, bear_out
     kk = min(k, m)
-    tree = cKDTree(_unit_vectors(clo, cla), leafsize=32, balanced_tree=False, compact_nodes=False)
+    tree = cKDTree(unit_vectors(clo, cla), leafsize=32, balanced_tree=False, compact_nodes=False)
     # Queries are processed in a spatial order (quarter-degree cells, row by row): neighbouring queries walk
     # the same tree nodes, which makes the k-d tree search several times faster than in random order.
     # The results are put back in the caller's order at the end.
@@ -248,7 +226,7 @@ def nearest_batch(
         kind="stable",
     )
     qlo, qla = qlo[q_order], qla[q_order]
-    qxyz = _unit_vectors(qlo, qla)
+    qxyz = unit_vectors(qlo, qla)
 
     pending = np.arange(n)
     k2 = min(m, kk + 2)
@@ -256,8 +234,7 @@ def nearest_batch(
         chord, ii = tree.query(qxyz[pending], k=k2, workers=-1)
         chord = np.asarray(chord, dtype=float).reshape(pending.size, k2)
         ii = np.asarray(ii, dtype=np.int64).reshape(pending.size, k2)
-        sigma = 2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0))
-        lower = _M_MIN * sigma  # lower bound of the geodesic distance of each column
+        lower = M_MIN_M * central_angle(chord)  # lower bound of the geodesic distance of each column
         p = pending.size
         rows = np.repeat(np.arange(p), k2).reshape(p, k2)
         g = np.full((p, k2), np.inf)

@@ -5,24 +5,26 @@ Population is extensive: every function here conserves totals (cells -> zone par
 Public functions
 ----------------
 affected_population  area-weighted population of a zone from (cells, fraction) weights.
-split_by_regions     population of a zone split by the admin regions it crosses (parts sum to the total).
-cells_to_regions     region key of each cell, by cell centre.
+split_by_regions     population of a zone split by region, each cell by its centre (parts sum to the total).
+cells_to_regions     region key of each cell, by its centre.
+
+Every "which region" here is :func:`geoops.regions.assign_points`, the one point -> region rule.
 rollup               sum of per-cell values by region key.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
 from geoops.errors import CRSError, InvalidParameterError
 from geoops.h3cells import _check_zone, cell_centres, zone_weights
+from geoops.regions import assign_points
 
 __all__ = ["affected_population", "split_by_regions", "cells_to_regions", "rollup"]
 
@@ -99,15 +101,6 @@ def affected_population(weights_cells: Any, weights_frac: Any, pop_cells: Any, p
     return math.fsum(pop.tolist()), wc, pop
 
 
-def _polygonal(g: Any) -> Polygon | MultiPolygon:
-    """The polygonal part of an overlay result (drop the lines and points of shared borders)."""
-    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon") and not p.is_empty]
-    polys = [q for p in parts for q in shapely.get_parts(p)]
-    if not polys:
-        return Polygon()
-    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
-
-
 def _regions_4326(regions: Any, key: str) -> gpd.GeoDataFrame:
     if not isinstance(regions, gpd.GeoDataFrame):
         raise InvalidParameterError(field="regions", value=type(regions).__name__, allowed="a GeoDataFrame")
@@ -119,28 +112,32 @@ def _regions_4326(regions: Any, key: str) -> gpd.GeoDataFrame:
 
 
 def split_by_regions(zone: Polygon | MultiPolygon, regions: gpd.GeoDataFrame, pop_cells: Any, pop_values: Any,
-                     *, res: int) -> pd.DataFrame:
+                     *, res: int, outside: Literal["none", "nearest"] = "none") -> pd.DataFrame:
     """Population of a zone split by the regions it crosses; the parts sum to the zone's total.
 
-    Each region's part is computed on ``zone & region`` with :func:`zone_weights`, so a cell cut by a
-    county border counts in each county for the share of its area there. Where the zone leaves every
-    region, the remainder is reported on a row with ``adcode`` None.
+    The zone's people are its cells' area-weighted people (:func:`zone_weights` + :func:`affected_population`),
+    and each cell goes to a region by its centre with :func:`geoops.regions.assign_points`: the same rule as the
+    impact card, the situation report and the risk roll-up, so a zone crossing a border is split alike on every
+    screen. With ``outside="none"`` the people of cells whose centre is in no region are reported on a row with
+    ``adcode`` None; with ``"nearest"`` they go to the geodesically nearest region.
 
     Parameters
     ----------
     zone : shapely Polygon or MultiPolygon, EPSG:4326
     regions : GeoDataFrame
-        Columns ``adcode``, ``name``, ``geometry`` (with a CRS; reprojected to EPSG:4326 if needed).
-        Regions must not overlap (one admin level).
+        Columns ``adcode``, ``name``, ``geometry`` (with a CRS; reprojected to EPSG:4326 if needed). In the order
+        that decides a centre on a shared border (the first region wins).
     pop_cells, pop_values : ndarray
         Population per H3 cell at resolution ``res``.
     res : int
         H3 resolution of the population cells.
+    outside : {"none", "nearest"}
+        Where the people of a cell whose centre is in no region go (see above).
 
     Returns
     -------
     DataFrame
-        Columns ``adcode``, ``name``, ``population``, one row per region with a part of the zone (in the
+        Columns ``adcode``, ``name``, ``population``, one row per region holding people of the zone (in the
         order of ``regions``), then the remainder row if any. Empty zone: no rows, same columns.
 
     Examples
@@ -160,33 +157,31 @@ def split_by_regions(zone: Polygon | MultiPolygon, regions: gpd.GeoDataFrame, po
     regs = _regions_4326(regions, "adcode")
     if "name" not in regs.columns:
         raise InvalidParameterError(field="regions", value=list(regs.columns), allowed="columns adcode, name, geometry")
-    rows: list[dict[str, Any]] = []
+    empty = pd.DataFrame({"adcode": pd.Series(dtype=object), "name": pd.Series(dtype=object),
+                          "population": pd.Series(dtype=float)})
     if zone.is_empty or zone.area == 0:
-        return pd.DataFrame({"adcode": pd.Series(dtype=object), "name": pd.Series(dtype=object),
-                             "population": pd.Series(dtype=float)})
-    hit = np.sort(regs.sindex.query(zone, predicate="intersects"))
-    covered = []
-    for i in hit:
-        geom = regs.geometry.iloc[i]
-        part = _polygonal(shapely.intersection(zone, geom))
-        if part.is_empty or part.area == 0:
-            continue
-        covered.append(part)
-        wc, wf = zone_weights(part, res=res)
-        total, _, _ = affected_population(wc, wf, pop_cells, pop_values)
-        rows.append({"adcode": regs["adcode"].iloc[i], "name": regs["name"].iloc[i], "population": total})
-    rest = _polygonal(shapely.difference(zone, shapely.union_all(covered))) if covered else zone
-    if not rest.is_empty and rest.area > 1e-12 * zone.area:
-        wc, wf = zone_weights(rest, res=res)
-        total, _, _ = affected_population(wc, wf, pop_cells, pop_values)
-        rows.append({"adcode": None, "name": None, "population": total})
+        return empty
+    wc, wf = zone_weights(zone, res=res)
+    _, cells, people = affected_population(wc, wf, pop_cells, pop_values)
+    if cells.size == 0:
+        return empty
+    lon, lat = cell_centres(cells)
+    code = assign_points(lon, lat, list(regs.geometry.to_numpy()), outside=outside)
+    rows: list[dict[str, Any]] = []
+    for j in np.unique(code[code >= 0]).tolist():
+        rows.append({"adcode": regs["adcode"].iloc[j], "name": regs["name"].iloc[j],
+                     "population": math.fsum(people[code == j].tolist())})
+    if (code < 0).any():
+        rows.append({"adcode": None, "name": None, "population": math.fsum(people[code < 0].tolist())})
     return pd.DataFrame(rows, columns=["adcode", "name", "population"])
 
 
-def cells_to_regions(cells: Any, regions: gpd.GeoDataFrame, key: str = "adcode") -> np.ndarray:
-    """Region key of each cell, by the region containing the cell centre (None outside every region).
+def cells_to_regions(cells: Any, regions: gpd.GeoDataFrame, key: str = "adcode", *,
+                     outside: Literal["none", "nearest"] = "none") -> np.ndarray:
+    """Region key of each cell, by its centre with :func:`geoops.regions.assign_points` (None outside every region).
 
-    A centre on a shared border goes to the first such region in ``regions``' order.
+    A centre on a region's boundary is in it; one on a shared border goes to the first such region in
+    ``regions``' order; with ``outside="nearest"`` a centre in no region goes to the geodesically nearest one.
 
     Examples
     --------
@@ -203,21 +198,9 @@ def cells_to_regions(cells: Any, regions: gpd.GeoDataFrame, key: str = "adcode")
     if arr.size == 0 or len(regs) == 0:
         return out
     lon, lat = cell_centres(arr)
-    keys = regs[key].to_numpy(dtype=object)
-    # Each region in order takes the still unassigned centres it intersects (so a centre on a shared border goes
-    # to the first such region): a prepared polygon tested on the centres inside its bounding box is ~20x cheaper
-    # than a tree query of the points against the (unprepared) region polygons.
-    todo = np.ones(arr.size, dtype=bool)
-    for i, g in enumerate(regs.geometry.to_numpy()):
-        if g is None or g.is_empty:
-            continue
-        shapely.prepare(g)
-        w, s, e, n = g.bounds
-        cand = np.flatnonzero(todo & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
-        if cand.size:
-            hit = cand[shapely.intersects_xy(g, lon[cand], lat[cand])]
-            out[hit] = keys[i]
-            todo[hit] = False
+    code = assign_points(lon, lat, list(regs.geometry.to_numpy()), outside=outside)
+    hit = code >= 0
+    out[hit] = regs[key].to_numpy(dtype=object)[code[hit]]
     return out
 
 

@@ -61,7 +61,7 @@ def _nearest(x: NDArray[np.float64], y: NDArray[np.float64], geoms: Sequence[Bas
     out = np.full(x.size, -1, dtype=np.int64)
     if not live or x.size == 0:
         return out
-    tree = shapely.STRtree([geoms[j] for j in live])
+    tree = shapely.STRtree(np.asarray([geoms[j] for j in live], dtype=object))
     pts = shapely.points(x, y)
     (pi, _), planar = tree.query_nearest(pts, return_distance=True, all_matches=False)
     reach = np.zeros(x.size)
@@ -116,7 +116,7 @@ def assign_points(lon: ArrayLike, lat: ArrayLike, regions: Sequence[BaseGeometry
     [1]
     """
     if outside not in OUTSIDE_MODES:
-        raise InvalidParameterError(field="outside", value=outside, allowed=list(OUTSIDE_MODES))
+        raise InvalidParameterError(field="outside", value=outside, allowed=", ".join(OUTSIDE_MODES))
     x, y = _lonlat(lon, lat)
     code = np.full(x.size, -1, dtype=np.int64)
     if x.size == 0:

@@ -229,7 +229,7 @@ def _hazard_rows(hazard_cover: Any) -> tuple[list[Any], NDArray[Any], NDArray[np
     levels: list[Any] = []
     cells: list[NDArray[Any]] = []
     fracs: list[NDArray[np.float64]] = []
-    hz: list[NDArray[np.intp]] = []
+    hz_parts: list[NDArray[np.intp]] = []
     for k, item in enumerate(hazard_cover):
         if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 3:
             raise InvalidParameterError("not a (level, cells, fraction) triple", field=f"hazard_cover[{k}]",
@@ -245,10 +245,10 @@ def _hazard_rows(hazard_cover: Any) -> tuple[list[Any], NDArray[Any], NDArray[np
         levels.extend([level] * c.shape[0])
         cells.append(c)
         fracs.append(_fractions(f, f"hazard_cover[{k}].fraction"))
-        hz.append(np.full(c.shape[0], k, dtype=np.intp))
+        hz_parts.append(np.full(c.shape[0], k, dtype=np.intp))
     if not cells:
         return [], np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.intp)
-    return levels, np.concatenate(cells), np.concatenate(fracs), np.concatenate(hz)
+    return levels, np.concatenate(cells), np.concatenate(fracs), np.concatenate(hz_parts)
 
 
 def _fractions(f: NDArray[Any], name: str) -> NDArray[np.float64]:

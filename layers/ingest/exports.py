@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from layers.ingest import fieldmap
 from layers.store.errors import RowError, ValidationError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 
 EXPORT_SUFFIXES: dict[str, str] = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".csv": "CSV"}
 _SYSTEM = ("created_at", "updated_at", "updated_by", "deleted_at")
@@ -67,7 +68,7 @@ def fetch_layer(conn: Session | Connection, layer: str, *, bbox: tuple[float, fl
     """
     if layer not in FEATURE_MODELS:
         raise ValidationError([RowError(None, "layer", layer, "one of " + ", ".join(FEATURE_MODELS))])
-    t = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    t = table_of(FEATURE_MODELS[layer])
     cols = [c for c in t.c if c.name not in ("geom", "id")]
     stmt = select(t.c.id.label("sitroom_id"), *cols, func.ST_AsBinary(t.c.geom).label("_wkb")).order_by(t.c.id)
     if not include_deleted:
@@ -78,7 +79,7 @@ def fetch_layer(conn: Session | Connection, layer: str, *, bbox: tuple[float, fl
         stmt = stmt.where(func.ST_Intersects(t.c.geom, func.ST_GeomFromWKB(shapely.to_wkb(within), 4326)))
     result = conn.execute(stmt)
     df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    geom = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else []
+    geom: Any = shapely.from_wkb(np.array([bytes(b) for b in df.pop("_wkb")], dtype=object)) if len(df) else []
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geom, index=df.index, crs=4326))
 
 

@@ -380,7 +380,7 @@ def to_vocab_keys(vocab: str, values: Sequence[object] | pd.Series) -> pd.Series
     >>> to_vocab_keys("warning_level", ["红色", "IV", 2, None, "purple"]).tolist()
     ['red', 'blue', 'orange', nan, nan]
     """
-    s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values.astype(object)
+    s = pd.Series(list(values), dtype=object) if not isinstance(values, pd.Series) else values.astype(object)
     if s.map(lambda v: isinstance(v, (dict, list))).any():  # a JSON object or array is refused as its text
         s = s.map(lambda v: str(v) if isinstance(v, (dict, list)) else v)
     lookup = vocab_lookup(vocab)

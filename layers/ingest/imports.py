@@ -52,9 +52,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from geoops.validate import REPAIR_AREA_TOLERANCE, Repair, repair_invalid
 from layers.ingest import fieldmap
+from layers.store.db import connection_of, driver_connection, set_acting_user
 from layers.store.errors import RowError, ValidationError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 from layers.store.settings import get_settings
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".geojson", ".json", ".gpkg", ".zip", ".kml", ".csv")
@@ -193,17 +195,17 @@ def _csv_geometry(df: pd.DataFrame, path: Path) -> tuple[gpd.GeoDataFrame, list[
         x, y = _numeric_text(df[lon_col]).to_numpy(float), _numeric_text(df[lat_col]).to_numpy(float)
         for col, vals in ((lon_col, x), (lat_col, y)):
             bad = np.flatnonzero(~np.isfinite(vals))
-            for i in bad:
+            for i in bad.tolist():
                 problems.append(RowError(int(df.index[i]), col, df[col].iloc[i], "a number (decimal degrees, "
                                          "or the CRS's unit when --crs is given)", str(path)))
-        geom = shapely.points(x, y)
+        geom = np.asarray(shapely.points(x, y), dtype=object)
         geom[~(np.isfinite(x) & np.isfinite(y))] = None
         return gpd.GeoDataFrame(df.drop(columns=[lon_col, lat_col]), geometry=geom), problems, \
             [f"coordinates from columns {lon_col!r} (x/lon) and {lat_col!r} (y/lat)"], f"{lon_col}/{lat_col}"
     if wkt_col is not None:
         texts = df[wkt_col].astype(object).where(df[wkt_col].notna(), None).to_numpy()
         geom = shapely.from_wkt(texts, on_invalid="ignore")
-        for i in np.flatnonzero(pd.isna(geom) & pd.notna(texts)):
+        for i in np.flatnonzero(pd.isna(geom) & pd.notna(texts)).tolist():
             problems.append(RowError(int(df.index[i]), wkt_col, texts[i], "a WKT geometry such as "
                                      "'POINT (111.6 40.8)'", str(path)))
         return gpd.GeoDataFrame(df.drop(columns=[wkt_col]), geometry=geom), problems, \
@@ -213,7 +215,7 @@ def _csv_geometry(df: pd.DataFrame, path: Path) -> tuple[gpd.GeoDataFrame, list[
                       + "/".join(fieldmap.LAT_NAMES[:3]) + "/纬度) or a WKT column")
 
 
-def _csv_property_types(df: pd.DataFrame) -> pd.DataFrame:
+def _csv_property_types(df: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """CSV cells are text; give unmapped columns numbers where every value is a plain integer or decimal
     (so that a round trip through CSV keeps numbers numbers; ``0012`` stays text)."""
     out = df.copy()
@@ -370,10 +372,11 @@ def read_features(path: str | Path, *, crs: str | None = None) -> tuple[gpd.GeoD
                               message="file has no CRS and is not longitude/latitude; nothing was written")
         notes.append("file has no CRS; coordinates are plausibly longitude/latitude, taken as EPSG:4326")
         gdf = gdf.set_crs(4326)
-    if gdf.crs.is_projected and finite.any():
-        _check_gk(p, gdf.crs, float(np.median(b[finite][:, 0])))
-    if not gdf.crs.equals(CRS.from_epsg(4326)):
-        notes.append(f"reprojected from {gdf.crs.to_string()} ({gdf.crs.name}) to EPSG:4326")
+    source_crs = CRS.from_user_input(gdf.crs)  # set above in every branch
+    if source_crs.is_projected and finite.any():
+        _check_gk(p, source_crs, float(np.median(b[finite][:, 0])))
+    if not source_crs.equals(CRS.from_epsg(4326)):
+        notes.append(f"reprojected from {source_crs.to_string()} ({source_crs.name}) to EPSG:4326")
         gdf = gdf.to_crs(4326)
     gdf.attrs.update(attrs)
     return gdf, problems, notes
@@ -384,7 +387,6 @@ def read_features(path: str | Path, *, crs: str | None = None) -> tuple[gpd.GeoD
 _POINT_LAYERS = {name for name, m in FEATURE_MODELS.items() if m.GEOM_TYPE == "POINT"}
 _POLY_LAYERS = {name for name, m in FEATURE_MODELS.items() if m.GEOM_TYPE == "MULTIPOLYGON"}
 _T_POINT, _T_POLYGON, _T_MULTIPOINT, _T_MULTIPOLYGON, _T_COLLECTION = 0, 3, 4, 6, 7
-_AREA_TOLERANCE = 0.01  # a repair may change a polygon's area by at most 1%
 
 
 def _allowed_geometry(layer: str) -> str:
@@ -395,25 +397,29 @@ def _allowed_geometry(layer: str) -> str:
     return "any geometry"
 
 
-def _repair(geom: Any, layer: str) -> tuple[Any | None, str]:
-    """make_valid, accepted only when it keeps the kind of geometry and (for polygons) the area within 1%."""
-    reason = shapely.is_valid_reason(geom)
-    fixed = shapely.make_valid(geom)
-    if layer in _POLY_LAYERS or shapely.get_type_id(geom) in (_T_POLYGON, _T_MULTIPOLYGON):
-        parts = [g for g in shapely.get_parts(fixed) if shapely.get_type_id(g) in (_T_POLYGON, _T_MULTIPOLYGON)]
-        polys = shapely.get_parts(np.array(parts, dtype=object)) if parts else []
-        fixed = shapely.MultiPolygon(list(polys)) if len(polys) else None
-        before, after = abs(shapely.area(geom)), (shapely.area(fixed) if fixed is not None else 0.0)
-        change = abs(after - before) / max(before, after, 1e-300)
-        if fixed is None or change > _AREA_TOLERANCE:
-            return None, (f"invalid geometry ({reason}) cannot be repaired safely: make_valid would change its "
-                          f"area by {change:.0%}")
-        if shapely.get_type_id(geom) == _T_POLYGON and len(polys) == 1:
-            fixed = polys[0]
-        return fixed, f"repaired invalid geometry ({reason}) with make_valid; area changed by {change:.2%}"
-    if shapely.get_type_id(fixed) != shapely.get_type_id(geom):
-        return None, f"invalid geometry ({reason}) cannot be repaired safely: make_valid changes its type"
-    return fixed, f"repaired invalid geometry ({reason}) with make_valid"
+def _repair_note(r: Repair) -> str:
+    """The import report's words for :func:`geoops.validate.repair`'s outcome (the one rule for invalid geometries)."""
+    change = r.area_change
+    if r.geometry is not None:
+        done = f"repaired invalid geometry ({r.reason}) with make_valid"
+        return done if change is None else f"{done}; geodesic area changed by {change:.2%}"
+    if r.refused == "changes_area":
+        how = (f"change its geodesic area by {change:.1%}" if change is not None and math.isfinite(change) else
+               f"change its area as drawn ({r.area_before_m2 or 0.0:.6g} m2, the lobes of a self-crossing ring "
+               f"cancelling) to {r.area_after_m2 or 0.0:.6g} m2")
+        return (f"invalid geometry ({r.reason}) cannot be repaired safely: make_valid would {how} "
+                f"(at most {REPAIR_AREA_TOLERANCE:.0%} allowed)")
+    return f"invalid geometry ({r.reason}) cannot be repaired safely: make_valid changes its type"
+
+
+def auto_ids(geoms: np.ndarray, names: list[Any]) -> list[str | None]:
+    """The ``external_id`` of a row that has none: a hash of its geometry (WKT, 9 decimals) and name; None without
+    geometry. The same feature sent twice gets the same id, so a re-import updates it instead of duplicating it."""
+    arr = np.asarray(geoms, dtype=object).copy()
+    arr[np.asarray(pd.isna(arr), dtype=bool)] = None
+    wkt: list[str | None] = shapely.to_wkt(arr, rounding_precision=9).tolist()
+    return [None if w is None else "auto:" + hashlib.sha1((w + "\x1f" + (nm or "")).encode()).hexdigest()[:24]
+            for w, nm in zip(wkt, names, strict=True)]
 
 
 def _fmt_geom(g: Any) -> str:
@@ -434,13 +440,13 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
         problems.setdefault(int(i), RowError(int(rows[i]), geom_field, value, allowed, file))
 
     missing = pd.isna(geoms) | shapely.is_empty(geoms)
-    for i in np.flatnonzero(missing):
+    for i in np.flatnonzero(missing).tolist():
         bad(i, "empty geometry" if geoms[i] is not None else None, f"a {_allowed_geometry(layer)}")
     types = np.where(missing, -1, shapely.get_type_id(geoms))
     # geometry type family
     if layer in _POINT_LAYERS:
         single = (types == _T_MULTIPOINT) & (shapely.get_num_geometries(geoms) == 1)
-        for i in np.flatnonzero(single):
+        for i in np.flatnonzero(single).tolist():
             geoms[i] = shapely.get_geometry(geoms[i], 0)
             repaired.append(f"row {rows[i]}: single-part MultiPoint taken as Point")
         wrong = ~missing & (types != _T_POINT) & ~single
@@ -448,35 +454,37 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
         wrong = ~missing & ~np.isin(types, (_T_POLYGON, _T_MULTIPOLYGON))
     else:
         wrong = np.zeros(len(geoms), bool)
-    for i in np.flatnonzero(wrong):
+    for i in np.flatnonzero(wrong).tolist():
         bad(i, geoms[i].geom_type, _allowed_geometry(layer) + f" for layer {layer}")
     ok = ~missing & ~wrong
-    # finite coordinates, then validity
+    # finite coordinates
     b = np.full((len(geoms), 4), np.nan)
     b[ok] = shapely.bounds(geoms[ok])
     nonfinite = ok & ~np.isfinite(b).all(axis=1)
-    for i in np.flatnonzero(nonfinite):
+    for i in np.flatnonzero(nonfinite).tolist():
         bad(i, _fmt_geom(geoms[i]), "finite coordinates")
     ok &= ~nonfinite
-    invalid = ok & ~shapely.is_valid(np.where(ok, geoms, None))
-    for i in np.flatnonzero(invalid):
-        fixed, msg = _repair(geoms[i], layer)
-        if fixed is None:
-            bad(i, _fmt_geom(geoms[i]), msg)
+    # validity (lon/lat rows only: the repair rule measures geodesic areas; the others fail the range check below)
+    lonlat = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)
+    candidates = geoms.copy()
+    candidates[~(ok & lonlat)] = None
+    for i, r in repair_invalid(candidates).items():
+        if r.geometry is None:
+            bad(i, _fmt_geom(geoms[i]), _repair_note(r))
             ok[i] = False
         else:
-            geoms[i] = fixed
-            b[i] = shapely.bounds(fixed)
-            repaired.append(f"row {rows[i]}: {msg}")
+            geoms[i] = r.geometry
+            b[i] = shapely.bounds(r.geometry)
+            repaired.append(f"row {rows[i]}: {_repair_note(r)}")
     # coordinate range, then service area
     west, south, east, north = get_settings().service_area
-    in_range = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)
+    in_range = (b[:, 0] >= -180) & (b[:, 2] <= 180) & (b[:, 1] >= -90) & (b[:, 3] <= 90)  # after repairs
     is_point = types == _T_POINT
     inside = np.where(is_point, (b[:, 0] >= west) & (b[:, 2] <= east) & (b[:, 1] >= south) & (b[:, 3] <= north),
                       (b[:, 2] >= west) & (b[:, 0] <= east) & (b[:, 3] >= south) & (b[:, 1] <= north))
     swapped = (b[:, 1] >= west) & (b[:, 3] <= east) & (b[:, 0] >= south) & (b[:, 2] <= north)
     area = f"the service area {west:g}..{east:g}E, {south:g}..{north:g}N (setting SITROOM_SERVICE_AREA)"
-    for i in np.flatnonzero(ok & ~(in_range & inside)):
+    for i in np.flatnonzero(ok & ~(in_range & inside)).tolist():
         where = (f"lon {b[i, 0]:.6g}, lat {b[i, 1]:.6g}" if is_point[i]
                  else f"bounds lon {b[i, 0]:.6g}..{b[i, 2]:.6g}, lat {b[i, 1]:.6g}..{b[i, 3]:.6g}")
         allowed = ("lon -180..180 and lat -90..90, inside " if not in_range[i] else "inside ") + area
@@ -488,9 +496,24 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
     # promote polygons for MULTIPOLYGON layers
     if layer in _POLY_LAYERS:
         poly = np.flatnonzero(np.array([g is not None and shapely.get_type_id(g) == _T_POLYGON for g in geoms]))
-        for i in poly:
+        for i in poly.tolist():
             geoms[i] = shapely.MultiPolygon([geoms[i]])
     return geoms, problems, repaired
+
+
+def text_value(v: object) -> str | None:
+    """One input value as the text stored in a text column: stripped, None for blanks and missing values, a float
+    that is a whole number without its ``.0`` (spreadsheets turn codes into floats).
+
+    >>> text_value(" 呼和浩特 "), text_value(150200.0), text_value(float("nan")), text_value("  ")
+    ('呼和浩特', '150200', None, None)
+    """
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    t = str(v).strip()
+    return t or None
 
 
 def _as_text(s: pd.Series) -> pd.Series:
@@ -498,15 +521,7 @@ def _as_text(s: pd.Series) -> pd.Series:
         st = s.astype("string").str.strip()
         st = st.mask(st == "")
         return st.astype(object).where(st.notna(), None)
-
-    def one(v: object) -> object:
-        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        t = str(v).strip()
-        return t or None
-    out = s.astype(object).map(one)  # pandas 3 infers a string dtype here, with NaN for None: back to None
+    out = s.astype(object).map(text_value)  # pandas 3 infers a string dtype here, with NaN for None: back to None
     return out.astype(object).where(out.notna(), None)
 
 
@@ -525,7 +540,7 @@ def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
     'an integer in 1..5'
     """
     lo, hi = fieldmap.spec(layer).ints[column]
-    col_type = FEATURE_MODELS[layer].__table__.c[column].type  # type: ignore[attr-defined]
+    col_type = table_of(FEATURE_MODELS[layer]).c[column].type
     tlo, thi = _INT_RANGE.get(type(col_type).__name__, _INT_RANGE["BigInteger"])
     lo = tlo if lo is None else max(int(lo), tlo)
     hi = thi if hi is None else min(int(hi), thi)
@@ -539,8 +554,8 @@ def text_limits(layer: str) -> dict[str, int]:
     >>> text_limits("incidents")["external_id"]
     128
     """
-    table = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
-    return {c.name: int(c.type.length) for c in table.c
+    table = table_of(FEATURE_MODELS[layer])
+    return {c.name: int(getattr(c.type, "length", 0) or 0) for c in table.c
             if isinstance(c.type, String) and getattr(c.type, "length", None) and c.name != "source"}
 
 
@@ -575,7 +590,7 @@ def _parse_datetimes(s: pd.Series) -> pd.Series:
     for i, v in s.items():
         t = datetime_value(v)
         if t is not None:
-            out[i] = t
+            out.at[i] = t
     return out
 
 
@@ -663,7 +678,7 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
         blank = _blank(raw)
         if col in s.vocabs:
             keys = fieldmap.to_vocab_keys(s.vocabs[col], raw)
-            for i in np.flatnonzero(~blank & keys.isna()):
+            for i in np.flatnonzero(~blank & keys.isna()).tolist():
                 add(i, col, raw.iloc[i], fieldmap.describe_vocab(s.vocabs[col]))
             out[col] = keys
         elif col in s.ints:
@@ -671,25 +686,25 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
             num = _numeric_text(raw)
             ok_num = num.notna() & np.isfinite(num.astype(float)) & (num.astype(float) % 1 == 0)
             ok_num &= (num >= lo) & (num <= hi)
-            for i in np.flatnonzero(~blank & ~ok_num.to_numpy(bool)):
+            for i in np.flatnonzero(~blank & ~ok_num.to_numpy(bool)).tolist():
                 add(i, col, raw.iloc[i], allowed)
             out[col] = pd.array(np.where(ok_num, num.fillna(0), 0).astype(np.int64), dtype="Int64")
             out.loc[~ok_num.to_numpy(bool), col] = pd.NA
         elif col in s.datetimes:
             t = _parse_datetimes(raw)
-            for i in np.flatnonzero(~blank & t.isna()):
+            for i in np.flatnonzero(~blank & t.isna()).tolist():
                 add(i, col, raw.iloc[i], "a date/time such as 2024-07-01T08:30:00+08:00 (no zone: Beijing time)")
             out[col] = t
         else:
             txt = _as_text(raw)
             limit = text_limits(layer).get(col)
             if limit is not None:
-                for i in np.flatnonzero(txt.map(lambda v, n=limit: v is not None and len(v) > n).to_numpy(bool)):
+                for i in np.flatnonzero(txt.map(lambda v, n=limit: v is not None and len(v) > n).to_numpy(bool)).tolist():
                     add(i, col, raw.iloc[i], f"at most {limit} characters")
             if col in s.patterns:
                 rx, what = s.patterns[col]
                 okp = txt.map(lambda v, rx=rx: v is None or re.fullmatch(rx, v) is not None)
-                for i in np.flatnonzero(~okp.to_numpy(bool)):
+                for i in np.flatnonzero(~okp.to_numpy(bool)).tolist():
                     add(i, col, raw.iloc[i], what)
             out[col] = txt
     # defaults, then required fields
@@ -698,12 +713,12 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
     if layer == "admin_regions":
         out["kind"] = out["kind"].where(out["kind"].notna(), out["level"])
     for col in s.required:
-        for i in np.flatnonzero(_blank(data[source_of[col]]) if col in source_of else np.ones(n, bool)):
+        for i in np.flatnonzero(_blank(data[source_of[col]]) if col in source_of else np.ones(n, bool)).tolist():
             add(i, col, None, f"a value (required for {layer}); column names accepted: "
                 + ", ".join(s.names_for(col)[:8]))
     if layer == "shelters":
         over = (out["occupancy"].astype("Float64") > out["capacity"].astype("Float64")).fillna(False)
-        for i in np.flatnonzero(over.to_numpy(bool)):
+        for i in np.flatnonzero(over.to_numpy(bool)).tolist():
             notes.append(f"row {rows[i]}: occupancy {out['occupancy'].iloc[i]} exceeds capacity "
                          f"{out['capacity'].iloc[i]} (kept; the shelter is over-full)")
     # geometry
@@ -714,10 +729,7 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
         problems.setdefault(i, []).insert(0, e)
     notes = repaired + notes
     # ids: given, else hash of geometry and name; unique within the input
-    wkt = shapely.to_wkt(np.where(pd.isna(geoms), None, geoms), rounding_precision=9)
-    sha1 = hashlib.sha1
-    auto = [None if w is None else "auto:" + sha1((w + "\x1f" + (nm or "")).encode()).hexdigest()[:24]
-            for w, nm in zip(wkt.tolist(), out["name"].tolist(), strict=True)]
+    auto = auto_ids(geoms, out["name"].tolist())
     if layer == "admin_regions":  # a region is identified by its code
         out["external_id"] = out["external_id"].where(out["external_id"].notna(), out["adcode"])
     given = out["external_id"].notna()
@@ -756,10 +768,6 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
-
-
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
 
 
 def upsert_counts(ins: Any, target: Table, update_cols: list[str], compare: list[str]) -> Any:
@@ -805,8 +813,8 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
         when the database refuses a row (e.g. an ``adcode`` that another source already uses).
     """
     model = FEATURE_MODELS[layer]
-    target: Table = model.__table__  # type: ignore[attr-defined]
-    c = _connection(conn)
+    target = table_of(model)
+    c = connection_of(conn)
     spec_cols = list(fieldmap.spec(layer).columns)
     cols = [k for k in spec_cols if k in target.c] + ["properties", "geom"]
     present = set(gdf.attrs.get("present", spec_cols)) | {"external_id", "geom"}
@@ -814,7 +822,7 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
                   *[Column(k, target.c[k].type) for k in cols], prefixes=["TEMPORARY"])
     n = len(gdf)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         names = ", ".join(f'"{k}"' for k in cols)  # identifiers from our own model, not from input
         c.execute(text(f'CREATE TEMPORARY TABLE "{stage.name}" ON COMMIT DROP AS '
                        f'SELECT {names} FROM "{target.name}" WITH NO DATA'))
@@ -834,7 +842,7 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
                     columns.append([None if pd.isna(t) else t.isoformat() for t in col])
                 else:
                     columns.append(col.astype(object).where(col.notna(), None).tolist())
-        raw = c.connection.driver_connection
+        raw = driver_connection(c)
         with raw.cursor() as cur, cur.copy(f'COPY "{stage.name}" ({names}) FROM STDIN') as cp:
             for row in zip(*columns, strict=True):
                 cp.write_row(row)
@@ -849,7 +857,7 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
             tuple_(*[target.c[k] for k in compare], func.ST_AsEWKB(target.c.geom)).is_not_distinct_from(
                 tuple_(*[sc[k] for k in compare], func.ST_AsEWKB(sc.geom))),
             target.c.properties.op("@>", is_comparison=True)(stripped)))
-        select_cols = []
+        select_cols: list[Any] = []
         for k in cols:
             if k == "properties":
                 select_cols.append(func.jsonb_strip_nulls(func.coalesce(sc.properties, text("'{}'::jsonb"))))

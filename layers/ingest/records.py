@@ -18,7 +18,6 @@ One difference, on purpose: unmapped properties keep full float precision here (
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
@@ -50,14 +49,17 @@ from layers.ingest import fieldmap
 from layers.ingest.imports import (
     UpsertCounts,
     _check_geometry,
+    auto_ids,
     datetime_value,
     int_bounds,
     refused,
     text_limits,
+    text_value,
     upsert_counts,
 )
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import RowError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 
 #: inputs up to this many features take this path (larger ones the pandas path, which is faster per row)
 MAX_RECORDS = 50
@@ -70,14 +72,6 @@ def _is_na(v: object) -> bool:
 def _blank(v: object) -> bool:
     return _is_na(v) or (isinstance(v, str) and not v.strip())
 
-
-def _text(v: object) -> str | None:
-    if _is_na(v):
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    t = str(v).strip()
-    return t or None
 
 
 def _number(v: object) -> float | None:
@@ -160,6 +154,7 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
         src = source_of.get(col)
         for i, rec in enumerate(records):
             raw = rec.get(src) if src is not None else None
+            value: Any
             if src is None or _blank(raw):
                 value = None
             elif col in s.vocabs:
@@ -178,7 +173,7 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
                 if value is None:
                     add(i, col, raw, "a date/time such as 2024-07-01T08:30:00+08:00 (no zone: Beijing time)")
             else:
-                value = _text(raw)
+                value = text_value(raw)
                 limit = limits.get(col)
                 if limit is not None and value is not None and len(value) > limit:
                     add(i, col, raw, f"at most {limit} characters")
@@ -211,16 +206,15 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
         problems.setdefault(i, []).insert(0, e)
     notes = repaired + notes
     # ids: given, else the hash of geometry and name (as validate_frame); unique within the input
-    wkt = shapely.to_wkt(np.where(pd.isna(checked), None, checked), rounding_precision=9).tolist()
     if layer == "admin_regions":
         for row in out:
             if row["external_id"] is None:
                 row["external_id"] = row["adcode"]
     given = [row["external_id"] is not None for row in out]
-    for row, w, g in zip(out, wkt, given, strict=True):
+    auto = auto_ids(checked, [row["name"] for row in out])
+    for row, a, g in zip(out, auto, given, strict=True):
         if not g:
-            row["external_id"] = None if w is None else "auto:" + hashlib.sha1(
-                (w + "\x1f" + (row["name"] or "")).encode()).hexdigest()[:24]
+            row["external_id"] = a
     for col in ["external_id"] + (["adcode"] if layer == "admin_regions" else []):
         seen: dict[object, int] = {}
         for i, row in enumerate(out):
@@ -255,7 +249,7 @@ def _stage_text(value: Any) -> str | None:
 
 
 def _columns(layer: str) -> list[str]:
-    target = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    target = table_of(FEATURE_MODELS[layer])
     return [k for k in fieldmap.spec(layer).columns if k in target.c] + ["properties", "geom"]
 
 
@@ -264,7 +258,7 @@ def _upsert_statement(layer: str, kept: frozenset[str]) -> Any:
     """The upsert for ``layer`` updating the columns ``kept``, built once: one text array per column
     (``unnest(:external_id, :name, ...)``), so the statement does not depend on the number of rows and SQLAlchemy
     compiles it once."""
-    target = FEATURE_MODELS[layer].__table__  # type: ignore[attr-defined]
+    target = table_of(FEATURE_MODELS[layer])
     cols = _columns(layer)
     raw = func.unnest(*[bindparam(f"c_{k}", type_=ARRAY(Text)) for k in cols]).table_valued(*cols).render_derived(
         name="v")
@@ -296,9 +290,6 @@ def _upsert_statement(layer: str, kept: frozenset[str]) -> Any:
     return upsert_counts(ins, target, update_cols, compare)
 
 
-_SET_USER = select(func.set_config("sitroom.user", bindparam("user", type_=Text), True))
-
-
 def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mapping[str, Any]], *,
                    present: Sequence[str] | None, source: str, user: str = "system") -> UpsertCounts:
     """Write the ``clean`` records of :func:`validate_records` into ``layer``: one ``INSERT ... SELECT`` from the
@@ -314,7 +305,7 @@ def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mappi
     ValidationError
         when the database refuses a row (a unique value another source already uses).
     """
-    c = conn.connection() if isinstance(conn, Session) else conn
+    c = connection_of(conn)
     spec_cols = list(fieldmap.spec(layer).columns)
     cols = _columns(layer)
     kept = frozenset(set(present if present is not None else spec_cols) | {"external_id", "geom"})
@@ -329,7 +320,7 @@ def upsert_records(conn: Session | Connection, layer: str, clean: Sequence[Mappi
             params["c_properties"] = [r.get("properties") or "{}" for r in clean]
         else:
             params[f"c_{k}"] = [_stage_text(r.get(k)) for r in clean]
-    c.execute(_SET_USER, {"user": user})
+    set_acting_user(c, user)
     try:
         ins_n, upd_n = c.execute(_upsert_statement(layer, kept), params).one()
     except IntegrityError as e:

@@ -25,14 +25,15 @@ import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry import shape
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from layers.ingest import fieldmap
 from layers.ingest.imports import upsert_features, validate_frame
 from layers.ingest.records import MAX_RECORDS, upsert_records, validate_records
+from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 
 MAX_FEATURES = 10_000
 #: columns a PATCH may change, per layer (``properties`` is merged key by key; a null value removes a key)
@@ -61,10 +62,6 @@ class WriteResult:
     ids: list[int] = field(default_factory=list)
     external_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _connection(conn: Session | Connection) -> Connection:
-    return conn.connection() if isinstance(conn, Session) else conn
 
 
 def _check_layer(layer: str) -> None:
@@ -207,7 +204,7 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
         else:
             counts = upsert_features(conn, layer, clean, source=source, user=user)
             ext = clean["external_id"].tolist()
-        ids = dict(_connection(conn).execute(select(model.external_id, model.id).where(
+        ids = dict(connection_of(conn).execute(select(model.external_id, model.id).where(
             model.source == source, model.external_id.in_(ext))).all())
     result.inserted, result.updated, result.unchanged = counts.inserted, counts.updated, counts.unchanged
     result.external_ids = [str(e) for e in ext]
@@ -217,8 +214,9 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
 
 def _current(c: Connection, layer: str, feature_id: int) -> Any:
     model = FEATURE_MODELS[layer]
-    row = c.execute(select(model.__table__, func.ST_AsBinary(model.geom).label("_wkb"))  # type: ignore[attr-defined]
-                    .where(model.id == feature_id, model.deleted_at.is_(None))).mappings().first()
+    t = table_of(model)
+    row = c.execute(select(*t.c, func.ST_AsBinary(t.c.geom).label("_wkb"))
+                    .where(t.c.id == feature_id, t.c.deleted_at.is_(None))).mappings().first()
     if row is None:
         raise NotFoundError(f"no live feature {feature_id} in layer {layer!r}")
     return row
@@ -255,7 +253,7 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
     if props_patch is not None and not isinstance(props_patch, Mapping):
         raise ValidationError([RowError(None, "properties", props_patch, "an object", _BODY)],
                               message="bad properties; nothing was written")
-    c = _connection(conn)
+    c = connection_of(conn)
     model = FEATURE_MODELS[layer]
     with conn.begin_nested():
         cur = _current(c, layer, feature_id)
@@ -287,7 +285,7 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
             if merged != cur["properties"]:
                 values["properties"] = merged
         if values:
-            c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+            set_acting_user(c, user)
             c.execute(update(model).where(model.id == feature_id).values(**values, updated_by=user))
     return {"id": int(feature_id), "layer": layer, "changed": values}
 
@@ -304,9 +302,9 @@ def delete_feature(conn: Session | Connection, layer: str, feature_id: int, *, u
     """
     _check_layer(layer)
     model = FEATURE_MODELS[layer]
-    c = _connection(conn)
+    c = connection_of(conn)
     with conn.begin_nested():
-        c.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(c, user)
         row = c.execute(update(model).where(model.id == feature_id, model.deleted_at.is_(None))
                         .values(deleted_at=func.now(), updated_by=user)
                         .returning(model.deleted_at)).first()

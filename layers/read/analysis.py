@@ -3,9 +3,13 @@
 Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`nearest_resource_per_kind`,
 :func:`resource_points`, :func:`column_arrays`, :func:`clear_cache`,
 :func:`resource_details`, :func:`fetch_resources`,
-:func:`planar_bound_deg`, :func:`population_source`, :func:`population_of_cells`, :func:`parent_cells`, :func:`regions_in_zone`,
+:func:`population_source`, :func:`population_of_cells`, :func:`parent_cells` (that of :mod:`geoops.h3cells`),
+:func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
 :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
+
+>>> WARNING_WEIGHT["red"], sorted(WARNING_WEIGHT, key=WARNING_WEIGHT.get)
+(1.0, ['blue', 'yellow', 'orange', 'red'])
 
 Every function takes a ``Session`` or ``Connection`` first and runs 2.0-style ``select()`` statements; zones are
 shapely geometries in lon/lat (EPSG:4326), distances in metres (geodesic: PostGIS ``geography`` on the GiST index
@@ -18,7 +22,7 @@ Nearest resources, and why nothing is missed
 lets :func:`geoops.nearest.rank` order them geodesically, and accepts the answer only when it is provably
 complete: let G be the k-th geodesic distance among the candidates and D the planar distance (degrees) of the
 last candidate. Every point within geodesic distance G of the query lies within planar distance
-:func:`planar_bound_deg` (G) (a bound from the smallest radii of curvature of WGS84, see there); if that bound is
+:func:`geoops.wgs84.planar_bound_deg` (G) (a bound from the smallest radii of curvature of WGS84); if that bound is
 below D, every such point is among the candidates. Otherwise the candidates are re-fetched with
 ``ST_DWithin(geom::geography, :pt::geography, G)`` (on the spheroid), which holds every point nearer than G.
 """
@@ -40,8 +44,14 @@ from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, fu
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from geoops.h3cells import (  # parent_cells re-exported: dashboards' pages import it here
+    child_ranges,
+    parent_cells,
+)
 from geoops.nearest import nearest_batch, rank
+from geoops.wgs84 import planar_bound_deg
 from layers.store import vocab
+from layers.store.db import connection_of, driver_connection
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     AdminRegion,
@@ -63,7 +73,6 @@ __all__ = [
     "resource_points",
     "resource_details",
     "fetch_resources",
-    "planar_bound_deg",
     "population_source",
     "population_of_cells",
     "parent_cells",
@@ -82,13 +91,6 @@ Db = Session | Connection
 #: hazard intensity of each warning level (IV..I), the default of the risk analysis
 WARNING_WEIGHT: dict[str, float] = {"blue": 0.25, "yellow": 0.5, "orange": 0.75, "red": 1.0}
 
-_A = 6378137.0
-_F = 1 / 298.257223563
-_ES = _F * (2 - _F)
-#: smallest meridian radius of curvature of WGS84 (at the equator), metres
-_M_MIN = _A * (1 - _ES)
-#: smallest prime-vertical radius of curvature (at the equator), metres
-_N_MIN = _A
 #: slack on the geodesic radius of the fallback ST_DWithin (spheroid vs pyproj differ by far less)
 _DWITHIN_SLACK_M = 0.01
 _RESOURCE_COLUMNS = (Resource.id, Resource.external_id, Resource.name, Resource.kind, Resource.status,
@@ -114,38 +116,6 @@ def _zone_sql(zone: BaseGeometry) -> Any:
     return func.ST_GeomFromWKB(literal(shapely.to_wkb(zone)), 4326)
 
 
-def planar_bound_deg(distance_m: float, lat: float) -> float:
-    """Largest planar lon/lat distance (degrees) of any point within geodesic ``distance_m`` of latitude ``lat``.
-
-    On WGS84 ``ds^2 = M^2 dphi^2 + N^2 cos^2(phi) dlambda^2`` with ``M >= a(1 - e^2)`` and ``N >= a``. Along any
-    path of length G from the query, ``|dphi| <= G / M_min`` and, since the latitude stays within
-    ``|lat| + G / M_min``, ``|dlambda| <= G / (a cos(|lat| + G / M_min))``. The bound is the hypotenuse.
-
-    Parameters
-    ----------
-    distance_m : float
-        Geodesic distance, metres (>= 0).
-    lat : float
-        Latitude of the query point, degrees.
-
-    Returns
-    -------
-    float
-        Degrees; ``inf`` when the band reaches a pole.
-
-    Examples
-    --------
-    >>> round(planar_bound_deg(10_000, 50.0), 4)  # 10 km at 50 N: up to ~0.14 degree of longitude
-    0.1667
-    """
-    dphi = distance_m / _M_MIN
-    top = abs(math.radians(lat)) + dphi
-    if top >= math.pi / 2:
-        return math.inf
-    dlam = distance_m / (_N_MIN * math.cos(top))
-    return math.degrees(math.hypot(dphi, dlam))
-
-
 def column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
     """Every column of ``stmt``'s rows as one list each, read in one row of ``array_agg``s in binary format.
 
@@ -153,11 +123,11 @@ def column_arrays(db: Db, stmt: Any) -> list[list[Any] | None]:
     seconds of CPU, as binary arrays a tenth of that. Runs on ``db``'s own connection (same transaction).
     None for every column when there are no rows.
     """
-    conn = db.connection() if isinstance(db, Session) else db
+    conn = connection_of(db)
     sub = stmt.subquery()
     agg = select(*[func.array_agg(c) for c in sub.c])
     compiled = agg.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor(binary=True) as cur:
         cur.execute(str(compiled), compiled.params)
         row = cur.fetchone()
@@ -478,42 +448,6 @@ def population_source(db: Db, *, res: int, source: str | None = None) -> dict[st
     return dict(row._mapping)
 
 
-# H3 index layout (int64): resolution in bits 52-55, then 15 digits of 3 bits (digit r at bits 3 * (15 - r)),
-# unused digits set to 7. geoops.h3cells has no parent/children functions yet, and this is pure bit arithmetic on
-# the documented layout, so it lives here; tests check it against h3.cell_to_parent.
-_RES_SHIFT = 52
-
-
-def parent_cells(cells: Any, *, res: int, parent_res: int) -> np.ndarray:
-    """Parent at ``parent_res`` (<= ``res``) of each int64 H3 cell of resolution ``res``.
-
-    Examples
-    --------
-    >>> hex(int(parent_cells([0x8831aa5555fffff], res=8, parent_res=5)[0]))
-    '0x8531aa57fffffff'
-    """
-    if not 0 <= parent_res <= res <= 15:
-        raise ValidationError([RowError(None, "parent_res", parent_res, f"an integer in 0..{res}")])
-    c = np.asarray(cells, dtype=np.int64).view(np.uint64).copy()
-    c &= ~np.uint64(0xF << _RES_SHIFT)
-    c |= np.uint64(parent_res << _RES_SHIFT)
-    for r in range(parent_res + 1, res + 1):
-        c |= np.uint64(7 << ((15 - r) * 3))
-    return c.view(np.int64)
-
-
-def _child_ranges(parents: np.ndarray, *, parent_res: int, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi] int64 range holding every child at ``res`` of each parent (and no other cell of that res)."""
-    u = np.asarray(parents, dtype=np.int64).view(np.uint64)
-    base = (u & ~np.uint64(0xF << _RES_SHIFT)) | np.uint64(res << _RES_SHIFT)
-    lo, hi = base.copy(), base.copy()
-    for r in range(parent_res + 1, res + 1):
-        m = np.uint64(7 << ((15 - r) * 3))
-        lo &= ~m
-        hi = (hi & ~m) | np.uint64(6 << ((15 - r) * 3))
-    return lo.view(np.int64), hi.view(np.int64)
-
-
 #: above this many ids, cells are fetched by contiguous H3 ranges of their coarse parents (a few index range
 #: scans) instead of ``h3 = ANY(:ids)``, which the planner turns into a sequential scan for long arrays
 ANY_LIMIT = 1000
@@ -538,7 +472,7 @@ def population_of_cells(db: Db, cells: Any, *, res: int, source: str) -> np.ndar
     else:
         coarse = res - 3
         parents = np.unique(parent_cells(ids, res=int(res), parent_res=coarse))
-        lo, hi = _child_ranges(parents, parent_res=coarse, res=int(res))
+        lo, hi = child_ranges(parents, parent_res=coarse, res=int(res))
         ranges = func.unnest(bindparam("lo", lo.tolist(), type_=ARRAY(BigInteger)),
                              bindparam("hi", hi.tolist(), type_=ARRAY(BigInteger))
                              ).table_valued("lo", "hi").render_derived(name="r")
@@ -619,7 +553,8 @@ def region_geometry(db: Db, adcode: str) -> dict[str, Any]:
 def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = None, prefix: str | None = None,
                      geometry: bool = True) -> list[dict[str, Any]]:
     """Every live region of ``level`` (optionally intersecting bbox ``within`` or with adcode ``prefix``)."""
-    cols = [AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level, AdminRegion.parent_adcode]
+    cols: list[Any] = [AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.level,
+                       AdminRegion.parent_adcode]
     if geometry:
         cols.append(func.ST_AsBinary(AdminRegion.geom).label("wkb"))
     stmt = select(*cols).where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None))

@@ -1,14 +1,17 @@
 """The past of the store: the situation at any time, what changed between two times, replay frames, and the change
 cursor the live push resumes from.
 
-Public: :data:`SITUATION_LAYERS`, :data:`MAX_FRAMES`, :func:`situation_at`, :func:`changes_between`,
-:func:`replay_frames`, :func:`feature_history`, :func:`change_cursor`, :func:`changes_after`,
-:func:`group_changes`.
+Public: :data:`SITUATION_LAYERS`, :data:`SHADOWED_LAYERS`, :data:`MAX_FRAMES`, :func:`states_at`, :func:`as_of`,
+:func:`situation_at`, :func:`changes_between`, :func:`change_counts`, :func:`replay_frames`, :func:`feature_history`,
+:func:`change_cursor`, :func:`changes_after`, :func:`group_changes`.
 
 Everything is rebuilt from ``feature_history`` (filled by the triggers of migrations 0002/0003: the full row after
 each insert, update and soft delete, the row before a purge; geometry as hex EWKB under ``"geom"``). The state of a
-feature at time ``at`` is its last history row with ``changed_at <= at``; it is on the map unless that row is a
-``delete`` or ``purge`` (or carries ``deleted_at``). Features come out exactly like the live layer API
+feature at time ``at`` is its last history row with ``changed_at <= at`` (the latest ``changed_at``, then the
+largest id): :func:`states_at`, the one time-travel primitive. It is on the map unless that row is a ``delete`` or
+``purge`` (or carries ``deleted_at``). Two views of the past are built on it: :func:`situation_at` (and
+:func:`replay_frames`) return the picture as GeoJSON; :func:`as_of` puts it in temporary tables named as the live
+ones, so that every unchanged query of the store (the situation report, the wall's KPIs) reads the past. Features come out exactly like the live layer API
 (:func:`layers.read.queries.fetch_features`): ``id``, GeoJSON geometry (7 decimals) and the row's columns merged over its
 ``properties`` JSONB, so a picture rebuilt for "now" equals the live one.
 
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, func, or_, select
+from sqlalchemy import Connection, Select, String, and_, case, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import array, distinct_on
 from sqlalchemy.orm import Session
 
@@ -32,9 +36,13 @@ from layers.store.models import FEATURE_MODELS, FeatureHistory
 
 __all__ = [
     "SITUATION_LAYERS",
+    "SHADOWED_LAYERS",
     "MAX_FRAMES",
+    "states_at",
+    "as_of",
     "situation_at",
     "changes_between",
+    "change_counts",
     "replay_frames",
     "feature_history",
     "change_cursor",
@@ -47,6 +55,9 @@ Db = Session | Connection
 #: the layers of "the picture": what ``situation?at=`` returns by default (admin regions and protection targets
 #: hardly change and are large; ask for them by name)
 SITUATION_LAYERS: tuple[str, ...] = ("hazards", "incidents", "resources", "shelters", "annotations", "impact_zones")
+#: the layers :func:`as_of` rebuilds: those the situation report and the wall's KPIs read (admin regions and
+#: population cells are read as they are now)
+SHADOWED_LAYERS: tuple[str, ...] = ("hazards", "incidents", "shelters", "resources")
 #: most frames one :func:`replay_frames` call builds
 MAX_FRAMES = 2000
 #: most rows :func:`changes_between` / :func:`changes_after` return
@@ -74,9 +85,8 @@ def _check_layers(layers: str | Iterable[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _feature_columns() -> list[Any]:
+def _feature_columns(row: Any = H.row) -> list[Any]:
     """Columns that turn a history row into a GeoJSON feature: id, properties (JSONB), geometry (GeoJSON text)."""
-    row = H.row
     props = func.coalesce(row.op("->")("properties"), func.jsonb_build_object()).op("||")(
         row.op("-")(array(list(_NOT_PROPERTIES), type_=String)))
     geom_hex = row.op("->>")("geom")
@@ -96,6 +106,52 @@ def _collection(features: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def _is_gone(op: str, props: dict[str, Any]) -> bool:
     return op in _GONE or props.get("deleted_at") is not None
+
+
+def states_at(at: datetime, *, layers: Sequence[str]) -> Select[Any]:
+    """The state of every feature of ``layers`` at ``at``: its newest history row with ``changed_at <= at``.
+
+    Columns ``layer, feature_id, op, row`` (the row as JSONB); gone features (``op`` delete or purge) included, for
+    the caller to keep or drop. The one definition of "as it was at" that :func:`situation_at`, :func:`as_of` and
+    :func:`replay_frames` share.
+    """
+    return (
+        select(H.layer, H.feature_id, H.op, H.row)
+        .where(H.layer.in_(list(layers)), H.changed_at <= at)
+        .ext(distinct_on(H.layer, H.feature_id))
+        .order_by(H.layer, H.feature_id, H.changed_at.desc(), H.id.desc())
+    )
+
+
+@contextmanager
+def as_of(conn: Connection, at: datetime, *, layers: Sequence[str] = SHADOWED_LAYERS) -> Iterator[Connection]:
+    """Inside the block, ``conn`` reads ``layers`` as they were at ``at`` (:func:`states_at`).
+
+    Each layer is rebuilt into a temporary table of the same name (purged rows dropped; soft-deleted rows kept with
+    their ``deleted_at``, as in the live table). PostgreSQL searches the session's temporary schema before
+    ``public``, so every unchanged query reads the past picture. The tables live in a transaction (a savepoint if
+    one is open) that is rolled back on exit: nothing is written, and the connection reads the live tables again
+    afterwards.
+
+    Raises
+    ------
+    ValidationError
+        ``at`` naive or not a datetime; a layer that is not a feature layer.
+    """
+    at = _check_time("at", at)
+    names = _check_layers(layers)
+    trans = conn.begin_nested() if conn.in_transaction() else conn.begin()
+    try:
+        for layer in names:  # a name of FEATURE_MODELS (checked above), never free text
+            st = states_at(at, layers=[layer]).subquery("h")
+            body: Select[Any] = (select(literal_column(f"(jsonb_populate_record(NULL::public.{layer}, h.row)).*"))
+                    .select_from(st).where(st.c.op != "purge"))
+            sql = body.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS {sql}", sql.params)
+        yield conn
+    finally:
+        if trans.is_active:
+            trans.rollback()
 
 
 def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -128,12 +184,8 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
     """
     at = _check_time("at", at)
     names = _check_layers(layers)
-    last = (
-        select(H.layer, H.feature_id, H.op, *_feature_columns())
-        .where(H.layer.in_(names), H.changed_at <= at)
-        .ext(distinct_on(H.layer, H.feature_id))
-        .order_by(H.layer, H.feature_id, H.changed_at.desc(), H.id.desc())
-    )
+    st = states_at(at, layers=names).subquery("h")
+    last = select(st.c.layer, st.c.feature_id, st.c.op, *_feature_columns(st.c.row))
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     for layer, fid, op, props, geometry in db.execute(last):
         if not _is_gone(op, props):
@@ -166,14 +218,38 @@ def changes_between(db: Db, t0: datetime, t1: datetime, *, layers: str | Iterabl
         ``{"history_id", "layer", "feature_id", "op", "changed_at" (ISO 8601), "changed_by"}``; ``op`` is
         ``insert``, ``update``, ``delete`` (soft) or ``purge``.
     """
+    stmt = (select(H.id, H.layer, H.feature_id, H.op, H.changed_at, H.changed_by)
+            .where(*_window(t0, t1, layers))
+            .order_by(H.changed_at, H.id).limit(max(1, min(int(limit), MAX_CHANGES))))
+    return [_change(r) for r in db.execute(stmt)]
+
+
+def _window(t0: datetime, t1: datetime, layers: str | Iterable[str] | None) -> list[Any]:
+    """The history rows of :func:`changes_between` and :func:`change_counts`: ``t0 < changed_at <= t1``."""
     t0, t1 = _check_time("t0", t0), _check_time("t1", t1)
     if t1 < t0:
         raise ValidationError([RowError(None, "t1", t1.isoformat(), f"a time at or after t0 ({t0.isoformat()})")])
-    names = _check_layers(layers)
-    stmt = (select(H.id, H.layer, H.feature_id, H.op, H.changed_at, H.changed_by)
-            .where(H.layer.in_(names), H.changed_at > t0, H.changed_at <= t1)
-            .order_by(H.changed_at, H.id).limit(max(1, min(int(limit), MAX_CHANGES))))
-    return [_change(r) for r in db.execute(stmt)]
+    return [H.layer.in_(_check_layers(layers)), H.changed_at > t0, H.changed_at <= t1]
+
+
+def change_counts(db: Db, t0: datetime, t1: datetime, *, layers: str | Iterable[str] | None = None
+                  ) -> dict[str, dict[str, int]]:
+    """How many inserts, updates and deletes (soft or purge) :func:`changes_between` holds, per layer.
+
+    Counted in the database (one ``GROUP BY``), so a busy day costs no rows. Default layers: every feature layer.
+
+    Returns
+    -------
+    dict
+        ``{layer: {"insert": n, "update": n, "delete": n}}`` for every layer asked (zeros if untouched).
+    """
+    names = list(FEATURE_MODELS) if layers is None else _check_layers(layers)
+    op = case((H.op == "purge", "delete"), else_=H.op)
+    stmt = select(H.layer, op.label("op"), func.count()).where(*_window(t0, t1, names)).group_by(H.layer, op)
+    out = {n: {"insert": 0, "update": 0, "delete": 0} for n in names}
+    for layer, o, n in db.execute(stmt).all():
+        out[str(layer)][str(o)] += int(n)
+    return out
 
 
 def replay_frames(db: Db, start: datetime, end: datetime, *, step: timedelta,

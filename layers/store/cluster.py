@@ -2,6 +2,10 @@
 
 Public: :func:`up`, :func:`down`, :func:`status`, :func:`url`, :class:`ClusterInfo`.
 
+>>> import tempfile
+>>> status(Path(tempfile.mkdtemp())) is None  # no cluster was ever made there
+True
+
 The cluster lives under ``<state_dir>/pg-<user>`` (outside git), listens on 127.0.0.1 only, on a free port chosen
 at creation, with a generated password (scram-sha-256). When run as root it runs the server as the ``postgres``
 user (``initdb`` and ``pg_ctl`` refuse root); an ordinary user runs it as itself. Everything is idempotent.

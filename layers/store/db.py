@@ -1,6 +1,10 @@
 """Engine and sessions: the one place that connects to PostGIS.
 
-Public: :func:`database_url`, :func:`get_engine`, :func:`session_scope`, :func:`migrate`, :func:`reset_engines`.
+Public: :func:`database_url`, :func:`get_engine`, :func:`session_scope`, :func:`connection_of`,
+:func:`set_acting_user`, :func:`driver_connection`, :func:`migrate`, :func:`reset_engines`.
+
+>>> database_url(Settings(database_url="postgresql+psycopg://u:p@db.example:5432/sitroom"))
+'postgresql+psycopg://u:p@db.example:5432/sitroom'
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, Text, bindparam, create_engine, event, exc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from layers.store import cluster
@@ -83,8 +87,34 @@ def session_scope(engine: Engine | None = None, *, user: str = "system") -> Iter
     """A transaction: commit on success, roll back on any error. ``user`` is written to the history."""
     factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
     with factory() as session, session.begin():
-        session.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": user})
+        set_acting_user(session, user)
         yield session
+
+
+def connection_of(conn: Session | Connection) -> Connection:
+    """The Connection to run Core statements on: a Session's (in its current transaction), or ``conn`` itself."""
+    return conn.connection() if isinstance(conn, Session) else conn
+
+
+def driver_connection(conn: Session | Connection) -> Any:
+    """The psycopg connection under ``conn`` (same transaction), for ``COPY`` and binary cursors."""
+    raw = connection_of(conn).connection.driver_connection
+    if raw is None:  # a detached or invalidated connection
+        raise exc.InvalidRequestError("the connection has no live driver connection")
+    return raw
+
+
+#: transaction-local (``is_local`` true): the name lasts until the transaction (or savepoint's parent) ends
+_SET_USER = select(func.set_config("sitroom.user", bindparam("user", type_=Text), True))
+
+
+def set_acting_user(conn: Session | Connection, user: str) -> None:
+    """Name ``user`` as the author of the changes of the current transaction.
+
+    The history triggers read the ``sitroom.user`` setting into ``feature_history.changed_by``; every write path
+    sets it through this function, in the transaction that writes.
+    """
+    conn.execute(_SET_USER, {"user": user})
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -2,6 +2,10 @@
 
 Public: :class:`StoreError`, :class:`ValidationError`, :class:`RowError`, :class:`NotFoundError`,
 :class:`DatabaseUnavailableError`, :class:`ClusterError`.
+
+>>> print(ValidationError([RowError(3, "capacity", -5, "an integer >= 0", "shelters.csv")]))
+input rejected; nothing was written
+  - shelters.csv, row 3, field 'capacity': got -5; allowed: an integer >= 0
 """
 
 from __future__ import annotations

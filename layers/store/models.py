@@ -2,7 +2,8 @@
 
 Public: :class:`Base`, one model per layer (:class:`Hazard`, :class:`Incident`, :class:`Shelter`,
 :class:`Resource`, :class:`ProtectionTarget`, :class:`AdminRegion`, :class:`ImpactZone`, :class:`Annotation`),
-:class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`, :data:`FEATURE_MODELS`.
+:class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`, :data:`FEATURE_MODELS`,
+:func:`table_of`.
 
 Every feature layer shares the columns of :class:`FeatureMixin`. Columns that analyses filter or sum on are real
 columns (capacity, occupancy, quantity, status, warning level, occupants, adcode ...); the rest lives in
@@ -26,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -84,7 +86,7 @@ class FeatureMixin:
         ]
         if cls.GEOGRAPHY_INDEX:
             args.append(Index(f"ix_{t}_geog", text("(geom::geography)"), postgresql_using="gist"))
-        args.extend(cls._extra_args())  # type: ignore[attr-defined]
+        args.extend(cls._extra_args())
         return tuple(args)
 
     @classmethod
@@ -204,9 +206,18 @@ class Annotation(FeatureMixin, Base):
 
 
 FEATURE_MODELS: dict[str, type[FeatureMixin]] = {
-    m.__tablename__: m  # type: ignore[attr-defined]
+    m.__tablename__: m
     for m in (Hazard, Incident, Shelter, Resource, ProtectionTarget, AdminRegion, ImpactZone, Annotation)
 }
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a model, for ``INSERT ... SELECT``, ``ON CONFLICT`` and access to its columns by name.
+
+    >>> table_of(FEATURE_MODELS["shelters"]).name
+    'shelters'
+    """
+    return Base.metadata.tables[model.__tablename__]
 
 
 class PopulationSource(Base):

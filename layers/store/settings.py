@@ -1,6 +1,12 @@
 """Settings for the store and the server, read once from the environment (``SITROOM_*``).
 
 Public: :class:`Settings`, :func:`get_settings`.
+
+>>> Settings(service_area=(73, 18, 74, 19)).service_area
+(73.0, 18.0, 74.0, 19.0)
+>>> Settings(service_area=(74, 18, 73, 19))  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: service_area must be west,south,east,north in degrees ...
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from geoops.validate import DEFAULT_SERVICE_AREA
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +43,7 @@ class Settings(BaseSettings):
     mode: Literal["demo", "development", "production"] = "development"
     language: Literal["zh-CN", "en"] = "zh-CN"
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
-    service_area: tuple[float, float, float, float] = (73.0, 18.0, 135.5, 54.0)
+    service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA
     max_zone_area_km2: float = Field(default=200_000.0, gt=0)
     max_upload_mb: float = Field(default=200.0, gt=0)
     basemap: Literal["offline", "osm", "tianditu"] = "offline"

@@ -263,3 +263,33 @@ def test_zone_weights_empty_and_bad_zones():
         zone_weights(box(40, 100, 41, 101), res=8)                          # lat out of range (swapped)
     with pytest.raises(InvalidParameterError):
         zone_weights(box(111, 40, 111.1, 40.1), res=-1)
+
+
+# ------------------------------------------------------------------------------------ parents and child ranges
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(18, 54), st.floats(73, 135), st.integers(1, 12), st.integers(0, 3))
+def test_parent_cells_and_child_ranges_match_h3(lat, lon, res, up):
+    from geoops.h3cells import child_ranges, parent_cells
+
+    parent_res = max(res - up, 0)
+    cell = h3i.latlng_to_cell(lat, lon, res)
+    parent = int(parent_cells(np.array([cell], dtype=np.int64), res=res, parent_res=parent_res)[0])
+    assert parent == h3i.cell_to_parent(cell, parent_res)
+    lo, hi = child_ranges(np.array([parent], dtype=np.int64), parent_res=parent_res, res=res)
+    children = np.array(h3i.cell_to_children(parent, res), dtype=np.int64)
+    assert children.min() >= lo[0] and children.max() <= hi[0]
+    # no other cell of that resolution in the range: the neighbours' children fall outside it
+    for n in h3i.grid_disk(parent, 1):
+        if n != parent:
+            other = np.array(h3i.cell_to_children(n, res), dtype=np.int64)
+            assert not ((other >= lo[0]) & (other <= hi[0])).any()
+
+
+def test_parent_res_out_of_range_names_the_field():
+    from geoops.h3cells import parent_cells
+
+    with pytest.raises(InvalidParameterError) as e:
+        parent_cells(np.array([0x8831AA5555FFFFF]), res=8, parent_res=9)
+    assert e.value.field == "parent_res"

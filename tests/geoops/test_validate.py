@@ -49,7 +49,7 @@ def test_valid_geometries_pass_unchanged():
             "service area",
         ),  # in range, swapped inside
         (Point(200.0, 40.0), "coordinates_out_of_range", "lon in [-180, 180]"),
-        (Point(2.35, 48.85), "outside_service_area", "lon in [73, 135]"),  # Paris
+        (Point(2.35, 48.85), "outside_service_area", "lon in [73, 135.5]"),  # Paris
         (LineString([(116, 40), (140, 40)]), "outside_service_area", "lat in [18, 54]"),
         (Point(float("nan"), 40.0), "coordinates_not_finite", "finite"),
         (LineString([(116, 40), (117, float("inf"))]), "coordinates_not_finite", "finite"),

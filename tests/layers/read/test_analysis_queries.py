@@ -17,6 +17,7 @@ from shapely.geometry import box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geoops.wgs84 import planar_bound_deg
 from layers.read import analysis
 from layers.store.errors import NotFoundError, ValidationError
 from layers.store.models import (
@@ -102,7 +103,7 @@ def test_planar_bound_holds_for_every_direction(lat: float, dist: float) -> None
     az = np.linspace(0, 360, 73)
     lon2, lat2, _ = GEOD.fwd(np.full(az.size, 110.0), np.full(az.size, lat), az, np.full(az.size, dist))
     planar = np.hypot(np.asarray(lon2) - 110.0, np.asarray(lat2) - lat)
-    assert planar.max() <= analysis.planar_bound_deg(dist, lat)
+    assert planar.max() <= planar_bound_deg(dist, lat)
 
 
 def test_unknown_kind_or_status_is_rejected(session: Session) -> None:

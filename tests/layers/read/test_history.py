@@ -92,6 +92,36 @@ def test_situation_at_equals_the_live_tables_after_every_step(session) -> None:
         assert _picture(session, at) == live
 
 
+def test_the_report_at_a_past_time_and_situation_at_agree(session) -> None:
+    """The two views of the past (temporary tables under ``as_of``, which the situation report and the wall's KPIs
+    read through their unchanged queries; GeoJSON from ``situation_at``) come from one primitive and agree."""
+    from layers.read import sitrep, situation
+
+    times, _, _, ids = _drill(session)
+    conn = session.connection()
+    for at in times:
+        picture = _picture(session, at)
+        with history.as_of(conn, at, layers=LAYERS):
+            shadowed = _live(session)                       # the live layer query, reading the past tables
+            places = situation.shelter_places(conn)
+        assert shadowed == picture
+        open_ = [f["properties"] for f in picture["shelters"].values() if f["properties"]["status"] != "closed"]
+        assert places["shelters"] == len(open_)
+        assert places["occupied"] == sum(p["occupancy"] for p in open_)
+        report = sitrep.gather(conn, at=at)
+        assert report["kpis"]["shelters"] == places
+        got = {r["id"] for r in report["shelters"]["rows"]}
+        assert got == {fid for fid, f in picture["shelters"].items() if f["properties"]["status"] != "closed"}
+    # the report's change counts are the rows of changes_between, counted
+    counts = history.change_counts(conn, times[0], times[-1], layers=LAYERS)
+    rows = history.changes_between(conn, times[0], times[-1], layers=LAYERS)
+    for layer in LAYERS:
+        for op in ("insert", "update", "delete"):
+            want = sum(1 for r in rows if r["layer"] == layer and (r["op"] == op or (op == "delete" and r["op"] == "purge")))
+            assert counts[layer][op] == want
+    assert counts["hazards"]["delete"] == 1 and ids["zone"] not in _picture(session, times[-1])["hazards"]
+
+
 def test_before_and_after_differ_exactly_by_the_change(session) -> None:
     times, pictures, touched, ids = _drill(session)
     for k, what in enumerate(touched):

@@ -85,11 +85,11 @@ def test_past_picture_does_not_see_later_changes(session) -> None:
     # the past block left nothing behind: the live tables are read again
     assert conn.execute(select(Incident.id).where(Incident.severity == "major")).all()
 
-    ch = sitrep.changes_between(conn, t0, t1)["layers"]
+    ch = sitrep.changes_since(conn, t0, t1)["layers"]
     assert ch["incidents"] == {"insert": 1, "update": 0, "delete": 0}
     assert ch["shelters"] == {"insert": 0, "update": 1, "delete": 0}
     assert ch["resources"] == {"insert": 0, "update": 0, "delete": 1}
-    before = sitrep.changes_between(conn, started, t0)
+    before = sitrep.changes_since(conn, started, t0)
     assert before["layers"]["incidents"]["insert"] == 2 and before["layers"]["shelters"]["insert"] == 2
 
 
@@ -146,20 +146,35 @@ def test_population_by_county_follows_cell_centres_and_adds_up(session) -> None:
     assert sitrep.population_by_county(session.connection(), {"cells": [], "population": []}) == []
 
 
-def test_county_assignment_equals_geoops_cells_to_regions() -> None:
+def test_population_by_county_splits_a_zone_as_geoops_does(session) -> None:
+    """The report's split and :func:`geoops.population.split_by_regions` agree for a zone crossing a prefecture
+    border through a cell centre and leaving every county (the same cases as ``tests/geoops/test_region_paths``)."""
     import geopandas as gpd
+    import pandas as pd
 
-    from geoops.h3cells import cell_centres
-    from geoops.population import cells_to_regions
+    from geoops.h3cells import zone_weights
+    from geoops.population import affected_population, split_by_regions
+    from tests.geoops.test_region_paths import BORDER_CELL, EAST, RES, WEST, ZONE
 
-    rng = np.random.default_rng(7)
-    cells, _ = points_to_cells(rng.uniform(109.8, 112.2, 3000), rng.uniform(39.9, 41.1, 3000), np.ones(3000), res=8)
-    lon, lat = cell_centres(cells)
-    counties = [{"adcode": "159901", "geometry": WEST}, {"adcode": "159902", "geometry": EAST}]
-    got = sitrep._county_of_cells(cells, lon, lat, counties)
-    regs = gpd.GeoDataFrame({"adcode": ["159901", "159902"]}, geometry=[WEST, EAST], crs=4326)
-    assert got.tolist() == cells_to_regions(cells, regs).tolist()
-    assert {None, "159901", "159902"} == set(got.tolist())
+    session.add_all([
+        AdminRegion(source="t", kind="county", status="active", adcode=code, level="county", parent_adcode=parent,
+                    name=name, geom=from_shape(MultiPolygon([g]), srid=4326))
+        for code, parent, name, g in (("159801", "159800", "西县", WEST), ("159901", "159900", "东县", EAST))])
+    session.flush()
+    pop_cells, _ = zone_weights(ZONE.buffer(0.05), res=RES)
+    pop = (pop_cells % 97 + 1).astype(np.float64)
+    wc, wf = zone_weights(ZONE, res=RES)
+    total, cells, people = affected_population(wc, wf, pop_cells, pop)
+    assert BORDER_CELL in cells
+    rows = sitrep.population_by_county(session.connection(), {"cells": cells, "population": people})
+    got = {r["adcode"]: r["population"] for r in rows}
+    regs = gpd.GeoDataFrame({"adcode": ["159801", "159901"], "name": ["西县", "东县"]}, geometry=[WEST, EAST], crs=4326)
+    df = split_by_regions(ZONE, regs, pop_cells, pop, res=RES)
+    want = {(None if pd.isna(k) else k): v for k, v in zip(df["adcode"], df["population"], strict=True)}
+    assert got.keys() == want.keys() == {"159801", "159901", None}
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-12)
+    assert sum(got.values()) == pytest.approx(total, rel=1e-12)
 
 
 def test_shelter_loads_and_resources_by_kind(session) -> None:
