@@ -41,9 +41,9 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, redirect, request, session
 
-from dashboards.api import API_PREFIX, db_engine, db_read
-from dashboards.api import settings as current_settings
-from dashboards.api.errors import ApiError, classify, error_body, json_response
+from dashboards.context import API_PREFIX, db_engine, db_read, set_acting_user
+from dashboards.context import settings as current_settings
+from dashboards.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
 from layers.store.settings import Settings
 
@@ -536,6 +536,7 @@ def install_auth(app: Any, settings: Settings | None = None) -> Flask:
         SITROOM_CSP=None,
         SITROOM_DASH_APP=app if hasattr(app, "server") else None,
     )
+    set_acting_user(current_user_name)  # what the history records, for services that must not import auth
     bp = Blueprint("sitroom_auth", __name__)
     bp.add_url_rule("/login", endpoint="login", view_func=_login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", endpoint="logout", view_func=_logout, methods=["POST"])

@@ -28,7 +28,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboards.api import API_PREFIX
+from dashboards.context import API_PREFIX
 
 
 def live_id(name: str) -> str:

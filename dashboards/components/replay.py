@@ -206,7 +206,7 @@ def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None =
     at = replay_time(state)
     if at is None:
         return None
-    from dashboards.api import db_engine
+    from dashboards.context import db_engine
     from layers.read.history import situation_at
 
     with db_engine().connect() as conn:

@@ -3,10 +3,9 @@
 Public: :func:`layout`, :func:`run_coverage`, :func:`display_cells`, :func:`cells_csv`, :func:`result_geojson`,
 and the callbacks :func:`run`, :func:`county_options`, :func:`preset_distance`, :func:`export`.
 
-The numbers come from :func:`dashboards.api.analysis.shelter_coverage`, the function behind
-``POST /api/v1/analysis/shelter-coverage``: :func:`run_coverage` is the same composition as that view (a region's
-geometry from :func:`layers.read.analysis.region_geometry`, or a drawn zone checked by
-:func:`dashboards.api.analysis.parse_zone`), so the page and the API show the same totals for the same input.
+The numbers come from :func:`dashboards.services.coverage.shelter_coverage`, the service behind
+``POST /api/v1/analysis/shelter-coverage``, on the scope of :func:`dashboards.services.coverage.coverage_scope`
+(a region, or a drawn zone), so the page and the API show the same totals for the same input.
 Demand is always counted on res-8 H3 cells; the map draws them as hexagons only for the scope and, when there are
 more than :data:`MAX_DISPLAY_CELLS`, sums them onto coarser parent cells for display (the tables and exports keep
 res 8). Results stay on the server (a small cache keyed by the run); the browser gets the run's parameters, so an
@@ -33,22 +32,19 @@ from dash.exceptions import PreventUpdate
 from shapely.geometry import mapping
 
 from dashboards import ids
-from dashboards.api import db_engine
-from dashboards.api import settings as current_settings
-from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
-from dashboards.api.errors import classify
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
+from dashboards.context import db_engine
+from dashboards.context import settings as current_settings
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from dashboards.services.coverage import coverage_scope, shelter_coverage
+from dashboards.services.zones import DEFAULT_RES
 from dashboards.tiles import basemap_config
 from geoops import h3cells
 from layers.read import analysis as store
-
-try:  # the parent-cell helper moved from the API module to layers.read.analysis
-    from layers.read.analysis import parent_cells
-except ImportError:  # pragma: no cover - older checkout
-    from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
+from layers.read.analysis import parent_cells
 from layers.store import vocab
 
 dash.register_page(__name__, path="/planner", name="planner", order=3, title=lambda: t("planner.title"))
@@ -74,23 +70,19 @@ _cache_lock = threading.Lock()
 # ------------------------------------------------------------------------------------------------ computing
 
 
-def run_coverage(conn: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """Coverage of one run, composed as the API view does: ``params`` = ``{scope, max_distance_m, kinds}``.
+def run_coverage(conn: Any, params: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Coverage of one run, as the API answers it: ``params`` = ``{scope, max_distance_m, kinds}``.
 
     ``scope`` is ``{"adcode": "150102"}`` or ``{"geometry": <GeoJSON Polygon>}``. Returns the dict of
-    :func:`dashboards.api.analysis.shelter_coverage` plus ``scope`` (``adcode, name, name_en, level`` or
+    :func:`dashboards.services.coverage.shelter_coverage` plus ``scope`` (``adcode, name, name_en, level`` or
     ``geometry: True``) and ``scope_geometry`` (shapely, for display only).
     """
     scope = params["scope"]
-    if "adcode" in scope:
-        region = store.region_geometry(conn, str(scope["adcode"]))
-        zone = region["geometry"]
-        info = {k: region[k] for k in ("adcode", "name", "name_en", "level")}
-    else:
-        zone, _, _ = parse_zone(scope["geometry"], field="scope")
-        info = {"geometry": True}
+    s = current_settings()
+    zone, info, _ = coverage_scope(conn, scope if "adcode" in scope else scope["geometry"],
+                                   service_area=s.service_area, max_area_km2=s.max_zone_area_km2)
     out = shelter_coverage(conn, zone, max_distance_m=float(params["max_distance_m"]),
-                           kinds=params.get("kinds") or None, candidates="closed", res=DEFAULT_RES)
+                           kinds=params.get("kinds") or None, candidates="closed", res=DEFAULT_RES, lang=lang)
     out["scope"] = info
     out["scope_geometry"] = zone
     return out
@@ -174,14 +166,14 @@ def result_geojson(result: dict[str, Any]) -> dict[str, Any]:
             "population_source": result["population_source"]}
 
 
-def _cached(key: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def _cached(key: str | None, params: dict[str, Any], lang: str | None = None) -> dict[str, Any]:
     with _cache_lock:
         hit = _cache.get(key or "")
         if hit is not None:
             _cache.move_to_end(key)  # type: ignore[arg-type]
             return hit
     with db_engine().connect() as conn:
-        result = run_coverage(conn, params)
+        result = run_coverage(conn, params, lang or current_lang())
     if key:
         with _cache_lock:
             _cache[key] = result
@@ -486,7 +478,7 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
               "kinds": None if set(kinds) == set(SHELTER_KINDS) else sorted(kinds)}
     key = uuid.uuid4().hex
     try:
-        result = _cached(key, params)
+        result = _cached(key, params, lang)
     except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
         return (no_update, f"{t(f'error.{classify(e)[1]}', lang)}: {e}", *keep)
     d = display_cells(result)

@@ -13,7 +13,7 @@ from flask import request
 from sqlalchemy import Engine, delete, insert, select, text
 
 from dashboards import auth as web_auth
-from dashboards.api import API_PREFIX, db_engine
+from dashboards.context import API_PREFIX, db_engine
 from dashboards.app import create_app
 from layers.store import auth
 from layers.store.db import session_scope
