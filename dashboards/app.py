@@ -39,7 +39,7 @@ _DASH_LOADING = re.compile(r'(<div class="_dash-loading">\s*)Loading\.\.\.')
 class SitroomDash(dash.Dash):
     """Dash with a translated ``<title>`` and ``<html lang>`` per request."""
 
-    def interpolate_index(self, **kwargs: Any) -> str:
+    def interpolate_index(self, **kwargs: Any) -> str:  # type: ignore[override]  # Dash passes keywords only
         kwargs["title"] = t("app.title")
         page = super().interpolate_index(**kwargs)
         page = _DASH_LOADING.sub(lambda m: m[1] + t("app.loading"), page, count=1)  # shown until React renders
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
 
     app = SitroomDash(
         "dashboards",
-        server=server,
+        server=server,  # type: ignore[arg-type]  # Dash takes a Flask app here; its annotation leaves it out
         use_pages=True,
         pages_folder=str(PAGES_DIR),
         assets_folder=str(ASSETS_DIR),
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         external_scripts=[],
         suppress_callback_exceptions=True,
         title=t("app.title", s.language),
-        update_title=None,  # no "Updating..." flicker in the tab of an unattended wall
+        update_title=None,  # type: ignore[arg-type]  # None: no "Updating..." flicker in an unattended wall's tab
         compress=False,
     )
     app.layout = shell_layout

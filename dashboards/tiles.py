@@ -124,4 +124,5 @@ def tile(basemap: str, z: str, x: str, y: str) -> Response:
     resp.headers["Cache-Control"] = f"public, max-age={TILE_MAX_AGE_S}"
     resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"
     resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}")
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # 304 when the browser's ETag matches; changes resp itself
+    return resp

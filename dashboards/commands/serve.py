@@ -55,7 +55,7 @@ def gunicorn_options(host: str, port: int, workers: int, *, threads: int = GUNIC
 def _run_gunicorn(options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class SitroomGunicorn(BaseApplication):  # type: ignore[misc]
+    class SitroomGunicorn(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped

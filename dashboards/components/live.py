@@ -28,6 +28,7 @@ from typing import Any
 
 from dash import dcc, html
 
+from dashboards.components import data_attributes
 from dashboards.context import API_PREFIX
 
 
@@ -57,7 +58,7 @@ def live_source(name: str, *, layers: Iterable[str] | None = None) -> html.Div:
     cfg = {"store": live_id(name), "url": url}
     return html.Div([
         dcc.Store(id=live_id(name), data=None),
-        html.Div(id=f"{live_id(name)}-cfg", hidden=True, **{"data-sitroom-live": json.dumps(cfg)}),
+        html.Div(id=f"{live_id(name)}-cfg", hidden=True, **data_attributes({"sitroom-live": json.dumps(cfg)})),
     ], className="sr-live")
 
 

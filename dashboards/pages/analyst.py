@@ -24,6 +24,7 @@ from shapely.geometry import mapping
 
 from dashboards import ids
 from dashboards.auth import allowed
+from dashboards.components import data_attributes
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
 from dashboards.components.replay import (
@@ -79,7 +80,7 @@ def _symbol_url(symbol: str) -> str:
 # ------------------------------------------------------------------------------------------------ plain functions
 
 
-def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """An EditControl feature -> (zone to save or None, buffer source geometry as GeoJSON).
 
     Polygons and rectangles are zones of kind ``drawn``; a circle (Leaflet: centre + ``_mRadius`` metres) becomes a
@@ -95,7 +96,7 @@ def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, d
         return {"geometry": g, "kind": "circle", "properties": extra}, g
     if isinstance(geom, dict) and geom.get("type") in ("Polygon", "MultiPolygon"):
         return {"geometry": geom, "kind": "drawn", "properties": {"drawn_as": kind or "polygon"}}, geom
-    return None, geom  # type: ignore[return-value]
+    return None, geom
 
 
 def impact_card(zone_geometry: dict[str, Any], *, res: int = RES,
@@ -303,7 +304,7 @@ def render_card(card: dict[str, Any] | None, lang: str) -> Any:
             html.Tr([html.Td(vocab_label("resource_kind", k, lang)), html.Td((r or {}).get("name") or "–"),
                      html.Td(_km((r or {}).get("distance_m")), className="sr-num")])
             for k, r in near.items()])])])
-    parts = [head, pop]
+    parts: list[Any] = [head, pop]
     if card.get("rings"):
         parts.append(html.Table(className="sr-table sr-an-table", children=[
             html.Thead(html.Tr([html.Th(t("analyst.card.ring", lang)), html.Th(t("analyst.card.population", lang)),
@@ -361,7 +362,7 @@ def _annotation_list(items: list[dict[str, Any]], lang: str) -> Any:
     if not items:
         return html.P(t("analyst.annotations.empty", lang), className="sr-an-muted")
     return html.Ul(className="sr-an-list", children=[
-        html.Li(className="sr-an-ann", **{"data-id": str(a["id"])}, children=[
+        html.Li(className="sr-an-ann", **data_attributes({"id": str(a["id"])}), children=[
             html.Img(src=_symbol_url(a["symbol"]), className="sr-an-icon", alt=a["symbol"]),
             html.Span(className="sr-an-swatch", style={"background": a["color"]}),
             html.Span(a.get("label") or vocab_label("annotation_symbol", a["symbol"], lang), className="sr-an-ann-label"),

@@ -21,7 +21,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import dash
 import dash_leaflet as dl
@@ -114,7 +114,7 @@ def display_cells(result: dict[str, Any], *, max_cells: int = MAX_DISPLAY_CELLS)
 
 
 def _ring(g: Any) -> list[list[float]]:
-    return np.round(shapely.get_coordinates(g), COORD_DECIMALS).tolist()  # type: ignore[no-any-return]
+    return np.round(shapely.get_coordinates(g), COORD_DECIMALS).tolist()
 
 
 def hex_features(cells: np.ndarray, props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,7 +122,7 @@ def hex_features(cells: np.ndarray, props: dict[str, Any]) -> list[dict[str, Any
     keys = list(props)
     out = []
     for i, (cell, g) in enumerate(zip(cells.tolist(), h3cells.cell_boundaries(cells), strict=True)):
-        p = {"h3": format(cell & 0xFFFFFFFFFFFFFFFF, "x")}
+        p: dict[str, Any] = {"h3": format(cell & 0xFFFFFFFFFFFFFFFF, "x")}
         for k in keys:
             v = props[k][i]
             p[k] = round(float(v), 2) if isinstance(v, (float, np.floating)) else (
@@ -170,7 +170,7 @@ def _cached(key: str | None, params: dict[str, Any], lang: str | None = None) ->
     with _cache_lock:
         hit = _cache.get(key or "")
         if hit is not None:
-            _cache.move_to_end(key)  # type: ignore[arg-type]
+            _cache.move_to_end(key or "")
             return hit
     with db_engine().connect() as conn:
         result = run_coverage(conn, params, lang or current_lang())
@@ -260,7 +260,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         controls,
         html.Div(className="sr-pl-map", children=[
             dcc.Loading(html.Div(id=ids.PLANNER_LEGEND, className="sr-pl-legend"), type="circle",
-                        className="sr-pl-loading", target_components={ids.PLANNER_LEGEND: "children"}),
+                        className="sr-pl-loading", target_components=cast(Any, {ids.PLANNER_LEGEND: "children"})),
             the_map]),
         dcc.Loading(results, type="default", parent_className="sr-pl-results-wrap"),
     ])
@@ -278,7 +278,7 @@ def _pct(x: float | None) -> str:
 
 
 def _table(head: list[str], rows: list[list[Any]], num_from: int, table_id: str | None = None) -> html.Table:
-    extra = {"id": table_id} if table_id else {}
+    extra: dict[str, Any] = {"id": table_id} if table_id else {}  # Dash refuses id=None
     return html.Table(className="sr-table sr-pl-table", **extra, children=[
         html.Thead(html.Tr([html.Th(h, className="sr-num" if i >= num_from else "") for i, h in enumerate(head)])),
         html.Tbody([html.Tr([html.Td(v, className="sr-num" if i >= num_from else "") for i, v in enumerate(r)])

@@ -72,11 +72,11 @@ def split_by_region(conn: Any, lon: NDArray[np.float64], lat: NDArray[np.float64
     for j, c in [(j + 1, c) for j, c in enumerate(counties)] + [(0, None)]:
         if count[j] == 0:
             continue
+        p: str | None = c["parent_adcode"] if c else None
         row = {"adcode": c["adcode"] if c else None, "name": c["name"] if c else unassigned,
-               "name_en": c["name_en"] if c else None, "parent_adcode": c["parent_adcode"] if c else None,
+               "name_en": c["name_en"] if c else None, "parent_adcode": p,
                "cells": int(count[j]), **{k: float(v[j]) for k, v in sums.items()}}
         county_rows.append(row)
-        p = row["parent_adcode"]
         info = names.get(p or "", {})
         agg = pref.setdefault(p, {"adcode": p, "name": info.get("name") or unassigned,
                                   "name_en": info.get("name_en"), "cells": 0, **{k: 0.0 for k in values}})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +51,7 @@ def _occupants(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray, *, r
 
 
 def _county_keys(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray
-                 ) -> tuple[np.ndarray, dict[str, str]]:
+                 ) -> tuple[np.ndarray, dict[Hashable, Hashable]]:
     """County adcode of each cell (``unassigned`` outside every county) and each county's prefecture."""
     counties = store.regions_of_level(conn, level="county", within=shapely.union_all(
         [h["geometry"] for h in hazards]).bounds, geometry=True) if hazards else []
@@ -62,7 +62,7 @@ def _county_keys(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray
     else:
         keys = np.full(cells.size, None, dtype=object)
     keys = np.where(pd.isna(keys), _UNASSIGNED, keys).astype(object)
-    parent_of = {c["adcode"]: c["parent_adcode"] or _UNASSIGNED for c in counties}
+    parent_of: dict[Hashable, Hashable] = {c["adcode"]: c["parent_adcode"] or _UNASSIGNED for c in counties}
     parent_of[_UNASSIGNED] = _UNASSIGNED
     return keys, parent_of
 
