@@ -7,7 +7,8 @@ offline demo of Inner Mongolia (``layers.reference.demo.load_demo``, 0.01 degree
 drill seed 2024) and ``--resources`` extra seeded synthetic resources (so that nearest runs on a big table).
 Printed, each with its reference and the ratio:
 
-1. impact card of a 10,000 km2 zone at res 8: p50 of the server-side function and through the Flask test client,
+1. impact card of a 10,000 km2 zone at res 8: p50 of the service (``dashboards.services.impact.impact_card``) and
+   through the Flask test client,
    vs the exact raster reference (pixel-fraction sum over the GeoTIFF) and vs ``rasterio.mask`` (pixel centres);
    plus the relative difference of the populations;
 2. single nearest-3 through the API (p50) vs the raw PostGIS KNN SQL (``ORDER BY geom <-> pt LIMIT 3``);
@@ -156,8 +157,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     args = ap.parse_args()
 
-    from dashboards.api.analysis import impact, shelter_coverage
     from dashboards.app import create_app
+    from dashboards.services.coverage import shelter_coverage
+    from dashboards.services.impact import impact_card
     from geoops import geodesic
     from layers.read import analysis as store
     from layers.store.settings import Settings
@@ -185,7 +187,7 @@ def main() -> None:
     zone = ZONE_10K
     km2 = float(geodesic.area_m2(zone)) / 1e6
     with eng.connect() as conn:
-        t_fn, card = p50(lambda: impact(conn, zone, res=8), args.repeat)
+        t_fn, card = p50(lambda: impact_card(conn, zone, res=8), args.repeat)
         c_fn = CPU["last"]
     t_api, _ = p50(lambda: client.post("/api/v1/analysis/impact", json={"geometry": mapping(zone), "res": 8}),
                    args.repeat)

@@ -70,7 +70,8 @@ def nearest_batch(conn: Any, lon: np.ndarray, lat: np.ndarray, *, k: int = 3, ki
     t_compute = ms(t1)
     t2 = time.perf_counter()
     resources = store.resource_details(conn, np.unique(ids[ids >= 0])) if details else None
+    t_details = ms(t2)
     return {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(cand.size),
             "resources": resources, "resource_id": ids.tolist(),
             "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist(),
-            "timing_ms": {"fetch_and_compute": t_compute, "details": ms(t2)}}
+            "timing_ms": {"fetch_and_compute": t_compute, "details": t_details}}
