@@ -111,8 +111,8 @@ def shelter_coverage(conn: Any, scope: BaseGeometry, *, max_distance_m: float = 
     timing["gaps"] = ms(t1)
     t1 = time.perf_counter()
     c = result.cells
-    by_region = split_by_region(conn, lon, lat, {k: c[k].to_numpy() for k in ("population", "covered", "uncovered")},
-                                lang=lang)
+    by_region = split_by_region(conn, scope, lon, lat,
+                                {k: c[k].to_numpy() for k in ("population", "covered", "uncovered")}, lang=lang)
     for level in by_region.values():
         for row in level:
             for k in ("population", "covered", "uncovered"):

@@ -3,7 +3,7 @@
 Public: :func:`impact_card`.
 
 Population is area-weighted over H3 cells (each cell's people x the share of its area inside the zone), split by
-county and prefecture at the cells' centres (:func:`dashboards.services.regions.split_by_region`); protection
+X; protection
 targets and shelters come from PostGIS (:mod:`layers.read.analysis`), the nearest available resource of each kind
 by true geodesic distance from the zone's centroid. ``docs/api.md`` says what every number means.
 """
@@ -72,7 +72,7 @@ def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelte
     t1 = time.perf_counter()
     keep = weighted > 0
     lon, lat = h3cells.cell_centres(cells[keep]) if keep.any() else (np.zeros(0), np.zeros(0))
-    by_region = split_by_region(conn, lon, lat, {"population": weighted[keep]}, lang=lang)
+    by_region = split_by_region(conn, zone, lon, lat, {"population": weighted[keep]}, lang=lang)
     for level in by_region.values():
         for row in level:
             row["population"] = round(row["population"], 1)

@@ -1,12 +1,14 @@
-"""Figures split by county and prefecture, by the one point -> region rule (:func:`geoops.regions.assign_points`).
+"""Figures of a zone split by county and prefecture, by the one point -> region rule
+(:func:`geoops.regions.assign_points`).
 
-Public: :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
+Public: :func:`county_parts`, :func:`split_by_region`, :func:`region_outlines`.
 
-A value that belongs to a point (a cell's people, a cell's uncovered people) goes to the county holding the point:
-inside or on the boundary, the county with the smaller adcode on a shared border, and the geodesically nearest
-county for a point in none (so the parts always add up to the total). A prefecture's figure is the sum of its
-counties. The impact card and the shelter coverage split this way; the situation report, the risk roll-up and the
-leader's trend use the same rule, so the screens agree about every point.
+A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county whose part
+of the zone holds the point: inside or on the boundary, the county with the smaller adcode on a shared border, and
+the geodesically nearest part for a point in none (a cell of the zone whose centre lies just outside it), so the
+parts always add up to the total and only counties that share area with the zone are named. A prefecture's figure
+is the sum of its counties. The impact card and the shelter coverage split this way; for a point inside the zone
+that is the county holding it, as the situation report, the risk roll-up and the leader's trend say.
 """
 
 from __future__ import annotations
@@ -19,48 +21,48 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
 from dashboards.i18n import DEFAULT_LANGUAGE, t
 from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.read import situation
 
-__all__ = ["county_of_points", "split_by_region", "region_outlines"]
-
-#: the counties considered are those meeting the points' bounding box widened by this much (degrees): every county
-#: holding a point, and the near ones for a point in none
-BBOX_PAD_DEG = 0.05
+__all__ = ["county_parts", "split_by_region", "region_outlines"]
 
 
-def county_of_points(conn: Any, lon: NDArray[np.float64], lat: NDArray[np.float64]
-                     ) -> tuple[NDArray[np.int64], list[dict[str, Any]]]:
-    """The county of each point: (index into the counties, or -1 when no county is loaded near; the counties).
-
-    Counties are ``adcode, name, name_en, level, parent_adcode, geometry`` rows of
-    :func:`layers.read.analysis.regions_of_level`, in adcode order.
-    """
-    if lon.size == 0:
-        return np.zeros(0, dtype=np.int64), []
-    box = (float(lon.min()) - BBOX_PAD_DEG, float(lat.min()) - BBOX_PAD_DEG, float(lon.max()) + BBOX_PAD_DEG,
-           float(lat.max()) + BBOX_PAD_DEG)
-    counties = store.regions_of_level(conn, level="county", within=box, geometry=True)
-    return assign_points(lon, lat, [c["geometry"] for c in counties], outside="nearest"), counties
+def _area_of(g: BaseGeometry) -> BaseGeometry | None:
+    """The polygonal part of an intersection (a county that only touches the zone shares a line, no area)."""
+    polys = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon") and not p.is_empty]
+    return shapely.union_all(polys) if polys else None
 
 
-def split_by_region(conn: Any, lon: NDArray[np.float64], lat: NDArray[np.float64],
+def county_parts(conn: Any, zone: BaseGeometry) -> list[dict[str, Any]]:
+    """The counties sharing area with ``zone``, by adcode: ``adcode, name, name_en, parent_adcode, part``
+    (county ∩ zone, polygonal, lon/lat)."""
+    out = []
+    for c in store.regions_in_zone(conn, zone, level="county"):
+        part = _area_of(c["part"])
+        if part is not None:
+            out.append({**c, "part": part})
+    return out
+
+
+def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64],
                     values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE
                     ) -> dict[str, list[dict[str, Any]]]:
-    """Per-point ``values`` summed by county and by prefecture; the parts add up to the totals.
+    """Per-point ``values`` of ``zone`` summed by county and by prefecture; the parts add up to the totals.
 
     Returns
     -------
     dict
         ``{"county": [...], "prefecture": [...]}``. A county row: ``adcode, name, name_en, parent_adcode, cells``
         (points counted) and one sum per key of ``values``; counties holding no point are left out. A prefecture
-        row: ``adcode, name, name_en, cells`` and the sums. Points with no county loaded near them are on a row
-        whose ``adcode`` is None, named in ``lang``.
+        row: ``adcode, name, name_en, cells`` and the sums. Points of a zone that shares area with no loaded
+        county are on a row whose ``adcode`` is None, named in ``lang``.
     """
-    code, counties = county_of_points(conn, lon, lat)
+    counties = county_parts(conn, zone) if lon.size else []
+    code = assign_points(lon, lat, [c["part"] for c in counties], outside="nearest")
     n = len(counties)
     slot = code + 1  # 0: unassigned
     count = np.bincount(slot, minlength=n + 1)

@@ -12,7 +12,8 @@ not use, so nothing else counts); and one incident at the centre of each populat
 - the leader's trend counts, per prefecture, as many new incidents as the card counts populated cells.
 
 Oracle for the split itself: PostGIS ``ST_Intersects`` of each cell centre with the counties (ties to the smaller
-adcode).
+adcode). A second test takes a zone whose edge cells have their centres outside it, in counties sharing no area with
+it: the card names only the counties that share area with the zone.
 """
 
 from __future__ import annotations
@@ -124,3 +125,25 @@ def test_card_sitrep_risk_and_trend_agree_across_a_prefecture_border(seeded: dic
              for a in set(after["counts"]) | set(before["counts"])}
     assert {a: n for a, n in added.items() if n} == {a: r["cells"] for a, r in prefectures.items()}
     assert after["outside"] == before["outside"]
+
+
+def test_card_names_only_counties_sharing_area_with_the_zone(demo_db: Any) -> None:
+    """A zone that is one county (Kundulun, 150203, as the planner's county scope): the cells along its border have
+    their centres in the neighbouring counties, which share no area with it. Those cells count in the nearest part
+    of the zone, so the card names only counties sharing area with the zone (PostGIS ``ST_Area(ST_Intersection)``),
+    here the one county, and the counties add up to the total."""
+    with demo_db.engine.connect() as conn:
+        zone = store.region_geometry(conn, "150203")["geometry"]
+        card = impact_card(conn, zone, res=8)
+        sharing = set(conn.execute(text(
+            "SELECT adcode FROM admin_regions WHERE level = 'county' AND deleted_at IS NULL AND "
+            "ST_Area(ST_Intersection(geom, ST_GeomFromText(:wkt, 4326))) > 0"), {"wkt": zone.wkt}).scalars())
+        lon, lat = h3cells.cell_centres(h3cells.zone_weights(zone, res=8)[0])
+        outside = conn.execute(text(
+            "SELECT count(*) FROM unnest(:x, :y) AS p(x, y) WHERE NOT ST_Intersects(ST_GeomFromText(:wkt, 4326), "
+            "ST_SetSRID(ST_MakePoint(x, y), 4326))"), {"x": lon.tolist(), "y": lat.tolist(), "wkt": zone.wkt}
+        ).scalar_one()
+    assert sharing == {"150203"} and outside > 0, "cells of the zone with their centres outside it"
+    assert [r["adcode"] for r in card["by_region"]["county"]] == ["150203"]
+    assert [r["adcode"] for r in card["by_region"]["prefecture"]] == ["150200"]
+    assert card["by_region"]["county"][0]["population"] == pytest.approx(card["population"], abs=0.1)
