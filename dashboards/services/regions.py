@@ -1,14 +1,16 @@
 """Figures of a zone split by county and prefecture, by the one point -> region rule
 (:func:`geoops.regions.assign_points`).
 
-Public: :func:`county_parts`, :func:`split_by_region`, :func:`region_outlines`.
+Public: :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
 
-A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county whose part
-of the zone holds the point: inside or on the boundary, the county with the smaller adcode on a shared border, and
-the geodesically nearest part for a point in none (a cell of the zone whose centre lies just outside it), so the
-parts always add up to the total and only counties that share area with the zone are named. A prefecture's figure
-is the sum of its counties. The impact card and the shelter coverage split this way; for a point inside the zone
-that is the county holding it, as the situation report, the risk roll-up and the leader's trend say.
+A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county holding
+the point, among the counties that share area with the zone: inside or on the boundary, the county with the smaller
+adcode on a shared border. A point in none of them (the centre of a cell on the zone's edge, lying in a neighbour
+that only touches the zone, or outside every county) goes to the geodesically nearest part of the zone
+(county ∩ zone), so the parts always add up to the total and only counties sharing area with the zone are named. A
+prefecture's figure is the sum of its counties. The impact card and the shelter coverage split this way; for every
+point in a county that shares area with the zone, that is the county the situation report, the risk roll-up and
+the leader's trend name.
 """
 
 from __future__ import annotations
@@ -28,24 +30,34 @@ from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.read import situation
 
-__all__ = ["county_parts", "split_by_region", "region_outlines"]
+__all__ = ["county_of_points", "split_by_region", "region_outlines"]
+
+#: DE-9IM: the interiors meet, i.e. two polygons share area (touching along a border is not enough)
+_SHARE_AREA = "T********"
 
 
 def _area_of(g: BaseGeometry) -> BaseGeometry | None:
-    """The polygonal part of an intersection (a county that only touches the zone shares a line, no area)."""
+    """The polygonal part of an intersection, or None when it has no area."""
     polys = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon") and not p.is_empty]
     return shapely.union_all(polys) if polys else None
 
 
-def county_parts(conn: Any, zone: BaseGeometry) -> list[dict[str, Any]]:
-    """The counties sharing area with ``zone``, by adcode: ``adcode, name, name_en, parent_adcode, part``
-    (county ∩ zone, polygonal, lon/lat)."""
-    out = []
-    for c in store.regions_in_zone(conn, zone, level="county"):
-        part = _area_of(c["part"])
-        if part is not None:
-            out.append({**c, "part": part})
-    return out
+def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64]
+                     ) -> tuple[NDArray[np.int64], list[dict[str, Any]]]:
+    """The county of each point of ``zone`` (module docstring): (index into the counties, -1 when the zone shares
+    area with no loaded county; the counties sharing area with the zone, by adcode, as rows of
+    :func:`layers.read.analysis.regions_of_level`)."""
+    if lon.size == 0:
+        return np.zeros(0, dtype=np.int64), []
+    shapely.prepare(zone)
+    counties = [c for c in store.regions_of_level(conn, level="county", within=zone.bounds, geometry=True)
+                if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
+    code = assign_points(lon, lat, [c["geometry"] for c in counties], outside="none")
+    rest = np.flatnonzero(code < 0)
+    if rest.size and counties:
+        parts = [_area_of(shapely.intersection(c["geometry"], zone)) for c in counties]
+        code[rest] = assign_points(lon[rest], lat[rest], parts, outside="nearest")
+    return code, counties
 
 
 def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64],
@@ -61,8 +73,7 @@ def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat
         row: ``adcode, name, name_en, cells`` and the sums. Points of a zone that shares area with no loaded
         county are on a row whose ``adcode`` is None, named in ``lang``.
     """
-    counties = county_parts(conn, zone) if lon.size else []
-    code = assign_points(lon, lat, [c["part"] for c in counties], outside="nearest")
+    code, counties = county_of_points(conn, zone, lon, lat)
     n = len(counties)
     slot = code + 1  # 0: unassigned
     count = np.bincount(slot, minlength=n + 1)
