@@ -375,8 +375,9 @@ def _schemas_along(root: Mapping[str, Any], evaluation_path: Sequence[Any]) -> l
 
 def _best(errors: list[Any], body: Any) -> Any:
     """The refusal to report: an unknown member first (as the API always did), else the first; inside ``oneOf`` /
-    ``anyOf``, the branch the value was meant for (not refused by its ``type`` or discriminating ``type`` member),
-    then its deepest refusal."""
+    ``anyOf``, the branch the value was meant for (not refused by its JSON type or its ``type`` member; then the one
+    that got deepest, with more than a missing member), and in it a refused ``type`` member, else the deepest
+    refusal."""
     best = next((e for e in errors if e.kind.name == "additionalProperties"), errors[0])
     while best.kind.name in ("oneOf", "anyOf") and getattr(best.kind, "context", None):
         base = list(best.instance_path)
@@ -390,9 +391,16 @@ def _best(errors: list[Any], body: Any) -> Any:
         if not branches:
             break
         live = [b for b in branches if not ruled_out(b)] or branches
-        branch = max(live, key=lambda b: max(len(e.instance_path) for e in b))
-        best = max(branch, key=lambda e: (len(e.instance_path), e.kind.name not in _WEAK))
+        branch = max(live, key=lambda b: (max(len(e.instance_path) for e in b),
+                                          any(e.kind.name not in _WEAK for e in b), -len(b)))
+        best = max(branch, key=lambda e: (_discriminates(e), len(e.instance_path), e.kind.name not in _WEAK))
     return best
+
+
+def _discriminates(err: Any) -> bool:
+    """A refused ``type`` member (a LineString where a Point is wanted): it explains the other refusals."""
+    path = list(err.instance_path)
+    return bool(path) and path[-1] == "type" and err.kind.name in ("enum", "const")
 
 
 def _refusal(ep: Endpoint, body: Any, err: Any) -> ApiError:

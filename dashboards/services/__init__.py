@@ -7,7 +7,7 @@ Modules: :mod:`~dashboards.services.zones` (zones and points from a request, che
 :mod:`~dashboards.services.nearest` (nearest resources, single and batch), :mod:`~dashboards.services.buffer`
 (multi-ring buffers), :mod:`~dashboards.services.drawings` (impact zones drawn or posted),
 :mod:`~dashboards.services.wall` (the wall picture), :mod:`~dashboards.services.coalesce` (one computation for many
-screens).
+screens), :mod:`~dashboards.services.figures` (rounding and timing of what a service returns).
 
 A service takes a connection (or an engine) and plain values, and returns plain data (dicts, lists, arrays). It
 imports no web framework (flask, dash, werkzeug) and nothing of ``dashboards.api`` or ``dashboards.pages``: the
