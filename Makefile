@@ -59,7 +59,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy geoops layers
+	$(BIN)/mypy geoops layers dashboards
 	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q
 
 bench: install

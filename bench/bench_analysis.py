@@ -7,7 +7,8 @@ offline demo of Inner Mongolia (``layers.reference.demo.load_demo``, 0.01 degree
 drill seed 2024) and ``--resources`` extra seeded synthetic resources (so that nearest runs on a big table).
 Printed, each with its reference and the ratio:
 
-1. impact card of a 10,000 km2 zone at res 8: p50 of the server-side function and through the Flask test client,
+1. impact card of a 10,000 km2 zone at res 8: p50 of the service (``dashboards.services.impact.impact_card``) and
+   through the Flask test client,
    vs the exact raster reference (pixel-fraction sum over the GeoTIFF) and vs ``rasterio.mask`` (pixel centres);
    plus the relative difference of the populations;
 2. single nearest-3 through the API (p50) vs the raw PostGIS KNN SQL (``ORDER BY geom <-> pt LIMIT 3``);
@@ -18,7 +19,6 @@ Printed, each with its reference and the ratio:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -156,8 +156,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     args = ap.parse_args()
 
-    from dashboards.api.analysis import impact, shelter_coverage
     from dashboards.app import create_app
+    from dashboards.services.coverage import shelter_coverage
+    from dashboards.services.impact import impact_card
     from geoops import geodesic
     from layers.read import analysis as store
     from layers.store.settings import Settings
@@ -167,14 +168,8 @@ def main() -> None:
     eng = create_engine(url, pool_size=2)
     app = create_app(Settings(database_url=url))
     client = app.server.test_client()
-    token = bench_token(eng)
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"   # POSTs need a token since auth came in
-    from layers.store.auth import create_token  # analysis calls need an account or a token (dashboards.auth)
-
-    with eng.begin() as c:
-        token = create_token(c, f"bench-{os.getpid()}-{int(time.time())}", layers=["*"], access="read",
-                             created_by="bench")
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    # analysis calls need an account or a token (dashboards.auth); one read token, replaced on every run
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bench_token(eng)}"
     masked = make_url(url).render_as_string(hide_password=True)
     print(f"database {masked}; raster {raster}")
     with eng.connect() as c:
@@ -185,7 +180,7 @@ def main() -> None:
     zone = ZONE_10K
     km2 = float(geodesic.area_m2(zone)) / 1e6
     with eng.connect() as conn:
-        t_fn, card = p50(lambda: impact(conn, zone, res=8), args.repeat)
+        t_fn, card = p50(lambda: impact_card(conn, zone, res=8), args.repeat)
         c_fn = CPU["last"]
     t_api, _ = p50(lambda: client.post("/api/v1/analysis/impact", json={"geometry": mapping(zone), "res": 8}),
                    args.repeat)

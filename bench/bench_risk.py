@@ -1,4 +1,4 @@
-"""Leader page risk (``dashboards.api.analysis.risk``, every active hazard of the demo) with wall and CPU time, and
+"""Leader page risk (``dashboards.services.risk.regional_risk``, every active hazard of the demo) with wall and CPU time, and
 its cell -> county step side by side with the plain tree query it replaced.
 
 Run: ``python -m bench.bench_risk [--url URL] [--repeat 5]`` (uses ``sitroom_bench`` as ``bench.bench_analysis``
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     import geopandas as gpd
 
     from bench.bench_analysis import bench_url, ensure_data
-    from dashboards.api.analysis import risk
+    from dashboards.services.risk import regional_risk as risk
     from geoops import h3cells
     from geoops.population import cells_to_regions
     from layers.read import analysis as store

@@ -6,7 +6,7 @@ built lazily from the settings on first access).
 Everything is served from this machine: Dash's own JavaScript (``serve_locally``), ``dashboards/assets/`` and no
 external stylesheet or script. The language of a request is ``?lang=``, else the ``sitroom_lang`` cookie (set here
 whenever ``?lang=`` is given), else ``settings.language``. Database engines are created lazily, once per process
-(``dashboards.api.db_engine``), so gunicorn workers never share a connection pool.
+(``dashboards.context.db_engine``), so gunicorn workers never share a connection pool.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from dash import dcc, html
 from flask import Flask, Response, request
 
 from dashboards import ids
-from dashboards.api import API_PREFIX, create_blueprint
+from dashboards.api import create_blueprint
 from dashboards.auth import install_auth, user_badge
+from dashboards.context import API_PREFIX
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from dashboards.limits import install_limits
 from dashboards.tiles import tiles_bp
@@ -38,7 +39,7 @@ _DASH_LOADING = re.compile(r'(<div class="_dash-loading">\s*)Loading\.\.\.')
 class SitroomDash(dash.Dash):
     """Dash with a translated ``<title>`` and ``<html lang>`` per request."""
 
-    def interpolate_index(self, **kwargs: Any) -> str:
+    def interpolate_index(self, **kwargs: Any) -> str:  # type: ignore[override]  # Dash passes keywords only
         kwargs["title"] = t("app.title")
         page = super().interpolate_index(**kwargs)
         page = _DASH_LOADING.sub(lambda m: m[1] + t("app.loading"), page, count=1)  # shown until React renders
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     ----------
     settings : Settings, optional
         Default: the process-wide :func:`layers.store.settings.get_settings`. Views and callbacks read them with
-        :func:`dashboards.api.settings`.
+        :func:`dashboards.context.settings`.
 
     Returns
     -------
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
 
     app = SitroomDash(
         "dashboards",
-        server=server,
+        server=server,  # type: ignore[arg-type]  # Dash takes a Flask app here; its annotation leaves it out
         use_pages=True,
         pages_folder=str(PAGES_DIR),
         assets_folder=str(ASSETS_DIR),
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         external_scripts=[],
         suppress_callback_exceptions=True,
         title=t("app.title", s.language),
-        update_title=None,  # no "Updating..." flicker in the tab of an unattended wall
+        update_title=None,  # type: ignore[arg-type]  # None: no "Updating..." flicker in an unattended wall's tab
         compress=False,
     )
     app.layout = shell_layout

@@ -40,10 +40,11 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, redirect, request, session
+from werkzeug.wrappers import Response as BaseResponse
 
-from dashboards.api import API_PREFIX, db_engine, db_read
-from dashboards.api import settings as current_settings
-from dashboards.api.errors import ApiError, classify, error_body, json_response
+from dashboards.context import API_PREFIX, db_engine, db_read, set_acting_user
+from dashboards.context import settings as current_settings
+from dashboards.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
 from layers.store.settings import Settings
 
@@ -241,13 +242,13 @@ def _rule_for_request() -> Rule:
     return Rule("write")
 
 
-def _deny(status: int, code: str, detail: str) -> Response:
+def _deny(status: int, code: str, detail: str) -> BaseResponse:
     if _is_api(request.path) or request.method not in SAFE_METHODS:
         body = error_body(ApiError(detail, status=status, code=code))[1]
         headers = {"WWW-Authenticate": 'Bearer realm="sitroom"'} if status == 401 else {}
         return json_response(body, status, headers=headers)
     if status == 401:
-        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")  # type: ignore[return-value]
+        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
     return _html_page(t("auth.forbidden.title"), f'<p class="sr-warning">{escape(t("error.forbidden"))}</p>'
                       f'<p><a href="/">{escape(t("app.title"))}</a></p>', status=403)
 
@@ -271,7 +272,7 @@ def csrf_token() -> str:
     return token
 
 
-def _before_request() -> Response | None:
+def _before_request() -> BaseResponse | None:
     g.sitroom_principal = None
     path = request.path
     token = _bearer()
@@ -463,7 +464,7 @@ def _login_form(error: str | None = None, *, status: int = 200, username: str = 
     return _html_page(t("auth.login.title"), body, status=status)
 
 
-def _login() -> Response:
+def _login() -> BaseResponse:
     if request.method == "GET":
         return _login_form()
     if not _check_csrf():
@@ -483,16 +484,16 @@ def _login() -> Response:
     with _user_cache_lock:
         _user_cache.pop(int(user.id or 0), None)
     log.info("login %s (%s) from %s", user.name, user.role, request.remote_addr)
-    return redirect(_safe_next(request.form.get("next")), code=303)  # type: ignore[return-value]
+    return redirect(_safe_next(request.form.get("next")), code=303)
 
 
-def _logout() -> Response:
+def _logout() -> BaseResponse:
     if "uid" in session and not _check_csrf():
         return _deny(403, "csrf_failed", "missing or wrong CSRF token")
     session.clear()
     response = redirect("/login", code=303)
     response.delete_cookie(CSRF_COOKIE, path="/")
-    return response  # type: ignore[return-value]
+    return response
 
 
 def user_badge() -> Any:
@@ -536,6 +537,7 @@ def install_auth(app: Any, settings: Settings | None = None) -> Flask:
         SITROOM_CSP=None,
         SITROOM_DASH_APP=app if hasattr(app, "server") else None,
     )
+    set_acting_user(current_user_name)  # what the history records, for services that must not import auth
     bp = Blueprint("sitroom_auth", __name__)
     bp.add_url_rule("/login", endpoint="login", view_func=_login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", endpoint="logout", view_func=_logout, methods=["POST"])

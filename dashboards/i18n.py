@@ -70,25 +70,17 @@ def normalize_lang(value: object) -> str | None:
 
 def _default_lang() -> str:
     try:
-        from flask import current_app, has_app_context
+        from dashboards.context import settings
 
-        if has_app_context():
-            s = current_app.config.get("SITROOM_SETTINGS")
-            if s is not None:
-                return str(s.language)
-        from layers.store.settings import get_settings
-
-        return str(get_settings().language)
+        return str(settings().language)
     except Exception:  # noqa: BLE001 - bad settings fail at start-up elsewhere; translation must not
         return DEFAULT_LANGUAGE
 
 
 def current_lang() -> str:
     """The language of the current request: ``?lang=``, else cookie ``sitroom_lang``, else settings.language."""
-    try:
-        from flask import has_request_context, request
-    except ImportError:  # pragma: no cover - flask is a dependency
-        return _default_lang()
+    from flask import has_request_context, request
+
     if has_request_context():
         for candidate in (request.args.get("lang"), request.cookies.get(COOKIE)):
             lang = normalize_lang(candidate)

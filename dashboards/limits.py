@@ -23,11 +23,12 @@ import json
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
+from psycopg.errors import QueryCanceled
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
 from sqlalchemy.pool import Pool
 
-from dashboards.api.errors import ApiError, error_response
+from dashboards.errors import ApiError, error_response
 
 #: most [x, y] pairs one request may carry (same as geoops.validate's default per geometry)
 MAX_VERTICES = 200_000
@@ -168,12 +169,7 @@ def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    try:
-        from psycopg.errors import QueryCanceled
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(orig, QueryCanceled)
+    return isinstance(getattr(exc, "orig", None), QueryCanceled)
 
 
 def _operational_error(exc: OperationalError) -> Response:

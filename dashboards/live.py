@@ -49,8 +49,8 @@ from flask import Response, request
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
-from dashboards.api import db_engine
 from dashboards.api.openapi import endpoint, query
+from dashboards.context import db_engine
 from layers.read import history
 from layers.store.models import FEATURE_MODELS
 

@@ -148,7 +148,7 @@ def render_pdf(html: str) -> bytes:
     """PDF bytes of a report's HTML (WeasyPrint; fonts subset, images embedded as they are)."""
     import weasyprint
 
-    return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()  # type: ignore[no-any-return]
+    return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf()
 
 
 def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, since: datetime | None = None,

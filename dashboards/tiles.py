@@ -7,21 +7,21 @@ Public: :data:`tiles_bp`, :func:`basemap_config`, :data:`ATTRIBUTIONS`.
 and cached when missing. Responses carry ``Cache-Control``, an ``ETag`` built from the data version (so a browser
 revalidates cheaply and sees new boundaries within the max-age) and ``X-Tile-Cache: hit|miss``. A zoom outside
 0-18, a tile outside the grid, or anything that is not a number is 404. Register with
-``server.register_blueprint(tiles_bp)``; the app's settings are read from ``app.config["SITROOM_SETTINGS"]``.
+``server.register_blueprint(tiles_bp)``; the app's settings and database come from :mod:`dashboards.context`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, has_app_context, request
+from flask import Blueprint, Response, abort, request
 from sqlalchemy import Engine
 
+from dashboards.context import db_engine, settings
 from layers.render.tiles import BASEMAPS, TileError, check_tile, current_content, get_tile
-from layers.store.settings import Settings, get_settings
+from layers.store.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,33 +98,13 @@ def basemap_config(settings: Settings, lang: str, *, dark: bool = False) -> dict
             "overlay_url_template": None}
 
 
-def _settings() -> Settings:
-    if has_app_context():
-        s = current_app.config.get("SITROOM_SETTINGS")
-        if s is not None:
-            return s  # type: ignore[no-any-return]
-    return get_settings()
-
-
-_urls: dict[tuple[str | None, str], str] = {}
-_urls_lock = threading.Lock()
-
-
-def _engine(s: Settings) -> Engine | None:
+def _engine() -> Engine | None:
     """The app's database engine, or None when there is no database to read boundaries from (tiles still render)."""
-    from layers.store.db import database_url, get_engine
-
-    key = (s.database_url, str(s.state_dir))
-    with _urls_lock:
-        url = _urls.get(key)
-        if url is None:
-            try:
-                url = database_url(s)  # the private cluster's URL costs a `pg_ctl status`: once per process
-            except Exception as e:  # noqa: BLE001 - no database: draw without boundaries
-                log.warning("basemap: no database (%s); tiles are drawn without admin boundaries", e)
-                return None
-            _urls[key] = url
-    return get_engine(url)
+    try:
+        return db_engine()  # the private cluster's URL costs a `pg_ctl status`: resolved once per process
+    except Exception as e:  # noqa: BLE001 - no database: draw without boundaries
+        log.warning("basemap: no database (%s); tiles are drawn without admin boundaries", e)
+        return None
 
 
 @tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.png")
@@ -137,11 +117,12 @@ def tile(basemap: str, z: str, x: str, y: str) -> Response:
         check_tile(zi, xi, yi)
     except TileError:
         abort(404)
-    s = _settings()
-    content = current_content(_engine(s), max_age_s=CONTENT_CHECK_S)
+    s = settings()
+    content = current_content(_engine(), max_age_s=CONTENT_CHECK_S)
     data, hit = get_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir)
     resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = f"public, max-age={TILE_MAX_AGE_S}"
     resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"
     resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}")
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # 304 when the browser's ETag matches; changes resp itself
+    return resp

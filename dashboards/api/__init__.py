@@ -1,104 +1,44 @@
-"""The HTTP API frame: the ``/api/v1`` blueprint, database access for views and callbacks, and the health check.
+"""The HTTP API frame: the ``/api/v1`` blueprint and the health check.
 
-Public: :data:`ENDPOINT_MODULES`, :func:`create_blueprint`, :func:`db_engine`, :func:`settings`,
-:func:`db_read`, :func:`json_response` (re-exported from :mod:`dashboards.api.errors`), :func:`current_user_name`.
+Public: :func:`create_blueprint`.
 
-An endpoint module declares its views with :func:`dashboards.api.openapi.endpoint`; list it in
-:data:`ENDPOINT_MODULES` and :func:`create_blueprint` routes it, documents it in ``/api/v1/openapi.json`` and maps its
-errors to JSON (``dashboards/api/errors.py``). Views and Dash callbacks reach PostGIS only through layers functions,
-with a connection from :func:`db_engine` (created lazily, once per process: never shared across gunicorn forks).
+An endpoint module declares its views with :func:`dashboards.api.openapi.endpoint` and is imported by
+:func:`declare_endpoints`; :func:`create_blueprint` routes every declared view, documents it in
+``/api/v1/openapi.json`` and maps its errors to JSON (:mod:`dashboards.errors`). Views parse the request, call a
+service (:mod:`dashboards.services`) or a ``layers`` function with a connection from
+:func:`dashboards.context.db_engine`, and answer JSON.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, has_app_context
-from sqlalchemy import Connection, Engine
+from flask import Blueprint
 from werkzeug.exceptions import NotFound
 
-from dashboards.api.errors import error_body, json_response, register_error_handlers
-from dashboards.api.openapi import API_PREFIX, REGISTRY, endpoint, register_schema, view_function
+from dashboards.api.openapi import REGISTRY, endpoint, register_schema, view_function
+from dashboards.context import API_PREFIX, db_read
+from dashboards.errors import error_body, json_response, register_error_handlers
 from layers.read.queries import database_status
-from layers.store.settings import Settings, get_settings
 
-#: modules whose import declares endpoints (one line per module)
-ENDPOINT_MODULES: tuple[str, ...] = (
-    "dashboards.api.openapi",
-    "dashboards.api.layers",
-    "dashboards.api.analysis",
-    "dashboards.api.drawings",
-    "dashboards.api.wall",
-    "dashboards.api.reports",
-    "dashboards.api.write",
-    "dashboards.api.situation",
-    "dashboards.live",
-)
-
-__all__ = ["ENDPOINT_MODULES", "create_blueprint", "db_engine", "db_read", "settings", "json_response", "API_PREFIX",
-           "current_user_name"]
+__all__ = ["create_blueprint", "declare_endpoints"]
 
 
-def current_user_name() -> str:
-    """Who the history records for this request (:func:`dashboards.auth.current_user_name`; imported lazily,
-    since :mod:`dashboards.auth` imports this module)."""
-    from dashboards.auth import current_user_name as f
-
-    return f()
-
-
-def settings() -> Settings:
-    """The settings of the running app (those given to ``create_app``), else the process-wide settings."""
-    if has_app_context():
-        s = current_app.config.get("SITROOM_SETTINGS")
-        if s is not None:
-            return s  # type: ignore[no-any-return]
-    return get_settings()
-
-
-_resolved_urls: dict[tuple[str | None, str], str] = {}
-
-
-def db_read() -> Connection:
-    """A pooled connection in autocommit mode, for reads of one or a few statements (``with db_read() as conn:``).
-
-    It saves the BEGIN and ROLLBACK round trips of :func:`db_engine` ``().connect()``; each statement sees the data
-    committed when it starts, as in a READ COMMITTED transaction, and a single statement that writes is atomic on its
-    own. Anything that writes with more than one statement takes ``db_engine().begin()``; ``SET LOCAL`` /
-    ``set_config(..., true)`` last one statement here.
-    """
-    return db_engine().connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
-def db_engine() -> Engine:
-    """The engine of this process for the app's database (lazily created; pool pre-ping survives restarts).
-
-    Raises
-    ------
-    layers.store.errors.ClusterError
-        No ``SITROOM_DATABASE_URL`` and the private cluster is not running (mapped to HTTP 503).
-    """
-    from layers.store.db import database_url, get_engine
-
-    s = settings()
-    key = (s.database_url, str(s.state_dir))
-    url = _resolved_urls.get(key)
-    if url is None:
-        # resolving the private cluster's URL runs `pg_ctl status`: once per process, then cached
-        url = database_url(s)
-        _resolved_urls[key] = url
-    return get_engine(url)
-
-
-def reset_db_cache() -> None:
-    """Forget resolved database URLs and engines (after fork, or when the database moved)."""
-    from layers.store.db import reset_engines
-
-    _resolved_urls.clear()
-    reset_engines()
+def declare_endpoints() -> None:
+    """Import every endpoint module: importing one declares its views in the registry."""
+    from dashboards import live  # noqa: F401 - /events
+    from dashboards.api import (  # noqa: F401
+        analysis,
+        drawings,
+        layers,
+        openapi,
+        reports,
+        situation,
+        wall,
+        write,
+    )
 
 
 register_schema("Health", {
@@ -149,8 +89,7 @@ def _not_found(rest: str = "") -> Any:
 
 def create_blueprint() -> Blueprint:
     """A fresh ``/api/v1`` blueprint with every declared endpoint, the JSON error handlers and a JSON 404."""
-    for name in ENDPOINT_MODULES:
-        importlib.import_module(name)
+    declare_endpoints()
     bp = Blueprint("api_v1", __name__, url_prefix=API_PREFIX)
     for ep in REGISTRY.values():
         bp.add_url_rule(ep.rule, endpoint=ep.operation_id, view_func=view_function(ep), methods=[ep.method])

@@ -1,39 +1,32 @@
 """Drawing endpoints: the analysts' impact zones and annotations (saved, edited, soft-deleted, kept in history).
 
 Public (HTTP, under ``/api/v1``): ``GET|POST /impact-zones``, ``GET|POST /annotations``,
-``GET|PATCH|DELETE /annotations/<id>``. Python: :func:`current_user`, :func:`zone_feature`,
-:func:`annotation_feature`, :func:`create_zones`, :func:`zone_circle` (the analyst page calls these too).
+``GET|PATCH|DELETE /annotations/<id>``. Python: :func:`zone_feature`, :func:`annotation_feature`.
 
-Views parse the request and call :mod:`layers.ingest.drawings` inside one transaction (``layers.store.db.session_scope``) with the
-user recorded; every problem is a 4xx naming the field, the value and what is allowed (``dashboards/api/errors.py``).
-The user is the request's principal (:func:`dashboards.api.current_user_name`: username or ``token:<name>``).
+Views take the body checked against its schema and call :mod:`dashboards.services.drawings` or
+:mod:`layers.ingest.drawings` inside one transaction (``layers.store.db.session_scope``) with the acting user
+recorded (:func:`dashboards.context.acting_user`: username or ``token:<name>``). Fields the store checks as data
+(kind, symbol, label, colour) answer 422 as the store does; a malformed request 400.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import has_request_context
-
-from dashboards.api import current_user_name, db_engine, settings
-from dashboards.api.errors import ParameterError, json_response
-from dashboards.api.openapi import body_keys, endpoint, register_schema
-from geoops import geodesic
-from geoops.validate import check_geometry
+from dashboards.api.openapi import STORE_CHECKED, endpoint, register_schema
+from dashboards.context import acting_user, db_engine, settings
+from dashboards.errors import json_response
+from dashboards.services import drawings as zones_service
 from layers.ingest import drawings
 from layers.store import vocab
 from layers.store.db import session_scope
 
-ANONYMOUS = "anonymous"
 ZONE_KINDS = list(vocab.keys("zone_kind"))
 SYMBOLS = list(vocab.keys("annotation_symbol"))
 
 
-def current_user() -> str:
-    """Who is drawing: the signed-in user or API token of the request (:mod:`dashboards.auth`), else ``anonymous``."""
-    if has_request_context():
-        return current_user_name()[:64]
-    return ANONYMOUS
+def _user() -> str:
+    return acting_user()[:64]
 
 
 def _iso(v: Any) -> Any:
@@ -55,51 +48,14 @@ def annotation_feature(a: dict[str, Any]) -> dict[str, Any]:
             "properties": {**a["properties"], **props}}
 
 
-def zone_circle(center: Any, radius_m: Any, *, field: str = "geometry") -> tuple[Any, dict[str, Any]]:
-    """A geodesic circle zone from ``[lon, lat]`` and a radius in metres -> (polygon, properties to store)."""
-    from shapely.geometry import Point
-
-    if (not isinstance(center, (list, tuple)) or len(center) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in center)):
-        raise ParameterError(field=f"{field}.center", value=center, allowed="[lon, lat] in degrees")
-    if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float)) or not (
-            0 < radius_m <= geodesic.MAX_DISTANCE_M):
-        raise ParameterError(field=f"{field}.radius_m", value=radius_m,
-                             allowed=f"a number in (0, {geodesic.MAX_DISTANCE_M:g}] metres")
-    c, _ = check_geometry(Point(float(center[0]), float(center[1])),
-                          service_area=tuple(settings().service_area), field=f"{field}.center")  # type: ignore
-    return (geodesic.circle(c.x, c.y, radius_m=float(radius_m)),
-            {"center": [c.x, c.y], "radius_m": float(radius_m)})
-
-
-def create_zones(items: list[dict[str, Any]], *, user: str) -> list[dict[str, Any]]:
-    """Save zones in one transaction (a ``{"center", "radius_m"}`` geometry becomes a geodesic circle, kind circle)."""
-    prepared = []
-    for i, item in enumerate(items):
-        field = "geometry" if len(items) == 1 else f"zones[{i}].geometry"
-        if not isinstance(item, dict):
-            raise ParameterError(field=field.rsplit(".", 1)[0], value=item, allowed="a JSON object")
-        item = dict(item)
-        g = item.get("geometry")
-        if isinstance(g, dict) and "center" in g and "type" not in g:
-            poly, extra = zone_circle(g.get("center"), g.get("radius_m"), field=field)
-            item["geometry"] = poly
-            item.setdefault("kind", "circle")
-            item["properties"] = {**(item.get("properties") or {}), **extra}
-        prepared.append(item)
-    with session_scope(db_engine(), user=user) as s:
-        return drawings.save_zones(s, prepared, user=user, service_area=settings().service_area)
-
-
 register_schema("ImpactZoneInput", {
     "type": "object", "required": ["geometry"], "additionalProperties": False,
     "properties": {
-        "geometry": {"oneOf": [{"$ref": "#/components/schemas/Geometry"},
-                               {"type": "object", "required": ["center", "radius_m"]}],
+        "geometry": {"oneOf": [{"$ref": "#/components/schemas/Geometry"}, {"$ref": "#/components/schemas/Circle"}],
                      "description": "a (Multi)Polygon, or a geodesic circle {center: [lon, lat], radius_m}"},
-        "kind": {"type": "string", "enum": ZONE_KINDS, "default": "drawn"},
-        "name": {"type": ["string", "null"], "maxLength": drawings.MAX_LABEL_CHARS},
-        "status": {"type": "string", "enum": list(vocab.keys("zone_status")), "default": "active"},
+        "kind": {"type": "string", "enum": ZONE_KINDS, "default": "drawn", **STORE_CHECKED},
+        "name": {"type": ["string", "null"], "maxLength": drawings.MAX_LABEL_CHARS, **STORE_CHECKED},
+        "status": {"type": "string", "enum": list(vocab.keys("zone_status")), "default": "active", **STORE_CHECKED},
         "properties": {"type": "object", "description": "e.g. distance_m of a ring"},
     },
 })
@@ -110,7 +66,7 @@ register_schema("ImpactZoneInput", {
           responses={200: ("A FeatureCollection", {"$ref": "#/components/schemas/FeatureCollection"},
                            "application/geo+json")})
 def list_impact_zones() -> Any:
-    with session_scope(db_engine(), user=current_user()) as s:
+    with session_scope(db_engine(), user=_user()) as s:
         zones = drawings.list_zones(s)
     return json_response({"type": "FeatureCollection", "features": [zone_feature(z) for z in zones]},
                          mimetype="application/geo+json")
@@ -119,34 +75,30 @@ def list_impact_zones() -> Any:
 @endpoint("/impact-zones", "POST", tags=("drawings",), operation_id="create_impact_zones",
           summary="Save one impact zone, or several in one transaction ({\"zones\": [...]})",
           request_body={"oneOf": [{"$ref": "#/components/schemas/ImpactZoneInput"},
-                                  {"type": "object", "required": ["zones"], "properties": {"zones": {
-                                      "type": "array", "items": {"$ref": "#/components/schemas/ImpactZoneInput"}}}}],
+                                  {"type": "object", "required": ["zones"], "additionalProperties": False,
+                                   "properties": {"zones": {"type": "array", "minItems": 1, "items": {
+                                       "$ref": "#/components/schemas/ImpactZoneInput"}}}}],
                         "example": {"geometry": {"center": [111.75, 40.84], "radius_m": 3000}, "name": "leak"}},
           responses={201: ("The saved zones", {"$ref": "#/components/schemas/FeatureCollection"},
                            "application/geo+json")})
-def create_impact_zones(*, body: Any) -> Any:
-    if not isinstance(body, dict):
-        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
-    if "zones" in body:
-        if set(body) != {"zones"} or not isinstance(body["zones"], list) or not body["zones"]:
-            raise ParameterError(field="zones", value=body.get("zones"), allowed="a non-empty list of zones")
-        items = body["zones"]
-    else:
-        items = [body]
-    saved = create_zones(items, user=current_user())
+def create_impact_zones(*, body: dict[str, Any]) -> Any:
+    items = body["zones"] if "zones" in body else [body]
+    saved = zones_service.save_zones(db_engine(), items, user=_user(), service_area=settings().service_area)
     return json_response({"type": "FeatureCollection", "features": [zone_feature(z) for z in saved]}, 201,
                          mimetype="application/geo+json")
 
 
+ANNOTATION_FIELDS = {
+    "geometry": {"$ref": "#/components/schemas/Geometry"},
+    "symbol": {"type": "string", "enum": SYMBOLS, **STORE_CHECKED},
+    "label": {"type": ["string", "null"], "maxLength": drawings.MAX_LABEL_CHARS, **STORE_CHECKED},
+    "color": {"type": "string", "pattern": drawings.COLOR_PATTERN.pattern, **STORE_CHECKED},
+}
 ANNOTATION_BODY = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "geometry": {"$ref": "#/components/schemas/Geometry"},
-        "symbol": {"type": "string", "enum": SYMBOLS},
-        "label": {"type": ["string", "null"], "maxLength": drawings.MAX_LABEL_CHARS},
-        "color": {"type": "string", "pattern": drawings.COLOR_PATTERN.pattern, "default": drawings.DEFAULT_COLOR},
-        "properties": {"type": "object"},
-    },
+    "type": "object", "additionalProperties": False, "required": ["geometry", "symbol"],
+    "properties": {**ANNOTATION_FIELDS,
+                   "color": {**ANNOTATION_FIELDS["color"], "default": drawings.DEFAULT_COLOR},
+                   "properties": {"type": "object"}},
     "example": {"geometry": {"type": "Point", "coordinates": [111.75, 40.84]}, "symbol": "command_post",
                 "label": "前方指挥部", "color": "#1e88e5"},
 }
@@ -157,7 +109,7 @@ ANNOTATION_BODY = {
           responses={200: ("A FeatureCollection", {"$ref": "#/components/schemas/FeatureCollection"},
                            "application/geo+json")})
 def list_annotations() -> Any:
-    with session_scope(db_engine(), user=current_user()) as s:
+    with session_scope(db_engine(), user=_user()) as s:
         items = drawings.list_annotations(s)
     return json_response({"type": "FeatureCollection", "features": [annotation_feature(a) for a in items]},
                          mimetype="application/geo+json")
@@ -165,17 +117,14 @@ def list_annotations() -> Any:
 
 @endpoint("/annotations", "POST", tags=("drawings",), operation_id="create_annotation",
           summary="Place an annotation: an emergency symbol, a label and a colour on a point, line or area",
-          request_body={**ANNOTATION_BODY, "required": ["geometry", "symbol"]},
+          request_body=ANNOTATION_BODY,
           responses={201: ("The saved annotation", {"$ref": "#/components/schemas/Feature"},
                            "application/geo+json")})
-def create_annotation(*, body: Any) -> Any:
-    b = body_keys(body, ("geometry", "symbol", "label", "color", "properties"))
-    if b.get("geometry") is None:
-        raise ParameterError(field="geometry", value=None, allowed="a GeoJSON geometry", code="missing_parameter")
-    user = current_user()
+def create_annotation(*, body: dict[str, Any]) -> Any:
+    user = _user()
     with session_scope(db_engine(), user=user) as s:
-        a = drawings.save_annotation(s, b["geometry"], user=user, symbol=b.get("symbol"), label=b.get("label"),
-                                     color=b.get("color", drawings.DEFAULT_COLOR), properties=b.get("properties"),
+        a = drawings.save_annotation(s, body["geometry"], user=user, symbol=body["symbol"], label=body.get("label"),
+                                     color=body["color"], properties=body.get("properties"),
                                      service_area=settings().service_area)
     return json_response(annotation_feature(a), 201, mimetype="application/geo+json")
 
@@ -184,21 +133,20 @@ def create_annotation(*, body: Any) -> Any:
           summary="One live annotation",
           responses={200: ("The annotation", {"$ref": "#/components/schemas/Feature"}, "application/geo+json")})
 def get_annotation(annotation_id: int) -> Any:
-    with session_scope(db_engine(), user=current_user()) as s:
+    with session_scope(db_engine(), user=_user()) as s:
         a = drawings.get_annotation(s, annotation_id)
     return json_response(annotation_feature(a), mimetype="application/geo+json")
 
 
 @endpoint("/annotations/<int:annotation_id>", "PATCH", tags=("drawings",), operation_id="update_annotation",
           summary="Change the label, colour, symbol or geometry of an annotation (the old version stays in history)",
-          request_body=ANNOTATION_BODY,
+          request_body={"type": "object", "additionalProperties": False, "properties": ANNOTATION_FIELDS},
           responses={200: ("The annotation after the change", {"$ref": "#/components/schemas/Feature"},
                            "application/geo+json")})
-def update_annotation(annotation_id: int, *, body: Any) -> Any:
-    b = body_keys(body, ("geometry", "symbol", "label", "color"))
-    user = current_user()
+def update_annotation(annotation_id: int, *, body: dict[str, Any]) -> Any:
+    user = _user()
     with session_scope(db_engine(), user=user) as s:
-        a = drawings.update_annotation(s, annotation_id, user=user, service_area=settings().service_area, **b)
+        a = drawings.update_annotation(s, annotation_id, user=user, service_area=settings().service_area, **body)
     return json_response(annotation_feature(a), mimetype="application/geo+json")
 
 
@@ -207,7 +155,7 @@ def update_annotation(annotation_id: int, *, body: Any) -> Any:
           responses={200: ("The annotation as deleted", {"$ref": "#/components/schemas/Feature"},
                            "application/geo+json")})
 def delete_annotation(annotation_id: int) -> Any:
-    user = current_user()
+    user = _user()
     with session_scope(db_engine(), user=user) as s:
         a = drawings.delete_annotation(s, annotation_id, user=user)
     return json_response(annotation_feature(a), mimetype="application/geo+json")

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 
 from flask import Response, request
 
-from dashboards.api import db_engine
-from dashboards.api.errors import ApiError, ParameterError, json_response
-from dashboards.api.openapi import API_PREFIX, endpoint, query, register_schema
+from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.context import API_PREFIX, db_engine
+from dashboards.errors import ApiError, ParameterError, json_response
 from dashboards.i18n import LANGUAGES, t
 from layers.read import queries
 from layers.store.errors import ValidationError

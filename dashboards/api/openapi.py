@@ -1,7 +1,8 @@
 """The endpoint registry of the HTTP API and the OpenAPI 3.1 document built from it.
 
-Public: :class:`Endpoint`, :data:`REGISTRY`, :data:`SCHEMAS`, :func:`endpoint`, :func:`query`,
-:func:`register_schema`, :func:`parse_query`, :func:`document`.
+Public: :class:`Endpoint`, :data:`REGISTRY`, :data:`SCHEMAS`, :data:`STORE_CHECKED`, :func:`endpoint`,
+:func:`query`, :func:`register_schema`, :func:`describe`, :func:`parse_query`, :func:`validate_body`,
+:func:`view_function`, :func:`document`.
 
 An endpoint module declares each view once, next to its code, and the declaration is both the Flask route and the
 OpenAPI operation, so the two never drift apart::
@@ -13,26 +14,40 @@ OpenAPI operation, so the two never drift apart::
 
 The view gets its path variables, and its declared query parameters parsed and checked against their schemas
 (integer / number / boolean / string with enum / comma-separated array), as keyword arguments; a view with a
-``request_body`` also gets ``body`` (the parsed JSON). Undeclared query parameters are refused (400 naming the
-allowed ones), except ``lang``. A view returns a dict or list (sent as JSON), ``(obj, status)``, or a Response.
-Paths are relative to ``/api/v1``. Add the module to ``ENDPOINT_MODULES`` in ``dashboards/api/__init__.py``.
+``request_body`` also gets ``body``: the parsed JSON, validated against that same schema (JSON Schema 2020-12,
+by ``jsonschema-rs``) with the schema's top-level defaults filled in. So a view never checks by hand what its
+schema already says. Undeclared query parameters are refused (400 naming the allowed ones), except ``lang``. A view
+returns a dict or list (sent as JSON), ``(obj, status)``, or a Response. Paths are relative to ``/api/v1``; import
+the module in :func:`dashboards.api.declare_endpoints`.
+
+Every refusal names the field (``scope.radius_m``, ``zones[0].geometry``; an item of an array of numbers or
+strings is reported as the array), the value received and what is allowed, in words made from the schema
+(:func:`describe`). A schema may set, on any subschema, ``x-error-code`` (a code, or ``{keyword: code}``) and
+``x-error-status`` for the refusals found under it: ``res`` answers ``invalid_resolution``, an unknown kind in a
+list ``unknown_kind``; fields that the store validates as data (an annotation's symbol, a feed's features) answer
+422 like the store does.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema_rs
 from flask import Response, request
 
-from dashboards.api.errors import ParameterError, json_response
+from dashboards.context import API_PREFIX
+from dashboards.errors import ApiError, ParameterError, json_response
 
-API_PREFIX = "/api/v1"
 ALWAYS_ALLOWED_QUERY = frozenset({"lang"})
+#: schema annotations for a field the store checks as data (a vocabulary, a label): refused with 422, as the store
+#: refuses it, not 400
+STORE_CHECKED: dict[str, Any] = {"x-error-status": 422, "x-error-code": "validation_error"}
 _RULE_VAR = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _CONVERTER_SCHEMA = {"int": {"type": "integer"}, "float": {"type": "number"}, "path": {"type": "string"},
                      "string": {"type": "string"}, None: {"type": "string"}}
@@ -88,6 +103,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                        "allowed": {}, "file": {"type": ["string", "null"]}},
     },
     "Geometry": {
+        "title": "a GeoJSON geometry",
         "type": "object",
         "required": ["type"],
         "description": "GeoJSON geometry (RFC 7946), EPSG:4326 longitude/latitude",
@@ -96,6 +112,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "GeometryCollection"]}, "coordinates": {"type": "array"}, "geometries": {"type": "array"}},
     },
     "Feature": {
+        "title": "a GeoJSON Feature",
         "type": "object",
         "required": ["type", "geometry", "properties"],
         "properties": {"type": {"const": "Feature"}, "id": {"type": ["integer", "string"]},
@@ -103,6 +120,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                        "properties": {"type": ["object", "null"]}},
     },
     "FeatureCollection": {
+        "title": "a GeoJSON FeatureCollection",
         "type": "object",
         "required": ["type", "features"],
         "properties": {"type": {"const": "FeatureCollection"},
@@ -190,7 +208,7 @@ def endpoint(rule: str, method: str = "GET", *, summary: str, description: str =
 
 def _parse_scalar(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
     kind = schema.get("type", "string")
-    allowed = _describe(schema)
+    allowed = describe(schema)
     if kind == "integer":
         if not re.fullmatch(r"[+-]?\d{1,18}", raw.strip()):
             raise ParameterError(field=name, value=raw, allowed=allowed)
@@ -220,9 +238,84 @@ def _parse_scalar(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def _describe(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type", "string")
+def _num(x: Any) -> str:
+    return str(int(x)) if isinstance(x, (int, float)) and float(x).is_integer() else str(x)
+
+
+def _range(schema: Mapping[str, Any], integer: bool) -> str:
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if integer and lo is not None and hi is not None:
+        return f" in {_num(lo)}..{_num(hi)}"
+    low = (f"({_num(xlo)}", True) if xlo is not None else (f"[{_num(lo)}", True) if lo is not None else ("", False)
+    high = (f"{_num(xhi)})", True) if xhi is not None else (f"{_num(hi)}]", True) if hi is not None else ("", False)
+    if low[1] and high[1]:
+        return f" in {low[0]}, {high[0]}"
+    if low[1]:
+        return f" > {_num(xlo)}" if xlo is not None else f" >= {_num(lo)}"
+    if high[1]:
+        return f" < {_num(xhi)}" if xhi is not None else f" <= {_num(hi)}"
+    return ""
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        return SCHEMAS.get(ref.rsplit("/", 1)[1], {})
+    return schema
+
+
+def describe(schema: Mapping[str, Any]) -> str:
+    """What a schema allows, in words, for the ``allowed`` of a refusal.
+
+    Examples
+    --------
+    >>> describe({"type": "number", "exclusiveMinimum": 0, "maximum": 500000})
+    'a number in (0, 500000]'
+    >>> describe({"type": "integer", "minimum": 5, "maximum": 10})
+    'an integer in 5..10'
+    >>> describe({"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "maxItems": 3})
+    'a list of at most 3 items, each one of a, b'
+    """
+    schema = _resolve(schema)
+    if isinstance(schema.get("title"), str):
+        return str(schema["title"])
+    for key in ("oneOf", "anyOf"):
+        if isinstance(schema.get(key), list):
+            return " or ".join(describe(s) for s in schema[key])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "const" in schema:
+        return f"exactly {schema['const']!r}"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " or ".join("null" if k == "null" else describe({**schema, "type": k}) for k in kind)
     if kind == "array":
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
+        count = (f"{lo} " if lo is not None and lo == hi else f"{lo}..{hi} " if lo is not None and hi is not None
+                 else f"at least {lo} " if lo is not None else f"at most {hi} " if hi is not None else "")
+        items = schema.get("items")
+        return f"a list of {count}items" + (f", each {describe(items)}" if isinstance(items, Mapping) else "")
+    if kind in ("integer", "number"):
+        return ("an integer" if kind == "integer" else "a number") + _range(schema, kind == "integer")
+    if kind == "boolean":
+        return "true or false"
+    if kind == "string":
+        text = "a string"
+        if "maxLength" in schema:
+            text += f" of at most {schema['maxLength']} characters"
+        if "pattern" in schema:
+            text += f" matching {schema['pattern']}"
+        return text
+    if kind == "object":
+        names = list(schema.get("properties") or {})
+        return "a JSON object" + (f" with members among {', '.join(names)}" if names else "")
+    return str(schema.get("description") or "a value as documented in /api/v1/openapi.json")
+
+
+def _describe(schema: Mapping[str, Any]) -> str:
+    """:func:`describe` for a query parameter (arrays are comma-separated)."""
+    if schema.get("type") == "array":
         n = ""
         if schema.get("minItems") is not None and schema.get("minItems") == schema.get("maxItems"):
             n = f"{schema['minItems']} "
@@ -231,28 +324,136 @@ def _describe(schema: Mapping[str, Any]) -> str:
         if "enum" in items:
             noun += " from " + ", ".join(map(str, items["enum"]))
         return f"{n}comma-separated {noun}"
-    if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
-    text = {"integer": "an integer", "number": "a number", "boolean": "true or false"}.get(kind, "a string")
-    lo, hi = schema.get("minimum"), schema.get("maximum")
-    if lo is not None and hi is not None:
-        text += f" in {lo}..{hi}"
-    elif lo is not None:
-        text += f" >= {lo}"
-    elif hi is not None:
-        text += f" <= {hi}"
-    return text
+    return describe(schema)
 
 
-def body_keys(body: Any, allowed: Iterable[str]) -> dict[str, Any]:
-    """``body`` when it is a JSON object with no members beyond ``allowed``; else the 400 naming the first unknown
-    member (``unknown_parameter``) or saying that an object was expected."""
-    if not isinstance(body, dict):
-        raise ParameterError(field="body", value=type(body).__name__, allowed="a JSON object")
-    allowed = list(allowed)
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ParameterError(field=unknown[0], value=body[unknown[0]], allowed=allowed, code="unknown_parameter")
+# ------------------------------------------------------------------------------------------------ request bodies
+
+#: refusals read from the validator before the best one is chosen (a 100k-point body may hold 100k errors)
+_MAX_ERRORS = 64
+_WEAK = frozenset({"required", "type", "oneOf", "anyOf"})
+_validators: dict[str, Any] = {}
+
+
+def _body_validator(ep: Endpoint) -> Any:
+    v = _validators.get(ep.operation_id)
+    if v is None:
+        root = {**(ep.request_body or {}), "components": {"schemas": SCHEMAS}}
+        v = _validators[ep.operation_id] = jsonschema_rs.Draft202012Validator(root)
+    return v
+
+
+def _at(doc: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
+
+
+def _field(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out or "body"
+
+
+def _schemas_along(root: Mapping[str, Any], evaluation_path: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """Every subschema met on the way to a refusal, root first (``$ref`` followed), the failing keyword's last."""
+    out = [root]
+    cur: Any = root
+    for part in evaluation_path:
+        if part == "$ref" and isinstance(cur, Mapping):
+            cur = _resolve(cur)
+        else:
+            cur = _at(cur, [part])
+        if isinstance(cur, Mapping):
+            out.append(cur)
+    return out
+
+
+def _best(errors: list[Any], body: Any) -> Any:
+    """The refusal to report: an unknown member first (as the API always did), else the first; inside ``oneOf`` /
+    ``anyOf``, the branch the value was meant for (not refused by its JSON type or its ``type`` member; then the one
+    that got deepest, with more than a missing member), and in it a refused ``type`` member, else the deepest
+    refusal."""
+    best = next((e for e in errors if e.kind.name == "additionalProperties"), errors[0])
+    while best.kind.name in ("oneOf", "anyOf") and getattr(best.kind, "context", None):
+        base = list(best.instance_path)
+
+        def ruled_out(branch: list[Any], base: list[Any] = base) -> bool:
+            return any((list(e.instance_path) == base and e.kind.name == "type")
+                       or (list(e.instance_path) == [*base, "type"] and e.kind.name in ("enum", "const"))
+                       for e in branch)
+
+        branches = [b for b in best.kind.context if b]
+        if not branches:
+            break
+        live = [b for b in branches if not ruled_out(b)] or branches
+        branch = max(live, key=lambda b: (max(len(e.instance_path) for e in b),
+                                          any(e.kind.name not in _WEAK for e in b), -len(b)))
+        best = max(branch, key=lambda e: (_discriminates(e), len(e.instance_path), e.kind.name not in _WEAK))
+    return best
+
+
+def _discriminates(err: Any) -> bool:
+    """A refused ``type`` member (a LineString where a Point is wanted): it explains the other refusals."""
+    path = list(err.instance_path)
+    return bool(path) and path[-1] == "type" and err.kind.name in ("enum", "const")
+
+
+def _refusal(ep: Endpoint, body: Any, err: Any) -> ApiError:
+    root = {**(ep.request_body or {})}
+    path = list(err.instance_path)
+    kind = err.kind.name
+    chain = _schemas_along(root, list(err.evaluation_path)[:-1])
+    here = chain[-1]
+    code: str | None = None
+    status: int | None = None
+    for sch in chain:  # the deepest annotation wins
+        ann = sch.get("x-error-code")
+        if isinstance(ann, str) or (isinstance(ann, Mapping) and kind in ann):
+            code = ann if isinstance(ann, str) else ann[kind]
+        if isinstance(sch.get("x-error-status"), int):
+            status = int(sch["x-error-status"])
+    if kind == "additionalProperties":
+        name = sorted(map(str, err.kind.unexpected))[0]
+        return ParameterError(field=_field([*path, name]), value=_at(body, [*path, name]),
+                              allowed=list(here.get("properties") or {}) or ["no members"],
+                              code="unknown_parameter", status=status)
+    if kind == "required":
+        prop = str(err.kind.property)
+        return ParameterError(field=_field([*path, prop]), value=None,
+                              allowed=describe((here.get("properties") or {}).get(prop, {})),
+                              code="missing_parameter", status=status)
+    if not path and kind == "type":
+        return ParameterError(field="body", value=type(body).__name__, allowed=describe(root),
+                              code=code, status=status)
+    value = _at(body, path)
+    if path and isinstance(path[-1], int) and not isinstance(value, (dict, list)):
+        path = path[:-1]  # an item of an array of numbers or strings: name the array
+    allowed: Any = [str(o) for o in err.kind.options] if kind == "enum" else describe(here)
+    return ParameterError(field=_field(path), value=value, allowed=allowed, code=code, status=status)
+
+
+def validate_body(ep: Endpoint, body: Any) -> Any:
+    """``body`` checked against ``ep.request_body``, with the schema's top-level defaults filled in.
+
+    Raises
+    ------
+    ParameterError
+        The body does not fit the schema: names the field, the value and what is allowed (status 400, or the
+        schema's ``x-error-status``).
+    """
+    errors = list(itertools.islice(_body_validator(ep).iter_errors(body), _MAX_ERRORS))
+    if errors:
+        raise _refusal(ep, body, _best(errors, body))
+    props = (ep.request_body or {}).get("properties")
+    if isinstance(body, dict) and isinstance(props, Mapping):
+        missing = {k: p["default"] for k, p in props.items() if k not in body and "default" in p}
+        if missing:
+            return {**body, **missing}
     return body
 
 
@@ -307,7 +508,7 @@ def view_function(ep: Endpoint) -> Callable[..., Response]:
             if body is None:
                 raise ParameterError(field="body", value=(request.get_data(as_text=True) or None),
                                      allowed="a JSON document (Content-Type: application/json)", code="invalid_json")
-            kwargs["body"] = body
+            kwargs["body"] = validate_body(ep, body)
         result = ep.view(**path_vars, **kwargs)
         if isinstance(result, Response):
             return result

@@ -1,7 +1,7 @@
 """Report endpoints: the situation report (态势报告) as PDF or HTML, now or as it was at a past time.
 
-Public (HTTP): ``GET /api/v1/reports/sitrep?at=&since=&format=pdf|html&lang=zh-CN|en``.
-Public (Python): :data:`SITREP_PATH`, :func:`sitrep_url`.
+Public (HTTP): ``GET /api/v1/reports/sitrep?at=&since=&format=pdf|html&lang=zh-CN|en`` (pages link to it with
+:func:`dashboards.context.sitrep_url`).
 
 The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.read.sitrep`); each generated report
 is logged so that the next one lists what changed since it.
@@ -11,36 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Response
 
-from dashboards.api import db_engine, settings
-from dashboards.api.errors import ParameterError
-from dashboards.api.openapi import API_PREFIX, endpoint, query
+from dashboards.api.openapi import endpoint, query
+from dashboards.context import db_engine, settings
+from dashboards.errors import ParameterError
 from dashboards.i18n import current_lang
 from dashboards.reports import FORMATS, generate
 from layers.read.sitrep import parse_time
 from layers.store.errors import ValidationError
 
-SITREP_PATH = f"{API_PREFIX}/reports/sitrep"
 TIME_ALLOWED = "an ISO 8601 date-time, e.g. 2024-07-01T08:00:00+08:00, not in the future"
-
-
-def sitrep_url(*, fmt: str = "pdf", lang: str | None = None, at: datetime | str | None = None) -> str:
-    """The URL of a situation report (relative to the server root).
-
-    Examples
-    --------
-    >>> sitrep_url(lang="en")
-    '/api/v1/reports/sitrep?format=pdf&lang=en'
-    """
-    q: dict[str, str] = {"format": fmt}
-    if lang:
-        q["lang"] = lang
-    if at is not None:
-        q["at"] = at.isoformat() if isinstance(at, datetime) else str(at)
-    return f"{SITREP_PATH}?{urlencode(q)}"
 
 
 def _time(name: str, raw: str | None) -> datetime | None:
@@ -67,7 +49,7 @@ def _time(name: str, raw: str | None) -> datetime | None:
 def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:
     when, start = _time("at", at), _time("since", since)
     try:
-        out = generate(db_engine(), settings(), at=when, since=start, fmt=format,  # type: ignore[arg-type]
+        out = generate(db_engine(), settings(), at=when, since=start, fmt="html" if format == "html" else "pdf",
                        lang=current_lang())
     except ValidationError as e:
         field = e.problems[0].field if e.problems else None

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from dashboards.api import db_engine
-from dashboards.api.errors import ParameterError
 from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.context import db_engine
+from dashboards.errors import ParameterError
 from layers.read import history
 from layers.store.errors import NotFoundError
 from layers.store.models import FEATURE_MODELS

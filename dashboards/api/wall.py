@@ -1,43 +1,22 @@
 """Wall endpoints: the cheap data version the command-hall wall polls, and the whole wall picture in one JSON.
 
 Public (HTTP): ``GET /api/v1/wall/version``, ``GET /api/v1/wall/snapshot``.
-Public (Python): :func:`wall_version`, :func:`wall_snapshot` (with ``at`` it gives the picture as it was then,
-for replay), :func:`live_snapshot` (the shared, cached live picture: the snapshot endpoint and the page's refresh
-callback), :data:`SNAPSHOTS`.
 
-The wall polls ``/wall/version`` (one statement) and re-fetches the heavy parts only when its ``cursor`` moves. The
-snapshot is small by construction (:mod:`layers.read.situation`): H3 aggregates instead of points, simplified hazard
-polygons, capped lists. The live snapshot is computed once for all the screens of a server process
-(:class:`dashboards.api.coalesce.Coalescer`): every screen gets a picture at least as new as the store was when it
-asked, and under a continuous stream of changes a process draws each picture at most every
-:data:`SNAPSHOT_INTERVAL_S`, however many screens ask.
+Both read :mod:`dashboards.services.wall`; the snapshot is the live picture shared by every screen of this process,
+sent as JSON encoded once per picture.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 from flask import Response
 
-from dashboards.api import db_engine, db_read
-from dashboards.api.coalesce import Coalescer, read_stamp
-from dashboards.api.errors import dumps
 from dashboards.api.openapi import endpoint, query, register_schema
-from dashboards.i18n import current_lang, vocab_label
-from geoops.h3cells import points_to_cells
-from layers.read import history, sitrep, situation
-
-HEAT_MODES: tuple[str, ...] = ("incidents", "population")
-TICKER_ROWS = 20
-#: least time between two computations of the same live picture in one process: the wall redraws at most once a
-#: second, and under a 20/s feed each computation is ~0.1 s of CPU per process (measured with bench.bench_load)
-SNAPSHOT_INTERVAL_S = 1.0
-#: a live picture is recomputed after this long even without changes (hazards expire, the hour turns)
-SNAPSHOT_MAX_AGE_S = 10.0
-#: the live pictures of this process, shared by every screen and request
-SNAPSHOTS = Coalescer(min_interval_s=SNAPSHOT_INTERVAL_S, max_age_s=SNAPSHOT_MAX_AGE_S)
+from dashboards.context import db_engine, db_read
+from dashboards.errors import dumps
+from dashboards.i18n import current_lang
+from dashboards.services import wall
 
 VERSION_REF = register_schema("WallVersion", {
     "type": "object",
@@ -52,151 +31,12 @@ VERSION_REF = register_schema("WallVersion", {
 })
 
 
-def wall_version(conn: Any) -> dict[str, Any]:
-    """``{"version": int, "cursor": str, "population": str, "time": ISO 8601}`` of the store behind ``conn``."""
-    stamp = read_stamp(conn)
-    return {"version": stamp.version, "cursor": stamp.cursor, "population": stamp.population,
-            "time": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
-def _snapshot_key(zoom: float | None, bbox: list[float] | None, heat: str, lang: str) -> tuple[Any, ...]:
-    return (str(db_engine().url), None if zoom is None else round(float(zoom), 3),
-            None if bbox is None else tuple(round(float(x), 6) for x in bbox), heat, lang)
-
-
-def live_snapshot(*, zoom: float | None = None, bbox: list[float] | None = None,
-                  heat: Literal["incidents", "population"] = "incidents", lang: str | None = None,
-                  encoded: bool = False) -> Any:
-    """The live :func:`wall_snapshot` from the app's database, shared by every screen of this process.
-
-    The picture is at least as new as the store when this was called (:class:`~dashboards.api.coalesce.Stamp`), and
-    at most :data:`SNAPSHOT_MAX_AGE_S` old. With ``encoded`` the JSON body (bytes, encoded once per picture) is
-    returned instead of the dict.
-    """
-    lang = lang or current_lang()
-    key = _snapshot_key(zoom, bbox, heat, lang)
-
-    def compute() -> tuple[Any, dict[str, Any]]:
-        with db_engine().connect() as c:
-            stamp = read_stamp(c)
-            snap = wall_snapshot(c, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
-            return stamp, {**snap, "cursor": stamp.cursor}
-
-    with db_read() as conn:
-        asked = read_stamp(conn)
-    entry = SNAPSHOTS.entry(key, asked, compute)
-    if not encoded:
-        return entry.value
-    body = entry.derived.get("json")
-    if body is None:
-        body = entry.derived["json"] = dumps(entry.value).encode("utf-8")
-    return body
-
-
-def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | None = None,
-                  heat: Literal["incidents", "population"] = "incidents", lang: str | None = None,
-                  now: datetime | None = None, at: datetime | None = None) -> dict[str, Any]:
-    """Everything the wall draws, JSON-ready: version, KPIs, ticker, incidents per hour, hexes, hazards, annotations.
-
-    Parameters
-    ----------
-    conn : sqlalchemy Connection
-    zoom : float, optional
-        Leaflet zoom of the wall's map: picks the H3 resolution and the hazard simplification tolerance.
-    bbox : list of 4 floats, optional
-        west, south, east, north of the visible map: hexes outside are not sent.
-    heat : {"incidents", "population"}
-        What the hexes show: active incidents per cell, or people in active hazard zones per cell.
-    lang : str, optional
-        Language of the kind labels (default: the request's).
-    at : datetime, optional
-        A past instant (replay): hazards, incidents, shelters and resources as they were then
-        (:func:`layers.read.sitrep.as_of`), annotations from :func:`layers.read.history.situation_at`; ``time`` is ``at``.
-    """
-    if at is not None:
-        return _past_snapshot(conn, at, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
-    lang = lang or current_lang()
-    when = now or datetime.now(UTC)
-    res = situation.res_for_zoom(zoom)
-    tol = situation.tolerance_for_zoom(zoom)
-    version = situation.data_version(conn)
-    affected = situation.affected_population_cells(conn, at=when)
-    if heat == "population":
-        cells, values = situation.aggregate_cells(affected["cells"], affected["population"], res=res)
-    else:
-        cells, values = situation.incident_cells(conn, res=res)
-    hexes = situation.hex_features(cells, values, bbox=bbox)
-    hexes.update(res=res, heat=heat)
-    return _picture(conn, when, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
-                    annotations=situation.annotation_features(conn, tolerance_deg=tol))
-
-
-def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any], hexes: dict[str, Any],
-             tol: float, lang: str, annotations: dict[str, Any]) -> dict[str, Any]:
-    hourly = situation.incidents_per_hour(conn, hours=24, now=when)
-    ticker = [{"id": r["id"], "name": r["name"], "kind": r["kind"],
-               "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
-               "severity_label": vocab_label("incident_severity", r["severity"], lang),
-               "status": r["status"], "occurred_at": r["occurred_at"].isoformat()}
-              for r in situation.latest_incidents(conn, limit=TICKER_ROWS)]
-    return {
-        "version": version,
-        "time": when.isoformat(timespec="seconds"),
-        "kpis": {
-            "incidents": situation.incident_kpis(conn),
-            "affected": {"total": affected["total"], "containment": affected["containment"],
-                         "source": affected["source"], "res": affected["res"], "hazards": affected["hazards"]},
-            "shelters": situation.shelter_places(conn),
-            "resources": situation.resource_counts(conn)["units"],
-        },
-        "ticker": ticker,
-        "hourly": {"bins": [b.isoformat() for b in hourly["bins"]],
-                   "counts": hourly["counts"],
-                   "labels": {k: vocab_label("incident_kind", k, lang) for k in hourly["counts"]}},
-        "hexes": hexes,
-        "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
-        "annotations": annotations,
-    }
-
-
-def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[float] | None, heat: str,
-                   lang: str | None) -> dict[str, Any]:
-    """:func:`wall_snapshot` as of ``at``. The incident heat is binned here from the history's points: the
-    per-version cache of :func:`layers.read.situation.incident_cells` must not hold a past picture."""
-    lang = lang or current_lang()
-    at = at.astimezone(UTC)
-    res = situation.res_for_zoom(zoom)
-    tol = situation.tolerance_for_zoom(zoom)
-    version = situation.data_version(conn)
-    past = history.situation_at(conn, at, layers=["incidents", "annotations"])
-    notes = [{"type": "Feature", "id": f["id"], "geometry": f["geometry"],
-              "properties": {"id": f["id"], "symbol": f["properties"].get("kind"),
-                             "label": f["properties"].get("label"), "color": f["properties"].get("color"),
-                             "name": f["properties"].get("name")}}
-             for f in past["annotations"]["features"]
-             if f["geometry"] and f["properties"].get("status", "active") == "active"][:situation.ANNOTATION_LIMIT]
-    with sitrep.as_of(conn, at):
-        affected = situation.affected_population_cells(conn, at=at)
-        if heat == "population":
-            cells, values = situation.aggregate_cells(affected["cells"], affected["population"], res=res)
-        else:
-            pts = [f["geometry"]["coordinates"][:2] for f in past["incidents"]["features"]
-                   if f["geometry"] and f["geometry"]["type"] == "Point"
-                   and f["properties"].get("status") != "closed"]
-            xy = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-            cells, values = points_to_cells(xy[:, 0], xy[:, 1], np.ones(len(xy)), res=res)
-        hexes = situation.hex_features(cells, values, bbox=bbox)
-        hexes.update(res=res, heat=heat)
-        return _picture(conn, at, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
-                        annotations={"type": "FeatureCollection", "features": notes})
-
-
 @endpoint("/wall/version", "GET", tags=("wall",), operation_id="wall_version",
           summary="Data version of the store (cheap; the wall polls it and refetches only when it moves)",
           responses={200: ("The version", {"$ref": VERSION_REF})})
 def get_wall_version() -> dict[str, Any]:
     with db_read() as conn:
-        return wall_version(conn)
+        return wall.wall_version(conn)
 
 
 @endpoint("/wall/snapshot", "GET", tags=("wall",), operation_id="wall_snapshot",
@@ -208,10 +48,11 @@ def get_wall_version() -> dict[str, Any]:
               query("zoom", {"type": "number", "minimum": 0, "maximum": 20, "default": 5}, "Leaflet zoom"),
               query("bbox", {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
                     "west,south,east,north of the visible map"),
-              query("heat", {"type": "string", "enum": list(HEAT_MODES), "default": "incidents"},
+              query("heat", {"type": "string", "enum": list(wall.HEAT_MODES), "default": "incidents"},
                     "what the hexes count"),
           ],
           responses={200: ("The wall picture", {"type": "object"})})
 def get_wall_snapshot(*, zoom: float, bbox: list[float] | None, heat: str) -> Response:
-    body = live_snapshot(zoom=zoom, bbox=bbox, heat=heat, encoded=True)  # type: ignore[arg-type]
-    return Response(body, mimetype="application/json")
+    entry = wall.live_snapshot(db_engine(), zoom=zoom, bbox=bbox, heat="population" if heat == "population"
+                               else "incidents", lang=current_lang())
+    return Response(entry.derive("json", lambda v: dumps(v).encode("utf-8")), mimetype="application/json")

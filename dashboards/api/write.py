@@ -3,8 +3,9 @@
 Public (HTTP): ``POST /api/v1/layers/<layer>``, ``PATCH /api/v1/layers/<layer>/<id>``,
 ``DELETE /api/v1/layers/<layer>/<id>``, ``POST /api/v1/cap``. The views call :mod:`layers.ingest.writes` and
 :mod:`layers.ingest.cap`; each request is one transaction, and a rejected request writes nothing (422 naming every bad
-item's index in ``features`` as ``row``, and its field). The acting user (history, ``updated_by``) comes from
-:func:`dashboards.api.current_user_name` (the signed-in user or ``token:<name>``), else ``api``.
+item's index in ``features`` as ``row``, and its field; a body that is not GeoJSON features is refused with 422 as
+well). The acting user (history, ``updated_by``) is :func:`dashboards.context.acting_user` (the signed-in user or
+``token:<name>``), else ``api``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 from flask import request
 
-from dashboards.api import current_user_name, db_engine
-from dashboards.api.errors import ParameterError
-from dashboards.api.openapi import endpoint, query, register_schema
+from dashboards.api.openapi import STORE_CHECKED, endpoint, query, register_schema
+from dashboards.context import acting_user, db_engine
+from dashboards.errors import ParameterError
 from layers.ingest import cap, writes
 
 _ANONYMOUS = ("anonymous", "system", "")
@@ -23,7 +24,7 @@ _ANONYMOUS = ("anonymous", "system", "")
 
 def _user() -> str:
     """The name the history records for this request (the principal; ``api`` if there is none)."""
-    name = current_user_name()
+    name = acting_user()
     return "api" if name in _ANONYMOUS else name
 
 
@@ -64,7 +65,7 @@ CAP_RESULT_REF = register_schema("CapResult", {
     parameters=[query("source", {"type": "string", "minLength": 1, "maxLength": 64, "default": "api"},
                       "the feed's name: with the item id, the upsert key")],
     request_body={"oneOf": [{"$ref": "#/components/schemas/Feature"},
-                            {"$ref": "#/components/schemas/FeatureCollection"}]},
+                            {"$ref": "#/components/schemas/FeatureCollection"}], **STORE_CHECKED},
     responses={200: ("What was written", {"$ref": WRITE_RESULT_REF})},
 )
 def write_features(layer: str, *, source: str, body: Any) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def write_features(layer: str, *, source: str, body: Any) -> dict[str, Any]:
     summary="Change a feature's status or counts (resource deployed/available, shelter occupancy, incident status)",
     description="Body: a JSON object of columns to change; which columns each layer allows is listed in the 422 "
                 "answer to any other. Values as in imports (`deployed` or `已出动`). `properties` is merged.",
-    request_body={"type": "object"},
+    request_body={"type": "object", **STORE_CHECKED},
     responses={200: ("The columns that changed", {"type": "object", "properties": {
         "id": {"type": "integer"}, "layer": {"type": "string"}, "changed": {"type": "object"}}})},
 )

@@ -36,8 +36,8 @@ def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip
         sys.exit(2)
     click.echo(t("cli.import.done", layer=layer, file=file.name, source=r.source, inserted=r.inserted, updated=r.updated,
                   unchanged=r.unchanged, skipped=len({e.row for e in r.skipped}), rows=r.rows_read))
-    for e in r.skipped:
-        click.echo(f"  {t('cli.import.skipped')} {e}")
+    for problem in r.skipped:
+        click.echo(f"  {t('cli.import.skipped')} {problem}")
     for m in r.repaired:
         click.echo(f"  {t('cli.import.repaired')} {m}")
     for m in r.notes:

@@ -39,7 +39,7 @@ def build(raster: Path | None, res: int, source: str | None, vintage: str | None
             report = build_population_points(session, points, column=column, res=res, source=source,
                                              vintage=vintage, description=description, modelled=modelled,
                                              crs=crs)
-        else:
+        elif raster is not None:
             report = build_population(session, raster, res=res, source=source, vintage=vintage,
                                       description=description, modelled=modelled, workers=workers,
                                       window_pixels=window_pixels or WINDOW_PIXELS)

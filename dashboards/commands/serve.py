@@ -25,7 +25,7 @@ def default_workers() -> int:
 
 def _post_fork(server: Any, worker: Any) -> None:
     # Engines (and their sockets) must never cross a fork; with lazy creation there are none yet, but be certain.
-    from dashboards.api import reset_db_cache
+    from dashboards.context import reset_db_cache
 
     reset_db_cache()
 
@@ -55,7 +55,7 @@ def gunicorn_options(host: str, port: int, workers: int, *, threads: int = GUNIC
 def _run_gunicorn(options: dict[str, Any]) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class SitroomGunicorn(BaseApplication):  # type: ignore[misc]
+    class SitroomGunicorn(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
@@ -72,7 +72,7 @@ def _run_gunicorn(options: dict[str, Any]) -> None:
 def _db_reachable() -> str | None:
     """None if the database answers, else a one-line reason."""
     try:
-        from dashboards.api import db_engine
+        from dashboards.context import db_engine
         from layers.read.queries import database_status
 
         with db_engine().connect() as conn:
@@ -81,7 +81,7 @@ def _db_reachable() -> str | None:
     except Exception as e:  # noqa: BLE001 - any reason; the server starts anyway
         return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
     finally:
-        from dashboards.api import reset_db_cache
+        from dashboards.context import reset_db_cache
 
         reset_db_cache()  # nothing opened here may leak into the forked workers
 

@@ -14,7 +14,7 @@ def _bbox(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float
         parts = ()
     if len(parts) != 4:
         raise click.BadParameter(f"expected W,S,E,N in degrees (four numbers), got {value!r}")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @click.group(name="tiles", help="The offline basemap: XYZ tiles rendered from the project's own data.")

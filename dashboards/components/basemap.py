@@ -9,7 +9,7 @@ from typing import Any
 
 import dash_leaflet as dl
 
-from dashboards.api import settings as current_settings
+from dashboards.context import settings as current_settings
 from dashboards.i18n import current_lang
 from dashboards.tiles import basemap_config
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from dash import html
 
+from dashboards.components import data_attributes
 from dashboards.i18n import current_lang, normalize_lang, t
 
 _BUTTONS = ("polyline", "polygon", "rectangle", "circle", "marker", "circlemarker")
@@ -64,7 +65,7 @@ def draw_locale(lang: str | None = None) -> html.Div:
     toolbar (before or beside the map)."""
     language = normalize_lang(lang) or current_lang()
     return html.Div(hidden=True, className="sr-drawlocal",
-                    **{"data-sitroom-drawlocal": json.dumps(draw_strings(language), ensure_ascii=False)})
+                    **data_attributes({"sitroom-drawlocal": json.dumps(draw_strings(language), ensure_ascii=False)}))
 
 
 __all__ = ["draw_locale", "draw_strings"]

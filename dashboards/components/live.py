@@ -28,7 +28,8 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboards.api import API_PREFIX
+from dashboards.components import data_attributes
+from dashboards.context import API_PREFIX
 
 
 def live_id(name: str) -> str:
@@ -57,7 +58,7 @@ def live_source(name: str, *, layers: Iterable[str] | None = None) -> html.Div:
     cfg = {"store": live_id(name), "url": url}
     return html.Div([
         dcc.Store(id=live_id(name), data=None),
-        html.Div(id=f"{live_id(name)}-cfg", hidden=True, **{"data-sitroom-live": json.dumps(cfg)}),
+        html.Div(id=f"{live_id(name)}-cfg", hidden=True, **data_attributes({"sitroom-live": json.dumps(cfg)})),
     ], className="sr-live")
 
 

@@ -79,7 +79,7 @@ def replay_controls(name: str, *, hours: int = 6, lang: str | None = None, speed
     span_s = int(hours) * 3600
     marks = {int(h * 3600): f"-{int(hours) - h}h" if h < int(hours) else t("replay.live", lang)
              for h in range(0, int(hours) + 1, max(1, int(hours) // 6))}
-    texts = {"play": t("replay.play", lang), "pause": t("replay.pause", lang),
+    texts: dict[str, Any] = {"play": t("replay.play", lang), "pause": t("replay.pause", lang),
              "mode_live": t("replay.mode_live", lang), "mode_replay": t("replay.mode_replay", lang),
              "tz": DISPLAY_TZ, "locale": "zh-CN" if lang == "zh-CN" else "en-GB",
              "ids": {p: replay_id(name, p) for p in _PARTS}}
@@ -206,7 +206,7 @@ def replay_situation(state: dict[str, Any] | None, *, layers: list[str] | None =
     at = replay_time(state)
     if at is None:
         return None
-    from dashboards.api import db_engine
+    from dashboards.context import db_engine
     from layers.read.history import situation_at
 
     with db_engine().connect() as conn:

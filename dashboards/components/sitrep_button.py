@@ -14,7 +14,7 @@ from typing import Any
 
 from dash import html
 
-from dashboards.api.reports import sitrep_url
+from dashboards.context import sitrep_url
 from dashboards.i18n import current_lang, t
 
 #: default component ID (pages may pass their own from ``dashboards/ids.py``)

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import dash
 from dash import html
 
-from dashboards.api import db_engine
-from dashboards.api.errors import classify
 from dashboards.auth import allowed, current_principal, user_badge
+from dashboards.context import db_engine
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t
 from layers.store import auth as store_auth
 

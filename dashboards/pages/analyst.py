@@ -4,9 +4,10 @@ impact card; place, edit and delete annotations with the emergency symbol set.
 Public (plain functions the callbacks call, tested without a browser): :func:`zone_from_feature`,
 :func:`process_drawings`, :func:`buffer_zones`, :func:`impact_card`, :func:`render_card`, :func:`parse_distances_km`.
 
-Every zone is saved as an impact zone (``layers.ingest.drawings``) and its card computed by the same function as
-``POST /api/v1/analysis/impact`` (``dashboards.api.analysis.impact``). A drawing whose save fails (bad geometry,
-database down) stays on the map, listed as pending with its error and a retry button; nothing is dropped silently.
+Every zone is saved as an impact zone (:func:`dashboards.services.drawings.save_zones`) and its card computed by the
+service behind ``POST /api/v1/analysis/impact`` (:func:`dashboards.services.impact.impact_card`). A drawing whose
+save fails (bad geometry, database down) stays on the map, listed as pending with its error and a retry button;
+nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ import dash
 import dash_leaflet as dl
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 
 from dashboards import ids
-from dashboards.api import analysis as api_analysis
-from dashboards.api import db_engine, settings
-from dashboards.api.drawings import current_user, zone_circle
-from dashboards.api.errors import error_body
 from dashboards.auth import allowed
+from dashboards.components import data_attributes
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
 from dashboards.components.replay import (
@@ -39,8 +37,13 @@ from dashboards.components.replay import (
     replay_time,
 )
 from dashboards.components.sitrep_button import sitrep_button
+from dashboards.context import acting_user, db_engine, settings
+from dashboards.errors import error_body
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
-from geoops import geodesic
+from dashboards.services import zones
+from dashboards.services.buffer import buffer_rings
+from dashboards.services.drawings import save_zones
+from dashboards.services.impact import impact_card as card_of
 from layers.ingest import drawings
 from layers.store import vocab
 from layers.store.db import session_scope
@@ -52,7 +55,7 @@ register_report_link("analyst", ids.ANALYST_SITREP)
 SYMBOLS: tuple[str, ...] = vocab.keys("annotation_symbol")
 COLORS: tuple[str, ...] = ("#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#212121")
 SHELTER_DISTANCE_M = 5000.0
-RES = api_analysis.DEFAULT_RES
+RES = zones.DEFAULT_RES
 CENTER = (40.82, 111.70)  # Hohhot, where the demo drill runs (lat, lon)
 ZOOM = 10
 #: replay window (after-action review of a drill) and the past layers it draws
@@ -65,6 +68,11 @@ ZONE_STYLE = {"drawn": "#d84315", "circle": "#c62828", "buffer": "#6a1b9a", "rin
               "generated": "#37474f"}
 
 
+def _user() -> str:
+    """Who is drawing: the signed-in user or API token of the request."""
+    return acting_user()[:64]
+
+
 def _symbol_url(symbol: str) -> str:
     return dash.get_asset_url(f"symbols/{symbol}.svg")
 
@@ -72,7 +80,7 @@ def _symbol_url(symbol: str) -> str:
 # ------------------------------------------------------------------------------------------------ plain functions
 
 
-def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """An EditControl feature -> (zone to save or None, buffer source geometry as GeoJSON).
 
     Polygons and rectangles are zones of kind ``drawn``; a circle (Leaflet: centre + ``_mRadius`` metres) becomes a
@@ -82,20 +90,22 @@ def zone_from_feature(feature: dict[str, Any]) -> tuple[dict[str, Any] | None, d
     geom = feature.get("geometry")
     kind = props.get("type")
     if kind == "circle":
-        poly, extra = zone_circle(list((geom or {}).get("coordinates") or [])[:2], props.get("_mRadius"))
+        poly, extra = zones.circle_zone(list((geom or {}).get("coordinates") or [])[:2], props.get("_mRadius"),
+                                        service_area=settings().service_area)
         g = mapping(poly)
         return {"geometry": g, "kind": "circle", "properties": extra}, g
     if isinstance(geom, dict) and geom.get("type") in ("Polygon", "MultiPolygon"):
         return {"geometry": geom, "kind": "drawn", "properties": {"drawn_as": kind or "polygon"}}, geom
-    return None, geom  # type: ignore[return-value]
+    return None, geom
 
 
 def impact_card(zone_geometry: dict[str, Any], *, res: int = RES,
                 shelter_distance_m: float = SHELTER_DISTANCE_M) -> dict[str, Any]:
     """The impact card of a zone: exactly what ``POST /api/v1/analysis/impact`` answers for the same geometry."""
-    zone, notes, _ = api_analysis.parse_zone(zone_geometry, field="geometry")
+    s = settings()
+    zone, notes, _ = zones.parse_zone(zone_geometry, service_area=s.service_area, max_area_km2=s.max_zone_area_km2)
     with db_engine().connect() as conn:
-        card = api_analysis.impact(conn, zone, res=res, shelter_distance_m=shelter_distance_m)
+        card = card_of(conn, zone, res=res, shelter_distance_m=shelter_distance_m, lang=current_lang())
     card["notes"] = notes
     return card
 
@@ -108,8 +118,7 @@ def _error_text(exc: BaseException, lang: str) -> str:
 
 
 def _save_zones(items: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
-    with session_scope(db_engine(), user=user) as s:
-        return drawings.save_zones(s, items, user=user, service_area=settings().service_area)
+    return save_zones(db_engine(), items, user=user, service_area=settings().service_area)
 
 
 def _card_for(zone: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -211,8 +220,7 @@ def buffer_zones(source: dict[str, Any], distances_m: list[float], *, user: str,
     ``inner_distance_m`` in the properties). Returns ``zones`` and ``card`` (card of the innermost ring, plus
     ``rings``: population per ring).
     """
-    geom = shape(source)
-    frame = geodesic.rings(geom, distances_m=distances_m)
+    frame, _, geom = buffer_rings(source, distances_m, service_area=settings().service_area)
     kind = "buffer" if len(distances_m) == 1 else "ring"
     items = [{"geometry": mapping(g), "kind": kind,
               "name": t("analyst.buffer.ring_name", lang, km=f"{d / 1000:g}"),
@@ -296,7 +304,7 @@ def render_card(card: dict[str, Any] | None, lang: str) -> Any:
             html.Tr([html.Td(vocab_label("resource_kind", k, lang)), html.Td((r or {}).get("name") or "–"),
                      html.Td(_km((r or {}).get("distance_m")), className="sr-num")])
             for k, r in near.items()])])])
-    parts = [head, pop]
+    parts: list[Any] = [head, pop]
     if card.get("rings"):
         parts.append(html.Table(className="sr-table sr-an-table", children=[
             html.Thead(html.Tr([html.Th(t("analyst.card.ring", lang)), html.Th(t("analyst.card.population", lang)),
@@ -309,7 +317,7 @@ def render_card(card: dict[str, Any] | None, lang: str) -> Any:
 
 def _zones_and_annotations() -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
     try:
-        with session_scope(db_engine(), user=current_user()) as s:
+        with session_scope(db_engine(), user=_user()) as s:
             return drawings.list_zones(s, limit=100), drawings.list_annotations(s, limit=300), None
     except Exception as e:  # noqa: BLE001 - the page stays usable; the status line says the store is down
         return [], [], _error_text(e, current_lang())
@@ -354,7 +362,7 @@ def _annotation_list(items: list[dict[str, Any]], lang: str) -> Any:
     if not items:
         return html.P(t("analyst.annotations.empty", lang), className="sr-an-muted")
     return html.Ul(className="sr-an-list", children=[
-        html.Li(className="sr-an-ann", **{"data-id": str(a["id"])}, children=[
+        html.Li(className="sr-an-ann", **data_attributes({"id": str(a["id"])}), children=[
             html.Img(src=_symbol_url(a["symbol"]), className="sr-an-icon", alt=a["symbol"]),
             html.Span(className="sr-an-swatch", style={"background": a["color"]}),
             html.Span(a.get("label") or vocab_label("annotation_symbol", a["symbol"], lang), className="sr-an-ann-label"),
@@ -480,7 +488,7 @@ def on_draw(geojson: Any, _retry: Any, _buffer: Any, seen: Any, pending: Any, so
             message, ok = t("analyst.buffer.no_source", lang), False
         else:
             try:
-                res = buffer_zones(source, parse_distances_km(distances), user=current_user(), lang=lang)
+                res = buffer_zones(source, parse_distances_km(distances), user=_user(), lang=lang)
                 card, message = res["card"], t("analyst.saved_zones", lang, n=len(res["zones"]))
                 version = (version or 0) + 1
             except ValueError as e:
@@ -492,7 +500,7 @@ def on_draw(geojson: Any, _retry: Any, _buffer: Any, seen: Any, pending: Any, so
                 {"display": "block" if pending else "none"}, no_update)
     out = process_drawings((geojson or {}).get("features") or [], seen=seen or [], pending=pending or [],
                            mode=mode or "zone", symbol=symbol or "incident", label=label, color=color or COLORS[0],
-                           user=current_user(), lang=lang, retry=ctx.triggered_id == ids.ANALYST_RETRY)
+                           user=_user(), lang=lang, retry=ctx.triggered_id == ids.ANALYST_RETRY)
     if not out["new"] and ctx.triggered_id != ids.ANALYST_RETRY:
         raise PreventUpdate  # e.g. the edit layer was cleared after a save: nothing new to keep
     if out["card"] is not None:
@@ -541,7 +549,7 @@ def select_zone(clicks: Any) -> tuple[Any, Any]:
     if not ctx.triggered_id or not any(clicks or []):
         return no_update, no_update
     zone_id = int(ctx.triggered_id["id"])
-    with session_scope(db_engine(), user=current_user()) as s:
+    with session_scope(db_engine(), user=_user()) as s:
         z = drawings.get_zone(s, zone_id)
     if not allowed("analyse"):
         return {"zone": _zone_summary(z), "error": t("auth.not_allowed", current_lang())}, z["geometry"]
@@ -557,7 +565,7 @@ def select_zone(clicks: Any) -> tuple[Any, Any]:
 def pick_annotation(clicks: Any) -> tuple[Any, ...]:
     if not ctx.triggered_id or not any(clicks or []):
         return (no_update,) * 5
-    with session_scope(db_engine(), user=current_user()) as s:
+    with session_scope(db_engine(), user=_user()) as s:
         a = drawings.get_annotation(s, int(ctx.triggered_id["id"]))
     return a["id"], a["symbol"], a.get("label") or "", a["color"] if a["color"] in COLORS else COLORS[0], False
 
@@ -594,7 +602,7 @@ def change_annotation(_update: Any, deletes: Any, selected: Any, symbol: Any, la
     if not allowed("draw"):
         return no_update, html.P(t("auth.not_allowed", lang), className="sr-warning"), no_update
     try:
-        edit_annotation(action, target, user=current_user(), symbol=symbol, label=label, color=color)
+        edit_annotation(action, target, user=_user(), symbol=symbol, label=label, color=color)
     except Exception as e:  # noqa: BLE001 - said plainly; nothing changed
         return no_update, html.P(_error_text(e, lang), className="sr-warning"), no_update
     msg = t(f"analyst.annotation.{'deleted' if action == 'delete' else 'updated'}", lang, id=target)

@@ -8,8 +8,8 @@ import dash
 from dash import dcc, html
 
 from dashboards import ids
-from dashboards.api import API_PREFIX, db_engine
-from dashboards.api.errors import classify
+from dashboards.context import API_PREFIX, db_engine
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t
 from layers.read import queries
 

@@ -1,18 +1,17 @@
 """Leader (``/leader``): regional risk by prefecture or county, H3 detail on zoom, ranking, trend, weights.
 
 Public: :func:`layout`, :func:`risk_result`, :func:`choropleth`, :func:`ranking_rows`, :func:`weights_text`,
-:func:`detail_cells`, :func:`incident_trend`, and the callbacks :func:`update`, :func:`detail`, :func:`reset_weights`.
+:func:`detail_cells`, and the callbacks :func:`update`, :func:`detail`, :func:`reset_weights`.
 
-The numbers are those of :func:`dashboards.api.analysis.risk`, the function behind ``GET /api/v1/analysis/risk``
-(same level, hazard kinds and weights). That function only returns regions touched by an active hazard; the
-choropleth draws every region of the level (from :func:`layers.read.analysis.regions_of_level`) and gives the others a
-risk of 0. It is called once per (level, hazard kinds, weights) with per-cell values for the whole service area at
-res 7 (:data:`CELL_RES`); the result is cached here, so zooming and panning only filter the cached cells to the
-view's bbox (the browser gets at most :data:`MAX_DETAIL_CELLS` hexagons, at res 6 below zoom 8).
+The numbers are those of :func:`dashboards.services.risk.regional_risk`, the service behind
+``GET /api/v1/analysis/risk`` (same level, hazard kinds and weights). It only returns regions touched by an active
+hazard; the choropleth draws every region of the level (:func:`dashboards.services.regions.region_outlines`) and
+gives the others a risk of 0. It is called once per (level, hazard kinds, weights) with per-cell values for the
+whole service area at res 7 (:data:`CELL_RES`); the result is cached here, so zooming and panning only filter the
+cached cells to the view's bbox (the browser gets at most :data:`MAX_DETAIL_CELLS` hexagons, at res 6 below zoom 8).
 
-The trend plot is **incidents per day by prefecture** over the last :data:`TREND_DAYS` days, from the incidents
-table (no risk history is stored yet): incidents are read with :func:`layers.read.queries.fetch_features` and placed in
-prefectures by point in polygon; the counts are cached per data version (:func:`layers.read.situation.data_version`).
+The trend plot is **incidents per day by prefecture** over the last :data:`TREND_DAYS` days
+(:func:`dashboards.services.trend.incident_trend`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dash
@@ -30,23 +28,19 @@ import plotly.graph_objects as go
 import shapely
 from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from shapely.geometry import mapping
 
 from dashboards import ids
-from dashboards.api import db_engine, settings
-from dashboards.api.analysis import risk
-from dashboards.api.errors import classify
 from dashboards.components.basemap import base_map, leaflet_bbox
+from dashboards.context import db_engine, settings
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from dashboards.services.regions import region_outlines
+from dashboards.services.risk import regional_risk
+from dashboards.services.trend import TREND_DAYS, incident_trend
 from geoops import h3cells
+from geoops.h3cells import parent_cells
 from geoops.risk import RiskWeights
-from layers.read import analysis as store
-
-try:  # the parent-cell helper moved from the API module to layers.read.analysis
-    from layers.read.analysis import parent_cells
-except ImportError:  # pragma: no cover - older checkout
-    from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
-from layers.read import queries, situation
+from layers.read import situation
 from layers.store import vocab
 
 dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))
@@ -61,15 +55,12 @@ CELL_RES = 7
 DETAIL_ZOOM = 7  # H3 detail from this zoom on (res 6 below DETAIL_FINE_ZOOM, res 7 from it)
 DETAIL_FINE_ZOOM = 8
 MAX_DETAIL_CELLS = 2500
-TREND_DAYS = 7
 TREND_TOP = 6
 CLASS_COLOURS = ("#e8edf2", "#fee5d9", "#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15")
 COORD_DECIMALS = 3
 SIMPLIFY_DEG = 0.01
 _lock = threading.Lock()
 _risk_cache: OrderedDict[Any, dict[str, Any]] = OrderedDict()
-_shape_cache: dict[Any, list[dict[str, Any]]] = {}
-_trend_cache: dict[Any, dict[str, Any]] = {}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -79,92 +70,27 @@ def _weights_key(weights: dict[str, float] | None) -> tuple[tuple[str, float], .
     return tuple(sorted((k, round(float(v), 4)) for k, v in (weights or {}).items()))
 
 
-def risk_result(conn: Any, *, level: str, hazard_kind: list[str] | None, weights: dict[str, float] | None
-                ) -> dict[str, Any]:
-    """:func:`dashboards.api.analysis.risk` with per-cell values (res :data:`CELL_RES`) for the service area.
+def risk_result(conn: Any, *, level: str, hazard_kind: list[str] | None, weights: dict[str, float] | None,
+                lang: str) -> dict[str, Any]:
+    """:func:`dashboards.services.risk.regional_risk` with per-cell values (res :data:`CELL_RES`) for the service
+    area, in ``lang``.
 
-    Cached per (level, hazard kinds, weights, data version); ``weights`` use the model's names (``red``,
-    ``occupants_weight`` ...). Raises what the API function raises (bad weights: ``ParameterError``).
+    Cached per (level, hazard kinds, weights, data version, language); ``weights`` use the model's names (``red``,
+    ``occupants_weight`` ...). Raises what the service raises (bad weights: ``InvalidParameterError``).
     """
     kinds = sorted(hazard_kind) if hazard_kind else None
-    key = (str(conn.engine.url), situation.data_version(conn), level, tuple(kinds or ()), _weights_key(weights))
+    key = (str(conn.engine.url), situation.data_version(conn), level, tuple(kinds or ()), _weights_key(weights), lang)
     with _lock:
         hit = _risk_cache.get(key)
         if hit is not None:
             _risk_cache.move_to_end(key)
             return hit
-    out = risk(conn, level=level, hazard_kind=kinds, weights=weights or None,
-               cells_bbox=list(settings().service_area), cell_res=CELL_RES)
+    out = regional_risk(conn, level=level, hazard_kind=kinds, weights=weights or None,
+                        cells_bbox=list(settings().service_area), cell_res=CELL_RES, lang=lang)
     with _lock:
         _risk_cache[key] = out
         while len(_risk_cache) > 8:
             _risk_cache.popitem(last=False)
-    return out
-
-
-def region_shapes(conn: Any, level: str) -> list[dict[str, Any]]:
-    """Every live region of ``level``: ``adcode, name, name_en, parent_adcode, geometry`` (simplified GeoJSON)."""
-    key = (str(conn.engine.url), level, situation.data_version(conn))
-    with _lock:
-        if key in _shape_cache:
-            return _shape_cache[key]
-    rows = store.regions_of_level(conn, level=level, geometry=True)
-    out = []
-    for r in rows:
-        g = shapely.simplify(r["geometry"], SIMPLIFY_DEG, preserve_topology=True)
-        g = shapely.transform(g, lambda xy: np.round(xy, COORD_DECIMALS))
-        out.append({**{k: r[k] for k in ("adcode", "name", "name_en", "parent_adcode")}, "geometry": mapping(g),
-                    "shape": r["geometry"]})
-    with _lock:
-        _shape_cache[key] = out
-    return out
-
-
-def incident_trend(conn: Any, *, days: int = TREND_DAYS, now: datetime | None = None) -> dict[str, Any]:
-    """Incidents per day (UTC) and prefecture over the last ``days`` days (the last day is today, partial).
-
-    Returns ``{"days": [date, ...], "counts": {adcode: [n per day]}, "names": {adcode: {name, name_en}},
-    "outside": [n per day]}`` (incidents in no loaded prefecture); every incident of the window is counted once.
-    """
-    when = (now or datetime.now(UTC)).astimezone(UTC)
-    key = (str(conn.engine.url), situation.data_version(conn), days, when.date())
-    with _lock:
-        if key in _trend_cache:
-            return _trend_cache[key]
-    start = datetime(when.year, when.month, when.day, tzinfo=UTC) - timedelta(days=days - 1)
-    lon, lat, day = [], [], []
-    after: int | None = None
-    while True:
-        page = queries.fetch_features(conn, "incidents", limit=10_000, after_id=after)
-        for f in page["features"]:
-            occurred = f["properties"].get("occurred_at")
-            if not occurred or f["geometry"] is None:
-                continue
-            d = (datetime.fromisoformat(occurred).astimezone(UTC) - start).days
-            if 0 <= d < days:
-                x, y = f["geometry"]["coordinates"][:2]
-                lon.append(x)
-                lat.append(y)
-                day.append(d)
-        after = page["next_after_id"]
-        if after is None:
-            break
-    prefs = region_shapes(conn, "prefecture")
-    x, y, dd = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), np.asarray(day, dtype=np.int64)
-    where = np.full(x.size, -1)
-    for j, p in enumerate(prefs):
-        free = where < 0
-        inside = shapely.contains_xy(p["shape"], x[free], y[free])
-        where[np.flatnonzero(free)[inside]] = j
-    counts = {p["adcode"]: np.bincount(dd[where == j], minlength=days).tolist() for j, p in enumerate(prefs)}
-    out = {"days": [(start + timedelta(days=i)).date() for i in range(days)],
-           "counts": {k: v for k, v in counts.items() if sum(v)},
-           "names": {p["adcode"]: {"name": p["name"], "name_en": p["name_en"]} for p in prefs},
-           "outside": np.bincount(dd[where < 0], minlength=days).tolist()}
-    with _lock:
-        if len(_trend_cache) > 8:
-            _trend_cache.clear()
-        _trend_cache[key] = out
     return out
 
 
@@ -383,9 +309,9 @@ def update(level: str | None, hazard_kind: list[str] | None, *rest: Any) -> tupl
         return (no_update,) * 4 + (t("leader.bad_weights", lang, detail=str(e)), no_update)
     try:
         with db_engine().connect() as conn:
-            result = risk_result(conn, level=level, hazard_kind=hazard_kind or None, weights=weights)
-            shapes = region_shapes(conn, level)
-            trend = incident_trend(conn)
+            result = risk_result(conn, level=level, hazard_kind=hazard_kind or None, weights=weights, lang=lang)
+            shapes = region_outlines(conn, level, tolerance_deg=SIMPLIFY_DEG, decimals=COORD_DECIMALS)
+            trend = incident_trend(conn, days=TREND_DAYS)
     except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
         return (no_update,) * 3 + (text, f"{t(f'error.{classify(e)[1]}', lang)}: {e}", no_update)
     layers, bounds = choropleth(shapes, result, lang)
@@ -413,7 +339,7 @@ def detail(zoom: float | None, bounds: Any, level: str | None, hazard_kind: list
     try:
         with db_engine().connect() as conn:
             result = risk_result(conn, level=level if level in LEVELS else "prefecture",
-                                 hazard_kind=hazard_kind or None, weights=_weights_from_sliders(values))
+                                 hazard_kind=hazard_kind or None, weights=_weights_from_sliders(values), lang=lang)
     except Exception:  # noqa: BLE001 - the main callback reports errors; detail just stays as it was
         raise PreventUpdate from None
     return detail_layers(detail_cells(result, leaflet_bbox(bounds), zoom), lang)

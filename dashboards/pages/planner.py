@@ -3,10 +3,9 @@
 Public: :func:`layout`, :func:`run_coverage`, :func:`display_cells`, :func:`cells_csv`, :func:`result_geojson`,
 and the callbacks :func:`run`, :func:`county_options`, :func:`preset_distance`, :func:`export`.
 
-The numbers come from :func:`dashboards.api.analysis.shelter_coverage`, the function behind
-``POST /api/v1/analysis/shelter-coverage``: :func:`run_coverage` is the same composition as that view (a region's
-geometry from :func:`layers.read.analysis.region_geometry`, or a drawn zone checked by
-:func:`dashboards.api.analysis.parse_zone`), so the page and the API show the same totals for the same input.
+The numbers come from :func:`dashboards.services.coverage.shelter_coverage`, the service behind
+``POST /api/v1/analysis/shelter-coverage``, on the scope of :func:`dashboards.services.coverage.coverage_scope`
+(a region, or a drawn zone), so the page and the API show the same totals for the same input.
 Demand is always counted on res-8 H3 cells; the map draws them as hexagons only for the scope and, when there are
 more than :data:`MAX_DISPLAY_CELLS`, sums them onto coarser parent cells for display (the tables and exports keep
 res 8). Results stay on the server (a small cache keyed by the run); the browser gets the run's parameters, so an
@@ -22,7 +21,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import dash
 import dash_leaflet as dl
@@ -33,22 +32,19 @@ from dash.exceptions import PreventUpdate
 from shapely.geometry import mapping
 
 from dashboards import ids
-from dashboards.api import db_engine
-from dashboards.api import settings as current_settings
-from dashboards.api.analysis import DEFAULT_RES, parse_zone, shelter_coverage
-from dashboards.api.errors import classify
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
+from dashboards.context import db_engine
+from dashboards.context import settings as current_settings
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from dashboards.services.coverage import coverage_scope, shelter_coverage
+from dashboards.services.zones import DEFAULT_RES
 from dashboards.tiles import basemap_config
 from geoops import h3cells
+from geoops.h3cells import parent_cells
 from layers.read import analysis as store
-
-try:  # the parent-cell helper moved from the API module to layers.read.analysis
-    from layers.read.analysis import parent_cells
-except ImportError:  # pragma: no cover - older checkout
-    from dashboards.api.analysis import parent_cells  # type: ignore[attr-defined,no-redef]
 from layers.store import vocab
 
 dash.register_page(__name__, path="/planner", name="planner", order=3, title=lambda: t("planner.title"))
@@ -74,23 +70,19 @@ _cache_lock = threading.Lock()
 # ------------------------------------------------------------------------------------------------ computing
 
 
-def run_coverage(conn: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """Coverage of one run, composed as the API view does: ``params`` = ``{scope, max_distance_m, kinds}``.
+def run_coverage(conn: Any, params: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Coverage of one run, as the API answers it: ``params`` = ``{scope, max_distance_m, kinds}``.
 
     ``scope`` is ``{"adcode": "150102"}`` or ``{"geometry": <GeoJSON Polygon>}``. Returns the dict of
-    :func:`dashboards.api.analysis.shelter_coverage` plus ``scope`` (``adcode, name, name_en, level`` or
+    :func:`dashboards.services.coverage.shelter_coverage` plus ``scope`` (``adcode, name, name_en, level`` or
     ``geometry: True``) and ``scope_geometry`` (shapely, for display only).
     """
     scope = params["scope"]
-    if "adcode" in scope:
-        region = store.region_geometry(conn, str(scope["adcode"]))
-        zone = region["geometry"]
-        info = {k: region[k] for k in ("adcode", "name", "name_en", "level")}
-    else:
-        zone, _, _ = parse_zone(scope["geometry"], field="scope")
-        info = {"geometry": True}
+    s = current_settings()
+    zone, info, _ = coverage_scope(conn, scope if "adcode" in scope else scope["geometry"],
+                                   service_area=s.service_area, max_area_km2=s.max_zone_area_km2)
     out = shelter_coverage(conn, zone, max_distance_m=float(params["max_distance_m"]),
-                           kinds=params.get("kinds") or None, candidates="closed", res=DEFAULT_RES)
+                           kinds=params.get("kinds") or None, candidates="closed", res=DEFAULT_RES, lang=lang)
     out["scope"] = info
     out["scope_geometry"] = zone
     return out
@@ -122,7 +114,7 @@ def display_cells(result: dict[str, Any], *, max_cells: int = MAX_DISPLAY_CELLS)
 
 
 def _ring(g: Any) -> list[list[float]]:
-    return np.round(shapely.get_coordinates(g), COORD_DECIMALS).tolist()  # type: ignore[no-any-return]
+    return np.round(shapely.get_coordinates(g), COORD_DECIMALS).tolist()
 
 
 def hex_features(cells: np.ndarray, props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,7 +122,7 @@ def hex_features(cells: np.ndarray, props: dict[str, Any]) -> list[dict[str, Any
     keys = list(props)
     out = []
     for i, (cell, g) in enumerate(zip(cells.tolist(), h3cells.cell_boundaries(cells), strict=True)):
-        p = {"h3": format(cell & 0xFFFFFFFFFFFFFFFF, "x")}
+        p: dict[str, Any] = {"h3": format(cell & 0xFFFFFFFFFFFFFFFF, "x")}
         for k in keys:
             v = props[k][i]
             p[k] = round(float(v), 2) if isinstance(v, (float, np.floating)) else (
@@ -174,14 +166,14 @@ def result_geojson(result: dict[str, Any]) -> dict[str, Any]:
             "population_source": result["population_source"]}
 
 
-def _cached(key: str | None, params: dict[str, Any]) -> dict[str, Any]:
+def _cached(key: str | None, params: dict[str, Any], lang: str | None = None) -> dict[str, Any]:
     with _cache_lock:
         hit = _cache.get(key or "")
         if hit is not None:
-            _cache.move_to_end(key)  # type: ignore[arg-type]
+            _cache.move_to_end(key or "")
             return hit
     with db_engine().connect() as conn:
-        result = run_coverage(conn, params)
+        result = run_coverage(conn, params, lang or current_lang())
     if key:
         with _cache_lock:
             _cache[key] = result
@@ -268,7 +260,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         controls,
         html.Div(className="sr-pl-map", children=[
             dcc.Loading(html.Div(id=ids.PLANNER_LEGEND, className="sr-pl-legend"), type="circle",
-                        className="sr-pl-loading", target_components={ids.PLANNER_LEGEND: "children"}),
+                        className="sr-pl-loading", target_components=cast(Any, {ids.PLANNER_LEGEND: "children"})),
             the_map]),
         dcc.Loading(results, type="default", parent_className="sr-pl-results-wrap"),
     ])
@@ -286,7 +278,7 @@ def _pct(x: float | None) -> str:
 
 
 def _table(head: list[str], rows: list[list[Any]], num_from: int, table_id: str | None = None) -> html.Table:
-    extra = {"id": table_id} if table_id else {}
+    extra: dict[str, Any] = {"id": table_id} if table_id else {}  # Dash refuses id=None
     return html.Table(className="sr-table sr-pl-table", **extra, children=[
         html.Thead(html.Tr([html.Th(h, className="sr-num" if i >= num_from else "") for i, h in enumerate(head)])),
         html.Tbody([html.Tr([html.Td(v, className="sr-num" if i >= num_from else "") for i, v in enumerate(r)])
@@ -486,7 +478,7 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
               "kinds": None if set(kinds) == set(SHELTER_KINDS) else sorted(kinds)}
     key = uuid.uuid4().hex
     try:
-        result = _cached(key, params)
+        result = _cached(key, params, lang)
     except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
         return (no_update, f"{t(f'error.{classify(e)[1]}', lang)}: {e}", *keep)
     d = display_cells(result)

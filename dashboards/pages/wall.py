@@ -12,7 +12,7 @@ while it is not (the poll is the fallback). Only when the store's ``cursor`` (ve
 transaction: a change that commits late moves it too) moves (or after a reconnect, or once a minute for hazards that
 expire with time) does it bump the ``refresh`` counter of the status store, and only that triggers :func:`refresh`,
 the server callback that redraws KPIs, ticker, chart and map layers from
-:func:`dashboards.api.wall.live_snapshot`: one picture per server process shared by every screen, at least as new as
+:func:`dashboards.services.wall.live_snapshot`: one picture per server process shared by every screen, at least as new as
 the store when the screen asked. A failed poll never throws: it shows "connection lost,
 last update HH:MM" and the next successful poll hides it and refreshes. :func:`refresh` itself answers "no update"
 when the database is unreachable, so the last picture stays on screen.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import dash
@@ -38,9 +38,6 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import ids
-from dashboards.api import API_PREFIX, db_engine
-from dashboards.api.errors import classify
-from dashboards.api.wall import live_snapshot, wall_snapshot
 from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.live import live_id, live_source
 from dashboards.components.replay import (
@@ -52,7 +49,10 @@ from dashboards.components.replay import (
     replay_time,
 )
 from dashboards.components.sitrep_button import sitrep_button
+from dashboards.context import API_PREFIX, db_engine
+from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
+from dashboards.services.wall import HEAT_MODES, live_snapshot, wall_snapshot
 
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
 register_replay("wall")
@@ -124,8 +124,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
     ])
     heat = dcc.RadioItems(id=ids.WALL_HEAT, value="incidents", inline=True, className="sr-wall-heat",
-                          options=[{"label": t("wall.heat.incidents", lang), "value": "incidents"},
-                                   {"label": t("wall.heat.population", lang), "value": "population"}])
+                          options=[{"label": t(f"wall.heat.{m}", lang), "value": m} for m in HEAT_MODES])
     chart = dcc.Graph(id=ids.WALL_CHART, className="sr-wall-chart", figure=_empty_figure(),
                       config={"displayModeBar": False, "staticPlot": False, "responsive": True})
     return html.Div(id=ids.WALL_ROOT, className="sr-wall", lang=lang, children=[
@@ -444,14 +443,13 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
     if at is not None and _triggered() == {ids.WALL_STATUS}:
         raise PreventUpdate  # a live change while the wall replays the past
     lang = current_lang()
-    heat = heat if heat in ("incidents", "population") else "incidents"
+    mode: Literal["incidents", "population"] = "population" if heat == "population" else "incidents"
     try:
         if at is None:  # the live picture, shared with every other screen of this process
-            snap = live_snapshot(zoom=zoom, bbox=leaflet_bbox(bounds), heat=heat, lang=lang)  # type: ignore[arg-type]
+            snap = live_snapshot(db_engine(), zoom=zoom, bbox=leaflet_bbox(bounds), heat=mode, lang=lang).value
         else:
             with db_engine().connect() as conn:
-                snap = wall_snapshot(conn, zoom=zoom, bbox=leaflet_bbox(bounds), heat=heat, lang=lang,  # type: ignore[arg-type]
-                                     at=at)
+                snap = wall_snapshot(conn, zoom=zoom, bbox=leaflet_bbox(bounds), heat=mode, lang=lang, at=at)
     except Exception as e:
         if classify(e)[0] == 503:
             raise PreventUpdate from None  # the poll shows "connection lost"; the last picture stays
@@ -471,11 +469,11 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
         hexes,
         hazard_layers(snap["hazards"], lang),
         annotation_layers(snap["annotations"], lang),
-        legend(bounds_, heat, lang),
+        legend(bounds_, mode, lang),
         # "redraw" makes every landing a new value: an unchanged one would not fire the "landed" callback, and the
         # next redraw would wait REDRAW_TIMEOUT_S (two redraws can draw the same shared picture)
         {"version": snap["version"], "hexes": len(snap["hexes"]["features"]), "res": snap["hexes"]["res"],
-         "heat": heat, "time": snap["time"], "replay": None if at is None else snap["time"],
+         "heat": mode, "time": snap["time"], "replay": None if at is None else snap["time"],
          "redraw": (status or {}).get("refresh"), "drawn_at": time.time()},
         *replay_badge(at, lang),
     )

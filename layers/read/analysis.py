@@ -3,7 +3,7 @@
 Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`nearest_resource_per_kind`,
 :func:`resource_points`, :func:`column_arrays`, :func:`clear_cache`,
 :func:`resource_details`, :func:`fetch_resources`,
-:func:`population_source`, :func:`population_of_cells`, :func:`parent_cells` (that of :mod:`geoops.h3cells`),
+:func:`population_source`, :func:`population_of_cells`,
 :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
 :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
@@ -44,10 +44,7 @@ from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, fu
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from geoops.h3cells import (  # parent_cells re-exported: dashboards' pages import it here
-    child_ranges,
-    parent_cells,
-)
+from geoops.h3cells import child_ranges, parent_cells
 from geoops.nearest import nearest_batch, rank
 from geoops.wgs84 import planar_bound_deg
 from layers.store import vocab
@@ -75,7 +72,6 @@ __all__ = [
     "fetch_resources",
     "population_source",
     "population_of_cells",
-    "parent_cells",
     "regions_in_zone",
     "region_names",
     "region_geometry",

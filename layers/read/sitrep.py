@@ -34,7 +34,6 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from geoops.population import rollup
 from geoops.regions import assign_points
 from layers.read import analysis, history, situation
-from layers.read.history import as_of  # noqa: F401  dashboards' wall still imports it from here
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import Hazard, Incident, Resource, Shelter
 

@@ -3,6 +3,7 @@
 Public: :data:`MAX_HEXES`, :data:`TICKER_LIMIT`, :data:`ANNOTATION_LIMIT`, :data:`HAZARD_LIMIT`,
 :func:`data_version`, :func:`res_for_zoom`, :func:`tolerance_for_zoom`, :func:`incident_kpis`,
 :func:`shelter_places`, :func:`resource_counts`, :func:`latest_incidents`, :func:`incidents_per_hour`,
+:func:`incident_days`,
 :func:`incident_cells`, :func:`aggregate_cells`, :func:`affected_population_cells`, :func:`hazard_zones`,
 :func:`annotation_features`, :func:`hex_features`, :func:`clear_cache`.
 
@@ -57,6 +58,7 @@ __all__ = [
     "resource_counts",
     "latest_incidents",
     "incidents_per_hour",
+    "incident_days",
     "incident_cells",
     "aggregate_cells",
     "affected_population_cells",
@@ -219,6 +221,31 @@ def incidents_per_hour(db: Db, *, hours: int = 24, now: datetime | None = None) 
         counts.setdefault(str(kind), [0] * int(hours))[int(b)] += int(n)
     bins = [start + timedelta(hours=i) for i in range(int(hours))]
     return {"start": start, "bins": bins, "counts": dict(sorted(counts.items()))}
+
+
+def incident_days(db: Db, *, start: datetime, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every live incident that occurred in ``days`` days from ``start``, as columns: lon, lat (degrees) and the day
+    (0 .. days - 1, whole days of 86400 s after ``start``). One statement; closed incidents count too.
+
+    Raises
+    ------
+    ValidationError
+        ``days`` outside 1..366, or a ``start`` without a time zone.
+    """
+    if not 1 <= int(days) <= 366:
+        raise ValidationError([RowError(None, "days", days, "1..366")], "days out of range")
+    if start.tzinfo is None:
+        raise ValidationError([RowError(None, "start", start.isoformat(), "a time with a UTC offset")])
+    end = start + timedelta(days=int(days))
+    day = func.floor(func.date_part("epoch", Incident.occurred_at - start) / 86400)
+    lon, lat, d = analysis.column_arrays(db, select(func.ST_X(Incident.geom).label("lon"),
+                                                    func.ST_Y(Incident.geom).label("lat"), day.label("day"))
+                                         .where(_live(Incident), Incident.occurred_at >= start,
+                                                Incident.occurred_at < end, Incident.geom.is_not(None)))
+    if lon is None:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return (np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64),
+            np.asarray(d, dtype=np.float64).astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------------------------- H3

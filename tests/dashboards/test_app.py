@@ -10,8 +10,8 @@ from flask import Flask
 from openapi_spec_validator import validate as validate_openapi
 
 from dashboards.api import openapi
-from dashboards.api.errors import ApiError, ParameterError, classify, register_error_handlers
 from dashboards.app import create_app
+from dashboards.errors import ApiError, ParameterError, classify, register_error_handlers
 from dashboards.i18n import COOKIE, t
 from layers.store.settings import Settings
 

@@ -13,8 +13,8 @@ from flask import request
 from sqlalchemy import Engine, delete, insert, select, text
 
 from dashboards import auth as web_auth
-from dashboards.api import API_PREFIX, db_engine
 from dashboards.app import create_app
+from dashboards.context import API_PREFIX, db_engine
 from layers.store import auth
 from layers.store.db import session_scope
 from layers.store.models import ApiToken, FeatureHistory, Incident, User

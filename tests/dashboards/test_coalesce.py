@@ -1,5 +1,5 @@
 """The shared live picture: every caller gets a result at least as new as the store when it asked, and many callers
-cost few computations (:mod:`dashboards.api.coalesce`)."""
+cost few computations (:mod:`dashboards.services.coalesce`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from dashboards.api.coalesce import Coalescer, Stamp, read_stamp
+from dashboards.services.coalesce import Coalescer, Stamp, read_stamp
 
 
 class Store:

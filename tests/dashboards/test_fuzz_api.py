@@ -157,8 +157,8 @@ def test_deeply_nested_json_is_a_4xx_not_a_recursion_error(client: Any) -> None:
 def test_a_statement_past_the_time_limit_answers_408(fuzz_db: tuple[str, str]) -> None:
     from flask import Flask
 
-    from dashboards.api import db_engine
-    from dashboards.api.errors import register_error_handlers
+    from dashboards.context import db_engine
+    from dashboards.errors import register_error_handlers
     from dashboards.limits import install_limits
 
     app = Flask("limits-test")

@@ -85,7 +85,7 @@ def test_every_t_key_used_in_dashboards_exists_in_both_catalogues() -> None:
 
 
 def test_keys_built_from_data_exist() -> None:
-    from dashboards.api.errors import ERROR_TABLE
+    from dashboards.errors import ERROR_TABLE
     from dashboards.pages import home
     from layers.store.models import FEATURE_MODELS
 

@@ -113,13 +113,14 @@ def test_detail_cells_only_when_zoomed_in_and_inside_the_view(app) -> None:
 
 def test_trend_counts_equal_postgis(app, demo_db) -> None:
     from dashboards.pages import leader
+    from dashboards.services.trend import incident_trend
 
     now = datetime.now(UTC)
     with app.server.test_request_context("/leader?lang=en"):
-        from dashboards.api import db_engine
+        from dashboards.context import db_engine
 
         with db_engine().connect() as conn:
-            trend = leader.incident_trend(conn, days=7, now=now)
+            trend = incident_trend(conn, days=7, now=now)
         fig = leader.trend_figure(trend, "en")
     start = datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=6)
     with demo_db.engine.connect() as c:

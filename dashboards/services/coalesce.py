@@ -1,6 +1,6 @@
 """One computation for many requests: a per-process cache of results stamped with the store's state.
 
-Public: :class:`Stamp`, :class:`Coalescer`, :func:`read_stamp`.
+Public: :class:`Stamp`, :class:`Entry`, :class:`Coalescer`, :func:`read_stamp`.
 
 Fifty wall screens asking for the same picture while a feed writes twenty changes a second must not cost fifty
 computations a second. :class:`Coalescer` gives every caller a result that is **at least as new as the store was
@@ -83,12 +83,21 @@ def read_stamp(conn: Any) -> Stamp:
 
 
 @dataclass
-class _Entry:
+class Entry:
+    """A cached result: its :class:`Stamp`, its value, when it was computed (monotonic seconds), and forms derived
+    from the value once per entry (e.g. the encoded JSON body)."""
+
     stamp: Stamp
     value: Any
     at: float
-    #: derived forms of ``value`` made once per entry (e.g. the encoded JSON body)
     derived: dict[str, Any] = field(default_factory=dict)
+
+    def derive(self, name: str, make: Callable[[Any], Any]) -> Any:
+        """``make(value)``, made once per entry and kept under ``name`` (races make it twice, harmlessly)."""
+        hit = self.derived.get(name)
+        if hit is None:
+            hit = self.derived[name] = make(self.value)
+        return hit
 
 
 @dataclass(eq=False)
@@ -120,7 +129,7 @@ class Coalescer:
         self.max_keys = int(max_keys)
         self.wait_s = float(wait_s)
         self._lock = threading.Lock()
-        self._entries: dict[Any, _Entry] = {}
+        self._entries: dict[Any, Entry] = {}
         self._flights: dict[Any, _Flight] = {}
         self._last_start: dict[Any, float] = {}
         #: counters for tests and benchmarks: results served from the cache, computations, joins of a flight
@@ -132,13 +141,13 @@ class Coalescer:
             self._entries.clear()
             self._last_start.clear()
 
-    def _fresh(self, key: Any, stamp: Stamp, now: float) -> _Entry | None:
+    def _fresh(self, key: Any, stamp: Stamp, now: float) -> Entry | None:
         e = self._entries.get(key)
         if e is not None and e.stamp.covers(stamp) and now - e.at < self.max_age_s:
             return e
         return None
 
-    def entry(self, key: Any, stamp: Stamp, compute: Callable[[], tuple[Stamp, Any]]) -> _Entry:
+    def entry(self, key: Any, stamp: Stamp, compute: Callable[[], tuple[Stamp, Any]]) -> Entry:
         """The cache entry for ``key`` that covers ``stamp`` (its ``value`` and ``derived`` forms)."""
         asked = time.monotonic()
         while True:
@@ -175,13 +184,13 @@ class Coalescer:
         """
         return self.entry(key, stamp, compute).value
 
-    def _compute(self, key: Any, flight: _Flight, compute: Callable[[], tuple[Stamp, Any]]) -> _Entry:
+    def _compute(self, key: Any, flight: _Flight, compute: Callable[[], tuple[Stamp, Any]]) -> Entry:
         try:
             delay = flight.reads_after - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # rate limit: everyone who asks meanwhile joins this computation
             stamp, value = compute()
-            entry = _Entry(stamp, value, time.monotonic())
+            entry = Entry(stamp, value, time.monotonic())
             with self._lock:
                 self.stats["computed"] += 1
                 old = self._entries.get(key)
@@ -201,4 +210,4 @@ class Coalescer:
             flight.done.set()
 
 
-__all__ = ["Coalescer", "Stamp", "read_stamp"]
+__all__ = ["Coalescer", "Entry", "Stamp", "read_stamp"]

@@ -1,35 +1,51 @@
-"""The ONE table that maps domain errors to HTTP status codes and JSON bodies (titiler's pattern).
+"""The one table that maps errors to HTTP status codes and JSON bodies, keyed by exception **class** (titiler's
+``DEFAULT_STATUS_CODES``), and the JSON helpers of every answer.
 
-Public: :data:`ERROR_TABLE`, :class:`ApiError`, :class:`ParameterError`, :func:`classify`, :func:`error_body`,
-:func:`error_response`, :func:`register_error_handlers`.
+Public: :data:`ERROR_TABLE`, :class:`ApiError`, :class:`ParameterError`, :func:`error_table`, :func:`classify`,
+:func:`error_body`, :func:`dumps`, :func:`json_response`, :func:`error_response`, :func:`register_error_handlers`.
 
-Domain code (``geoops``, ``layers``) raises its own errors and knows nothing about HTTP; this module decides the
-status and the body. Every body has the same shape::
+Domain code (``geoops``, ``layers``, ``dashboards.services``) raises its own errors and knows nothing about HTTP;
+this module decides the status and the body. The table imports the classes it names, so a misspelt or removed class
+stops the import of this module (and the server's start) instead of turning into a silent 500. The most specific
+class in an exception's MRO wins. Every body has the same shape::
 
     {"error": {"code": "invalid_parameter", "message": "<translated>", "detail": "<what was received, what is
      allowed>", "field": ..., "value": ..., "allowed": ..., "problems": [{row, field, value, allowed, file}]}}
 
 ``message`` is translated (``error.<code>`` in the catalogues; zh-CN or en per request); ``detail`` is the
-domain error's own text. Anything not in the table is a 500 whose body carries no traceback; the traceback goes
-to the log.
+error's own text. Anything not in the table is a 500 whose body carries no traceback; the traceback goes to the log.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
+import psycopg
+import pydantic
+import sqlalchemy.exc
 from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from dashboards.i18n import DEFAULT_LANGUAGE, catalogue, current_lang, t
+from geoops.errors import CRSError, GeoOpsError, InvalidGeometryError, InvalidParameterError
+from layers.ingest.imports import UploadTooLargeError
+from layers.reference.population import PopulationBuildError
+from layers.render.tiles import TileError
+from layers.store.auth import AuthError
+from layers.store.errors import (
+    ClusterError,
+    DatabaseUnavailableError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,42 +93,71 @@ class ParameterError(ApiError):
     code = "invalid_parameter"
 
 
-#: (exception class as "module:Name", HTTP status or None for the exception's own, error code or None for the
-#: exception's own). The most specific class in an exception's MRO wins. Modules that are not installed or not
-#: written yet are skipped.
-ERROR_TABLE: tuple[tuple[str, int | None, str | None], ...] = (
-    ("dashboards.api.errors:ApiError", None, None),
-    ("layers.store.errors:ValidationError", 422, "validation_error"),
-    ("layers.store.errors:NotFoundError", 404, "not_found"),
-    ("layers.store.errors:DatabaseUnavailableError", 503, "database_unavailable"),
-    ("layers.store.errors:ClusterError", 503, "database_unavailable"),
-    ("sqlalchemy.exc:OperationalError", 503, "database_unavailable"),
-    ("sqlalchemy.exc:InterfaceError", 503, "database_unavailable"),
-    ("sqlalchemy.exc:TimeoutError", 503, "database_unavailable"),
-    ("psycopg:OperationalError", 503, "database_unavailable"),
+_UNAVAILABLE = "database_unavailable"
+
+#: (exception class, HTTP status or None for the exception's own, error code or None for the exception's own)
+ERROR_TABLE: tuple[tuple[type[BaseException], int | None, str | None], ...] = (
+    (ApiError, None, None),
+    (HTTPException, None, None),
+    # the store
+    (StoreError, 500, "internal_error"),
+    (ValidationError, 422, "validation_error"),
+    (UploadTooLargeError, 413, "request_entity_too_large"),
+    (PopulationBuildError, 422, "validation_error"),
+    (NotFoundError, 404, "not_found"),
+    (AuthError, 401, "unauthorized"),
+    (TileError, 400, "invalid_parameter"),
+    (DatabaseUnavailableError, 503, _UNAVAILABLE),
+    (ClusterError, 503, _UNAVAILABLE),
+    (sqlalchemy.exc.OperationalError, 503, _UNAVAILABLE),
+    (sqlalchemy.exc.InterfaceError, 503, _UNAVAILABLE),
+    (sqlalchemy.exc.TimeoutError, 503, _UNAVAILABLE),
+    (psycopg.OperationalError, 503, _UNAVAILABLE),
     # a value PostgreSQL cannot take, raised by psycopg itself (a COPY); SQLAlchemy's DataError: dashboards.limits
-    ("psycopg:DataError", 400, "invalid_parameter"),
-    ("geoops.errors:InvalidParameterError", 400, None),
-    ("geoops.errors:InvalidGeometryError", 422, None),
-    ("geoops.errors:CRSError", 422, None),
-    ("geoops.errors:GeoOpsError", 400, None),
-    ("pydantic:ValidationError", 422, "validation_error"),
-    ("werkzeug.exceptions:HTTPException", None, None),
+    (psycopg.DataError, 400, "invalid_parameter"),
+    # the analyses
+    (GeoOpsError, 400, None),
+    (InvalidParameterError, 400, None),
+    (InvalidGeometryError, 422, None),
+    (CRSError, 422, None),
+    (pydantic.ValidationError, 422, "validation_error"),
 )
 
 
-@lru_cache(maxsize=1)
-def _resolved() -> dict[type, tuple[int | None, str | None]]:
-    table: dict[type, tuple[int | None, str | None]] = {}
-    for dotted, status, code in ERROR_TABLE:
-        module_name, _, name = dotted.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError):
-            log.debug("error table: %s not available", dotted)
-            continue
+def error_table(rows: Iterable[tuple[Any, int | None, str | None]]) -> dict[type[BaseException], tuple[int | None,
+                                                                                                      str | None]]:
+    """``{class: (status, code)}`` of table rows, refusing anything but exception classes, unknown statuses and
+    a class listed twice.
+
+    Raises
+    ------
+    TypeError
+        A row keyed by something that is not an exception class (a ``"module:Name"`` string, say).
+    ValueError
+        A status outside 100..599, or a class listed twice.
+
+    Examples
+    --------
+    >>> error_table([(KeyError, 404, "not_found")])
+    {<class 'KeyError'>: (404, 'not_found')}
+    >>> error_table([("layers.store.errors:NotFoundError", 404, None)])
+    Traceback (most recent call last):
+    ...
+    TypeError: error table rows are keyed by exception classes, got 'layers.store.errors:NotFoundError'
+    """
+    table: dict[type[BaseException], tuple[int | None, str | None]] = {}
+    for cls, status, code in rows:
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise TypeError(f"error table rows are keyed by exception classes, got {cls!r}")
+        if status is not None and not 100 <= status <= 599:
+            raise ValueError(f"{cls.__name__}: HTTP status must be in 100..599, got {status!r}")
+        if cls in table:
+            raise ValueError(f"{cls.__name__} is listed twice in the error table")
         table[cls] = (status, code)
     return table
+
+
+_TABLE = error_table(ERROR_TABLE)
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
@@ -126,15 +171,12 @@ def classify(exc: BaseException) -> tuple[int, str]:
     >>> classify(KeyError("boom"))
     (500, 'internal_error')
     """
-    table = _resolved()
     for cls in type(exc).__mro__:
-        if cls in table:
-            status, code = table[cls]
+        if cls in _TABLE:
+            status, code = _TABLE[cls]
             break
     else:
         return 500, "internal_error"
-    from werkzeug.exceptions import HTTPException
-
     if isinstance(exc, HTTPException):
         status = status or exc.code or 500
         code = code or _snake(exc.name)
@@ -208,8 +250,6 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     elif code == "database_unavailable":
         err["detail"] = "the database cannot be reached; retry later"
     else:
-        from werkzeug.exceptions import HTTPException
-
         err["detail"] = exc.description if isinstance(exc, HTTPException) else _short(str(exc))
     problems = _problems(exc)
     first = problems[0] if problems else {}
@@ -271,8 +311,6 @@ def error_response(exc: BaseException) -> Response:
         else:
             log.warning("%s on %s %s: %s", body["error"]["code"], request.method, request.path, exc)
     headers = {"Retry-After": "5"} if status == 503 else {}
-    from werkzeug.exceptions import MethodNotAllowed
-
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)
     return json_response(body, status, headers=headers)

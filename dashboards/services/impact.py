@@ -1,0 +1,116 @@
+"""The impact card of a zone: who and what is in it, and what can reach it.
+
+Public: :func:`impact_card`.
+
+Population is area-weighted over H3 cells (each cell's people x the share of its area inside the zone), split by
+X; protection
+targets and shelters come from PostGIS (:mod:`layers.read.analysis`), the nearest available resource of each kind
+by true geodesic distance from the zone's centroid. ``docs/api.md`` says what every number means.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+from dashboards.i18n import DEFAULT_LANGUAGE, t
+from dashboards.services.figures import ms, rounded
+from dashboards.services.regions import split_by_region
+from dashboards.services.zones import DEFAULT_RES, as_area
+from geoops import geodesic, h3cells
+from layers.read import analysis as store
+from layers.store import vocab
+
+__all__ = ["impact_card", "RESOURCE_KINDS", "SHELTER_FIELDS"]
+
+RESOURCE_KINDS = list(vocab.keys("resource_kind"))
+SHELTER_FIELDS = ("id", "external_id", "name", "kind", "status", "capacity", "occupancy", "free", "lon", "lat")
+
+
+def _shelter_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"count": len(items), "capacity": sum(s["capacity"] for s in items),
+            "occupancy": sum(s["occupancy"] for s in items), "free": sum(s["free"] for s in items),
+            "items": [{k: s[k] for k in SHELTER_FIELDS} | {"distance_m": rounded(s["distance_m"], 1)}
+                      for s in items]}
+
+
+def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_distance_m: float = 5000.0,
+                lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """The impact card of ``zone`` (lon/lat, EPSG:4326; a checked zone from
+    :func:`dashboards.services.zones.parse_zone`).
+
+    Parameters
+    ----------
+    conn : Connection or Session
+    zone : shapely (Multi)Polygon
+    res : int
+        H3 resolution of the population cells.
+    shelter_distance_m : float
+        Shelters within this geodesic distance of the zone are listed as nearby.
+    lang : str
+        Language of the texts in the card (``containment_note``, the unassigned region's name).
+
+    Returns
+    -------
+    dict
+        ``population`` (persons, area-weighted), ``containment``, ``containment_note``, ``res``, ``cells``,
+        ``cells_populated``, ``zone_area_m2``, ``by_region`` (``county`` and ``prefecture`` rows),
+        ``protection_targets``, ``shelters`` (``inside`` and ``nearby``), ``nearest_resources``,
+        ``population_source``, ``timing_ms``.
+    """
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    src = store.population_source(conn, res=res)
+    cells, frac = h3cells.zone_weights(as_area(zone), res=res)
+    timing["cells"] = ms(t0)
+    t1 = time.perf_counter()
+    weighted = store.population_of_cells(conn, cells, res=res, source=src["source"]) * frac
+    timing["population"] = ms(t1)
+    t1 = time.perf_counter()
+    keep = weighted > 0
+    lon, lat = h3cells.cell_centres(cells[keep]) if keep.any() else (np.zeros(0), np.zeros(0))
+    by_region = split_by_region(conn, zone, lon, lat, {"population": weighted[keep]}, lang=lang)
+    for level in by_region.values():
+        for row in level:
+            row["population"] = round(row["population"], 1)
+    timing["regions"] = ms(t1)
+    t1 = time.perf_counter()
+    targets = store.targets_in_zone(conn, zone)
+    by_kind: dict[str, dict[str, int]] = {}
+    for tg in targets:
+        k = by_kind.setdefault(tg["kind"], {"count": 0, "occupants": 0})
+        k["count"] += 1
+        k["occupants"] += int(tg["occupants"])
+    shelters = store.shelters_near_zone(conn, zone, distance_m=shelter_distance_m)
+    timing["features"] = ms(t1)
+    t1 = time.perf_counter()
+    centre = zone.centroid if not zone.is_empty else zone.representative_point()
+    per_kind = store.nearest_resource_per_kind(conn, centre.x, centre.y, kinds=RESOURCE_KINDS, status="available")
+    nearest = {kind: ({"id": r["id"], "external_id": r["external_id"], "name": r["name"], "quantity": r["quantity"],
+                       "unit": r["unit"], "lon": r["lon"], "lat": r["lat"], "distance_m": rounded(r["distance_m"], 1),
+                       "bearing_deg": rounded(r["bearing_deg"], 1)} if (r := per_kind[kind]) is not None else None)
+               for kind in RESOURCE_KINDS}
+    timing["nearest"] = ms(t1)
+    timing["total"] = ms(t0)
+    return {
+        "population": round(float(weighted.sum()), 1),
+        "containment": "area_weighted",
+        "containment_note": t("analysis.containment.area_weighted", lang),
+        "res": res,
+        "cells": int((frac > 0).sum()),
+        "cells_populated": int(keep.sum()),
+        "zone_area_m2": round(float(geodesic.area_m2(zone)), 1),
+        "by_region": by_region,
+        "protection_targets": {"count": len(targets), "occupants": sum(int(x["occupants"]) for x in targets),
+                               "by_kind": by_kind, "items": targets},
+        "shelters": {"distance_m": shelter_distance_m,
+                     "inside": _shelter_summary([s for s in shelters if s["inside"]]),
+                     "nearby": _shelter_summary([s for s in shelters if not s["inside"]])},
+        "nearest_resources": {"from": [round(centre.x, 6), round(centre.y, 6)], "status": "available",
+                              "by_kind": nearest},
+        "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled", "description")},
+        "timing_ms": timing,
+    }
