@@ -36,6 +36,7 @@ def declare_endpoints() -> None:
         openapi,
         reports,
         situation,
+        vector_tiles,
         wall,
         write,
     )

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+from layers.store import registry
 from layers.store import vocab as _vocab
 
 # --- names ------------------------------------------------------------------------------------------------------
@@ -128,10 +129,14 @@ class LayerSpec:
         return table
 
 
+def _vocabs(layer: str) -> dict[str, str]:
+    return dict(registry.layer(layer).vocabs)
+
+
 SPECS: dict[str, LayerSpec] = {
     "hazards": LayerSpec(
         layer="hazards",
-        vocabs={"kind": "hazard_kind", "status": "hazard_status", "warning_level": "warning_level"},
+        vocabs=_vocabs("hazards"),
         required=("kind", "warning_level"),
         defaults={"status": "active"},
         datetimes=("valid_from", "valid_to", "onset", "expires"),
@@ -145,7 +150,7 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "incidents": LayerSpec(
         layer="incidents",
-        vocabs={"kind": "incident_kind", "status": "incident_status", "severity": "incident_severity"},
+        vocabs=_vocabs("incidents"),
         required=("kind",),
         defaults={"status": "reported", "severity": "general"},
         ints={"casualties": (0, None)},
@@ -160,7 +165,7 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "shelters": LayerSpec(
         layer="shelters",
-        vocabs={"kind": "shelter_kind", "status": "shelter_status"},
+        vocabs=_vocabs("shelters"),
         required=("kind", "capacity"),
         defaults={"status": "open", "occupancy": 0},
         ints={"capacity": (0, None), "occupancy": (0, None)},
@@ -172,7 +177,7 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "resources": LayerSpec(
         layer="resources",
-        vocabs={"kind": "resource_kind", "status": "resource_status"},
+        vocabs=_vocabs("resources"),
         required=("kind",),
         defaults={"status": "available", "quantity": 1},
         ints={"quantity": (0, None)},
@@ -185,7 +190,7 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "protection_targets": LayerSpec(
         layer="protection_targets",
-        vocabs={"kind": "target_kind", "status": "target_status"},
+        vocabs=_vocabs("protection_targets"),
         required=("kind",),
         defaults={"status": "normal", "occupants": 0, "criticality": 3},
         ints={"occupants": (0, None), "criticality": (1, 5)},
@@ -198,7 +203,7 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "admin_regions": LayerSpec(
         layer="admin_regions",
-        vocabs={"level": "admin_level"},
+        vocabs=_vocabs("admin_regions"),
         required=("adcode", "level"),
         defaults={"status": "active"},
         texts=("external_id", "name", "name_en", "kind", "status"),
@@ -214,13 +219,13 @@ SPECS: dict[str, LayerSpec] = {
     ),
     "impact_zones": LayerSpec(
         layer="impact_zones",
-        vocabs={"kind": "zone_kind", "status": "zone_status"},
+        vocabs=_vocabs("impact_zones"),
         required=(),
         defaults={"kind": "drawn", "status": "active"},
     ),
     "annotations": LayerSpec(
         layer="annotations",
-        vocabs={"kind": "annotation_symbol", "status": "annotation_status"},
+        vocabs=_vocabs("annotations"),
         required=(),
         defaults={"kind": "note", "status": "active", "color": "#e53935"},
         texts=("external_id", "name", "label"),

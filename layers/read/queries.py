@@ -20,28 +20,12 @@ from sqlalchemy import Connection, Table, func, literal, select, union_all
 
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import FEATURE_MODELS, table_of
+from layers.store.registry import LAYERS
 from layers.store.vocab import VOCABULARIES
 
-#: layer -> vocabulary of its ``kind`` column (layers without one accept any kind)
-KIND_VOCAB: dict[str, str] = {
-    "hazards": "hazard_kind",
-    "incidents": "incident_kind",
-    "shelters": "shelter_kind",
-    "resources": "resource_kind",
-    "protection_targets": "target_kind",
-    "impact_zones": "zone_kind",
-    "annotations": "annotation_symbol",
-}
-#: layer -> vocabulary of its ``status`` column
-STATUS_VOCAB: dict[str, str] = {
-    "hazards": "hazard_status",
-    "incidents": "incident_status",
-    "shelters": "shelter_status",
-    "resources": "resource_status",
-    "protection_targets": "target_status",
-    "impact_zones": "zone_status",
-    "annotations": "annotation_status",
-}
+#: layer -> vocabulary of its ``kind`` / ``status`` column, from the layer registry (layers without one accept any)
+KIND_VOCAB: dict[str, str] = {n: d.kind_vocab for n, d in LAYERS.items() if d.kind_vocab}
+STATUS_VOCAB: dict[str, str] = {n: d.status_vocab for n, d in LAYERS.items() if d.status_vocab}
 
 #: columns that are not feature properties (``geom`` is the geometry, ``properties`` is merged, ``deleted_at``
 #: is always null for live features)

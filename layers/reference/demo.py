@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from geoops.wgs84 import GEOD
 from layers.reference.places import inner_mongolia_places
 from layers.reference.population import BuildReport, build_population
-from layers.store import vocab
+from layers.store import registry, vocab
 from layers.store.errors import StoreError
 from layers.store.gazetteer import Place
 from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter, table_of
@@ -546,7 +546,9 @@ def write_drill(session: Session, rows: dict[str, list[dict[str, Any]]], *, sour
         table = table_of(model)
         items = rows.get(layer, [])
         for r in items:
-            for field, vname in (("kind", _KIND_VOCAB[layer]), ("status", _STATUS_VOCAB[layer])):
+            for field, vname in registry.layer(layer).vocabs.items():
+                if field not in ("kind", "status"):
+                    continue
                 problem = vocab.check(vname, r[field])
                 if problem:
                     raise StoreError(f"{layer} {r['external_id']}: {field} {r[field]!r} {problem}")
@@ -566,10 +568,6 @@ def write_drill(session: Session, rows: dict[str, list[dict[str, Any]]], *, sour
     return counts
 
 
-_KIND_VOCAB = {"hazards": "hazard_kind", "incidents": "incident_kind", "shelters": "shelter_kind",
-               "resources": "resource_kind", "protection_targets": "target_kind"}
-_STATUS_VOCAB = {"hazards": "hazard_status", "incidents": "incident_status", "shelters": "shelter_status",
-                 "resources": "resource_status", "protection_targets": "target_status"}
 
 
 def inner_mongolia_geometries(session: Session) -> tuple[Any, list[tuple[str, Any]]]:

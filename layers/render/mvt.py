@@ -54,11 +54,13 @@ _WORLD_DEG = 360.0
 
 @dataclass(frozen=True)
 class VectorTile:
-    """One tile: the MVT bytes (empty when no feature meets it), the layer's data version, whether it was cached."""
+    """One tile: the MVT bytes (empty when no feature meets it), the layer's data version, whether it was cached,
+    and whether it was made on a settled store (no transaction in flight: ``version`` then names its content)."""
 
     data: bytes
     version: int
     cached: bool
+    settled: bool = True
 
 
 _lock = threading.Lock()
@@ -147,7 +149,7 @@ def tile(db: Connection | Session, name: str, z: int, x: int, y: int) -> VectorT
         if hit is not None and hit[1] > now:
             _cache.move_to_end(key)
             _stats["hits"] += 1
-            return VectorTile(hit[0], version, True)
+            return VectorTile(hit[0], version, True, hit[1] == float("inf"))
     data = bytes(db.execute(tile_statement(name), {"z": z, "x": x, "y": y}).scalar_one() or b"")
     with _lock:
         _stats["misses"] += 1
@@ -159,7 +161,7 @@ def tile(db: Connection | Session, name: str, z: int, x: int, y: int) -> VectorT
         while _size > CACHE_BYTES and _cache:
             _, (gone, _) = _cache.popitem(last=False)
             _size -= len(gone)
-    return VectorTile(data, version, False)
+    return VectorTile(data, version, False, settled)
 
 
 def clear_cache() -> None:

@@ -82,13 +82,23 @@ class LayerDef:
         """:data:`COMMON_ATTRIBUTES` then the layer's own attributes."""
         return COMMON_ATTRIBUTES + tuple(a for a in self.attributes if a not in COMMON_ATTRIBUTES)
 
+    @property
+    def vocabs(self) -> dict[str, str]:
+        """Attribute -> vocabulary, for every attribute that holds vocabulary keys.
+
+        >>> layer("incidents").vocabs
+        {'kind': 'incident_kind', 'status': 'incident_status', 'severity': 'incident_severity'}
+        """
+        out = {"kind": self.kind_vocab, "status": self.status_vocab, **self.vocab_attributes}
+        return {a: v for a, v in out.items() if v is not None}
+
     def vocab_of(self, attribute: str) -> str | None:
         """The vocabulary of an attribute, or None when it holds free values.
 
         >>> layer("hazards").vocab_of("warning_level"), layer("hazards").vocab_of("name")
         ('warning_level', None)
         """
-        return {"kind": self.kind_vocab, "status": self.status_vocab, **self.vocab_attributes}.get(attribute)
+        return self.vocabs.get(attribute)
 
 
 _DEFS = (
@@ -100,8 +110,8 @@ _DEFS = (
              style_by="status"),
     LayerDef("resources", "resource_kind", "resource_status", ("quantity", "unit"), min_zoom=5),
     LayerDef("protection_targets", "target_kind", "target_status", ("occupants", "criticality"), min_zoom=6),
-    LayerDef("admin_regions", None, None, ("adcode", "level", "parent_adcode", "name_en"), min_zoom=3,
-             style_by="level"),
+    LayerDef("admin_regions", None, None, ("adcode", "level", "parent_adcode", "name_en"), {"level": "admin_level"},
+             min_zoom=3, style_by="level"),
     LayerDef("impact_zones", "zone_kind", "zone_status", (), min_zoom=3),
     LayerDef("annotations", "annotation_symbol", "annotation_status", ("label", "color"), min_zoom=3),
 )
