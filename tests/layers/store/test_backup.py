@@ -240,7 +240,6 @@ def _schema(url: str) -> dict[str, list[str]]:
 @pytest.fixture
 def databases(db_url: str) -> Iterator[dict[str, str]]:
     """Names -> URLs of scratch databases made by the test (``make(name)``), all dropped at the end."""
-    made: dict[str, str] = {}
     base = make_url(db_url).database
 
     class Made(dict[str, str]):
@@ -250,7 +249,7 @@ def databases(db_url: str) -> Iterator[dict[str, str]]:
 
     m = Made()
     yield m
-    _drop(db_url, *(make_url(u).database for u in m.values()), *made)
+    _drop(db_url, *(make_url(u).database for u in m.values()))
 
 
 def test_an_archive_of_an_older_schema_is_restored_and_migrated(databases, tmp_path) -> None:
@@ -298,17 +297,22 @@ def _future_archive(databases, tmp_path) -> Path:
     return backup.backup(newer, tmp_path / "newer.dump")
 
 
-def test_an_archive_of_a_newer_schema_is_refused_before_anything_changes(databases, tmp_path) -> None:
-    archive = _future_archive(databases, tmp_path)
-    target = databases.make("keep")
+def _refused_and_unchanged(databases, name: str, archive: Path, error: type[Exception]) -> Exception:
+    """Restore ``archive`` over a filled database: it must raise ``error`` and leave rows and schema as they were."""
+    target = databases.make(name)
     migrate(target)
-    _fill(target, "keep")
+    _fill(target, name)
     before, schema = _snapshot(target), _schema(target)
-    with pytest.raises(ValidationError) as e:
+    with pytest.raises(error) as e:
         backup.restore(target, archive)
     assert _snapshot(target) == before and _schema(target) == schema
-    assert "0099_from_the_future" in str(e.value) and "newer Sitroom" in str(e.value)
-    assert "nothing was changed" in str(e.value)
+    return e.value
+
+
+def test_an_archive_of_a_newer_schema_is_refused_before_anything_changes(databases, tmp_path) -> None:
+    e = _refused_and_unchanged(databases, "keep", _future_archive(databases, tmp_path), ValidationError)
+    assert "0099_from_the_future" in str(e) and "newer Sitroom" in str(e)
+    assert "nothing was changed" in str(e)
 
 
 def _cut_short(archive: Path, into: Path) -> Path:
@@ -325,15 +329,8 @@ def test_a_corrupt_archive_fails_part_way_and_leaves_the_database_as_it_was(data
     cut = _cut_short(backup.backup(src, tmp_path / "big.dump"), tmp_path / "cut.dump")
     listing = subprocess.run([str(backup.tool("pg_restore")), "--list", str(cut)], capture_output=True, text=True)
     assert listing.returncode == 0 and "TABLE DATA public population_cells" in listing.stdout  # not refused up front
-
-    target = databases.make("victim")
-    migrate(target)
-    _fill(target, "victim")
-    before, schema = _snapshot(target), _schema(target)
-    with pytest.raises(ClusterError) as e:
-        backup.restore(target, cut)
-    assert _snapshot(target) == before and _schema(target) == schema
-    assert "end of file" in str(e.value) and "nothing was changed" in str(e.value)
+    e = _refused_and_unchanged(databases, "victim", cut, ClusterError)
+    assert "end of file" in str(e) and "nothing was changed" in str(e)
 
 
 def _cli(*args: str, url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
