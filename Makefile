@@ -60,7 +60,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy geoops layers dashboards
-	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q
+	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q --hypothesis-profile=ci
 
 bench: install
 	$(BIN)/python -m bench

@@ -36,11 +36,21 @@ _UNASSIGNED = "unassigned"
 
 
 def _occupants(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray, *, res: int) -> np.ndarray:
-    """Protection-target occupants per cell of ``cells`` (sorted), from the targets inside the hazards."""
+    """Protection-target occupants per cell of ``cells`` (sorted): every target whose point lies in one of the cells,
+    inside a hazard or not, since a cell's exposure counts everyone in it (docs/analyses.md, "Regional risk")."""
     occ = np.zeros(cells.size)
-    if not hazards:
+    if not hazards or not cells.size:
         return occ
-    targets = store.targets_in_zone(conn, shapely.union_all([h["geometry"] for h in hazards]))
+    # each hazard's bounding box grown by twice a cell's circumradius holds every cell that touches the hazard (the
+    # cells are hexagons of about equal area at one resolution); which cell a target is in is decided exactly below
+    radius_m = math.sqrt(2 * float(h3cells.cell_area_m2(cells[:1])[0]) / (3 * math.sqrt(3)))
+    boxes = []
+    for h in hazards:
+        west, south, east, north = h["geometry"].bounds
+        grow_lat = 2 * radius_m / 110_000.0
+        grow_lon = grow_lat / max(math.cos(math.radians(min(89.0, max(abs(south), abs(north)) + grow_lat))), 0.02)
+        boxes.append(shapely.box(west - grow_lon, south - grow_lat, east + grow_lon, north + grow_lat))
+    targets = store.targets_in_zone(conn, shapely.union_all(boxes))
     if targets:
         tc, ts = h3cells.points_to_cells([x["lon"] for x in targets], [x["lat"] for x in targets],
                                          [float(x["occupants"]) for x in targets], res=res)
