@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from geoops.validate import DEFAULT_SERVICE_AREA
+from geoops.validate import DEFAULT_MAX_HAZARD_AREA_KM2, DEFAULT_SERVICE_AREA
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
     service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA
     max_zone_area_km2: float = Field(default=200_000.0, gt=0)
+    # Largest hazard the analyses cover cell by cell (writes of larger ones are refused; stored ones are skipped).
+    max_hazard_area_km2: float = Field(default=DEFAULT_MAX_HAZARD_AREA_KM2, gt=0)
     max_upload_mb: float = Field(default=200.0, gt=0)
     basemap: Literal["offline", "osm", "tianditu"] = "offline"
     tianditu_key: str | None = None
