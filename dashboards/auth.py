@@ -27,6 +27,7 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -93,20 +94,28 @@ class AuthConfigError(RuntimeError):
     """The server must not start with these settings (production without a real secret, demo passwords ...)."""
 
 
+#: a rule's ``layer`` for calls that return several layers at once (the wall, the sitrep, a callback): a token must
+#: be scoped to every layer (``*``)
+EVERY_LAYER: Final = "*"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """What a route needs: a capability and the layer it touches (None: the ``<layer>`` of the URL, if any)."""
+    """What a route needs: a capability and the layer(s) it touches.
+
+    ``layer`` names the layer (:data:`EVERY_LAYER` for a call that returns several); None means the ``<layer>`` of
+    the URL, else the comma-separated query parameter ``layer_param`` (default ``default_layers``), else no layer.
+    """
 
     capability: str
     layer: str | None = None
+    layer_param: str | None = None
+    default_layers: tuple[str, ...] = ()
 
 
 #: ``(URL rule, METHOD) -> Rule``; the lead and endpoint authors add lines here (see the module docstring)
 POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/analysis/buffer", "POST"): Rule("analyse"),
-    (f"{API_PREFIX}/analysis/nearest", "POST"): Rule("analyse"),
-    (f"{API_PREFIX}/analysis/impact", "POST"): Rule("analyse"),
-    (f"{API_PREFIX}/analysis/shelter-coverage", "POST"): Rule("analyse"),
     # drawings (dashboards/api/drawings.py): analysts' impact zones and annotations
     (f"{API_PREFIX}/impact-zones", "POST"): Rule("draw", layer="impact_zones"),
     (f"{API_PREFIX}/annotations", "POST"): Rule("draw", layer="annotations"),
@@ -117,7 +126,45 @@ POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "PATCH"): Rule("write"),
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "DELETE"): Rule("write"),
     (f"{API_PREFIX}/cap", "POST"): Rule("write", layer="hazards"),
-    (DASH_CALLBACK_PATH, "POST"): Rule("read"),
+    # reads that return layer data: a token's layer scope applies (several layers at once: every layer)
+    (f"{API_PREFIX}/impact-zones", "GET"): Rule("read", layer="impact_zones"),
+    (f"{API_PREFIX}/annotations", "GET"): Rule("read", layer="annotations"),
+    (f"{API_PREFIX}/annotations/<int:annotation_id>", "GET"): Rule("read", layer="annotations"),
+    (f"{API_PREFIX}/history", "GET"): Rule("read", layer_param="layer", default_layers=(EVERY_LAYER,)),
+    (f"{API_PREFIX}/situation", "GET"): Rule("read", layer_param="layers", default_layers=(
+        "hazards", "incidents", "resources", "shelters", "annotations", "impact_zones")),
+    (f"{API_PREFIX}/wall/snapshot", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/reports/sitrep", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/analysis/risk", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/analysis/nearest", "GET"): Rule("analyse", layer="resources"),
+    (f"{API_PREFIX}/analysis/nearest", "POST"): Rule("analyse", layer="resources"),
+    (f"{API_PREFIX}/analysis/impact", "POST"): Rule("analyse", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/analysis/shelter-coverage", "POST"): Rule("analyse", layer="shelters"),
+    # Dash callbacks: decided per callback by CALLBACK_POLICY below
+    (DASH_CALLBACK_PATH, "POST"): Rule("read", layer=EVERY_LAYER),
+}
+
+#: Dash callbacks, by the ``id.property`` of the callback's first output -> the capability it needs, that of the API
+#: route serving the same data (named on each line). Every server-side callback of the app is listed; one that is
+#: not is refused (403), and ``tests/dashboards/test_callback_policy.py`` calls every callback as every role.
+CALLBACK_POLICY: dict[str, str] = {
+    "_pages_content.children": "read",          # the page router; plus the page's own capability (PAGE_POLICY)
+    "wall-kpi-incidents.children": "read",      # the wall's picture: GET /wall/snapshot
+    "leader-region-layer.children": "read",     # GET /analysis/risk
+    "leader-cell-layer.children": "read",       # GET /analysis/risk?cells_bbox=
+    "leader-weight-blue.value": "read",         # the weights' reset (no data)
+    "analyst-store-pending.data": "draw",       # POST /impact-zones, /annotations; the card: POST /analysis/impact
+    "analyst-card.children": "analyse",         # the card drawn from the page's own store
+    "analyst-buffer-source.children": "analyse",
+    "analyst-zones-layer.children": "analyse",  # GET /impact-zones, /annotations
+    "analyst-store-card.data": "analyse",       # POST /analysis/impact
+    "analyst-store-selected.data": "analyse",   # GET /annotations/<id>
+    "analyst-store-version.data": "draw",       # PATCH / DELETE /annotations/<id>
+    "analyst-replay-layer.children": "analyse",  # GET /situation
+    "planner-county.options": "plan",           # the planner's scope choices
+    "planner-distance.value": "plan",
+    "planner-result.data": "plan",              # POST /analysis/shelter-coverage, as the planner
+    "planner-download.data": "plan",            # the export of that run
 }
 
 #: page path -> capability to open it (other pages: ``read``)
@@ -164,9 +211,43 @@ def _permits(p: Principal, rule: Rule, layer: str | None) -> bool:
         return rule.capability in ROLE_CAPABILITIES.get(p.role or "", frozenset())
     if rule.capability not in TOKEN_CAPABILITIES.get(p.access or "", frozenset()):
         return False
-    if rule.capability == "analyse":
-        return True
     return store_auth.token_allows(p, layer, write=rule.capability in WRITE_CAPABILITIES)
+
+
+def _request_layers(rule: Rule) -> list[str | None]:
+    """The layers a request touches under ``rule`` (see :class:`Rule`); ``[None]`` for none in particular."""
+    if rule.layer is not None:
+        return [rule.layer]
+    view_layer = (request.view_args or {}).get("layer")
+    if isinstance(view_layer, str):
+        return [view_layer]
+    if rule.layer_param is not None:
+        asked = [x.strip() for x in request.args.get(rule.layer_param, "").split(",") if x.strip()]
+        return list(asked or rule.default_layers) or [None]
+    return [None]
+
+
+def _callback_rule() -> Rule:
+    """The rule of a Dash callback request, from :data:`CALLBACK_POLICY` (the body is small: see dashboards.limits)."""
+    body = request.get_json(silent=True)
+    outputs = body.get("outputs") if isinstance(body, dict) else None
+    first = outputs[0] if isinstance(outputs, list) and outputs else outputs
+    if not isinstance(first, dict) or not isinstance(first.get("property"), str):
+        g.sitroom_malformed_callback = True  # answered 400 once the policy and CSRF checks have passed
+        return Rule("read", layer=EVERY_LAYER)
+    cid = first.get("id")
+    key = (cid if isinstance(cid, str) else json.dumps(cid, sort_keys=True, separators=(",", ":"))) + "." + \
+        first["property"].split("@", 1)[0]
+    capability = CALLBACK_POLICY.get(key)
+    if capability is None:
+        return Rule("unlisted-callback", layer=EVERY_LAYER)
+    if key == "_pages_content.children" and isinstance(body, dict):  # the router: the capability of the page asked
+        for item in body.get("inputs") or []:
+            if isinstance(item, dict) and item.get("id") == "_pages_location" and item.get("property") == "pathname":
+                value = item.get("value")
+                path = value if isinstance(value, str) else "/"
+                capability = PAGE_POLICY.get(path.rstrip("/") or "/", "read")
+    return Rule(capability, layer=EVERY_LAYER)
 
 
 def _anonymous_read() -> bool:
@@ -234,6 +315,8 @@ def _is_api(path: str) -> bool:
 def _rule_for_request() -> Rule:
     method = request.method.upper()
     rule = request.url_rule.rule if request.url_rule is not None else request.path
+    if rule == DASH_CALLBACK_PATH and method == "POST":
+        return _callback_rule()
     listed = POLICY.get((rule, method))
     if listed is not None:
         return listed
@@ -274,6 +357,7 @@ def csrf_token() -> str:
 
 def _before_request() -> BaseResponse | None:
     g.sitroom_principal = None
+    g.sitroom_malformed_callback = False
     path = request.path
     token = _bearer()
     principal: Principal | None = None
@@ -294,17 +378,25 @@ def _before_request() -> BaseResponse | None:
     rule = _rule_for_request()
     if principal is None:
         if rule.capability == "read" and _anonymous_read():
-            return None
+            return _malformed_callback()
         return _deny(401, "unauthorized", "sign in, or send an API token (Authorization: Bearer ...)")
-    layer = rule.layer or (request.view_args or {}).get("layer")
-    if not _permits(principal, rule, layer if isinstance(layer, str) else None):
-        who = principal.history_name + (f" (role {principal.role})" if principal.role else
-                                        f" (scope {','.join(principal.layers)}:{principal.access})")
-        return _deny(403, "forbidden", f"{who} may not {rule.capability}" + (f" layer {layer!r}" if layer else ""))
+    for layer in _request_layers(rule):
+        if not _permits(principal, rule, layer):
+            who = principal.history_name + (f" (role {principal.role})" if principal.role else
+                                            f" (scope {','.join(principal.layers)}:{principal.access})")
+            what = "every layer" if layer == EVERY_LAYER else f"layer {layer!r}" if layer else ""
+            return _deny(403, "forbidden", f"{who} may not {rule.capability} {what}".rstrip())
     if token is None and request.method not in SAFE_METHODS and not _check_csrf():
         return _deny(403, "csrf_failed", f"missing or wrong CSRF token: send the header {CSRF_HEADERS[0]} "
                                           f"(or form field {CSRF_FIELD}) with the value of the {CSRF_COOKIE} cookie")
-    return None
+    return _malformed_callback()
+
+
+def _malformed_callback() -> BaseResponse | None:
+    if not g.get("sitroom_malformed_callback"):
+        return None
+    return _deny(400, "bad_request", "a Dash callback request needs a JSON body with 'output', 'outputs' and "
+                                     "'inputs' as the Dash renderer sends them")
 
 
 # --- headers --------------------------------------------------------------------------------------------------------
