@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     basemap: Literal["offline", "osm", "tianditu"] = "offline"
     tianditu_key: str | None = None
     secret_key: str | None = None
+    # Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted (0: none; 1: one nginx).
+    proxy_hops: int = Field(default=0, ge=0, le=5)
 
     @field_validator("service_area")
     @classmethod

@@ -29,7 +29,7 @@ from layers.store.settings import Settings
 
 pytestmark = pytest.mark.db
 
-SECRET = "c" * 16 + "-callback-audit-secret-long-enough-" + "q" * 8
+SECRET = "Wb5nK8-qZr1Ly4Gd7TsXe0Pj3Hm6Fc9Ua2Vo_Ni"  # a fixed test key, random-looking
 PREFIX = "cbaudit_"
 #: every role of the app (roles added on main later are picked up from the store's list)
 ROLES = tuple(auth.ROLES)
