@@ -94,7 +94,9 @@ def _fill(url: str, tag: str) -> None:
         s.execute(insert(PopulationCell).values([
             {"source": f"pop-{tag}", "res": 8, "h3": 613196571324350463, "population": 1000.25},
             {"source": f"pop-{tag}", "res": 8, "h3": 613196571326447615, "population": 234.25}]))
-        auth.add_user(s.connection(), f"admin_{tag}", "a long enough password 1", role="admin")
+        uid = auth.add_user(s.connection(), f"admin_{tag}", "a long enough password 1", role="admin")
+        auth.start_session(s.connection(), uid)
+        auth.record_login_failure(s.connection(), f"admin_{tag}", "192.0.2.1")
         auth.create_token(s.connection(), f"feed-{tag}", layers=["incidents"], access="write",
                           created_by=f"admin_{tag}")
     eng.dispose()
