@@ -20,9 +20,11 @@ One line at the end of ``create_app``: ``install_limits(server)`` (a Flask app, 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
+from flask.json.provider import DefaultJSONProvider
 from psycopg.errors import QueryCanceled
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
@@ -39,6 +41,44 @@ REQUEST_TIME_LIMIT_S = 30.0
 
 _JSON_TYPES = ("application/json", "application/geo+json")
 _FLAG = "sitroom_statement_timeout"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259): send a number, or null where the field allows it")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_strings(obj: Any) -> None:
+    """Refuse lone UTF-16 surrogates (``"\\ud800"``): valid JSON escapes, but no text PostgreSQL can store."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode text")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Request bodies parsed strictly: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's parser accepts) and
+    lone surrogates are refused, so they never reach a number or a text column (the API answers 400 ``invalid_json``).
+
+    >>> StrictJSONProvider(Flask("t")).loads('{"occupancy": NaN}')
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN is not JSON (RFC 8259): send a number, or null where the field allows it
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        obj = json.loads(s, parse_constant=_reject_constant, **kwargs)
+        _check_strings(obj)
+        return obj
 
 
 def _limit_error(detail: str, *, field: str | None, value: Any, allowed: str, status: int, code: str) -> Response:
@@ -122,7 +162,7 @@ def _check_json() -> Response | None:
         return _limit_error(f"JSON nested more than {limit} levels deep", field="body", value=f"depth > {limit}",
                             allowed=f"at most {limit} levels of nesting", status=413, code="too_many_points")
     try:
-        body = json.loads(data)
+        body = current_app.json.loads(data)
     except (ValueError, RecursionError):
         return None  # the view answers malformed JSON with its own 400
     max_vertices = current_app.config.get("SITROOM_MAX_VERTICES", MAX_VERTICES)
@@ -218,10 +258,13 @@ def install_limits(app: Any, *, max_vertices: int = MAX_VERTICES, time_limit_s: 
     server: Flask = app.server if hasattr(app, "server") else app
     server.config.update(SITROOM_MAX_VERTICES=int(max_vertices), SITROOM_REQUEST_TIME_LIMIT_S=float(time_limit_s),
                          SITROOM_MAX_JSON_DEPTH=int(max_json_depth))
+    server.json = StrictJSONProvider(server)
     server.before_request_funcs.setdefault(None, []).append(_before_request)
     # blueprint handlers win over app handlers whatever the class; put ours next to the API's own catch-all
     for name in [None, *server.blueprints]:
-        handlers = server.error_handler_spec.setdefault(name, {}).setdefault(None, {})
+        # index, never setdefault: the spec is a defaultdict of defaultdicts, and a plain dict put in it makes
+        # Flask's own lookup of a 404 handler raise KeyError (a 500 for every missing asset)
+        handlers = server.error_handler_spec[name][None]
         handlers[OperationalError] = _operational_error
         handlers[DataError] = _data_error
     if not _listening:

@@ -563,16 +563,20 @@ def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
     return lo, hi, f"an integer in {lo}..{hi}"
 
 
+#: longest text a free-text column (name, description ...) takes: a name is not a document
+MAX_TEXT_CHARS = 2000
+
+
 @functools.cache
 def text_limits(layer: str) -> dict[str, int]:
-    """The text columns of ``layer`` with a length limit in the store (``varchar(n)``): column -> n.
+    """The text columns of ``layer`` and their length limit: ``varchar(n)`` -> n, ``text`` -> :data:`MAX_TEXT_CHARS`.
 
-    >>> text_limits("incidents")["external_id"]
-    128
+    >>> text_limits("incidents")["external_id"], text_limits("incidents")["name"]
+    (128, 2000)
     """
     table = table_of(FEATURE_MODELS[layer])
-    return {c.name: int(getattr(c.type, "length", 0) or 0) for c in table.c
-            if isinstance(c.type, String) and getattr(c.type, "length", None) and c.name != "source"}
+    return {c.name: int(getattr(c.type, "length", 0) or MAX_TEXT_CHARS) for c in table.c
+            if isinstance(c.type, String) and c.name != "source"}
 
 
 def datetime_value(v: object) -> pd.Timestamp | None:

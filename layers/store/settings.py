@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         description="Where the private cluster, its logs and generated rasters live (outside git).",
     )
     tile_cache_dir: Path = Field(default=PROJECT_ROOT / "tile_cache")
+    # Most the basemap tile cache may hold; beyond it, tiles rendered on demand are served but not written.
+    tile_cache_max_mb: float = Field(default=2048.0, gt=0)
     mode: Literal["demo", "development", "production"] = "development"
     language: Literal["zh-CN", "en"] = "zh-CN"
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
