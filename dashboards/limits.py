@@ -4,8 +4,9 @@ Public: :func:`install_limits`, :func:`count_vertices`, :data:`MAX_VERTICES`, :d
 
 One line at the end of ``create_app``: ``install_limits(server)`` (a Flask app, or a Dash app: its ``.server``).
 
-- **Upload size**: a body longer than ``settings.max_upload_mb`` (``MAX_CONTENT_LENGTH``) is refused before it is
-  read, with 413 ``request_entity_too_large`` naming the size and the limit (Flask's own 413 is an HTML page).
+- **Body size**: a body longer than its route's limit (:data:`ROUTE_BODY_LIMITS`: Dash callbacks 8 MB, CAP 1 MB,
+  the API 16 MB; anything else ``settings.max_upload_mb``) is refused before it is read, before even the access
+  policy looks at it, with 413 ``request_entity_too_large`` naming the size and the limit.
 - **Vertices**: every JSON body (the API's writes and analyses, and Dash's callbacks, which carry drawn shapes) is
   walked once, without recursion, and refused with 413 ``too_many_points`` when it holds more than
   :data:`MAX_VERTICES` coordinate pairs or nests deeper than :data:`MAX_JSON_DEPTH` (a body nested 10^5 deep makes
@@ -140,13 +141,42 @@ def _raw_depth(data: bytes, limit: int) -> int:
     return deepest
 
 
+#: most bytes of one request body, by path prefix (first match); other paths: ``MAX_CONTENT_LENGTH``
+#: (SITROOM_MAX_UPLOAD_MB). A Dash callback carries a drawn shape at most; a CAP message is a few kB; an API call
+#: holds at most 10,000 features or 200,000 vertices.
+ROUTE_BODY_LIMITS: tuple[tuple[str, int, str], ...] = (
+    ("/_dash-update-component", 8 * 2**20, "a Dash callback"),
+    ("/api/v1/cap", 2**20, "a CAP message"),
+    ("/api/v1/observations", 16 * 2**20, "a batch of observations"),
+    ("/api/v1/", 16 * 2**20, "an API request"),
+)
+
+
+def body_limit(path: str) -> tuple[int | None, str]:
+    """Most bytes a request body to ``path`` may have, and what such a request is (for the message).
+
+    >>> body_limit("/_dash-update-component")
+    (8388608, 'a Dash callback')
+    """
+    for prefix, limit, what in ROUTE_BODY_LIMITS:
+        if path.startswith(prefix):
+            return limit, what
+    upload = current_app.config.get("MAX_CONTENT_LENGTH") if has_request_context() else None
+    return (int(upload) if upload else None), "an upload"
+
+
 def _check_size() -> Response | None:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    """Refuse a body over its route's limit from its Content-Length, before anything reads it; a body without one
+    (chunked) is cut at the limit while it is read (``request.max_content_length``: 413)."""
+    limit, what = body_limit(request.path)
+    if limit is None:
+        return None
+    request.max_content_length = limit
     length = request.content_length
-    if limit and length is not None and length > limit:
-        return _limit_error(f"request body of {length / 2**20:.1f} MB; at most {limit / 2**20:g} MB "
-                            "(setting SITROOM_MAX_UPLOAD_MB)", field="body", value=f"{length} bytes",
-                            allowed=f"at most {int(limit)} bytes", status=413, code="request_entity_too_large")
+    if length is not None and length > limit:
+        return _limit_error(f"request body of {length / 2**20:.1f} MB; at most {limit / 2**20:g} MB for {what}",
+                            field="body", value=f"{length} bytes", allowed=f"at most {int(limit)} bytes",
+                            status=413, code="request_entity_too_large")
     return None
 
 
@@ -175,7 +205,7 @@ def _check_json() -> Response | None:
 
 
 def _before_request() -> Response | None:
-    return _check_size() or _check_json()
+    return _check_json()
 
 
 def _statement_timeout_ms() -> int | None:
@@ -259,6 +289,8 @@ def install_limits(app: Any, *, max_vertices: int = MAX_VERTICES, time_limit_s: 
     server.config.update(SITROOM_MAX_VERTICES=int(max_vertices), SITROOM_REQUEST_TIME_LIMIT_S=float(time_limit_s),
                          SITROOM_MAX_JSON_DEPTH=int(max_json_depth))
     server.json = StrictJSONProvider(server)
+    # the size first of all, before the access policy reads a callback's body to decide it
+    server.before_request_funcs.setdefault(None, []).insert(0, _check_size)
     server.before_request_funcs.setdefault(None, []).append(_before_request)
     # blueprint handlers win over app handlers whatever the class; put ours next to the API's own catch-all
     for name in [None, *server.blueprints]:

@@ -8,6 +8,7 @@ unknown basemap, lone surrogates and malformed Dash bodies answered 500 (13); po
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -151,3 +152,24 @@ def test_a_full_tile_cache_is_not_written(db_url: str, tmp_path: Path) -> None:
     r = app.server.test_client().get("/tiles/base/6/51/24.png")
     assert r.status_code == 200 and r.data[:4] == b"\x89PNG"
     assert _files(tmp_path) == 1
+
+
+@pytest.mark.parametrize(("path", "mb"), [("/_dash-update-component", 9), ("/api/v1/cap", 2),
+                                          ("/api/v1/layers/incidents", 17)])
+def test_bodies_over_their_route_limit_are_refused_unread(client: Any, path: str, mb: int) -> None:
+    """Item 9: 100 MB bodies were parsed for anonymous Dash calls (the one limit was 200 MB)."""
+    anonymous = client.application.test_client()
+    body = b'{"pad": "' + b"x" * (mb * 2**20) + b'"}'
+    r = anonymous.post(path, data=body, content_type="application/json")
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_a_chunked_body_is_cut_at_the_route_limit(client: Any) -> None:
+    """Without a Content-Length the body is read up to the route's limit only (werkzeug stops there): what was read
+    is not a whole JSON document, so the answer is a 4xx, never a parse of 12 MB."""
+    anonymous = client.application.test_client()
+    body = io.BytesIO(b'{"pad": "' + b"x" * (12 * 2**20) + b'"}')
+    r = anonymous.post("/_dash-update-component", input_stream=body, content_type="application/json",
+                       headers={"Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})  # as gunicorn says for chunked bodies
+    assert r.status_code in (400, 413)
