@@ -144,6 +144,7 @@ POLICY: dict[tuple[str, str], Rule] = {
         "hazards", "incidents", "resources", "shelters", "annotations", "impact_zones")),
     (f"{API_PREFIX}/wall/snapshot", "GET"): Rule("read", layer=EVERY_LAYER),
     (f"{API_PREFIX}/reports/sitrep", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/reports/sitrep/sent", "POST"): Rule("analyse", layer=EVERY_LAYER),
     (f"{API_PREFIX}/analysis/risk", "GET"): Rule("read", layer=EVERY_LAYER),
     (f"{API_PREFIX}/analysis/nearest", "GET"): Rule("analyse", layer="resources"),
     (f"{API_PREFIX}/analysis/nearest", "POST"): Rule("analyse", layer="resources"),
