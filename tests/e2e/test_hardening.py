@@ -98,8 +98,8 @@ def _no_markup_elements(driver: Any) -> list[str]:
                                  " || document.querySelector('img[src=\"x\"]'));")
 
 
-def test_wall_keeps_its_picture_while_one_hazard_cannot_be_computed(server: str, demo_db: Any, planted: Any,
-                                                                     browser: Any) -> None:  # noqa: F811
+def test_wall_keeps_its_picture_while_one_hazard_cannot_be_computed(server: str, demo_db: Any, planted: Any,  # noqa: F811
+                                                                     browser: Any) -> None:
     user, password = ensure_user(demo_db.url, "display")
     log_in(browser, server, user, password, next_path="/wall")
     number = lambda d, i: any(ch.isdigit() for ch in _text(d, i))  # noqa: E731
@@ -130,8 +130,8 @@ def test_wall_keeps_its_picture_while_one_hazard_cannot_be_computed(server: str,
     assert _no_markup_elements(browser) == []
 
 
-def test_region_names_in_leader_tooltips_are_text(server: str, demo_db: Any, planted: Any,
-                                                  browser: Any) -> None:  # noqa: F811
+def test_region_names_in_leader_tooltips_are_text(server: str, demo_db: Any, planted: Any,  # noqa: F811
+                                                  browser: Any) -> None:
     user, password = ensure_user(demo_db.url, "viewer")
     log_in(browser, server, user, password, next_path="/leader")
     _wait(browser, lambda d: d.execute_script(
