@@ -767,6 +767,23 @@ def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarra
     return area * np.cos(np.radians(cy)), ok
 
 
+#: longest piece (degrees) of a zone's boundary that h3 traces as one grid path: h3's path between two distant
+#: cells fails ("pentagon distortion", "cannot unfold") once the cells are on faces it cannot unfold together
+BOUNDARY_SEGMENT_DEG = 0.5
+
+
+def _boundary_candidates(zone: Polygon | MultiPolygon, res: int) -> np.ndarray:
+    """Cells that may touch the zone's boundary (sorted, unique): h3's tiling of the boundary, traced piece by piece
+    (at most :data:`BOUNDARY_SEGMENT_DEG` degrees each, so that every grid path is short whatever the zone's size),
+    plus the cells of the vertices and the ring of neighbours around them all (the tiling can miss a cell whose
+    corner the boundary merely clips); shapely decides which of them the boundary really touches."""
+    boundary = shapely.segmentize(zone.boundary, BOUNDARY_SEGMENT_DEG)
+    seed = np.concatenate([
+        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
+        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
+    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+
+
 def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells that intersect a zone and the fraction of each cell's area inside it (area-weighted mode).
 
@@ -808,13 +825,7 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     centre = np.sort(_h3v_cells(h3v.geometry_to_cells(
         zone, res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
-    # Cells that may touch the boundary: h3's tiling of the boundary lines and vertices, plus their
-    # neighbours (the tiling can miss a cell whose corner the boundary merely clips); shapely decides.
-    boundary = zone.boundary
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
-    cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    cand = _boundary_candidates(zone, res)
     vlat, vlng = _parse_wkb_rings(_to_u64(cand))
     vx, vy = np.degrees(vlng), np.degrees(vlat)
     polys = np.asarray(shapely.polygons(np.stack([vx, vy], axis=-1)), dtype=object)

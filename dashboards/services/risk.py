@@ -28,6 +28,7 @@ from geoops import h3cells
 from geoops import risk as grisk
 from geoops.population import cells_to_regions
 from layers.read import analysis as store
+from layers.read import skips
 
 __all__ = ["LEVELS", "regional_risk"]
 
@@ -145,13 +146,13 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
     t0 = time.perf_counter()
     w = grisk.RiskWeights.from_mapping(weights)
     src = store.population_source(conn, res=res)
-    hazards = store.active_hazards(conn, kinds=hazard_kind, at=at)
-    cover = []
-    all_cells: list[np.ndarray] = []
-    for h in hazards:
-        hc, hf = h3cells.zone_weights(h["geometry"], res=res)
-        cover.append((h["warning_level"], hc, hf))
-        all_cells.append(hc)
+    # a hazard whose cells cannot be computed is left out and listed in "skipped"; the rest are drawn
+    hazards, skipped = skips.in_scope(store.active_hazards(conn, kinds=hazard_kind, at=at))
+    done, failed = skips.each(hazards, lambda h: h3cells.zone_weights(h["geometry"], res=res))
+    skipped += failed
+    hazards = [h for h, _ in done]
+    cover = [(h["warning_level"], hc, hf) for h, (hc, hf) in done]
+    all_cells = [hc for _, hc, _ in cover]
     cells = np.unique(np.concatenate(all_cells)) if all_cells else np.zeros(0, dtype=np.int64)
     timing["hazard_cells"] = ms(t0)
     t1 = time.perf_counter()
@@ -172,6 +173,7 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
         "hazards": [{"id": h["id"], "name": h["name"], "kind": h["kind"], "warning_level": h["warning_level"],
                      "expires": h["expires"]} for h in hazards],
         "regions": rows,
+        "skipped": skipped,
         "totals": {k: round(float(frame[k].sum()), 2) for k in ("population", "occupants", "exposure",
                                                                   "hazard_exposure", "risk")},
         "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled")},

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from geoops.validate import DEFAULT_SERVICE_AREA
+from geoops.validate import DEFAULT_MAX_HAZARD_AREA_KM2, DEFAULT_SERVICE_AREA
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SITROOM_"
@@ -59,15 +59,21 @@ class Settings(BaseSettings):
         description="Where the private cluster, its logs and generated rasters live (outside git).",
     )
     tile_cache_dir: Path = Field(default=PROJECT_ROOT / "tile_cache")
+    # Most the basemap tile cache may hold; beyond it, tiles rendered on demand are served but not written.
+    tile_cache_max_mb: float = Field(default=2048.0, gt=0)
     mode: Literal["demo", "development", "production"] = "development"
     language: Literal["zh-CN", "en"] = "zh-CN"
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
     service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA
     max_zone_area_km2: float = Field(default=200_000.0, gt=0)
+    # Largest hazard the analyses cover cell by cell (writes of larger ones are refused; stored ones are skipped).
+    max_hazard_area_km2: float = Field(default=DEFAULT_MAX_HAZARD_AREA_KM2, gt=0)
     max_upload_mb: float = Field(default=200.0, gt=0)
     basemap: Literal["offline", "osm", "tianditu"] = "offline"
     tianditu_key: str | None = None
     secret_key: str | None = None
+    # Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted (0: none; 1: one nginx).
+    proxy_hops: int = Field(default=0, ge=0, le=5)
 
     @model_validator(mode="before")
     @classmethod

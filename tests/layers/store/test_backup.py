@@ -113,7 +113,9 @@ def _fill(url: str, tag: str, *, accounts: bool = True, cells: int = 0) -> None:
                            "617700169958293503 + g, (g % 997)::float FROM generate_series(0, :n - 1) g"),
                       {"src": f"pop-{tag}", "n": cells})
         if accounts:
-            auth.add_user(s.connection(), f"admin_{tag}", "a long enough password 1", role="admin")
+            uid = auth.add_user(s.connection(), f"admin_{tag}", "a long enough password 1", role="admin")
+            auth.start_session(s.connection(), uid)
+            auth.record_login_failure(s.connection(), f"admin_{tag}", "192.0.2.1")
             auth.create_token(s.connection(), f"feed-{tag}", layers=["incidents"], access="write",
                               created_by=f"admin_{tag}")
     eng.dispose()

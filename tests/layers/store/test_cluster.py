@@ -80,6 +80,12 @@ def _up_twice_then_down(state: Path, user: str | None, root: list[str] | None = 
                              dbname=u.database) as conn:
             assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3")
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+            # issue 17 item 16: the app is not a superuser; it owns the database and what the migrations made
+            who, is_super, owner = conn.execute(
+                "SELECT current_user, rolsuper, pg_get_userbyid(d.datdba) FROM pg_roles r, pg_database d "
+                "WHERE r.rolname = current_user AND d.datname = current_database()").fetchone()
+            assert (who, is_super, owner) == (cluster.OWNER, False, cluster.OWNER)
+            assert conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'hazards'").fetchone()[0] == who
     finally:
         _run([SITROOM, "db", "down"], env, user, root)
         for pointer in state.glob("pg-*/datadir"):  # a data dir placed outside the state dir (see layers.store.cluster)
@@ -170,6 +176,39 @@ def test_migrate_brings_a_fresh_empty_database_to_the_current_schema(db_url: str
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_migrations_run_as_an_owner_without_superuser(db_url: str) -> None:
+    """Production with an external PostGIS (docs/security.md): the superuser creates the role, the database and the
+    PostGIS extension once; the owner, no superuser, runs every migration."""
+    u = make_url(db_url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name, role = f"sitroom_owned_{os.getpid()}", f"sitroom_owner_test_{os.getpid()}"
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        c.execute(text(f"CREATE ROLE \"{role}\" LOGIN NOSUPERUSER PASSWORD 'owner-test-password'"))
+        c.execute(text(f'CREATE DATABASE "{name}" OWNER "{role}"'))
+    first = create_engine(u.set(database=name), isolation_level="AUTOCOMMIT")
+    with first.connect() as c:
+        c.execute(text("CREATE EXTENSION postgis"))
+    first.dispose()
+    try:
+        target = u.set(database=name, username=role, password="owner-test-password")
+        p = subprocess.run([SITROOM, "db", "migrate"], env=_env(SITROOM_DATABASE_URL=target.render_as_string(
+            hide_password=False)), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        eng = create_engine(target)
+        with eng.connect() as c:
+            assert c.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar_one() is False
+            assert c.execute(text("SELECT tableowner FROM pg_tables WHERE tablename = 'feature_history'")
+                             ).scalar_one() == role
+        eng.dispose()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            c.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
 
 
