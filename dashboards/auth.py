@@ -42,7 +42,7 @@ from urllib.parse import quote, urlsplit
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, redirect, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
-from dashboards.context import API_PREFIX, db_engine, db_read, set_acting_user
+from dashboards.context import API_PREFIX, OGC_PREFIX, db_engine, db_read, set_acting_user
 from dashboards.context import settings as current_settings
 from dashboards.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
@@ -80,6 +80,11 @@ WEAK_SECRETS: Final = frozenset({"", "secret", "changeme", "change-me", "dev", "
 #: paths served to anyone (the login page, health, the API description, static files, the offline basemap)
 PUBLIC_PREFIXES: Final = ("/login", "/assets/", "/_dash-component-suites/", "/_favicon", "/favicon",
                           f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", "/tiles/")
+#: paths served to anyone as they are: OGC API's landing page, conformance, API definition and tiling schemes
+#: (its collections and features are data: the policy decides, per collection, as ``<layer>``)
+PUBLIC_PATHS: Final = frozenset({"/logout", OGC_PREFIX, f"{OGC_PREFIX}/", f"{OGC_PREFIX}/conformance",
+                                 f"{OGC_PREFIX}/api", f"{OGC_PREFIX}/tileMatrixSets",
+                                 f"{OGC_PREFIX}/tileMatrixSets/WebMercatorQuad"})
 DASH_CALLBACK_PATH: Final = "/_dash-update-component"
 BASEMAP_HOSTS: Final[dict[str, tuple[str, ...]]] = {
     "offline": (),
@@ -224,10 +229,12 @@ def _bearer() -> str | None:
 # --- the policy -----------------------------------------------------------------------------------------------------
 
 def _is_public(path: str) -> bool:
-    return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES) or path == "/logout"
+    return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES) or path in PUBLIC_PATHS
 
 
 def _is_api(path: str) -> bool:
+    if path.startswith(f"{OGC_PREFIX}/"):  # OGC API: JSON for GIS clients, the login page for a browser
+        return request.accept_mimetypes.best != "text/html" and request.args.get("f") != "html"
     return path.startswith(API_PREFIX) or path.startswith("/_dash-")
 
 
