@@ -7,7 +7,8 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 ``install_auth(app, settings)`` (one line at the end of ``create_app``) adds ``/login`` and ``/logout`` and one
 ``before_request`` that decides every request from a policy table, so endpoint modules need no decorator:
 
-* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.store.auth`), else the signed session cookie
+* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.store.auth`; also HTTP Basic with the token as
+  password, for GIS clients), else the signed session cookie
   (``flask.session``, signed with ``settings.secret_key``; in demo/development a generated key kept in
   ``<state_dir>/secret_key`` so sessions survive restarts), else anonymous.
 * what: :data:`POLICY` maps ``(URL rule, METHOD)`` to a :class:`Rule` (a capability and, optionally, the layer the
@@ -26,6 +27,8 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
 import os
@@ -221,8 +224,17 @@ def _renew(user: Principal) -> None:
 
 
 def _bearer() -> str | None:
+    """The API token of the request: ``Authorization: Bearer <token>``, or HTTP Basic whose password is a token
+    (``srt_...``; any user name): GIS clients that cannot set a header, such as QGIS before 3.24 and ArcGIS Pro,
+    offer Basic authentication."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password if password.startswith(store_auth.TOKEN_PREFIX) else None
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
