@@ -1,7 +1,7 @@
 """What every OGC API view shares: the format asked for, the query parameters allowed, links, and the answer
 as JSON or as an HTML page.
 
-Public: :data:`JSON`, :data:`GEOJSON`, :data:`HTML`, :data:`OPENAPI`, :data:`MVT`, :func:`wants_html`,
+Public: :data:`CONFORMANCE`, :data:`JSON`, :data:`GEOJSON`, :data:`HTML`, :data:`OPENAPI`, :data:`MVT`, :func:`wants_html`,
 :func:`check_params`, :func:`url`, :func:`link`, :func:`answer`, :func:`html_page`, :func:`table`.
 """
 
@@ -26,6 +26,26 @@ MVT = "application/vnd.mapbox-vector-tile"
 #: query parameters every view takes: the format and the language
 COMMON_PARAMS = ("f", "lang")
 _FORMATS = {"json": JSON, "html": HTML}
+
+_F = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
+_C = "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf"
+_T = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf"
+#: the conformance classes declared: each is checked by a test named in docs/ogc.md
+CONFORMANCE: tuple[str, ...] = (
+    f"{_C}/core", f"{_C}/landing-page", f"{_C}/json", f"{_C}/html", f"{_C}/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    f"{_F}/core", f"{_F}/oas30", f"{_F}/html", f"{_F}/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    f"{_T}/core", f"{_T}/tileset", f"{_T}/tilesets-list", f"{_T}/geodata-tilesets", f"{_T}/mvt", f"{_T}/oas30",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+)
 
 
 def wants_html() -> bool:

@@ -24,8 +24,8 @@ from dashboards.auth import allowed
 from dashboards.context import db_engine, db_read
 from dashboards.errors import ParameterError
 from dashboards.i18n import t
-from dashboards.ogc import CONFORMANCE
 from dashboards.ogc.common import (
+    CONFORMANCE,
     GEOJSON,
     HTML,
     JSON,
