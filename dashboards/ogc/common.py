@@ -109,7 +109,7 @@ def html_page(title: str, body: str) -> str:
             f'<link rel="stylesheet" href="/assets/sitroom.css"></head><body class="sr-ogc">'
             f'<main class="sr-ogc-page"><nav class="sr-ogc-crumbs"><a href="{OGC_PREFIX}?f=html">'
             f'{escape(t("ogc.title"))}</a> · <a href="{OGC_PREFIX}/collections?f=html">'
-            f'{escape(t("ogc.collections"))}</a> <span class="sr-lang">{switch}</span></nav>'
+            f'{escape(t("ogc.collections"))}</a> <span class="sr-ogc-lang">{switch}</span></nav>'
             f"<h1>{escape(title)}</h1>{body}</main></body></html>")
 
 
