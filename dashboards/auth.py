@@ -7,7 +7,8 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 ``install_auth(app, settings)`` (one line at the end of ``create_app``) adds ``/login`` and ``/logout`` and one
 ``before_request`` that decides every request from a policy table, so endpoint modules need no decorator:
 
-* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.store.auth`), else the signed session cookie
+* who: ``Authorization: Bearer <token>`` (an API token, :mod:`layers.store.auth`; also HTTP Basic with the token as
+  password, for GIS clients), else the signed session cookie
   (``flask.session``, signed with ``settings.secret_key``; in demo/development a generated key kept in
   ``<state_dir>/secret_key`` so sessions survive restarts), else anonymous.
 * what: :data:`POLICY` maps ``(URL rule, METHOD)`` to a :class:`Rule` (a capability and, optionally, the layer the
@@ -26,6 +27,8 @@ Public: :func:`install_auth`, :data:`ROLE_CAPABILITIES`, :data:`POLICY`, :data:`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import logging
@@ -47,7 +50,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response as BaseResponse
 
-from dashboards.context import API_PREFIX, db_engine, db_read, set_acting_user
+from dashboards.context import API_PREFIX, OGC_PREFIX, db_engine, db_read, set_acting_user
 from dashboards.context import settings as current_settings
 from dashboards.errors import ApiError, classify, error_body, json_response
 from dashboards.i18n import LANGUAGES, current_lang, t
@@ -90,6 +93,11 @@ WEAK_SECRETS: Final = frozenset({"", "secret", "changeme", "change-me", "dev", "
 #: paths served to anyone (the login page, health, the API description, static files, the offline basemap)
 PUBLIC_PREFIXES: Final = ("/login", "/assets/", "/_dash-component-suites/", "/_favicon", "/favicon",
                           f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", "/tiles/")
+#: paths served to anyone as they are: OGC API's landing page, conformance, API definition and tiling schemes
+#: (its collections and features are data: the policy decides, per collection, as ``<layer>``)
+PUBLIC_PATHS: Final = frozenset({"/logout", OGC_PREFIX, f"{OGC_PREFIX}/", f"{OGC_PREFIX}/conformance",
+                                 f"{OGC_PREFIX}/api", f"{OGC_PREFIX}/tileMatrixSets",
+                                 f"{OGC_PREFIX}/tileMatrixSets/WebMercatorQuad"})
 DASH_CALLBACK_PATH: Final = "/_dash-update-component"
 BASEMAP_HOSTS: Final[dict[str, tuple[str, ...]]] = {
     "offline": (),
@@ -317,18 +325,29 @@ def _renew(user: Principal) -> None:
 
 
 def _bearer() -> str | None:
+    """The API token of the request: ``Authorization: Bearer <token>``, or HTTP Basic whose password is a token
+    (``srt_...``; any user name): GIS clients that cannot set a header, such as QGIS before 3.24 and ArcGIS Pro,
+    offer Basic authentication."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password if password.startswith(store_auth.TOKEN_PREFIX) else None
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 # --- the policy -----------------------------------------------------------------------------------------------------
 
 def _is_public(path: str) -> bool:
-    return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES) or path == "/logout"
+    return any(path == p or path.startswith(p) for p in PUBLIC_PREFIXES) or path in PUBLIC_PATHS
 
 
 def _is_api(path: str) -> bool:
+    if path.startswith(f"{OGC_PREFIX}/"):  # OGC API: JSON for GIS clients, the login page for a browser
+        return request.accept_mimetypes.best != "text/html" and request.args.get("f") != "html"
     return path.startswith(API_PREFIX) or path.startswith("/_dash-")
 
 

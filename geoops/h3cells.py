@@ -14,6 +14,7 @@ cell_area_m2       cells -> area in m2 (h3's spherical Earth).
 cell_centres       cells -> (lon, lat).
 parent_cells       cells -> their parents at a coarser resolution (bit arithmetic, vectorised).
 child_ranges       parent cells -> the [lo, hi] int64 range of their children at a finer resolution.
+bbox_child_ranges  lon/lat box -> the [lo, hi] int64 ranges holding every cell of a resolution that meets it.
 cells_to_geojson   cells + per-cell properties -> GeoJSON FeatureCollection (``h3`` as hex string).
 zone_weights       zone polygon -> (cells, fraction of each cell's area inside the zone).
 """
@@ -650,6 +651,45 @@ def child_ranges(parents: Any, *, parent_res: int, res: int) -> tuple[np.ndarray
         lo &= ~m
         hi = (hi & ~m) | np.uint64(6 << ((15 - r) * 3))
     return lo.view(np.int64), hi.view(np.int64)
+
+
+def bbox_child_ranges(bbox: Sequence[float], *, res: int, parent_res: int,
+                      max_parents: int = 4096) -> tuple[np.ndarray, np.ndarray] | None:
+    """``[lo, hi]`` int64 ranges that hold every cell of ``res`` meeting a lon/lat box (and some cells near it).
+
+    The box, widened by two edges of a ``parent_res`` cell (children may reach slightly beyond their parent's
+    outline), is covered by cells of ``parent_res`` (:func:`zone_weights`); their children are those ranges.
+    A caller keeps the candidates whose outline really meets the box.
+
+    Parameters
+    ----------
+    bbox : (west, south, east, north)
+        Degrees, EPSG:4326.
+    res, parent_res : int
+        Resolution of the cells asked for, and of the cover (``parent_res <= res``).
+    max_parents : int, default 4096
+        Above this many covering cells the box is too large for a useful pre-filter: None is returned.
+
+    Returns
+    -------
+    (lo, hi) of int64 arrays, or None
+
+    Examples
+    --------
+    >>> lo, hi = bbox_child_ranges((111.70, 40.80, 111.72, 40.82), res=8, parent_res=5)
+    >>> bool(lo.size) and bool((lo <= hi).all())
+    True
+    """
+    parent_res, res = _check_parent_res(parent_res, res)
+    w, s, e, n = (float(v) for v in bbox)
+    pad_m = 2.0 * float(h3i.average_hexagon_edge_length(parent_res, "m"))
+    dlat = pad_m / 111_320.0
+    dlon = pad_m / (111_320.0 * max(math.cos(math.radians(min(89.0, max(abs(s), abs(n))))), 0.01))
+    zone = shapely.box(max(w - dlon, -180.0), max(s - dlat, -89.9), min(e + dlon, 180.0), min(n + dlat, 89.9))
+    parents, _ = zone_weights(zone, res=parent_res)
+    if parents.size > max_parents:
+        return None
+    return child_ranges(parents, parent_res=parent_res, res=res)
 
 
 def _json_value(x: Any) -> Any:
