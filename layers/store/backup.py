@@ -165,12 +165,12 @@ def _replace_in_one_transaction(url: str, archive: Path) -> None:
             except BrokenPipeError:
                 pass
             psql_rc = psql.wait()
-        if not restored:
-            what = _tail(restore_err) or _tail(psql_out)
-            raise ClusterError(f"pg_restore failed: {what}; nothing was changed (the restore was rolled back)")
-        if not committed or psql_rc != 0:
-            raise ClusterError(f"restoring the archive failed: {_tail(psql_out)}; nothing was changed (the restore "
-                               "was rolled back)")
+        if restored and committed and psql_rc == 0:
+            return
+        why = [f"pg_restore: {_tail(restore_err)}" if not restored else "",
+               f"psql: {_tail(psql_out)}" if psql_rc != 0 or not committed else ""]
+        raise ClusterError(f"restoring {archive.name} failed ({'; '.join(w for w in why if w)}); nothing was changed "
+                           "(the restore was rolled back)")
 
 
 def _archive_revision(p: Path) -> str | None:

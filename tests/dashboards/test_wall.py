@@ -15,6 +15,7 @@ from dashboards.app import create_app
 from dashboards.i18n import t
 from layers.read import situation
 from layers.store.settings import Settings
+from tests.conftest import drop_database, sibling_database
 
 DOWN_URL = "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none"
 
@@ -59,7 +60,9 @@ def test_hex_classes_and_layers() -> None:
 
 @pytest.fixture
 def wall_db(db_url):
-    """Hand-made rows committed to the test database (the app reads through its own engine); removed afterwards."""
+    """Hand-made rows committed to a database of this test's own (the app reads through its own engine): the KPIs
+    are global counts, so no other test's rows, nor rows a failed test left behind, may be in it."""
+    db_url = sibling_database(db_url, "wall")
     eng = create_engine(db_url)
     now = datetime.now(UTC)
     with eng.begin() as c:
@@ -84,10 +87,8 @@ def wall_db(db_url):
                        " ST_SetSRID(ST_MakePoint(111.65, 40.85), 4326))"))
     situation.clear_cache()
     yield db_url
-    with eng.begin() as c:
-        for table in ("incidents", "shelters", "resources", "hazards", "annotations"):
-            c.execute(text(f"DELETE FROM {table} WHERE source = 'wall-test'"))
     eng.dispose()
+    drop_database(db_url)
 
 
 @pytest.mark.db

@@ -101,34 +101,62 @@ def live_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("live_server") / "sitroom-serve.log"
 
 
+#: tries of :func:`serving` when another process takes the chosen port between its choice and gunicorn's bind
+SERVE_TRIES = 5
+
+
+def _listening(log_path: Path, port: int) -> bool:
+    """gunicorn of this run said it listens on ``port`` (so /health answers from it, not from another process)."""
+    return f"Listening at: http://127.0.0.1:{port} " in log_path.read_text(errors="replace")
+
+
+def _address_taken(log_path: Path) -> bool:
+    return "Address already in use" in log_path.read_text(errors="replace")
+
+
 @contextlib.contextmanager
 def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4) \
         -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url``; yields its base URL once
     ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with the gunicorn master
-    process, and stops it afterwards."""
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    process, and stops it afterwards.
+
+    The port is chosen free, closed, then bound by gunicorn: another process may take it in between (six test runs
+    share this machine). So the server counts as up only when its own log says it listens on that port, and when it
+    could not bind, it is started again on another port."""
     env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
-    cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--threads", str(threads)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    for attempt in range(SERVE_TRIES):
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+               "--threads", str(threads)]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while _health(base_url) != 200:
+        while not (_listening(log_path, port) and _health(base_url) == 200):
+            if _address_taken(log_path) and attempt + 1 < SERVE_TRIES:
+                break
             if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
                 tail = log_path.read_text(errors="replace")[-4000:]
                 pytest.fail(f"`{' '.join(cmd)}` did not become healthy (exit code {proc.poll()}):\n{tail}")
-            time.sleep(0.3)
-        yield base_url, proc
-    finally:
-        proc.terminate()  # SIGTERM: gunicorn stops its workers gracefully
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+            time.sleep(0.3)  # polling interval of the health check, not a wait for luck
+        else:
+            try:
+                yield base_url, proc
+            finally:
+                _stop(proc)
+            return
+        _stop(proc)  # the port was taken: try another
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()  # SIGTERM: gunicorn stops its workers gracefully
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ population per county, shelter loads and resources by kind."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,17 +11,29 @@ import pytest
 from geoalchemy2.shape import from_shape
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Point, box
-from sqlalchemy import select, text
+from sqlalchemy import Engine, create_engine, select, text
 
 from geoops.h3cells import points_to_cells
 from layers.read import sitrep, situation
 from layers.store.errors import ValidationError
 from layers.store.models import AdminRegion, Hazard, Incident, Resource, Shelter
+from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
 
 WEST = box(110.0, 40.0, 111.0, 41.0)  # county 159901
 EAST = box(111.0, 40.0, 112.0, 41.0)  # county 159902
+
+
+@pytest.fixture(scope="module")
+def engine(db_url: str) -> Iterator[Engine]:
+    """This module's own database (the ``session`` fixture runs on it): the figures here are global counts, so no
+    row another test committed, or left behind when it failed, may be in it."""
+    url = sibling_database(db_url, "sitrep")
+    eng = create_engine(url)
+    yield eng
+    eng.dispose()
+    drop_database(url)
 
 
 @pytest.fixture(autouse=True)

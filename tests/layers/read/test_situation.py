@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, box
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
 
 from geoops.h3cells import cell_boundaries, cell_centres, points_to_cells
 from layers.read import situation
@@ -22,6 +23,7 @@ from layers.store.models import (
     Resource,
     Shelter,
 )
+from tests.conftest import drop_database, sibling_database
 
 pytestmark = pytest.mark.db
 
@@ -42,6 +44,17 @@ def _hazard(s, geom, *, level="red", status="active", onset=None, expires=None):
                  expires=expires, geom=from_shape(mp, srid=4326))
     s.add(row)
     return row
+
+
+@pytest.fixture(scope="module")
+def engine(db_url: str) -> Iterator[Engine]:
+    """This module's own database (the ``session`` fixture runs on it): the figures here are global counts, so no
+    row another test committed, or left behind when it failed, may be in it."""
+    url = sibling_database(db_url, "situation")
+    eng = create_engine(url)
+    yield eng
+    eng.dispose()
+    drop_database(url)
 
 
 @pytest.fixture(autouse=True)
