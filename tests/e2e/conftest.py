@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,16 +100,16 @@ def live_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4) \
-        -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url``; yields its base URL once
-    ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with the gunicorn master
-    process, and stops it afterwards."""
+def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4, args: Sequence[str] = (),
+            env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url`` (more options in ``args``, more
+    environment in ``env``); yields its base URL once ``/api/v1/health`` answers 200 (the test fails with the log's
+    tail if it does not) with the gunicorn master process, and stops it afterwards."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--threads", str(threads)]
+           "--threads", str(threads), *args]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
