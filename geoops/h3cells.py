@@ -983,8 +983,10 @@ def zone_cover(zone: Polygon | MultiPolygon, *, res: int, coarse_res: int = 5, b
         zone, coarse_res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
     out: list[np.ndarray] = []
     for r in range(coarse_res, res):
-        # parents of sorted cells are sorted: membership by binary search
-        held = np.unique(parent_cells(blocked, res=res, parent_res=r))
+        # parents of sorted cells are sorted (a parent's children are one run of ids): unique without sorting,
+        # membership by binary search
+        held = parent_cells(blocked, res=res, parent_res=r)
+        held = held[np.r_[True, held[1:] != held[:-1]]] if held.size else held
         pos = np.minimum(np.searchsorted(held, level), max(held.size - 1, 0))
         stuck = held[pos] == level if held.size else np.zeros(level.size, dtype=bool)
         free = level[~stuck]

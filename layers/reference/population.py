@@ -289,8 +289,9 @@ def _merge_parts(*parts: tuple[np.ndarray, np.ndarray, float, int]) -> tuple[np.
 
 
 def _dask_cells(path: str, windows: list[tuple[int, int, int, int]], *, res: int, band: int, nodata: float | None,
-                scheduler: str, workers: int) -> tuple[np.ndarray, np.ndarray, float, int, int]:
-    """Cells of every window on Dask, merged by cell in a tree; (cells, sums, total, valid pixels, workers)."""
+                scheduler: str, workers: int) -> tuple[np.ndarray, np.ndarray, float, int, int, float]:
+    """Cells of every window on Dask, merged by cell in a tree; (cells, sums, total, valid pixels, workers, peak
+    resident memory of the busiest worker in MB)."""
     from dask.distributed import Client, LocalCluster
 
     cluster = None
@@ -306,10 +307,18 @@ def _dask_cells(path: str, windows: list[tuple[int, int, int, int]], *, res: int
                 level = [client.submit(_merge_parts, *level[i:i + MERGE_FANIN], pure=False)
                          for i in range(0, len(level), MERGE_FANIN)]
             cells, sums, total, n_valid = level[0].result() if level else _merge_parts()
+            peaks = client.run(_peak_rss_mb)
     finally:
         if cluster is not None:
             cluster.close()
-    return cells, sums, total, n_valid, n_workers
+    return cells, sums, total, n_valid, n_workers, max(peaks.values(), default=0.0)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this (worker) process, MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def raster_cells(raster: str | Path, *, res: int = 8, scheduler: str | None = None, workers: int | None = None,
@@ -338,7 +347,8 @@ def raster_cells(raster: str | Path, *, res: int = 8, scheduler: str | None = No
         Sorted unique int64 cells and the population of each.
     info : dict
         ``input_total`` (sum of the valid pixels), ``pixels``, ``valid_pixels``, ``windows``, ``workers``,
-        ``scheduler`` (``none``, ``local`` or the address).
+        ``scheduler`` (``none``, ``local`` or the address), ``worker_peak_mb`` (peak resident memory of the busiest
+        worker process, or of this process).
 
     Raises
     ------
@@ -368,10 +378,10 @@ def raster_cells(raster: str | Path, *, res: int = 8, scheduler: str | None = No
     if scheduler is None:
         scheduler = "local" if (workers or 1) > 1 or (workers is None and pixels >= POOL_MIN_PIXELS) else "none"
     if scheduler != "none":
-        cells, sums, input_total, valid_pixels, n_workers = _dask_cells(
+        cells, sums, input_total, valid_pixels, n_workers, peak_mb = _dask_cells(
             path, windows, res=res, band=band, nodata=nd, scheduler=scheduler, workers=max(1, workers or 2))
     else:
-        n_workers = 1
+        n_workers, peak_mb = 1, _peak_rss_mb()
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         totals: list[float] = []
         valid_pixels = 0
@@ -385,7 +395,8 @@ def raster_cells(raster: str | Path, *, res: int = 8, scheduler: str | None = No
         cells, sums = h3cells.merge_cell_sums(parts) if parts else (np.empty(0, np.int64), np.empty(0, np.float64))
         input_total = math.fsum(totals)
     return cells, sums, {"input_total": input_total, "pixels": pixels, "valid_pixels": valid_pixels,
-                         "windows": len(windows), "workers": n_workers, "scheduler": scheduler}
+                         "windows": len(windows), "workers": n_workers, "scheduler": scheduler,
+                         "worker_peak_mb": peak_mb}
 
 
 def _close_datasets() -> None:
