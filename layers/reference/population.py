@@ -296,8 +296,10 @@ def _dask_cells(path: str, windows: list[tuple[int, int, int, int]], *, res: int
 
     cluster = None
     if scheduler == "local":
+        # GDAL's block cache defaults to 5 % of the machine's memory per process: bounded here, as the windows are
+        # read once each
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=WORKER_MEMORY,
-                               dashboard_address=None)
+                               dashboard_address=None, env={"GDAL_CACHEMAX": "128"})
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
