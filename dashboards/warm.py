@@ -1,24 +1,25 @@
 """Warm a fresh server process in the background, so that the first wall and the first report do not pay for it.
 
-Public: :func:`warm_up`, :data:`STEPS`.
+Public: :func:`warm_up`, :func:`preload`, :data:`STEPS`.
 
 Run once per worker by the asyncio front (:func:`dashboards.front.create_front`, ``on_startup``) on a thread of its
 own while the worker already serves. Each step is independent and its failure is only logged (a database that is
 down warms nothing; the server serves anyway and the first requests pay as before):
 
-- ``live``: this process's LISTEN hub, connected before the first screen opens its stream;
 - ``wall``: the wall's shared live picture (:func:`dashboards.services.wall.live_snapshot`), so the first screen
   gets it from the cache;
+- ``live``: this process's LISTEN hub, connected before the first screen opens its stream;
 - ``population``: the kept population sums (:mod:`layers.read.popsums`) mapped for the default resolution;
 - ``report``: the situation report's PDF engine (WeasyPrint, its fonts: the CJK font files are parsed on first use)
   by rendering a one-line page, and the report's HTML template.
 
 >>> [name for name, _ in STEPS]
-['live', 'wall', 'population', 'report']
+['wall', 'live', 'population', 'report']
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -59,8 +60,23 @@ def _report() -> None:
     render_pdf('<html lang="zh-CN"><body><p style="font-family: \'Noto Sans CJK SC\'">态势 Sitroom</p></body></html>')
 
 
-STEPS: list[tuple[str, Callable[[], None]]] = [("live", _live), ("wall", _wall), ("population", _population),
+STEPS: list[tuple[str, Callable[[], None]]] = [("wall", _wall), ("live", _live), ("population", _population),
                                                 ("report", _report)]
+
+
+def preload() -> None:
+    """Import the server's modules (no app, no engine, no connection) so that forked workers start with them.
+
+    Called by ``sitroom serve`` in gunicorn's master before the workers fork: each worker then skips seconds of
+    imports (Dash, pandas, shapely, WeasyPrint), which on two cores three workers would otherwise pay at once.
+    """
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
+#: modules ``sitroom serve``'s master imports before the fork
+PRELOADED = ("dashboards.app", "dashboards.front", "dashboards.reports", "dashboards.services.wall",
+             "dashboards.services.impact", "weasyprint")
 
 
 def warm_up(server: Any) -> dict[str, float]:

@@ -141,4 +141,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, head_timeout:
                                     min_body_rate=min_body_rate, max_connections=max_connections,
                                     max_body_bytes=int(settings.max_upload_mb * 1024 * 1024), threads=threads)
     click.echo(f"Sitroom: {url}  API: {url}api/v1/  ({n} workers x {threads} threads, asyncio front)")
+    from dashboards.warm import preload
+
+    preload()  # modules only, in the master: the forked workers start with them
     _run_gunicorn(gunicorn_options(host, port, n, threads=threads))
