@@ -27,8 +27,8 @@ from pathlib import Path
 
 import requests
 
-from bench.bench_analysis import bench_url, ensure_data
 from bench._scratch import stop
+from bench.bench_analysis import bench_url, ensure_data
 from tests.e2e.conftest import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def measure(tree: Path, db_url: str, workers: int) -> dict[str, float]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SITROOM_DATABASE_URL": db_url, "PYTHONPATH": str(tree), "PYTHONUNBUFFERED": "1"}
-    log = open(f"/tmp/sitroom-bench-cold-{os.getpid()}-{port}.log", "wb")  # noqa: SIM115 - closed below
+    log = open(f"/tmp/sitroom-bench-cold-{os.getpid()}-{port}.log", "wb")
     started = time.monotonic()
     cli = "import sys; from dashboards.cli import main; sys.argv[0] = 'sitroom'; main()"
     proc = subprocess.Popen([sys.executable, "-c", cli, "serve", "--host", "127.0.0.1", "--port", str(port),

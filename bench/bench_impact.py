@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,19 +34,14 @@ import shapely
 from shapely.geometry import box
 from sqlalchemy import create_engine, text
 
-from bench.bench_analysis import bench_url, ensure_data
+from bench.bench_analysis import CPU, bench_url, ensure_data
+from bench.bench_analysis import p50 as analysis_p50
 
 
 def p50(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    """(p50 wall ms, p50 CPU ms, last result) after one warm-up call."""
-    out = fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000, out
+    """(p50 wall ms, p50 CPU ms, last result) after one warm-up call (:func:`bench.bench_analysis.p50`)."""
+    wall, out = analysis_p50(fn, repeat)
+    return wall, CPU["last"], out
 
 
 def zones(conn: Any) -> dict[str, Any]:

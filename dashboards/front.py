@@ -244,12 +244,13 @@ async def _stream(ticket: StreamTicket, start: Message, receive: Receive, send: 
 
 
 def create_front(wsgi_app: Any, *, limits: EdgeLimits | None = None,
-                 on_startup: Callable[[], None] | None = None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+                 on_startup: Callable[[], object] | None = None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI app of ``sitroom serve``: ``wsgi_app`` (the Flask server) on a thread pool, behind the edge limits,
     with ``GET /api/v1/events`` streamed by the loop. ``on_startup`` runs in a thread once the worker starts
     (warm-up); it does not delay serving."""
     lim = limits or LIMITS
-    wsgi = WSGIMiddleware(wsgi_app, workers=lim.threads)
+    # typed by a2wsgi with the ASGI TypedDicts; the scopes and messages here are the plain mappings they are
+    wsgi: Any = WSGIMiddleware(wsgi_app, workers=lim.threads)
 
     async def lifespan(receive: Receive, send: Send) -> None:
         while True:

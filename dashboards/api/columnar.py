@@ -75,9 +75,10 @@ def nearest_table(ids: np.ndarray, distance_m: np.ndarray, bearing_deg: np.ndarr
         pos = np.searchsorted(order, ids.ravel()) if order.size else np.zeros(ids.size, dtype=np.int64)
         pos = np.minimum(pos, max(order.size - 1, 0))
         rows = [by_id[int(i)] for i in order.tolist()]
+        take: Any = pa.array(pos, type=pa.int64(), mask=none)  # null where a point has fewer than k
         for name, typ in (("external_id", pa.string()), ("name", pa.string()), ("kind", pa.string()),
                           ("lon", pa.float64()), ("lat", pa.float64())):
             values = pa.array([r[name] for r in rows], type=typ)
             cols[name] = (pa.nulls(ids.size, type=typ) if not rows else
-                          values.take(pa.array(pos, mask=none)))
+                          values.take(take))
     return pa.table(cols)
