@@ -190,16 +190,19 @@ class StreamTicket:
     prelude: list[str] = field(default_factory=list)
     max_s: float = 600.0
     heartbeat_s: float = 15.0
+    event: Callable[[str, Any, str | None], str] | None = None
 
-    def accept(self, hub: Any, sub: Any, prelude: list[str], *, max_s: float, heartbeat_s: float) -> None:
+    def accept(self, hub: Any, sub: Any, prelude: list[str], *, max_s: float, heartbeat_s: float,
+               event: Callable[[str, Any, str | None], str]) -> None:
+        """Take the stream: ``event(kind, data, id)`` formats one server-sent event (``dashboards.live``)."""
         self.hub, self.sub, self.prelude = hub, sub, prelude
-        self.max_s, self.heartbeat_s = max_s, heartbeat_s
+        self.max_s, self.heartbeat_s, self.event = max_s, heartbeat_s, event
         self.accepted = True
 
 
 async def _stream(ticket: StreamTicket, start: Message, receive: Receive, send: Send) -> None:
-    from dashboards.live import format_event
-
+    format_event = ticket.event
+    assert format_event is not None  # set by accept()
     sub = ticket.sub
     gone = asyncio.Event()
 

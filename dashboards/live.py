@@ -505,7 +505,7 @@ def _async_stream(ticket: StreamTicket, layers: list[str] | None, last_event_id:
     sub, cursor, hello, backlog = _open_subscription(hub, layers, last_event_id, loop=ticket.loop)
     prelude = [f"retry: {RETRY_MS}\n\n", format_event("hello", hello, cursor)]
     prelude += [format_event(kind, data, cursor) for kind, data in backlog if sub.wants(kind, data)]
-    ticket.accept(hub, sub, prelude, max_s=MAX_STREAM_S, heartbeat_s=HEARTBEAT_S)
+    ticket.accept(hub, sub, prelude, max_s=MAX_STREAM_S, heartbeat_s=HEARTBEAT_S, event=format_event)
     return _stream_response(b"")
 
 

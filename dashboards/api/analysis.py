@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dashboards.api import columnar
+import dashboards.api.columnar as columnar
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.context import db_engine, db_read, settings
 from dashboards.errors import ParameterError, json_response
