@@ -147,14 +147,14 @@ def raster_mask(path: Path, zone: Any) -> float:
     return float(v[v > 0].sum())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url")
     ap.add_argument("--reload", action="store_true")
     ap.add_argument("--resources", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--batch", type=int, default=100_000)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     from dashboards.app import create_app
     from dashboards.services.coverage import shelter_coverage

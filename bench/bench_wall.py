@@ -221,13 +221,13 @@ def demo_screenshot(path: Path) -> None:
         drop_scratch(url)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--zoom", type=int, default=5)
     p.add_argument("--demo-screenshot", type=Path, default=None)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.demo_screenshot:
         demo_screenshot(a.demo_screenshot)
     else:

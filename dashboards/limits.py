@@ -24,6 +24,7 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 from flask import Flask, Response, current_app, has_request_context, request
 from flask.json.provider import DefaultJSONProvider
 from psycopg.errors import QueryCanceled
@@ -117,7 +118,20 @@ def count_vertices(obj: Any, *, max_depth: int = MAX_JSON_DEPTH) -> tuple[int, i
 
 
 def _raw_depth(data: bytes, limit: int) -> int:
-    """Bracket nesting depth of raw JSON text (strings skipped), stopping once past ``limit``."""
+    """Bracket nesting depth of raw JSON text (strings skipped), stopping once past ``limit``.
+
+    A body without a backslash (the usual batch of coordinates) is scanned with numpy: strings are then the spans
+    between alternate quotes, and a 4 MB body takes milliseconds instead of seconds.
+
+    >>> _raw_depth(b'{"a": [[1, 2], "[[[", {"b": "]"}]}', 64), _raw_depth(b'[["' + bytes([92, 34]) + b'[["]]', 64)
+    (3, 2)
+    """
+    if b"\\" not in data:
+        b = np.frombuffer(data, dtype=np.uint8)
+        in_string = (np.cumsum(b == 0x22) % 2 == 1) & (b != 0x22)
+        step = np.where((b == 0x5B) | (b == 0x7B), 1, np.where((b == 0x5D) | (b == 0x7D), -1, 0))
+        step[in_string] = 0
+        return int(np.cumsum(step).max(initial=0))
     depth = deepest = 0
     in_string = escaped = False
     for ch in data:
@@ -191,11 +205,13 @@ def _check_json() -> Response | None:
     if depth > limit:
         return _limit_error(f"JSON nested more than {limit} levels deep", field="body", value=f"depth > {limit}",
                             allowed=f"at most {limit} levels of nesting", status=413, code="too_many_points")
+    max_vertices = current_app.config.get("SITROOM_MAX_VERTICES", MAX_VERTICES)
+    if data.count(b"[") <= max_vertices:
+        return None  # every coordinate pair opens a bracket: no need to parse the body here
     try:
         body = current_app.json.loads(data)
     except (ValueError, RecursionError):
         return None  # the view answers malformed JSON with its own 400
-    max_vertices = current_app.config.get("SITROOM_MAX_VERTICES", MAX_VERTICES)
     pairs, _ = count_vertices(body, max_depth=limit)
     if pairs > max_vertices:
         return _limit_error(f"{pairs} coordinate pairs in one request; at most {max_vertices} (simplify the "

@@ -28,13 +28,18 @@ committed after it, read from ``feature_history`` (:func:`layers.read.history.ch
 delivery is at least once (a change may come twice, never not at all). The id attached to a burst is the cursor of
 the burst BEFORE it, so that changes committed while a burst was being read are always covered on resume.
 
-A stream holds one server thread (gunicorn gthread), so each process serves at most :data:`MAX_STREAMS` streams at
-once and answers 503 (``Retry-After``) beyond that; a stream ends after :data:`MAX_STREAM_S` (the browser
-reconnects at once and resumes), which also frees threads held by clients that vanished without a word.
+Under ``sitroom serve`` the stream is written by the server's asyncio front (:mod:`dashboards.front`): the view
+authenticates and parses the request on a thread as usual, then hands its subscription to the front and returns;
+the loop writes the events, so one process serves up to :data:`MAX_ASYNC_STREAMS` streams from its one LISTEN
+connection and no thread is held. Served by a plain WSGI server (Flask's dev server, a test client), a stream holds
+one thread, so each process serves at most :data:`MAX_STREAMS` such streams at once and answers 503
+(``Retry-After``) beyond that. Either way a stream ends after :data:`MAX_STREAM_S` (the browser reconnects at once
+and resumes), which also frees what clients that vanished without a word held.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -51,6 +56,7 @@ from sqlalchemy.pool import NullPool
 
 from dashboards.api.openapi import endpoint, query
 from dashboards.context import db_engine
+from dashboards.front import TICKET_KEY, StreamTicket
 from layers.read import history
 from layers.store.models import FEATURE_MODELS
 
@@ -58,8 +64,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "sitroom_changes"
 HEARTBEAT_S = 15.0
-#: streams one server process serves at once (each holds a gunicorn thread)
+#: streams one server process serves at once when each holds a thread (a plain WSGI server)
 MAX_STREAMS = 6
+#: streams one server process serves at once through the asyncio front (no thread each)
+MAX_ASYNC_STREAMS = 5000
 #: a stream ends after this long; the browser reconnects at once with its Last-Event-ID
 MAX_STREAM_S = 600.0
 #: a reconnecting client that missed more history rows than this gets ``resync`` instead of the rows
@@ -118,15 +126,52 @@ def format_event(kind: str, data: Any, event_id: str | None = None) -> str:
 
 @dataclass(eq=False)  # hashed by identity: one per stream
 class Subscriber:
-    """One open stream's queue of ``(kind, data, id)``; ``layers`` None means every layer."""
+    """One open stream's queue of ``(kind, data, id)``; ``layers`` None means every layer.
+
+    A thread-served stream reads :attr:`queue`; a stream of the asyncio front (``loop`` set) reads its own
+    :class:`asyncio.Queue` with :meth:`aget`, filled in the loop's thread (:meth:`Hub.publish` hands each loop its
+    share of a burst with one ``call_soon_threadsafe``).
+    """
 
     layers: frozenset[str] | None = None
     queue: queue.Queue[tuple[str, dict[str, Any], str | None]] = field(
         default_factory=lambda: queue.Queue(maxsize=QUEUE_MAX))
     overflowed: bool = False
+    loop: asyncio.AbstractEventLoop | None = None
+    aqueue: asyncio.Queue[tuple[str, dict[str, Any], str | None]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_MAX))
 
     def wants(self, kind: str, data: dict[str, Any]) -> bool:
         return kind != "change" or self.layers is None or data.get("layer") in self.layers
+
+    def deliver(self, items: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """Queue ``items`` for an async stream (in the loop's thread); a full queue marks the stream overflowed."""
+        for item in items:
+            try:
+                self.aqueue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.overflowed = True
+
+    async def aget(self) -> tuple[str, dict[str, Any], str | None]:
+        return await self.aqueue.get()
+
+    def aget_nowait(self) -> tuple[str, dict[str, Any], str | None] | None:
+        try:
+            return self.aqueue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def drain(self) -> None:
+        """Drop everything queued (before a ``resync``)."""
+        while self.aget_nowait() is not None:
+            pass
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+def _deliver(batch: list[tuple[Subscriber, list[tuple[str, dict[str, Any], str | None]]]]) -> None:
+    for sub, items in batch:
+        sub.deliver(items)
 
 
 class Hub:
@@ -179,9 +224,11 @@ class Hub:
         return self._ready.wait(timeout)
 
     # ------------------------------------------------------------------------------------------------- fan-out
-    def subscribe(self, layers: Iterable[str] | None = None) -> tuple[Subscriber, str | None, int | None, bool]:
-        """A new subscriber, with the hub's cursor, version and database state at the moment it joined."""
-        sub = Subscriber(layers=frozenset(layers) if layers else None)
+    def subscribe(self, layers: Iterable[str] | None = None, *, loop: asyncio.AbstractEventLoop | None = None
+                  ) -> tuple[Subscriber, str | None, int | None, bool]:
+        """A new subscriber (of an asyncio stream when ``loop`` is given), with the hub's cursor, version and
+        database state at the moment it joined."""
+        sub = Subscriber(layers=frozenset(layers) if layers else None, loop=loop)
         with self._lock:
             self._subs.add(sub)
             return sub, self.cursor, self.version, self.connected
@@ -198,19 +245,29 @@ class Hub:
     def publish(self, events: list[tuple[str, dict[str, Any]]], event_id: str | None, *,
                 version: int | None = None) -> None:
         """Hand ``events`` to every subscriber that wants them; move the hub's cursor to ``event_id``."""
+        batches: dict[asyncio.AbstractEventLoop, list[tuple[Subscriber, list[Any]]]] = {}
         with self._lock:
             if event_id is not None:
                 self.cursor = event_id
             if version is not None:
                 self.version = version
             for sub in self._subs:
-                for kind, data in events:
-                    if not sub.wants(kind, data):
-                        continue
+                items = [(kind, data, event_id) for kind, data in events if sub.wants(kind, data)]
+                if not items:
+                    continue
+                if sub.loop is not None:
+                    batches.setdefault(sub.loop, []).append((sub, items))
+                    continue
+                for item in items:
                     try:
-                        sub.queue.put_nowait((kind, data, event_id))
+                        sub.queue.put_nowait(item)
                     except queue.Full:
                         sub.overflowed = True
+        for loop, batch in batches.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, batch)
+            except RuntimeError:  # that loop has closed: its streams are gone
+                pass
 
     # ------------------------------------------------------------------------------------------------- listener
     def _connect(self) -> Any:
@@ -372,13 +429,12 @@ def _stream(hub: Hub, sub: Subscriber, hello_id: str | None, hello: dict[str, An
           ],
           responses={200: ("An endless event stream", {"type": "string"}, "text/event-stream")})
 def live_events(*, layers: list[str] | None, last_event_id: str | None) -> Response:
+    scope = request.environ.get("asgi.scope")
+    ticket = scope.get(TICKET_KEY) if isinstance(scope, dict) else None
+    if isinstance(ticket, StreamTicket):
+        return _async_stream(ticket, layers, last_event_id)
     if not _streams.acquire(blocking=False):
-        resp = Response(json.dumps({"error": {"code": "too_many_streams",
-                                              "message": "too many open event streams on this server process",
-                                              "detail": f"at most {MAX_STREAMS} per process"}}),
-                        status=503, mimetype="application/json")
-        resp.headers["Retry-After"] = "5"
-        return resp
+        return _too_many(MAX_STREAMS)
     with _open_lock:
         _open[0] += 1
     released = threading.Event()
@@ -396,8 +452,29 @@ def live_events(*, layers: list[str] | None, last_event_id: str | None) -> Respo
 
     try:
         hub = _hub_for_request()
-        hub.wait_ready(2.0)
-        sub, cursor, version, connected = hub.subscribe(layers)
+        sub, cursor, hello, backlog = _open_subscription(hub, layers, last_event_id)
+    except Exception:
+        release()
+        raise
+    return _stream_response(_stream(hub, sub, cursor, hello, backlog), release)
+
+
+def _too_many(limit: int) -> Response:
+    resp = Response(json.dumps({"error": {"code": "too_many_streams",
+                                          "message": "too many open event streams on this server process",
+                                          "detail": f"at most {limit} per process"}}),
+                    status=503, mimetype="application/json")
+    resp.headers["Retry-After"] = "5"
+    return resp
+
+
+def _open_subscription(hub: Hub, layers: list[str] | None, last_event_id: str | None, *,
+                       loop: asyncio.AbstractEventLoop | None = None
+                       ) -> tuple[Subscriber, str | None, dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Subscribe to ``hub`` and gather what a new stream sends first: (subscriber, its first id, hello, backlog)."""
+    hub.wait_ready(2.0)
+    sub, cursor, version, connected = hub.subscribe(layers, loop=loop)
+    try:
         last = decode_cursor(request.headers.get("Last-Event-ID") or last_event_id)
         backlog: list[tuple[str, dict[str, Any]]] = []
         if last is not None:
@@ -405,16 +482,32 @@ def live_events(*, layers: list[str] | None, last_event_id: str | None) -> Respo
             version = v if v is not None else version
         elif (request.headers.get("Last-Event-ID") or last_event_id):
             backlog = [("resync", {"reason": "unknown event id"})]
-        hello = {"version": version, "db": connected, "pid": os.getpid()}
     except Exception:
-        release()
+        hub.unsubscribe(sub)
         raise
-    resp = Response(_stream(hub, sub, cursor, hello, backlog), mimetype="text/event-stream")
+    return sub, cursor, {"version": version, "db": connected, "pid": os.getpid()}, backlog
+
+
+def _stream_response(body: Any, on_close: Callable[[], None] | None = None) -> Response:
+    resp = Response(body, mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache, no-transform"
     resp.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must not buffer the stream
-    resp.call_on_close(release)
+    if on_close is not None:
+        resp.call_on_close(on_close)
     return resp
 
 
-__all__ = ["CHANNEL", "HEARTBEAT_S", "MAX_STREAMS", "MAX_STREAM_S", "Hub", "Subscriber", "get_hub", "format_event",
+def _async_stream(ticket: StreamTicket, layers: list[str] | None, last_event_id: str | None) -> Response:
+    """Hand the stream to the asyncio front (``dashboards.front``): it writes the events; no thread is held."""
+    hub = _hub_for_request()
+    if hub.subscribers >= MAX_ASYNC_STREAMS:
+        return _too_many(MAX_ASYNC_STREAMS)
+    sub, cursor, hello, backlog = _open_subscription(hub, layers, last_event_id, loop=ticket.loop)
+    prelude = [f"retry: {RETRY_MS}\n\n", format_event("hello", hello, cursor)]
+    prelude += [format_event(kind, data, cursor) for kind, data in backlog if sub.wants(kind, data)]
+    ticket.accept(hub, sub, prelude, max_s=MAX_STREAM_S, heartbeat_s=HEARTBEAT_S, event=format_event)
+    return _stream_response(b"")
+
+
+__all__ = ["CHANNEL", "HEARTBEAT_S", "MAX_STREAMS", "MAX_ASYNC_STREAMS", "MAX_STREAM_S", "Hub", "Subscriber", "get_hub", "format_event",
            "encode_cursor", "decode_cursor", "live_events", "open_streams"]

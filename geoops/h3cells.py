@@ -17,6 +17,10 @@ child_ranges       parent cells -> the [lo, hi] int64 range of their children at
 bbox_child_ranges  lon/lat box -> the [lo, hi] int64 ranges holding every cell of a resolution that meets it.
 cells_to_geojson   cells + per-cell properties -> GeoJSON FeatureCollection (``h3`` as hex string).
 zone_weights       zone polygon -> (cells, fraction of each cell's area inside the zone).
+zone_cover         the same cells with the interior compacted to coarse cells (mixed resolutions).
+cell_resolution    cells -> their H3 resolution.
+child_cells        cells -> their children at a finer resolution.
+descendant_count   cells -> how many descendants each has at a finer resolution.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ __all__ = [
     "child_ranges",
     "cells_to_geojson",
     "zone_weights",
+    "zone_cover",
+    "cell_resolution",
+    "child_cells",
+    "descendant_count",
 ]
 
 _WGS84 = pyproj.CRS.from_epsg(4326)
@@ -865,6 +873,20 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     centre = np.sort(_h3v_cells(h3v.geometry_to_cells(
         zone, res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
+    edge, frac, _ = _edge_fractions(zone, res)
+    pos = np.minimum(np.searchsorted(edge, centre), max(edge.size - 1, 0))
+    interior = centre[edge[pos] != centre] if edge.size else centre   # centre inside, boundary untouched
+    cells = np.concatenate([interior, edge])
+    fr = np.concatenate([np.ones(interior.size), frac])
+    keep = fr > 0
+    o = np.argsort(cells[keep])
+    return cells[keep][o], fr[keep][o]
+
+
+def _edge_fractions(zone: Polygon | MultiPolygon, res: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells of ``res`` that the zone's boundary touches, with the fraction of each inside the zone (0 for a cell
+    the boundary only grazes), and the candidates they were picked from (a superset of every cell touching the
+    boundary). All three sorted; the zone checked, not empty."""
     cand = _boundary_candidates(zone, res)
     vlat, vlng = _parse_wkb_rings(_to_u64(cand))
     vx, vy = np.degrees(vlng), np.degrees(vlat)
@@ -895,10 +917,142 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
     if slow.size:
         frac[slow] = _lat_weighted_area(shapely.intersection(polys[slow], zone))
     frac = np.minimum(frac / cell_w, 1.0)
-    pos = np.minimum(np.searchsorted(edge, centre), max(edge.size - 1, 0))
-    interior = centre[edge[pos] != centre] if edge.size else centre   # centre inside, boundary untouched
-    cells = np.concatenate([interior, edge])
-    fr = np.concatenate([np.ones(interior.size), frac])
-    keep = fr > 0
+    return edge, frac, cand
+
+
+# ------------------------------------------------------------------------------------- hierarchical cover
+def cell_resolution(cells: Any) -> np.ndarray:
+    """H3 resolution of each cell (read from the index bits).
+
+    >>> cell_resolution([0x8531aa57fffffff, 0x8831aa5555fffff]).tolist()
+    [5, 8]
+    """
+    u = _as_cells(cells).view(np.uint64)
+    return ((u >> np.uint64(_RES_SHIFT)) & np.uint64(0xF)).astype(np.int64)
+
+
+def child_cells(cells: Any, *, child_res: int) -> np.ndarray:
+    """Every child at ``child_res`` of the given cells (all of one coarser resolution), as one int64 array.
+
+    >>> child_cells([0x8531aa57fffffff], child_res=6).size
+    7
+    """
+    arr = _as_cells(cells)
+    if arr.size == 0:
+        return arr
+    return _h3v_cells(h3ronpy.change_resolution(_to_u64(arr), _check_res(child_res)))
+
+
+def descendant_count(cells: Any, *, res: int) -> np.ndarray:
+    """Number of descendants at ``res`` of each cell (1 for a cell of ``res``; a pentagon has fewer than 7^k).
+
+    >>> descendant_count([0x8531aa57fffffff, 0x8831aa5555fffff], res=8).tolist()
+    [343, 1]
+    """
+    arr = _as_cells(cells)
+    res = _check_res(res)
+    rs = cell_resolution(arr)
+    out = np.ones(arr.size, dtype=np.int64)
+    for i in np.flatnonzero(rs < res).tolist():
+        out[i] = h3i.cell_to_children_size(int(arr[i]), res)
+    return out
+
+
+def _line_candidates(lines: Any, res: int) -> np.ndarray:
+    """A superset of the cells of ``res`` that ``lines`` touch (any geometry: polygons by their outlines)."""
+    parts = shapely.get_parts(shapely.get_parts(lines))
+    parts = np.asarray([shapely.boundary(p) if p.geom_type in ("Polygon", "MultiPolygon") else p for p in parts],
+                       dtype=object)
+    parts = shapely.get_parts(parts)
+    parts = parts[(shapely.get_type_id(parts) == 1) & ~shapely.is_empty(parts)] if parts.size else parts
+    if parts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    g = shapely.multilinestrings(parts)
+    seed = np.concatenate([
+        _h3v_cells(h3v.geometry_to_cells(g, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
+        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(g)), res))])
+    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+
+
+def zone_cover(zone: Polygon | MultiPolygon, *, res: int, coarse_res: int = 5, borders: Any = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of :func:`zone_weights` with the zone's interior compacted: coarse cells wherever they can stand.
+
+    Returns cells of mixed resolution, ``coarse_res`` .. ``res``: a cell coarser than ``res`` stands for all its
+    descendants at ``res``, every one of which is entirely inside the zone (fraction 1); cells at ``res`` carry
+    the same fractions as :func:`zone_weights`. Expanding every coarse cell to its descendants at ``res`` gives
+    exactly the cells and fractions of ``zone_weights(zone, res=res)`` (the H3 hierarchy is logical: a cell's
+    descendants do not tile its hexagon, so a coarse cell's figure must be the sum of its descendants, never
+    its own geometry).
+
+    Only the zone's boundary is worked at ``res`` (the cost grows with the perimeter, not the area). A coarse
+    cell none of whose descendants may touch the boundary has its descendants all inside or all outside, as the
+    set of a cell's descendants is connected; its centre, the centre of its central descendant, decides.
+
+    Parameters
+    ----------
+    zone : shapely Polygon or MultiPolygon
+        In EPSG:4326 (lon, lat), valid.
+    res : int
+        The fine resolution (that of the population cells).
+    coarse_res : int
+        The coarsest resolution returned (0 .. ``res``).
+    borders : shapely geometry, optional
+        Lines (or polygons: their outlines) that no returned coarse cell may touch, e.g. the county borders: every
+        coarse cell then lies inside one region, and a split of the zone by region can take each returned cell
+        by its centre, as for the cells of ``zone_weights``.
+
+    Returns
+    -------
+    cells : ndarray of int64, sorted
+    fraction : ndarray of float64 in (0, 1]
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> zone = box(111.0, 40.0, 111.6, 40.5)
+    >>> cells, frac = zone_cover(zone, res=8)
+    >>> flat, _ = zone_weights(zone, res=8)
+    >>> sorted(set(cell_resolution(cells).tolist())), int((7 ** (8 - cell_resolution(cells))).sum()) == flat.size
+    ([5, 6, 7, 8], True)
+    """
+    res = _check_res(res)
+    zone = _check_zone(zone)
+    if isinstance(coarse_res, bool) or not isinstance(coarse_res, (int, np.integer)) or not 0 <= coarse_res <= res:
+        raise InvalidParameterError(field="coarse_res", value=coarse_res, allowed=f"an integer in 0..{res}")
+    if zone.is_empty or zone.area == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    edge, edge_frac, blocked = _edge_fractions(zone, res)
+    shapely.prepare(zone)
+    if borders is not None and not borders.is_empty:
+        # only the borders' parts inside the zone matter: a cell reaching a border outside the zone also reaches
+        # the zone's boundary, and is worked at ``res`` for that
+        blocked = np.union1d(blocked, _line_candidates(shapely.intersection(
+            shapely.get_parts(shapely.boundary(shapely.get_parts(borders))), zone), res))
+    # coarse candidates: parents of what may touch the boundary or a border, and cells whose centre is inside
+    level = np.union1d(parent_cells(blocked, res=res, parent_res=coarse_res), _h3v_cells(h3v.geometry_to_cells(
+        zone, coarse_res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
+    out: list[np.ndarray] = []
+    for r in range(coarse_res, res):
+        # parents of sorted cells are sorted (a parent's children are one run of ids): unique without sorting,
+        # membership by binary search
+        held = parent_cells(blocked, res=res, parent_res=r)
+        held = held[np.r_[True, held[1:] != held[:-1]]] if held.size else held
+        pos = np.minimum(np.searchsorted(held, level), max(held.size - 1, 0))
+        stuck = held[pos] == level if held.size else np.zeros(level.size, dtype=bool)
+        free = level[~stuck]
+        if free.size:
+            lon, lat = cell_centres(free)
+            out.append(free[shapely.contains_xy(zone, lon, lat)])
+        level = child_cells(level[stuck], child_res=r + 1)
+    # at res: boundary cells carry their fraction, the others are inside or outside by their centre
+    pos = np.minimum(np.searchsorted(edge, level), max(edge.size - 1, 0))
+    on_edge = edge[pos] == level if edge.size else np.zeros(level.size, dtype=bool)
+    lon, lat = cell_centres(level[~on_edge])
+    inner = level[~on_edge][shapely.contains_xy(zone, lon, lat)]
+    coarse = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    cells = np.concatenate([coarse, inner, edge])
+    frac = np.concatenate([np.ones(coarse.size + inner.size), edge_frac])
+    keep = frac > 0
     o = np.argsort(cells[keep])
-    return cells[keep][o], fr[keep][o]
+    return cells[keep][o], frac[keep][o]

@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+import dashboards.api.columnar as columnar
 from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.context import db_engine, db_read, settings
 from dashboards.errors import ParameterError, json_response
@@ -152,18 +154,28 @@ def _lonlat(points: Any) -> tuple[np.ndarray, np.ndarray]:
           summary="The k nearest resources of many points (up to 100,000 per request)",
           description="Columns per point (row i is points[i]): `resource_id` (-1 when fewer than k exist), "
                       "`distance_m` and `bearing_deg`, nearest first; `resources` holds the details of every "
-                      "resource referenced (unless `details: false`).",
+                      "resource referenced (unless `details: false`). With `Accept: "
+                      f"{columnar.ARROW}` (Arrow IPC stream) or `{columnar.PARQUET}` the answer is one table, a "
+                      "row per (point, rank): `point, rank, resource_id, distance_m, bearing_deg` (null where fewer "
+                      "than k exist) and, with details, the resource's `external_id, name, kind, lon, lat`; the "
+                      "rest of the answer is JSON in the schema metadata `sitroom`.",
           request_body=NEAREST_BATCH_BODY,
-          responses={200: ("Nearest resources per point, as columns", {"type": "object"})})
+          responses={200: ("Nearest resources per point, as columns (JSON, Arrow IPC or Parquet by Accept)",
+                           {"type": "object"})})
 def analysis_nearest_batch(*, body: dict[str, Any]) -> Any:
     t0 = time.perf_counter()
     lon, lat = zones.check_points(*_lonlat(body["points"]), service_area=settings().service_area)
     t_parse = ms(t0)
+    media = columnar.negotiated()
     with db_engine().connect() as conn:
         out = nearest.nearest_batch(conn, lon, lat, k=int(body["k"]), kinds=body.get("kind"), status=body["status"],
-                                    details=body["details"])
+                                    details=body["details"], arrays=media is not None)
     out["timing_ms"] = {"parse": t_parse, **out["timing_ms"], "total": ms(t0)}
-    return out
+    if media is None:
+        return out
+    table = columnar.nearest_table(out.pop("resource_id"), out.pop("distance_m"), out.pop("bearing_deg"),
+                                   out.pop("resources"))
+    return columnar.table_response(table, media, out)
 
 
 # ------------------------------------------------------------------------------------------------ 3. impact
@@ -217,7 +229,12 @@ COVERAGE_BODY = {
 @endpoint("/analysis/shelter-coverage", "POST", tags=("analysis",), operation_id="analysis_shelter_coverage",
           summary="Shelter coverage: who has a shelter place within reach, load per shelter, which closed shelter "
                   "would close most of the gap",
-          request_body=COVERAGE_BODY, responses={200: ("Coverage per cell, region and shelter", {"type": "object"})})
+          description="With `Accept: " + columnar.ARROW + "` or `" + columnar.PARQUET + "` the answer is the table "
+                      "of cells (`h3, population, covered, uncovered`), the rest of the answer JSON in the schema "
+                      "metadata `sitroom`.",
+          request_body=COVERAGE_BODY,
+          responses={200: ("Coverage per cell, region and shelter (JSON, or the cells as Arrow IPC or Parquet by "
+                           "Accept)", {"type": "object"})})
 def analysis_shelter_coverage(*, body: dict[str, Any]) -> Any:
     s = settings()
     with db_engine().connect() as conn:
@@ -228,7 +245,10 @@ def analysis_shelter_coverage(*, body: dict[str, Any]) -> Any:
                                         top=int(body["top"]), lang=current_lang())
     out["scope"] = scope
     out["notes"] = notes
-    return out
+    media = columnar.negotiated()
+    if media is None:
+        return out
+    return columnar.table_response(pa.table(out.pop("cells")), media, out)
 
 
 # ------------------------------------------------------------------------------------------------ 5. risk

@@ -20,15 +20,20 @@ def population() -> None:
 @click.option("--vintage", default=None, help="Year or date the population refers to, e.g. 2020.")
 @click.option("--description", default=None, help="Free text recorded with the source.")
 @click.option("--modelled", is_flag=True, help="Mark the data as modelled rather than census-based.")
-@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Worker processes (default: up to 2).")
+@click.option("--scheduler", default="local", show_default=True,
+              help="Where windows are processed: 'local' (a Dask LocalCluster of --workers processes, started and "
+                   "stopped here), a running Dask scheduler (tcp://host:8786; its workers must see the raster at "
+                   "the same path), or 'none' (this process).")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes of the local Dask cluster (2 GB of memory each at most).")
 @click.option("--window-pixels", default=None, type=click.IntRange(1), help="Pixels read per window.")
 @click.option("--points", "points", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Population points instead of a raster: CSV with lon/lat columns, or a point vector file.")
 @click.option("--column", default="population", show_default=True, help="Population column of --points.")
 @click.option("--crs", default=None, help="CRS of --points when the file does not say (e.g. EPSG:4490).")
 def build(raster: Path | None, res: int, source: str | None, vintage: str | None, description: str | None,
-          modelled: bool, workers: int | None, window_pixels: int | None, points: Path | None, column: str,
-          crs: str | None) -> None:
+          modelled: bool, scheduler: str, workers: int, window_pixels: int | None, points: Path | None,
+          column: str, crs: str | None) -> None:
     from layers.reference.population import WINDOW_PIXELS, build_population, build_population_points
     from layers.store.db import session_scope
 
@@ -42,8 +47,8 @@ def build(raster: Path | None, res: int, source: str | None, vintage: str | None
         elif raster is not None:
             report = build_population(session, raster, res=res, source=source, vintage=vintage,
                                       description=description, modelled=modelled, workers=workers,
-                                      window_pixels=window_pixels or WINDOW_PIXELS)
+                                      window_pixels=window_pixels or WINDOW_PIXELS, scheduler=scheduler)
     click.echo(f"{report.source} res {report.res}: {report.cell_count:,} cells, total {report.stored_total:,.3f} "
                f"(input {report.input_total:,.3f}); {report.pixels:,} "
                f"{'pixels' if points is None else 'points'} in {report.windows} windows on {report.workers} "
-               f"worker(s), {report.seconds:.2f} s ({report.pixels_per_second / 1e6:.2f} M/s)")
+               f"worker(s){'' if points is not None else f' (scheduler {scheduler})'}, {report.seconds:.2f} s ({report.pixels_per_second / 1e6:.2f} M/s)")

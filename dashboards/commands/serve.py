@@ -3,6 +3,11 @@
 The server starts even when the database is down: ``/api/v1/health`` answers 503 until it is back, and pages say
 so; a wall display recovers by itself. Each gunicorn worker builds its own app and database engine after the fork
 (no ``preload_app``), so no connection pool is shared between processes.
+
+The workers are uvicorn's (:class:`dashboards.front.SitroomWorker`): an asyncio loop per process owns the
+connections (slow clients cost no thread; live streams are written by the loop) and hands requests to the Flask app
+on ``--threads`` threads. The limits at the edge (request head and body deadlines, connections per process) are
+options here; ``docs/security.md`` describes them and the reverse proxy in front.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ def _post_fork(server: Any, worker: Any) -> None:
 
 
 def gunicorn_options(host: str, port: int, workers: int, *, threads: int = GUNICORN_THREADS) -> dict[str, Any]:
-    """The gunicorn settings ``sitroom serve`` uses (gthread workers, several threads each)."""
+    """The gunicorn settings ``sitroom serve`` uses (the asyncio front's workers, ``threads`` threads each for the
+    Flask app)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "dashboards.front.SitroomWorker",
         "threads": threads,
         "timeout": 120,
         "graceful_timeout": 10,
@@ -63,8 +69,11 @@ def _run_gunicorn(options: dict[str, Any]) -> None:
 
         def load(self) -> Any:
             from dashboards.app import create_app
+            from dashboards.front import create_front
+            from dashboards.warm import warm_up
 
-            return create_app().server
+            server = create_app().server
+            return create_front(server, on_startup=lambda: warm_up(server))
 
     SitroomGunicorn().run()
 
@@ -93,8 +102,18 @@ def _db_reachable() -> str | None:
               help="gunicorn worker processes [default: 2 x cores + 1, at most 9].")
 @click.option("--threads", type=click.IntRange(1, 64), default=GUNICORN_THREADS, show_default=True,
               help="Threads per gunicorn worker.")
+@click.option("--head-timeout", type=click.FloatRange(0.5, 300), default=10.0, show_default=True,
+              help="Seconds a client may take to send a request's head (line and headers); then 408.")
+@click.option("--body-timeout", type=click.FloatRange(0.5, 3600), default=20.0, show_default=True,
+              help="Seconds of grace for a request body, plus one per --min-body-rate bytes; then 408.")
+@click.option("--min-body-rate", type=click.FloatRange(100), default=50_000.0, show_default=True,
+              help="Slowest accepted upload, bytes per second.")
+@click.option("--max-connections", type=click.IntRange(10, 100_000), default=2000, show_default=True,
+              help="Connections (and requests) per worker process at once; 503 beyond.")
 @click.option("--dev", is_flag=True, help="Flask's development server with debug tools and reload (not for walls).")
-def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
+def serve(host: str, port: int, workers: int | None, threads: int, head_timeout: float, body_timeout: float,
+          min_body_rate: float, max_connections: int, dev: bool) -> None:
+    from dashboards import front
     from layers.store.settings import get_settings
 
     settings = get_settings()  # invalid settings fail here, naming the setting, not on the first request
@@ -117,5 +136,12 @@ def serve(host: str, port: int, workers: int | None, threads: int, dev: bool) ->
         create_app(settings).run(host=host, port=port, debug=True, dev_tools_disable_version_check=True)
         return
     n = workers or default_workers()
-    click.echo(f"Sitroom: {url}  API: {url}api/v1/  ({n} gunicorn workers x {threads} threads)")
+    # set in the master, inherited by the forked workers
+    front.LIMITS = front.EdgeLimits(head_timeout_s=head_timeout, body_timeout_s=body_timeout,
+                                    min_body_rate=min_body_rate, max_connections=max_connections,
+                                    max_body_bytes=int(settings.max_upload_mb * 1024 * 1024), threads=threads)
+    click.echo(f"Sitroom: {url}  API: {url}api/v1/  ({n} workers x {threads} threads, asyncio front)")
+    from dashboards.warm import preload
+
+    preload()  # modules only, in the master: the forked workers start with them
     _run_gunicorn(gunicorn_options(host, port, n, threads=threads))

@@ -2,8 +2,11 @@
 
 Public: :func:`impact_card`.
 
-Population is area-weighted over H3 cells (each cell's people x the share of its area inside the zone), split by
-X; protection
+Population is area-weighted over H3 cells (each cell's people x the share of its area inside the zone), answered
+from the H3 hierarchy: the zone's interior as compacted coarse cells whose sums are kept in memory
+(:mod:`layers.read.popsums`), only the cells on its boundary at the population's resolution
+(:func:`geoops.h3cells.zone_cover`); the same figure, to rounding, as summing every fine cell. The split by county
+comes from the same cells: no coarse cell crosses a county border. Protection
 targets and shelters come from PostGIS (:mod:`layers.read.analysis`), the nearest available resource of each kind
 by true geodesic distance from the zone's centroid. ``docs/api.md`` says what every number means.
 """
@@ -14,14 +17,17 @@ import time
 from typing import Any
 
 import numpy as np
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from dashboards.i18n import DEFAULT_LANGUAGE, t
 from dashboards.services.figures import ms, rounded
-from dashboards.services.regions import split_by_region
+from dashboards.services.regions import counties_sharing_area, split_by_region
 from dashboards.services.zones import DEFAULT_RES, as_area
 from geoops import geodesic, h3cells
+from geoops.regions import assign_points
 from layers.read import analysis as store
+from layers.read import popsums
 from layers.store import vocab
 
 __all__ = ["impact_card", "RESOURCE_KINDS", "SHELTER_FIELDS"]
@@ -35,6 +41,27 @@ def _shelter_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
             "occupancy": sum(s["occupancy"] for s in items), "free": sum(s["free"] for s in items),
             "items": [{k: s[k] for k in SHELTER_FIELDS} | {"distance_m": rounded(s["distance_m"], 1)}
                       for s in items]}
+
+
+def _outside_to_fine(cells: np.ndarray, weighted: np.ndarray, npop: np.ndarray, counties: list[dict[str, Any]],
+                     sums: popsums.PopulationHierarchy, *, res: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse cells lying in none of the counties, replaced by their fine descendants: each of those goes to the
+    nearest part of the zone on its own (:mod:`dashboards.services.regions`), as when every fine cell is split."""
+    coarse = np.flatnonzero(h3cells.cell_resolution(cells) < res)
+    if not counties or coarse.size == 0:
+        return cells, weighted, npop
+    lon, lat = h3cells.cell_centres(cells[coarse])
+    out = coarse[assign_points(lon, lat, [c["geometry"] for c in counties], outside="none") < 0]
+    if out.size == 0:
+        return cells, weighted, npop
+    fine = np.concatenate([h3cells.child_cells(cells[out][h3cells.cell_resolution(cells[out]) == r], child_res=res)
+                           for r in np.unique(h3cells.cell_resolution(cells[out])).tolist()])
+    people, _ = sums.lookup(fine)
+    fine, people = fine[people > 0], people[people > 0]
+    stay = np.ones(cells.size, dtype=bool)
+    stay[out] = False
+    return (np.concatenate([cells[stay], fine]), np.concatenate([weighted[stay], people]),
+            np.concatenate([npop[stay], np.ones(fine.size, dtype=np.int64)]))
 
 
 def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_distance_m: float = 5000.0,
@@ -64,15 +91,25 @@ def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelte
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     src = store.population_source(conn, res=res)
-    cells, frac = h3cells.zone_weights(as_area(zone), res=res)
+    sums = popsums.hierarchy(conn, source=src["source"], res=res, built_at=src["built_at"],
+                             cell_count=src["cell_count"], input_total=src["input_total"])
+    counties = counties_sharing_area(conn, zone)
+    borders = shapely.GeometryCollection([c["geometry"] for c in counties]) if len(counties) > 1 else None
+    cells, frac = h3cells.zone_cover(as_area(zone), res=res, coarse_res=sums.coarse_res, borders=borders)
     timing["cells"] = ms(t0)
     t1 = time.perf_counter()
-    weighted = store.population_of_cells(conn, cells, res=res, source=src["source"]) * frac
+    people, populated = sums.lookup(cells)
+    weighted = people * frac
     timing["population"] = ms(t1)
     t1 = time.perf_counter()
+    n_cells = int(h3cells.descendant_count(cells, res=res).sum())
     keep = weighted > 0
-    lon, lat = h3cells.cell_centres(cells[keep]) if keep.any() else (np.zeros(0), np.zeros(0))
-    by_region = split_by_region(conn, zone, lon, lat, {"population": weighted[keep]}, lang=lang)
+    cells, weighted = cells[keep], weighted[keep]
+    npop = np.where(h3cells.cell_resolution(cells) < res, populated[keep], 1)
+    cells, weighted, npop = _outside_to_fine(cells, weighted, npop, counties, sums, res=res)
+    lon, lat = h3cells.cell_centres(cells) if cells.size else (np.zeros(0), np.zeros(0))
+    by_region = split_by_region(conn, zone, lon, lat, {"population": weighted}, lang=lang, counts=npop,
+                                counties=counties)
     for level in by_region.values():
         for row in level:
             row["population"] = round(row["population"], 1)
@@ -100,8 +137,8 @@ def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelte
         "containment": "area_weighted",
         "containment_note": t("analysis.containment.area_weighted", lang),
         "res": res,
-        "cells": int((frac > 0).sum()),
-        "cells_populated": int(keep.sum()),
+        "cells": n_cells,
+        "cells_populated": int(npop.sum()),
         "zone_area_m2": round(float(geodesic.area_m2(zone)), 1),
         "by_region": by_region,
         "protection_targets": {"count": len(targets), "occupants": sum(int(x["occupants"]) for x in targets),

@@ -53,7 +53,7 @@ def nearest(conn: Any, lon: float, lat: float, *, k: int = 3, kinds: list[str] |
 
 
 def nearest_batch(conn: Any, lon: np.ndarray, lat: np.ndarray, *, k: int = 3, kinds: list[str] | None = None,
-                  status: str = "available", details: bool = True) -> dict[str, Any]:
+                  status: str = "available", details: bool = True, arrays: bool = False) -> dict[str, Any]:
     """The ``k`` nearest resources of each point (points already checked, e.g. by
     :func:`dashboards.services.zones.check_points`), as columns: row i is point i.
 
@@ -62,7 +62,8 @@ def nearest_batch(conn: Any, lon: np.ndarray, lat: np.ndarray, *, k: int = 3, ki
     dict
         ``n_points, k, kind, status, candidates, resources`` (details of every resource referenced, or None),
         ``resource_id`` (-1 where fewer than k exist), ``distance_m``, ``bearing_deg`` (nearest first), and
-        ``timing_ms`` (``fetch_and_compute``, ``details``).
+        ``timing_ms`` (``fetch_and_compute``, ``details``). With ``arrays`` the three columns are the numpy arrays
+        of shape (n, k) themselves (for a columnar answer), not lists.
     """
     t1 = time.perf_counter()
     ids, dist, bear, cand = store.nearest_resources_batch(conn, lon, lat, k=k, kinds=kinds,
@@ -71,7 +72,8 @@ def nearest_batch(conn: Any, lon: np.ndarray, lat: np.ndarray, *, k: int = 3, ki
     t2 = time.perf_counter()
     resources = store.resource_details(conn, np.unique(ids[ids >= 0])) if details else None
     t_details = ms(t2)
+    dist, bear = np.round(dist, 1), np.round(bear, 1)
     return {"n_points": int(lon.size), "k": k, "kind": kinds, "status": status, "candidates": int(cand.size),
-            "resources": resources, "resource_id": ids.tolist(),
-            "distance_m": np.round(dist, 1).tolist(), "bearing_deg": np.round(bear, 1).tolist(),
+            "resources": resources, "resource_id": ids if arrays else ids.tolist(),
+            "distance_m": dist if arrays else dist.tolist(), "bearing_deg": bear if arrays else bear.tolist(),
             "timing_ms": {"fetch_and_compute": t_compute, "details": t_details}}

@@ -1,7 +1,7 @@
 """Figures of a zone split by county and prefecture, by the one point -> region rule
 (:func:`geoops.regions.assign_points`).
 
-Public: :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
+Public: :func:`counties_sharing_area`, :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
 
 A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county holding
 the point, among the counties that share area with the zone: inside or on the boundary, the county with the smaller
@@ -30,7 +30,7 @@ from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.read import situation
 
-__all__ = ["county_of_points", "split_by_region", "region_outlines"]
+__all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "region_outlines"]
 
 #: DE-9IM: the interiors meet, i.e. two polygons share area (touching along a border is not enough)
 _SHARE_AREA = "T********"
@@ -42,16 +42,25 @@ def _area_of(g: BaseGeometry) -> BaseGeometry | None:
     return shapely.union_all(polys) if polys else None
 
 
-def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64]
+def counties_sharing_area(conn: Any, zone: BaseGeometry) -> list[dict[str, Any]]:
+    """The live counties that share area with ``zone`` (touching along a border is not enough), by adcode, as rows
+    of :func:`layers.read.analysis.regions_of_level`."""
+    shapely.prepare(zone)
+    return [c for c in store.regions_of_level(conn, level="county", within=zone.bounds, geometry=True)
+            if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
+
+
+def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64], *,
+                     counties: list[dict[str, Any]] | None = None
                      ) -> tuple[NDArray[np.int64], list[dict[str, Any]]]:
     """The county of each point of ``zone`` (module docstring): (index into the counties, -1 when the zone shares
     area with no loaded county; the counties sharing area with the zone, by adcode, as rows of
-    :func:`layers.read.analysis.regions_of_level`)."""
+    :func:`layers.read.analysis.regions_of_level`). ``counties``: those of :func:`counties_sharing_area`, when the
+    caller has them already."""
     if lon.size == 0:
         return np.zeros(0, dtype=np.int64), []
-    shapely.prepare(zone)
-    counties = [c for c in store.regions_of_level(conn, level="county", within=zone.bounds, geometry=True)
-                if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
+    if counties is None:
+        counties = counties_sharing_area(conn, zone)
     code = assign_points(lon, lat, [c["geometry"] for c in counties], outside="none")
     rest = np.flatnonzero(code < 0)
     if rest.size and counties:
@@ -61,7 +70,8 @@ def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], la
 
 
 def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64],
-                    values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE
+                    values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE,
+                    counts: NDArray[np.int64] | None = None, counties: list[dict[str, Any]] | None = None
                     ) -> dict[str, list[dict[str, Any]]]:
     """Per-point ``values`` of ``zone`` summed by county and by prefecture; the parts add up to the totals.
 
@@ -69,14 +79,15 @@ def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat
     -------
     dict
         ``{"county": [...], "prefecture": [...]}``. A county row: ``adcode, name, name_en, parent_adcode, cells``
-        (points counted) and one sum per key of ``values``; counties holding no point are left out. A prefecture
+        (points counted, or the sum of ``counts``: a point may stand for several cells) and one sum per key of
+        ``values``; counties holding no point are left out. A prefecture
         row: ``adcode, name, name_en, cells`` and the sums. Points of a zone that shares area with no loaded
         county are on a row whose ``adcode`` is None, named in ``lang``.
     """
-    code, counties = county_of_points(conn, zone, lon, lat)
+    code, counties = county_of_points(conn, zone, lon, lat, counties=counties)
     n = len(counties)
     slot = code + 1  # 0: unassigned
-    count = np.bincount(slot, minlength=n + 1)
+    count = np.bincount(slot, weights=counts, minlength=n + 1).astype(np.int64)
     sums = {k: np.bincount(slot, weights=np.asarray(v, dtype=np.float64), minlength=n + 1) for k, v in values.items()}
     unassigned = t("analysis.region.unassigned", lang)
     names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])

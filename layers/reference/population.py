@@ -1,24 +1,30 @@
 """Population on H3 cells: build ``population_cells`` from a population GeoTIFF or from population points.
 
-Public: :func:`build_population`, :func:`build_population_points`, :func:`write_cells`, :func:`raster_windows`,
-:func:`raster_valid_total`, :class:`BuildReport`, :class:`PopulationBuildError`.
+Public: :func:`build_population`, :func:`build_population_points`, :func:`raster_cells`, :func:`write_cells`,
+:func:`raster_windows`, :func:`raster_valid_total`, :class:`BuildReport`, :class:`PopulationBuildError`,
+:data:`WORKER_MEMORY`.
 
 A raster (WorldPop in EPSG:4326, GHS-POP in Mollweide ESRI:54009, or any CRS rasterio reads) is read in windows
-aligned to its blocks, so memory stays bounded whatever the raster's size; windows are spread over worker
-processes when there are several. The pixel -> cell arithmetic is :func:`geoops.h3cells.grid_to_cells`; this module
-reads, checks and stores. The cells of one ``(source, res)`` are replaced in one transaction (``COPY``), and the
-build is refused unless the stored total equals the total of the valid pixels to 1e-9 relative.
+aligned to its blocks, so memory stays bounded whatever the raster's size. The pixel -> cell arithmetic is
+:func:`geoops.h3cells.grid_to_cells`; this module reads, checks and stores. The cells of one ``(source, res)`` are
+replaced in one transaction (``COPY``), and the build is refused unless the stored total equals the total of the
+valid pixels to 1e-9 relative.
+
+Parallel builds run on Dask (``dask.distributed``): every window is a task (read, then cells and sums), and the
+windows' results are merged by cell in a tree of merge tasks (eight at a time), so no worker ever holds more than
+eight partial results and the client receives the merged cells once. ``scheduler="local"`` starts a
+``LocalCluster`` of ``workers`` processes (one thread each, :data:`WORKER_MEMORY` each) for the build and stops it
+afterwards; an address (``tcp://host:8786``) uses a running cluster, whose workers must read the raster at the same
+path (a shared file system). The cells and totals are those of the single-process path: the same window function,
+and sums that differ only in the order of floating-point additions.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +42,12 @@ from layers.store.models import PopulationCell, PopulationSource, table_of
 RTOL = 1e-9
 #: default pixels per window (float64: 32 MB per window and worker)
 WINDOW_PIXELS = 4 * 1024 * 1024
-#: rasters of at least this many pixels are spread over worker processes by default
+#: rasters of at least this many pixels are spread over a local Dask cluster by default
 POOL_MIN_PIXELS = 32 * 1024 * 1024
+#: memory limit of each worker of the local Dask cluster
+WORKER_MEMORY = "2GB"
+#: partial results merged by one merge task
+MERGE_FANIN = 8
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
 _LAT_NAMES = ("lat", "latitude", "y", "纬度")
@@ -261,26 +271,134 @@ def _copy(session: Session, source: str, res: int, cells: np.ndarray, sums: np.n
 
 
 def _iter_results(path: str, windows: list[tuple[int, int, int, int]], *, res: int, band: int,
-                  nodata: float | None, workers: int) -> Iterator[tuple[np.ndarray, np.ndarray, float, int]]:
-    if workers <= 1 or len(windows) <= 1:
-        try:
-            for w in windows:  # one process: grid_to_cells may use its own threads
-                yield _window_job(path, w, res, band, nodata)
-        finally:
-            _close_datasets()
-        return
-    # spawn: workers must not inherit the parent's database connections; in-flight windows are bounded
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: set[Future[Any]] = set()
-        todo = iter(windows)
-        for w in todo:
-            pending.add(pool.submit(_window_job, path, w, res, band, nodata, 1))
-            if len(pending) >= 2 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        for f in pending:
-            yield f.result()
+                  nodata: float | None) -> Iterator[tuple[np.ndarray, np.ndarray, float, int]]:
+    try:
+        for w in windows:  # one process: grid_to_cells may use its own threads
+            yield _window_job(path, w, res, band, nodata)
+    finally:
+        _close_datasets()
+
+
+def _merge_parts(*parts: tuple[np.ndarray, np.ndarray, float, int]) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Several windows' ``(cells, sums, valid total, valid pixels)`` as one (a Dask merge task)."""
+    from geoops import h3cells
+
+    nonempty = [(c, v) for c, v, _, _ in parts if len(c)]
+    cells, sums = h3cells.merge_cell_sums(nonempty) if nonempty else (np.empty(0, np.int64), np.empty(0, np.float64))
+    return cells, sums, math.fsum(p[2] for p in parts), sum(p[3] for p in parts)
+
+
+def _dask_cells(path: str, windows: list[tuple[int, int, int, int]], *, res: int, band: int, nodata: float | None,
+                scheduler: str, workers: int) -> tuple[np.ndarray, np.ndarray, float, int, int, float]:
+    """Cells of every window on Dask, merged by cell in a tree; (cells, sums, total, valid pixels, workers, peak
+    resident memory of the busiest worker in MB)."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler == "local":
+        # GDAL's block cache defaults to 5 % of the machine's memory per process: bounded here, as the windows are
+        # read once each
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=WORKER_MEMORY,
+                               dashboard_address=None, env={"GDAL_CACHEMAX": "128"})
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            level = client.map(_window_job, [path] * len(windows), windows, res=res, band=band, nodata=nodata,
+                               threads=1, pure=False)
+            while len(level) > 1:
+                level = [client.submit(_merge_parts, *level[i:i + MERGE_FANIN], pure=False)
+                         for i in range(0, len(level), MERGE_FANIN)]
+            cells, sums, total, n_valid = level[0].result() if level else _merge_parts()
+            peaks = client.run(_peak_rss_mb)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return cells, sums, total, n_valid, n_workers, max(peaks.values(), default=0.0)
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this (worker) process, MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def raster_cells(raster: str | Path, *, res: int = 8, scheduler: str | None = None, workers: int | None = None,
+                 window_pixels: int = WINDOW_PIXELS, band: int = 1, nodata: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Population cells of a raster without storing them: ``(cells, sums, info)``.
+
+    Parameters
+    ----------
+    raster
+        Path of a single-band population-count raster with a CRS.
+    res
+        H3 resolution.
+    scheduler
+        ``None``: this process, unless ``workers`` > 1 or the raster has :data:`POOL_MIN_PIXELS` pixels or more (then
+        ``"local"``); ``"none"``: this process; ``"local"``: a ``LocalCluster`` started and stopped here; an address
+        such as ``tcp://host:8786``: that cluster.
+    workers
+        Workers of the local cluster (default 2).
+    window_pixels, band, nodata
+        As for :func:`build_population`.
+
+    Returns
+    -------
+    cells, sums : ndarray
+        Sorted unique int64 cells and the population of each.
+    info : dict
+        ``input_total`` (sum of the valid pixels), ``pixels``, ``valid_pixels``, ``windows``, ``workers``,
+        ``scheduler`` (``none``, ``local`` or the address), ``worker_peak_mb`` (peak resident memory of the busiest
+        worker process, or of this process).
+
+    Raises
+    ------
+    PopulationBuildError
+        The file cannot be read, has no CRS, or a window cannot be turned into cells.
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    from geoops import h3cells
+
+    _check_res(res)
+    path = str(Path(raster).resolve())
+    try:
+        ds = rasterio.open(path)
+    except RasterioIOError as e:
+        raise PopulationBuildError(f"{raster}: cannot be read as a raster: {e}") from e
+    with ds:
+        if ds.crs is None:
+            raise PopulationBuildError(f"{raster}: the raster has no CRS; allowed: any raster with a CRS "
+                                       "(EPSG:4326 like WorldPop, ESRI:54009 Mollweide like GHS-POP, ...)")
+        if not 1 <= band <= ds.count:
+            raise PopulationBuildError(f"band must be in 1..{ds.count} for {raster}, got {band!r}")
+        nd = ds.nodata if nodata is None else nodata
+        windows = raster_windows(ds.width, ds.height, ds.block_shapes[band - 1], window_pixels=window_pixels)
+        pixels = ds.width * ds.height
+    if scheduler is None:
+        scheduler = "local" if (workers or 1) > 1 or (workers is None and pixels >= POOL_MIN_PIXELS) else "none"
+    if scheduler != "none":
+        cells, sums, input_total, valid_pixels, n_workers, peak_mb = _dask_cells(
+            path, windows, res=res, band=band, nodata=nd, scheduler=scheduler, workers=max(1, workers or 2))
+    else:
+        n_workers, peak_mb = 1, _peak_rss_mb()
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        totals: list[float] = []
+        valid_pixels = 0
+        for c, v, total, n_valid in _iter_results(path, windows, res=res, band=band, nodata=nd):
+            totals.append(total)
+            valid_pixels += n_valid
+            if len(c):
+                parts.append((c, v))
+            if len(parts) >= 64:  # keep memory bounded by the number of distinct cells, not of windows
+                parts = [h3cells.merge_cell_sums(parts)]
+        cells, sums = h3cells.merge_cell_sums(parts) if parts else (np.empty(0, np.int64), np.empty(0, np.float64))
+        input_total = math.fsum(totals)
+    return cells, sums, {"input_total": input_total, "pixels": pixels, "valid_pixels": valid_pixels,
+                         "windows": len(windows), "workers": n_workers, "scheduler": scheduler,
+                         "worker_peak_mb": peak_mb}
 
 
 def _close_datasets() -> None:
@@ -292,7 +410,7 @@ def _close_datasets() -> None:
 def build_population(session: Session, raster: str | Path, *, res: int = 8, source: str | None = None,
                      vintage: str | None = None, description: str | None = None, modelled: bool = False,
                      workers: int | None = None, window_pixels: int = WINDOW_PIXELS, band: int = 1,
-                     nodata: float | None = None) -> BuildReport:
+                     nodata: float | None = None, scheduler: str | None = None) -> BuildReport:
     """Turn a population GeoTIFF into ``population_cells`` of resolution ``res``, replacing ``(source, res)``.
 
     Parameters
@@ -307,9 +425,11 @@ def build_population(session: Session, raster: str | Path, *, res: int = 8, sour
         Name stored with the cells (default: the file's stem), e.g. ``worldpop-2020``.
     vintage, description, modelled
         Recorded in ``population_sources``; ``modelled=True`` marks a model rather than a census-based raster.
-    workers
-        Worker processes (default: up to 2 for rasters of :data:`POOL_MIN_PIXELS` or more, else 1; a single
-        process still uses two threads inside ``grid_to_cells``).
+    workers, scheduler
+        Where the windows are processed (:func:`raster_cells`): by default this process (which still uses two
+        threads inside ``grid_to_cells``), or a local Dask cluster of 2 workers for rasters of
+        :data:`POOL_MIN_PIXELS` or more; ``scheduler="local"`` with ``workers`` for a local cluster, an address
+        for a running one.
     window_pixels
         Pixels per window read at a time (memory per worker is about 8 bytes x this).
     band, nodata
@@ -324,48 +444,18 @@ def build_population(session: Session, raster: str | Path, *, res: int = 8, sour
     PopulationBuildError
         The file cannot be read, has no CRS, or the cells would not total the valid pixels to 1e-9 relative.
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    from geoops import h3cells
-
     _check_res(res)
     path = str(Path(raster).resolve())
     source = check_source(source or _default_source(path))
     started = time.perf_counter()
-    try:
-        ds = rasterio.open(path)
-    except RasterioIOError as e:
-        raise PopulationBuildError(f"{raster}: cannot be read as a raster: {e}") from e
-    with ds:
-        if ds.crs is None:
-            raise PopulationBuildError(f"{raster}: the raster has no CRS; allowed: any raster with a CRS "
-                                       "(EPSG:4326 like WorldPop, ESRI:54009 Mollweide like GHS-POP, ...)")
-        if not 1 <= band <= ds.count:
-            raise PopulationBuildError(f"band must be in 1..{ds.count} for {raster}, got {band!r}")
-        nd = ds.nodata if nodata is None else nodata
-        windows = raster_windows(ds.width, ds.height, ds.block_shapes[band - 1], window_pixels=window_pixels)
-        pixels = ds.width * ds.height
-    if workers is None:  # processes pay for their start-up only on big rasters; below, grid_to_cells' threads do
-        workers = min(2, os.cpu_count() or 1) if pixels >= POOL_MIN_PIXELS else 1
-    n_workers = max(1, min(workers, len(windows)))
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    input_total, valid_pixels = 0.0, 0
-    for cells, sums, total, n_valid in _iter_results(path, windows, res=res, band=band, nodata=nd,
-                                                     workers=n_workers):
-        input_total += total
-        valid_pixels += n_valid
-        if len(cells):
-            parts.append((cells, sums))
-        if len(parts) >= 64:  # keep memory bounded by the number of distinct cells, not of windows
-            parts = [h3cells.merge_cell_sums(parts)]
-    cells, sums = h3cells.merge_cell_sums(parts) if parts else (np.empty(0, np.int64), np.empty(0, np.float64))
+    cells, sums, info = raster_cells(path, res=res, scheduler=scheduler, workers=workers,
+                                     window_pixels=window_pixels, band=band, nodata=nodata)
     written = time.perf_counter()
-    count, stored = write_cells(session, cells, sums, source=source, res=res, input_total=input_total,
+    count, stored = write_cells(session, cells, sums, source=source, res=res, input_total=info["input_total"],
                                 vintage=vintage, description=description, modelled=modelled, input_path=path)
     done = time.perf_counter()
-    return BuildReport(source, res, input_total, stored, count, pixels, valid_pixels, len(windows), n_workers,
-                       done - started, done - written)
+    return BuildReport(source, res, info["input_total"], stored, count, info["pixels"], info["valid_pixels"],
+                       info["windows"], info["workers"], done - started, done - written)
 
 
 def _default_source(path: str) -> str:

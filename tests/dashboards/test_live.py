@@ -63,11 +63,11 @@ def server(live_db) -> Iterator[str]:
 class Stream:
     """An SSE client in a thread: parsed events ``(kind, data, id, received_at)`` go to ``self.events``."""
 
-    def __init__(self, url: str, *, last_event_id: str | None = None) -> None:
+    def __init__(self, url: str, *, last_event_id: str | None = None, headers: dict[str, str] | None = None) -> None:
         u = urlsplit(url)
         self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
         self.conn.request("GET", f"{u.path}?{u.query}" if u.query else u.path,
-                          headers={"Last-Event-ID": last_event_id} if last_event_id else {})
+                          headers={**({"Last-Event-ID": last_event_id} if last_event_id else {}), **(headers or {})})
         self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         self.events: queue.Queue[tuple[str, dict, str | None, float]] = queue.Queue()

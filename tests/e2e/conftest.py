@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +115,22 @@ def _address_taken(log_path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4) \
-        -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url``; yields its base URL once
+def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4, args: Sequence[str] = (),
+            env: Mapping[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url`` (more options in ``args``, more
+    environment in ``env``); yields its base URL once
     ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with the gunicorn master
     process, and stops it afterwards.
 
     The port is chosen free, closed, then bound by gunicorn: another process may take it in between (six test runs
     share this machine). So the server counts as up only when its own log says it listens on that port, and when it
     could not bind, it is started again on another port."""
-    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1", **(env or {})}
     for attempt in range(SERVE_TRIES):
         port = _free_port()
         base_url = f"http://127.0.0.1:{port}"
         cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-               "--threads", str(threads)]
+               "--threads", str(threads), *args]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S

@@ -22,6 +22,7 @@ from layers.reference.population import (
     PopulationBuildError,
     build_population,
     build_population_points,
+    raster_cells,
     write_cells,
 )
 from layers.store.errors import ValidationError
@@ -154,6 +155,22 @@ def test_worker_processes_give_the_same_total(session: Session, mollweide_tif: P
     total, _ = _stored(session, "t-pool", 8)
     oracle = _oracle_total(mollweide_tif)
     assert abs(total - oracle) <= 1e-9 * oracle
+
+
+def test_dask_cluster_gives_the_cells_and_totals_of_one_process(tmp_path: Path) -> None:
+    """A LocalCluster of two workers, 80 windows merged by a tree of merge tasks (8 at a time, three levels):
+    the same cells, each with the same people, and the same total as the single-process path and the raster."""
+    values = _values((160, 128), seed=9)
+    path = _write(tmp_path / "dask.tif", values, crs="EPSG:4326", transform=from_origin(111.0, 41.0, 0.004, 0.004))
+    one_c, one_v, one = raster_cells(path, res=8, scheduler="none", window_pixels=256)
+    many_c, many_v, many = raster_cells(path, res=8, scheduler="local", workers=2, window_pixels=256)
+    assert one["workers"] == 1 and many["workers"] == 2 and many["windows"] == 80
+    np.testing.assert_array_equal(many_c, one_c)
+    np.testing.assert_allclose(many_v, one_v, rtol=1e-12)
+    oracle = _oracle_total(path)
+    assert abs(many["input_total"] - one["input_total"]) <= 1e-9 * oracle
+    assert abs(float(many_v.sum()) - oracle) <= 1e-9 * oracle
+    assert many["valid_pixels"] == one["valid_pixels"] == int(((values != NODATA) & np.isfinite(values)).sum())
 
 
 def test_points_go_to_the_cell_that_contains_them(session: Session, tmp_path: Path) -> None:

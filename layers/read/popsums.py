@@ -1,0 +1,189 @@
+"""Population on the H3 hierarchy, held in memory: sorted arrays of kept sums, shared by the server's processes.
+
+Public: :func:`hierarchy`, :class:`PopulationHierarchy`, :data:`COARSEST`, :func:`clear`.
+
+A zone's population is its interior as compacted coarse cells plus its boundary cells at the fine resolution
+(:func:`geoops.h3cells.zone_cover`). The figure of a coarse cell is the sum of its descendants at the fine
+resolution (the H3 hierarchy is logical: descendants do not tile their ancestor's hexagon), kept here for every
+coarse resolution from :data:`COARSEST` to the one above the fine resolution (res 5-7 for res 8), next to the fine
+cells themselves: one sorted int64 array of cells and one
+float64 array of people per resolution, plus the number of populated descendants (for the card's cell counts).
+A lookup is one ``searchsorted`` per resolution; no database round trip.
+
+Sharing and reloading
+---------------------
+The arrays are built once per population build from ``population_cells`` (one binary read), written as ``.npy``
+files under ``<state_dir>/popsums/<key>/`` (the key names the database, source, resolution and the build's
+``built_at``, cell count and total) and memory-mapped read-only by every process: the pages live once in the
+operating system's page cache, whatever the number of gunicorn workers, and a worker's resident memory grows only
+by the pages it touches. A new build has a new ``built_at``, hence a new key: the next request of each process maps
+the new files (built by the first process that needs them; concurrent builders write identical files and the
+last atomic rename wins). Older keys of the same database, source and resolution are removed. Without a writable
+state directory the arrays stay in the process's own memory.
+
+>>> COARSEST
+5
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from geoops.h3cells import cell_resolution, parent_cells
+from layers.read.analysis import column_arrays
+from layers.store.db import connection_of
+from layers.store.models import PopulationCell
+from layers.store.settings import get_settings
+
+__all__ = ["COARSEST", "PopulationHierarchy", "hierarchy", "clear"]
+
+log = logging.getLogger(__name__)
+
+#: the coarsest resolution whose sums are kept (a zone's interior compacts to this one and finer ones); a res-5
+#: cell is about 250 km2, so a 10,000 km2 zone holds a few dozen
+COARSEST = 5
+_FILES = ("cells", "people", "populated")
+
+
+@dataclass(frozen=True)
+class PopulationHierarchy:
+    """Kept sums of one population build: per resolution, sorted cells, their people and populated descendants."""
+
+    source: str
+    res: int
+    key: str
+    cells: dict[int, np.ndarray]
+    people: dict[int, np.ndarray]
+    populated: dict[int, np.ndarray]
+
+    @property
+    def coarse_res(self) -> int:
+        """The coarsest resolution kept."""
+        return min(self.cells)
+
+    def lookup(self, cells: Any) -> tuple[np.ndarray, np.ndarray]:
+        """People of each cell (of any kept resolution) and its populated descendants at :attr:`res`; 0 where the
+        build has no such cell. Cells of a resolution that is not kept raise ``KeyError``."""
+        arr = np.asarray(cells, dtype=np.int64)
+        people = np.zeros(arr.size)
+        populated = np.zeros(arr.size, dtype=np.int64)
+        if arr.size == 0:
+            return people, populated
+        rs = cell_resolution(arr)
+        for r in np.unique(rs).tolist():
+            at = np.flatnonzero(rs == r)
+            kc = self.cells[r]
+            if kc.size == 0:
+                continue
+            pos = np.minimum(np.searchsorted(kc, arr[at]), kc.size - 1)
+            hit = kc[pos] == arr[at]
+            people[at[hit]] = self.people[r][pos[hit]]
+            populated[at[hit]] = self.populated[r][pos[hit]]
+        return people, populated
+
+
+def _build(cells: np.ndarray, people: np.ndarray, res: int) -> dict[str, dict[int, np.ndarray]]:
+    o = np.argsort(cells, kind="stable")
+    cells, people = cells[o], people[o]
+    out: dict[str, dict[int, np.ndarray]] = {"cells": {res: cells}, "people": {res: people},
+                                            "populated": {res: (people > 0).astype(np.int32)}}
+    for r in range(min(COARSEST, res), res):
+        # the parents of sorted cells are sorted (a parent's children are one contiguous run of ids)
+        par = parent_cells(cells, res=res, parent_res=r)
+        start = np.flatnonzero(np.r_[True, par[1:] != par[:-1]]) if par.size else np.zeros(0, dtype=np.int64)
+        out["cells"][r] = par[start]
+        out["people"][r] = np.add.reduceat(people, start) if par.size else np.zeros(0)
+        out["populated"][r] = (np.add.reduceat((people > 0).astype(np.int32), start) if par.size
+                               else np.zeros(0, dtype=np.int32))
+    return out
+
+
+def _cache_root() -> Path:
+    return Path(get_settings().state_dir) / "popsums"
+
+
+def _write(root: Path, key: str, arrays: dict[str, dict[int, np.ndarray]]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    for name, per_res in arrays.items():
+        for r, a in per_res.items():
+            np.save(tmp / f"{name}_{r}.npy", a)
+    final = root / key
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process got there first: its files are the same
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _read(path: Path) -> dict[str, dict[int, np.ndarray]] | None:
+    if not path.is_dir():
+        return None
+    out: dict[str, dict[int, np.ndarray]] = {n: {} for n in _FILES}
+    for f in path.glob("*.npy"):
+        name, _, r = f.stem.rpartition("_")
+        if name in out:
+            out[name][int(r)] = np.load(f, mmap_mode="r")
+    return out if out["cells"] and all(set(out[n]) == set(out["cells"]) for n in _FILES) else None
+
+
+def _prune(root: Path, prefix: str, keep: str) -> None:
+    for old in root.glob(f"{prefix}*"):
+        if old.name != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str, int], PopulationHierarchy] = {}
+
+
+def hierarchy(db: Any, *, source: str, res: int, built_at: Any, cell_count: int, input_total: float
+              ) -> PopulationHierarchy:
+    """The kept sums of population build ``(source, res)`` as recorded in ``population_sources`` (``built_at``,
+    ``cell_count``, ``input_total`` identify the build: pass the row of
+    :func:`layers.read.analysis.population_source`). Mapped from the shared files, built on first use."""
+    conn = connection_of(db)
+    url = conn.engine.url
+    where = f"{url.host}:{url.port}/{url.database}"
+    ident = f"{where}|{source}|{res}|{built_at}|{cell_count}|{input_total!r}"
+    prefix = hashlib.sha1(f"{where}|{source}|{res}".encode()).hexdigest()[:12]
+    key = f"{prefix}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+    slot = (where, source, int(res))
+    with _lock:
+        hit = _loaded.get(slot)
+        if hit is not None and hit.key == key:
+            return hit
+    root = _cache_root()
+    arrays = _read(root / key)
+    if arrays is None:
+        stmt = (select(PopulationCell.h3, PopulationCell.population)
+                .where(PopulationCell.source == source, PopulationCell.res == int(res)))
+        hl, pl = column_arrays(db, stmt)
+        built = _build(np.asarray(hl or [], dtype=np.int64), np.asarray(pl or [], dtype=np.float64), int(res))
+        try:
+            arrays = _read(_write(root, key, built)) or built
+            _prune(root, prefix, key)
+        except OSError as e:  # no writable state directory: keep this process's own copy
+            log.warning("population sums kept in process memory only (%s)", e)
+            arrays = built
+    h = PopulationHierarchy(source, int(res), key, arrays["cells"], arrays["people"], arrays["populated"])
+    with _lock:
+        _loaded[slot] = h
+    return h
+
+
+def clear() -> None:
+    """Forget the mapped arrays of this process (the files stay)."""
+    with _lock:
+        _loaded.clear()
