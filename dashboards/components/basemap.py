@@ -81,9 +81,13 @@ def base_map(map_id: str, *, dark: bool = False, children: list[Any] | None = No
     if len(choices) == 1 and not overlays:
         layers: list[Any] = [_tile_layer(first)]
     else:
-        bases = [dl.BaseLayer(_tile_layer(c), name=c["title"] or t(f"map.basemap.{c['key']}", lang),
-                              checked=c is first) for c in choices]
+        names = {c["key"]: c["title"] or t(f"map.basemap.{c['key']}", lang) for c in choices}
+        bases = [dl.BaseLayer(_tile_layer(c), name=names[c["key"]], checked=c is first) for c in choices]
+        # the control reports what is shown in ``baseLayer`` and ``overlays``: start them right, since its handlers
+        # update them from their previous values
         layers = [dl.LayersControl([*bases, *(overlays or [])], position="topright", collapsed=True,
+                                   baseLayer=names[first["key"]],
+                                   overlays=[o.name for o in overlays or [] if getattr(o, "checked", False)],
                                    **({"id": control_id} if control_id else {}))]
     if center is not None:
         view: dict[str, Any] = {"center": list(center), "zoom": zoom if zoom is not None else 10}

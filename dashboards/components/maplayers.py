@@ -243,7 +243,7 @@ def popup_body(found: list[dict[str, Any]], lang: str) -> html.Div:
 
 
 def _hit_label(h: PlaceHit, lang: str) -> str:
-    name = (h.name_en or h.name) if lang == "en" else h.name
+    name = f"{h.name_en} {h.name}" if lang == "en" and h.name_en and h.name_en != h.name else h.name
     kind = vocab_label("admin_level", h.kind, lang) if h.kind != "place" else t("map.search.place", lang)
     parent = f" · {h.parent}" if h.parent else ""
     return f"{name} · {kind}{parent}"

@@ -50,6 +50,8 @@ MIN_PLACE_POPULATION = 500
 MAX_LIMIT = 50
 _LEVEL_RANK = {"province": 3.0, "prefecture": 2.0, "county": 1.0, "place": 0.0}
 _DROP = re.compile(r"[\s\-'’`·.,()（）]+")
+#: administrative suffixes a user may leave out (呼和浩特 finds 呼和浩特市, 锡林郭勒 finds 锡林郭勒盟)
+_SUFFIXES = ("特别行政区", "自治区", "自治州", "自治县", "自治旗", "地区", "街道", "市", "区", "县", "盟", "镇", "乡", "省")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -98,12 +100,20 @@ def pinyin_keys(name: str) -> tuple[str, ...]:
     return (whole, "".join(s[0] for s in syllables if s))
 
 
+def _bare(name: str) -> str:
+    """``name`` without an administrative suffix, if two characters or more remain."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
+            return name[: -len(suffix)]
+    return name
+
+
 def _keys(*names: str | None) -> tuple[str, ...]:
     out: list[str] = []
     for n in names:
         if not n:
             continue
-        for k in (normalise(n), *pinyin_keys(n)):
+        for k in (normalise(n), normalise(_bare(n)), *pinyin_keys(n), *pinyin_keys(_bare(n))):
             if k and k not in out:
                 out.append(k)
     return tuple(out)
@@ -122,11 +132,17 @@ def clear_index() -> None:
         _regions.clear()
 
 
+_build_lock = threading.Lock()  # one build at a time: a second caller waits for the first one's result
+
+
 def _place_entries() -> list[_Entry]:
     global _places
-    with _lock:
-        if _places is not None:
-            return _places
+    with _build_lock:
+        return _places if _places is not None else _build_places()
+
+
+def _build_places() -> list[_Entry]:
+    global _places
     out = []
     for p in read_places(country="CN", min_population=MIN_PLACE_POPULATION):
         hit = PlaceHit("place", f"geonames:{p.geonameid}", p.name_zh or p.name_en, p.name_en, p.lon, p.lat, None,
@@ -141,9 +157,9 @@ def _region_entries(db: Connection | Session) -> list[_Entry]:
     bind = db.get_bind() if isinstance(db, Session) else db
     key = (str(bind.engine.url), layer_version(db, "admin_regions"))
     with _lock:
-        hit = _regions.get(key)
-        if hit is not None:
-            return hit
+        cached = _regions.get(key)
+        if cached is not None:
+            return cached
     r = AdminRegion
     inner = func.ST_PointOnSurface(r.geom)
     rows = db.execute(select(r.adcode, r.name, r.name_en, r.level, r.parent_adcode, func.ST_X(inner).label("x"),

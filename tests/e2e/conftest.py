@@ -100,14 +100,14 @@ def live_server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4) \
+def serving(url: str, log_path: Path, *, workers: int = 2, threads: int = 4, env: dict[str, str] | None = None) \
         -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url``; yields its base URL once
-    ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with the gunicorn master
-    process, and stops it afterwards."""
+    """``sitroom serve`` (gunicorn) on a free 127.0.0.1 port against ``url`` (``env``: more ``SITROOM_*`` settings);
+    yields its base URL once ``/api/v1/health`` answers 200 (the test fails with the log's tail if it does not) with
+    the gunicorn master process, and stops it afterwards."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "SITROOM_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     cmd = [*_sitroom_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
            "--threads", str(threads)]
     with open(log_path, "wb") as log:
