@@ -18,7 +18,8 @@ seeded incidents of :mod:`bench.bench_wall` (spread over 106-122 E, 38-50 N) COP
   first pass (each tile made once) and second pass (cache hits; ETag/304 not used), p95;
 - the analyst page (opening on Inner Mongolia, as the demo): headless Chromium at 1920x1080 signs in as an analyst and opens ``/analyst``; when the tile
   count has not moved for 2 s, the transfer sizes of every resource (``performance.getEntriesByType('resource')``
-  plus the navigation) are summed, and the vector tiles' share given;
+  plus the navigation) are summed, and the vector tiles' share given: a first visit with the browser's cache off
+  (every script and style counted), then a return visit;
 - reference: the N incidents as a GeoJSON FeatureCollection of points with id, kind, severity, status and time.
 
 The machine is shared: quote the ratios, not the absolute times.
@@ -124,8 +125,9 @@ return nav.concat(performance.getEntriesByType('resource').map(e => [e.name, e.t
 """
 
 
-def analyst_bytes(url: str, base: str) -> tuple[int, int, int, int]:
-    """(total bytes, tile bytes, tile requests, other requests) of opening /analyst signed in as an analyst."""
+def analyst_bytes(url: str, base: str) -> list[tuple[int, int, int, int]]:
+    """(total bytes, tile bytes, tile requests, other requests) of opening /analyst signed in as an analyst: a first
+    visit (nothing in the browser's cache), then a return visit."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.e2e.conftest import ensure_user, log_in
@@ -145,15 +147,23 @@ def analyst_bytes(url: str, base: str) -> tuple[int, int, int, int]:
             return n > 0 and time.monotonic() - seen[1] > 2.0
 
         WebDriverWait(driver, 180, poll_frequency=0.25).until(settled)
-        # a fresh load of the page, now that the server is warm, is what is measured
-        driver.get(base + "/analyst")
-        seen[:] = [-1, time.monotonic()]
-        WebDriverWait(driver, 180, poll_frequency=0.25).until(
-            lambda d: d.execute_script("return !!(window.sitroomMaps && window.sitroomMaps.maps['analyst-map'])"))
-        WebDriverWait(driver, 180, poll_frequency=0.25).until(settled)
-        entries = driver.execute_script(_RESOURCES)
+        # now that the server is warm: a first visit (the browser's cache off), then a return visit (cache on)
+        out = []
+        for cache_off in (True, False):
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": cache_off})
+            driver.get(base + "/analyst")
+            seen[:] = [-1, time.monotonic()]
+            WebDriverWait(driver, 180, poll_frequency=0.25).until(lambda d: d.execute_script(
+                "return !!(window.sitroomMaps && window.sitroomMaps.maps['analyst-map'])"))
+            WebDriverWait(driver, 180, poll_frequency=0.25).until(settled)
+            out.append(driver.execute_script(_RESOURCES))
     finally:
         driver.quit()
+    return [_sums(entries) for entries in out]
+
+
+def _sums(entries: list[Any]) -> tuple[int, int, int, int]:
     tile = [e for e in entries if "/api/v1/tiles/" in e[0]]
     return (sum(int(e[1]) for e in entries), sum(int(e[1]) for e in tile), len(tile), len(entries) - len(tile))
 
@@ -174,7 +184,7 @@ def bench(n: int, seed: int) -> None:
     proc, base = serve(url, log, workers=1, threads=4)
     try:
         http = {z: over_http(base, z) for z in (6, 10)}
-        total, tile_bytes, n_tiles, n_other = analyst_bytes(url, base)
+        visits = analyst_bytes(url, base)
     finally:
         stop(proc)
         drop_scratch(url)
@@ -189,10 +199,10 @@ def bench(n: int, seed: int) -> None:
         first, second = http[z]
         print(f"z{z} over HTTP (1 worker): first pass p95 {1e3 * p95(first):.1f} ms, second pass (cache hits) "
               f"p95 {1e3 * p95(second):.1f} ms")
-    print(f"analyst page (1920x1080, signed in): {total:,} B in {n_tiles + n_other} requests, of which vector "
-          f"tiles {tile_bytes:,} B in {n_tiles} requests")
-    print(f"reference (the same incidents as raw GeoJSON points): {ref:,} B; ratio reference / page = "
-          f"{ref / max(total, 1):,.1f}x")
+    for what, (total, tile_bytes, n_tiles, n_other) in zip(("first visit", "return visit"), visits, strict=True):
+        print(f"analyst page, {what} (1920x1080, signed in): {total:,} B in {n_tiles + n_other} requests, of which "
+              f"vector tiles {tile_bytes:,} B in {n_tiles} requests; reference / page = {ref / max(total, 1):,.1f}x")
+    print(f"reference (the same incidents as raw GeoJSON points): {ref:,} B")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
-"""Screenshots of every page at 1920x1080 on the demo drill, for the README: ``python -m bench.screenshots [DIR]``
-(default ``docs/screenshots``).
+"""Screenshots of every page at 1920x1080 on the demo drill, for the README:
+``python -m bench.screenshots [DIR [PAGE ...]]`` (default ``docs/screenshots``, every page).
 
 The demo (Inner Mongolia only, as the dashboard tests load it) goes into a scratch database ``sitroom_shots_<pid>``
 on this checkout's private cluster (dropped afterwards); ``sitroom serve`` runs on it with the maps opening on
@@ -44,6 +44,13 @@ def _settled(map_id: str) -> Callable[[Any], bool]:
     return ok
 
 
+def _wall_ready(d: Any) -> bool:
+    """The wall has its picture: the incident KPI shows a number and no connection banner is up."""
+    return bool(d.execute_script(
+        "const k = document.getElementById('wall-kpi-incidents'); const b = document.getElementById('wall-banner');"
+        "return !!k && /[0-9]/.test(k.textContent) && !(b && !b.classList.contains('sr-hidden'));"))
+
+
 def _shelter_popup(d: Any, url: str) -> None:
     """Zoom the analyst's map onto the fullest open shelter of the demo and click it, so its popup shows."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -68,6 +75,7 @@ def _shelter_popup(d: Any, url: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0] if args else ROOT / "docs" / "screenshots")
+    pages = {p: PAGES[p] for p in args[1:]} or PAGES  # python -m bench.screenshots DIR [PAGE ...]
     from selenium.webdriver.support.ui import WebDriverWait
 
     from layers.render.tiles import DEMO_BBOX
@@ -80,11 +88,13 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["SITROOM_VIEW_AREA"] = json.dumps(list(DEMO_BBOX))
         proc, base = serve(url, Path(f"/tmp/sitroom-shots-{os.getpid()}.log"), workers=2, threads=4)
         target.mkdir(parents=True, exist_ok=True)
-        for page, (role, map_id) in PAGES.items():
+        for page, (role, map_id) in pages.items():
             d = _browser()
             try:
                 log_in(d, base, *ensure_user(url, role), next_path=f"/{page}")
                 WebDriverWait(d, 180, poll_frequency=0.25).until(_settled(map_id))
+                if page == "wall":  # a busy machine may time a poll out: the wall shows its banner until the next
+                    WebDriverWait(d, 180, poll_frequency=0.5).until(_wall_ready)
                 if page == "analyst":
                     _shelter_popup(d, url)
                 time.sleep(1.0)  # the last tiles paint (no condition tells when a canvas is drawn)
