@@ -40,7 +40,7 @@ import dash_leaflet as dl
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboards.auth import allowed
+from dashboards.auth import add_callback_rule, allowed
 from dashboards.components import data_attributes
 from dashboards.components.live import live_id, live_source
 from dashboards.components.mapstyle import OVERLAYS, legend_items, overlay, style_spec
@@ -354,6 +354,13 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
         raise ValueError(f"register_maps({page!r}): unknown overlays {unknown} (known: {', '.join(OVERLAYS)}), "
                          f"checked {list(checked)} not all listed, or tools {list(tools)} not in {TOOLS}")
     s = _SETUPS[page] = _Setup(page, map_id, tuple(overlays), tuple(checked), tuple(tools), live, replay)
+    # the server callbacks below, by their first output, need what GET /layers/<layer> and GET /places need
+    for part, wanted in (("popup", True), ("results", "search" in s.tools), ("readout", "coords" in s.tools),
+                         ("measure-out", "measure" in s.tools)):
+        if wanted:
+            add_callback_rule(f"{maps_id(page, part)}.children", "read")
+    if "search" in s.tools or "coords" in s.tools:
+        add_callback_rule(f"{map_id}.viewport", "read")
     control = maps_id(page, "control")
     dash.clientside_callback(_IDENTIFY_JS, Output(maps_id(page, "identify"), "data"), Input(map_id, "clickData"),
                              State(map_id, "zoom"), State(control, "overlays"), State(map_id, "id"),
@@ -410,7 +417,7 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
                        State(maps_id(page, "hits"), "data"), prevent_initial_call=True)
         def _pick(clicks: Any, hits: Any) -> tuple[Any, Any, Any]:
             trig = ctx.triggered_id
-            if not isinstance(trig, dict) or not any(clicks or []) or not hits:
+            if not isinstance(trig, dict) or not any(clicks or []) or not hits or not allowed("read"):
                 raise PreventUpdate
             h = hits[int(trig["index"])]
             return _viewport_of(h), _mark(h["lat"], h["lon"], h["name"]), []
@@ -420,6 +427,8 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
                        prevent_initial_call=True)
         def _readout(pos: Any) -> Any:
             lang = current_lang()
+            if not allowed("read"):
+                raise PreventUpdate
             try:
                 r = maptools.readout(float(pos["lon"]), float(pos["lat"]))
             except (KeyError, TypeError, ValueError):
@@ -439,6 +448,8 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
                        State(maps_id(page, "goto"), "value"), prevent_initial_call=True)
         def _goto(_n: Any, _submit: Any, text: Any) -> tuple[Any, Any, Any]:
             lang = current_lang()
+            if not allowed("read"):
+                raise PreventUpdate
             try:
                 lon, lat, how = maptools.parse_goto(text, service_area=settings().service_area)
             except ValueError as e:
@@ -458,6 +469,8 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
                        prevent_initial_call=True)
         def _measure(m: Any) -> Any:
             lang = current_lang()
+            if not allowed("read"):
+                raise PreventUpdate
             if not m or not m.get("kind"):
                 return t("map.measure.hint", lang)
             try:

@@ -229,6 +229,10 @@ def _rows(url: str, sql: str) -> list[Any]:
         engine.dispose()
 
 
+POPUPS_JS = ("return Array.from(document.querySelectorAll('.leaflet-popup-content')).map(p => "
+             "[p.innerText, Array.from(p.querySelectorAll('a.sr-pop-link')).map(a => a.href)])")
+
+
 def test_click_a_shelter_a_resource_and_a_hazard_and_read_their_popups(demo_url: str, demo_server: str,
                                                                        browser: Any) -> None:
     wait = open_analyst(browser, demo_server, demo_url)
@@ -248,9 +252,7 @@ def test_click_a_shelter_a_resource_and_a_hazard_and_read_their_popups(demo_url:
         set_view(browser, lat, lon, zoom)
         click_lonlat(browser, lon, lat)
         # read the popup in one script: Dash may re-render it between two WebDriver calls
-        popup_js = ("return Array.from(document.querySelectorAll('.leaflet-popup-content')).map(p => "
-                    "[p.innerText, Array.from(p.querySelectorAll('a.sr-pop-link')).map(a => a.href)])")
-        text, links = wait.until(lambda d, name=name: [p for p in d.execute_script(popup_js) if name in p[0]])[0]
+        text, links = wait.until(lambda d, name=name: [p for p in d.execute_script(POPUPS_JS) if name in p[0]])[0]
         for want in expected:
             assert want in text, (layer, want, text)
         assert any(f"layer={layer}&id={fid}" in (h or "") for h in links), links
