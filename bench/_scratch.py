@@ -90,3 +90,25 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30.0) -> None:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def load_demo_into(url: str) -> None:
+    """Migrate the scratch database ``url`` and load the demo drill into it (Inner Mongolia only, as the dashboard
+    tests load it; its present is this hour)."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from layers.reference.demo import load_demo
+    from layers.store.db import migrate
+
+    migrate(url)
+    eng = create_engine(url)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
+            s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
+            load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
+    finally:
+        eng.dispose()

@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench._scratch import create_scratch, drop_scratch, serve, stop
+from bench._scratch import create_scratch, drop_scratch, load_demo_into, serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -176,22 +176,11 @@ def bench(n: int, seed: int, zoom: int) -> None:
 
 def demo_screenshot(path: Path) -> None:
     """Load the demo (Inner Mongolia only, as the dashboard tests do) into a scratch database and screenshot /wall."""
-    from sqlalchemy.orm import Session
-
-    from layers.reference.demo import load_demo
-    from layers.store.db import migrate
-
     url = create_scratch("sitroom_bench_wall")
     proc = driver = None
     try:
-        migrate(url)
+        load_demo_into(url)
         eng = create_engine(url)
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
-            s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
-            load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
         from layers.store import (
             auth,  # the wall signs in once as a display account, as the hall's browser does
         )

@@ -183,7 +183,16 @@ CALLBACK_POLICY: dict[str, str] = {
     "planner-distance.value": "plan",
     "planner-result.data": "plan",              # POST /analysis/shelter-coverage, as the planner
     "planner-download.data": "plan",            # the export of that run
+    # plus the maps' own callbacks (popups, place search, coordinates, measuring: all "read", as GET /layers/<layer>
+    # and GET /places), added by dashboards.components.maplayers.register_maps through add_callback_rule
 }
+
+
+def add_callback_rule(key: str, capability: str) -> None:
+    """Add the rule of a callback a shared component registers (``key``: ``id.property`` of its first output); a
+    different rule for the same key is a programming error."""
+    if CALLBACK_POLICY.setdefault(key, capability) != capability:
+        raise ValueError(f"callback {key}: already needs {CALLBACK_POLICY[key]!r}, not {capability!r}")
 
 #: page path -> capability to open it (other pages: ``read``)
 PAGE_POLICY: dict[str, str] = {

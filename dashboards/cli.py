@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "demo",
     "serve": "serve",
     "tiles": "tiles",
+    "basemap": "basemap",
     "cap": "import_cap",
     "users": ("users", "token"),
     "backup": ("backup", "restore"),

@@ -37,6 +37,7 @@ from dashboards.i18n import DEFAULT_LANGUAGE, catalogue, current_lang, t
 from geoops.errors import CRSError, GeoOpsError, InvalidGeometryError, InvalidParameterError
 from layers.ingest.imports import UploadTooLargeError
 from layers.reference.population import PopulationBuildError
+from layers.render.sitebasemaps import BasemapError
 from layers.render.tiles import TileError
 from layers.store.auth import AuthError
 from layers.store.errors import (
@@ -107,6 +108,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int | None, str | None], ...] = (
     (NotFoundError, 404, "not_found"),
     (AuthError, 401, "unauthorized"),
     (TileError, 400, "invalid_parameter"),
+    (BasemapError, 422, "validation_error"),
     (DatabaseUnavailableError, 503, _UNAVAILABLE),
     (ClusterError, 503, _UNAVAILABLE),
     (sqlalchemy.exc.OperationalError, 503, _UNAVAILABLE),

@@ -119,6 +119,7 @@ def leader_weight(name: str) -> str:
 ANALYST_MAP: Final = "analyst-map"
 ANALYST_EDIT: Final = "analyst-edit"
 ANALYST_ZONES_LAYER: Final = "analyst-zones-layer"
+ANALYST_ZONES_GEOJSON: Final = "analyst-zones-geojson"  # the latest zones, one clickable layer
 ANALYST_ANNOTATIONS_LAYER: Final = "analyst-annotations-layer"
 ANALYST_MODE: Final = "analyst-mode"  # draw zones or annotations
 ANALYST_SYMBOL: Final = "analyst-symbol"

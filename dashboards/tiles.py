@@ -1,6 +1,6 @@
-"""Basemap tiles over HTTP, and the Leaflet configuration of the basemap chosen by the settings.
+"""Basemap tiles over HTTP, and the Leaflet configuration of the basemaps the settings offer.
 
-Public: :data:`tiles_bp`, :func:`basemap_config`, :data:`ATTRIBUTIONS`.
+Public: :data:`tiles_bp`, :func:`basemap_config`, :func:`basemap_choices`, :data:`ATTRIBUTIONS`.
 
 ``GET /tiles/<basemap>/<z>/<x>/<y>.png`` with ``basemap`` one of ``base`` (light, Chinese labels), ``base-dark``
 (dark wall style), ``base-en``, ``base-dark-en``: the tile from ``settings.tile_cache_dir``, rendered on demand
@@ -9,6 +9,11 @@ and are 404 otherwise; nothing is written once the cache holds ``SITROOM_TILE_CA
 revalidates cheaply and sees new boundaries within the max-age) and ``X-Tile-Cache: hit|miss``. A zoom outside
 0-18, a tile outside the grid, or anything that is not a number is 404. Register with
 ``server.register_blueprint(tiles_bp)``; the app's settings and database come from :mod:`dashboards.context`.
+
+``GET /tiles/<name>/<z>/<x>/<y>.<ext>`` for a site basemap registered with ``sitroom basemap add``
+(:mod:`layers.render.sitebasemaps`): the archive's tile as it is stored (``ext`` its format: png, jpg, webp or
+pbf), 204 where the archive has none; gzip-compressed vector tiles are sent with ``Content-Encoding: gzip`` to
+clients that accept it. The ETag names the archive's copy, so a replaced basemap is fetched anew.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from flask import Blueprint, Response, abort, request
 from sqlalchemy import Engine
 
 from dashboards.context import db_engine, settings
+from layers.render import sitebasemaps
 from layers.render.tiles import (
     BASEMAPS,
     TileError,
@@ -33,6 +39,7 @@ from layers.render.tiles import (
     get_tile,
     tile_bounds,
 )
+from layers.store.errors import NotFoundError
 from layers.store.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +103,8 @@ def basemap_config(settings: Settings, lang: str, *, dark: bool = False) -> dict
     if lang not in ("zh-CN", "en"):
         raise ValueError(f"lang must be one of ['en', 'zh-CN'], got {lang!r}")
     kind = settings.basemap
+    if kind.startswith("site:"):
+        return _site_config(sitebasemaps.get_basemap(settings.basemaps_path, kind[len("site:"):]))
     attribution = ATTRIBUTIONS[kind][lang]
     if kind == "osm":
         return {"url_template": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": attribution,
@@ -112,6 +121,40 @@ def basemap_config(settings: Settings, lang: str, *, dark: bool = False) -> dict
     return {"url_template": f"/tiles/{name}/{{z}}/{{x}}/{{y}}.png", "attribution": attribution,
             "min_zoom": OFFLINE_MIN_ZOOM, "max_zoom": OFFLINE_MAX_ZOOM, "subdomains": None,
             "overlay_url_template": None}
+
+
+def _site_config(bm: sitebasemaps.SiteBasemap) -> dict[str, Any]:
+    return {"url_template": f"/tiles/{bm.name}/{{z}}/{{x}}/{{y}}.{bm.format}", "attribution": bm.attribution,
+            "min_zoom": bm.min_zoom, "max_zoom": bm.max_zoom, "subdomains": None, "overlay_url_template": None,
+            "kind": bm.kind, "schema": bm.schema, "bounds": bm.bounds, "title": bm.title}
+
+
+def basemap_choices(settings: Settings, lang: str, *, dark: bool = False) -> list[dict[str, Any]]:
+    """Every basemap a map may switch to: the one the settings choose (``checked``), the offline Natural Earth
+    basemap, and every registered site basemap; each as :func:`basemap_config` gives it, plus ``key``, ``title``
+    (None: the built-in title), ``kind`` (raster or vector), ``checked``.
+
+    A site basemap chosen in the settings but no longer registered is reported in the log and left out; the
+    offline basemap is then the one shown.
+
+    >>> [(c["key"], c["checked"]) for c in basemap_choices(Settings(basemap="offline", basemap_dir="/nonexistent"), "en")]
+    [('offline', True)]
+    """
+    chosen = settings.basemap
+    out: list[dict[str, Any]] = []
+    if chosen in ("osm", "tianditu"):
+        out.append({**basemap_config(settings, lang, dark=dark), "key": chosen, "title": None, "kind": "raster"})
+    offline = settings.model_copy(update={"basemap": "offline"})
+    out.append({**basemap_config(offline, lang, dark=dark), "key": "offline", "title": None, "kind": "raster"})
+    for bm in sitebasemaps.list_basemaps(settings.basemaps_path):
+        out.append({**_site_config(bm), "key": f"site:{bm.name}"})
+    if chosen.startswith("site:") and all(c["key"] != chosen for c in out):
+        log.warning("SITROOM_BASEMAP=%s: no such site basemap in %s; showing the offline basemap", chosen,
+                    settings.basemaps_path)
+        chosen = "offline"
+    for c in out:
+        c["checked"] = c["key"] == chosen
+    return out
 
 
 def _engine() -> Engine | None:
@@ -153,10 +196,17 @@ def _cache_has_room(s: Settings) -> bool:
     return hit[1] < s.tile_cache_max_mb * 2**20
 
 
-@tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.png")
-def tile(basemap: str, z: str, x: str, y: str) -> Response:
-    """One basemap tile (PNG)."""
-    if basemap not in BASEMAPS or not all(_NUMBER.match(v) for v in (z, x, y)):
+SITE_TILE_MAX_AGE_S = 86400
+
+
+@tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.<ext>")
+def tile(basemap: str, z: str, x: str, y: str, ext: str) -> Response:
+    """One basemap tile: the offline basemap's PNG, or a site basemap's tile."""
+    if not all(_NUMBER.match(v) for v in (z, x, y)):
+        abort(404)
+    if basemap not in BASEMAPS:
+        return _site_tile(basemap, int(z), int(x), int(y), ext)
+    if ext != "png":
         abort(404)
     zi, xi, yi = int(z), int(x), int(y)
     try:
@@ -179,4 +229,31 @@ def tile(basemap: str, z: str, x: str, y: str) -> Response:
     resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"
     resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}")
     resp.make_conditional(request)  # 304 when the browser's ETag matches; changes resp itself
+    return resp
+
+
+def _site_tile(name: str, z: int, x: int, y: int, ext: str) -> Response:
+    directory = settings().basemaps_path
+    try:
+        bm = sitebasemaps.get_basemap(directory, name)
+    except NotFoundError:
+        abort(404)
+    if sitebasemaps.FORMATS.get(ext) != bm.format:
+        abort(404)
+    try:
+        data, gzipped = sitebasemaps.read_tile(directory, bm, z, x, y)
+    except TileError:
+        abort(404)
+    if data is None:
+        resp = Response(status=204)
+    else:
+        if gzipped and "gzip" not in request.headers.get("Accept-Encoding", ""):
+            data, gzipped = sitebasemaps.decompressed(data), False
+        resp = Response(data, mimetype=bm.media_type)
+        if gzipped:
+            resp.headers["Content-Encoding"] = "gzip"
+    resp.headers["Cache-Control"] = f"public, max-age={SITE_TILE_MAX_AGE_S}"
+    stamp = int((directory / bm.file).stat().st_mtime)
+    resp.set_etag(f"{bm.name}-{stamp}-{z}-{x}-{y}")
+    resp.make_conditional(request)
     return resp

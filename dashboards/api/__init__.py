@@ -34,6 +34,7 @@ def declare_endpoints() -> None:
         drawings,
         layers,
         openapi,
+        places,
         reports,
         situation,
         vector_tiles,

@@ -27,6 +27,8 @@ from dashboards.auth import allowed
 from dashboards.components import data_attributes
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
+from dashboards.components.mapstyle import LEVEL_COLOURS, SEVERITY_COLOURS, ZONE_COLOURS, symbol_icon_url
 from dashboards.components.replay import (
     register_replay,
     register_report_link,
@@ -51,21 +53,20 @@ from layers.store.db import session_scope
 dash.register_page(__name__, path="/analyst", name="analyst", order=2, title=lambda: t("analyst.title"))
 register_replay("analyst")
 register_report_link("analyst", ids.ANALYST_SITREP)
+register_maps("analyst", ids.ANALYST_MAP,
+              overlays=("hazards", "incidents", "shelters", "resources", "protection_targets", "impact_zones",
+                        "annotations", "admin_regions"),
+              checked=("hazards", "incidents", "shelters", "resources", "protection_targets"),
+              tools=("search", "coords", "measure"), replay=replay_id("analyst", "state"))
 
 SYMBOLS: tuple[str, ...] = vocab.keys("annotation_symbol")
 COLORS: tuple[str, ...] = ("#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#212121")
 SHELTER_DISTANCE_M = 5000.0
 RES = zones.DEFAULT_RES
-CENTER = (40.82, 111.70)  # Hohhot, where the demo drill runs (lat, lon)
-ZOOM = 10
 #: replay window (after-action review of a drill) and the past layers it draws
 REPLAY_HOURS = 6
 REPLAY_LAYERS = ["hazards", "incidents", "impact_zones", "annotations"]
 REPLAY_INCIDENT_LIMIT = 3000
-LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
-SEVERITY_COLOURS = {"extraordinary": "#b71c1c", "major": "#e65100", "large": "#f9a825", "general": "#1565c0"}
-ZONE_STYLE = {"drawn": "#d84315", "circle": "#c62828", "buffer": "#6a1b9a", "ring": "#6a1b9a",
-              "generated": "#37474f"}
 
 
 def _user() -> str:
@@ -212,6 +213,18 @@ def parse_distances_km(text: Any) -> list[float]:
     return [k * 1000.0 for k in km]
 
 
+def ring_name(inner_m: float, outer_m: float, area_m2: float, lang: str) -> str:
+    """The name of one buffer ring: its inner and outer distance and its own area (the ring, not the disc).
+
+    >>> ring_name(1000, 3000, 25.13e6, "en")
+    'Ring 1–3 km · 25.13 km²'
+    >>> ring_name(0, 1000, 3.14e6, "zh-CN")
+    '0–1 公里环 · 3.14 平方公里'
+    """
+    return t("analyst.buffer.ring_name", lang, inner=f"{inner_m / 1000:g}", outer=f"{outer_m / 1000:g}",
+             km2=f"{area_m2 / 1e6:,.2f}")
+
+
 def buffer_zones(source: dict[str, Any], distances_m: list[float], *, user: str, lang: str = "zh-CN"
                  ) -> dict[str, Any]:
     """Multi-ring buffer around a source (point, line or area): one impact zone per ring, saved in one transaction.
@@ -222,10 +235,10 @@ def buffer_zones(source: dict[str, Any], distances_m: list[float], *, user: str,
     """
     frame, _, geom = buffer_rings(source, distances_m, service_area=settings().service_area)
     kind = "buffer" if len(distances_m) == 1 else "ring"
-    items = [{"geometry": mapping(g), "kind": kind,
-              "name": t("analyst.buffer.ring_name", lang, km=f"{d / 1000:g}"),
+    items = [{"geometry": mapping(g), "kind": kind, "name": ring_name(di, d, a, lang),
               "properties": {"distance_m": float(d), "inner_distance_m": float(di), "source_type": geom.geom_type}}
-             for d, di, g in zip(frame["distance_m"], frame["inner_distance_m"], frame.geometry, strict=True)]
+             for d, di, a, g in zip(frame["distance_m"], frame["inner_distance_m"], frame["area_m2"], frame.geometry,
+                                    strict=True)]
     saved = _save_zones(items, user)
     cards = [_card_for(z, lang) for z in saved]
     card = dict(cards[0])
@@ -324,10 +337,13 @@ def _zones_and_annotations() -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def _zone_layers(zones: list[dict[str, Any]]) -> list[Any]:
-    return [dl.GeoJSON(data={"type": "Feature", "geometry": z["geometry"], "properties": {}},
-                       style={"color": ZONE_STYLE.get(z["kind"], "#d84315"), "weight": 2, "fillOpacity": 0.12},
-                       id=f"analyst-zone-shape-{z['id']}")
-            for z in zones]
+    """The analyst's latest zones, one clickable layer (a click selects the zone: :func:`click_zone`), each
+    outlined in the colour of its kind."""
+    feats = [{"type": "Feature", "geometry": z["geometry"], "properties": {"id": z["id"], "kind": z["kind"]}}
+             for z in zones]
+    return [dl.GeoJSON(data={"type": "FeatureCollection", "features": feats}, id=ids.ANALYST_ZONES_GEOJSON,
+                       style={"variable": "sitroomMaps.zoneStyle"}, hideout={"colours": ZONE_COLOURS},
+                       bubblingMouseEvents=True)]
 
 
 def _annotation_layers(items: list[dict[str, Any]], lang: str) -> list[Any]:
@@ -335,9 +351,9 @@ def _annotation_layers(items: list[dict[str, Any]], lang: str) -> list[Any]:
     for a in items:
         g = a["geometry"]
         tip = dl.Tooltip(f"{vocab_label('annotation_symbol', a['symbol'], lang)}: {a.get('label') or ''}")
-        if g["type"] == "Point":
+        if g["type"] == "Point":  # the symbol in the colour the analyst chose
             out.append(dl.Marker(position=[g["coordinates"][1], g["coordinates"][0]], children=[tip],
-                                 icon={"iconUrl": _symbol_url(a["symbol"]), "iconSize": [30, 30],
+                                 icon={"iconUrl": symbol_icon_url(a["symbol"], a.get("color")), "iconSize": [30, 30],
                                        "iconAnchor": [15, 15]}))
         else:
             out.append(dl.GeoJSON(data={"type": "Feature", "geometry": g, "properties": {}},
@@ -363,7 +379,7 @@ def _annotation_list(items: list[dict[str, Any]], lang: str) -> Any:
         return html.P(t("analyst.annotations.empty", lang), className="sr-an-muted")
     return html.Ul(className="sr-an-list", children=[
         html.Li(className="sr-an-ann", **data_attributes({"id": str(a["id"])}), children=[
-            html.Img(src=_symbol_url(a["symbol"]), className="sr-an-icon", alt=a["symbol"]),
+            html.Img(src=symbol_icon_url(a["symbol"], a.get("color")), className="sr-an-icon", alt=a["symbol"]),
             html.Span(className="sr-an-swatch", style={"background": a["color"]}),
             html.Span(a.get("label") or vocab_label("annotation_symbol", a["symbol"], lang), className="sr-an-ann-label"),
             html.Button(t("analyst.annotations.edit", lang), id={"type": ids.ANALYST_ANN_EDIT, "id": a["id"]},
@@ -383,7 +399,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                           draw={"polygon": True, "rectangle": True, "circle": True, "polyline": True, "marker": True,
                                 "circlemarker": False},
                           edit={"edit": False, "remove": True})
-    the_map = base_map(ids.ANALYST_MAP, center=CENTER, zoom=ZOOM, children=[
+    the_map = base_map(ids.ANALYST_MAP, **map_kwargs("analyst", lang), children=[
         dl.LayerGroup(id=ids.ANALYST_ZONES_LAYER, children=_zone_layers(zones)),
         dl.LayerGroup(id=ids.ANALYST_REPLAY_LAYER),
         dl.LayerGroup(id=ids.ANALYST_ANNOTATIONS_LAYER, children=_annotation_layers(anns, lang)),
@@ -438,7 +454,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     ])
     return html.Div(className="sr-analyst", lang=lang, children=[
         draw_locale(lang),
-        html.Div([the_map,
+        html.Div([the_map, *map_extras("analyst", lang),
                   html.Div([replay_controls("analyst", hours=REPLAY_HOURS, lang=lang, speed=60),
                             sitrep_button(id=ids.ANALYST_SITREP, lang=lang)], className="sr-an-map-top"),
                   html.Div("", id=ids.ANALYST_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status")],
@@ -511,7 +527,10 @@ def on_draw(geojson: Any, _retry: Any, _buffer: Any, seen: Any, pending: Any, so
     elif out["source"] is not None and not out["pending"]:
         message = t("analyst.buffer.source_set", lang)
     clear = (out["saved"] and not out["pending"])
-    toolbar = {"mode": "remove", "action": "clear all", "n_clicks": version} if clear else no_update
+    # Leaflet.draw's "clear all" button is found by its text, which is translated: name it in the page's language,
+    # else the delete mode stays on after every drawing
+    toolbar = ({"mode": "remove", "action": t("draw.edit.clear_all.text", lang).lower(), "n_clicks": version}
+               if clear else no_update)
     return (out["pending"], out["seen"], out["source"] if out["source"] is not None else no_update, card, version,
             _status(lang, out["pending"], message), {"display": "block" if out["pending"] else "none"}, toolbar)
 
@@ -548,12 +567,30 @@ def refresh_lists(_version: Any) -> tuple[Any, ...]:
 def select_zone(clicks: Any) -> tuple[Any, Any]:
     if not ctx.triggered_id or not any(clicks or []):
         return no_update, no_update
-    zone_id = int(ctx.triggered_id["id"])
+    return zone_selected(int(ctx.triggered_id["id"]))
+
+
+def zone_selected(zone_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The card of a saved zone and its geometry (the next buffer's source): what selecting it shows."""
     with session_scope(db_engine(), user=_user()) as s:
         z = drawings.get_zone(s, zone_id)
     if not allowed("analyse"):
         return {"zone": _zone_summary(z), "error": t("auth.not_allowed", current_lang())}, z["geometry"]
     return _card_for(z, current_lang()), z["geometry"]
+
+
+@callback(
+    Output(ids.ANALYST_STORE_CARD, "data", allow_duplicate=True),
+    Output(ids.ANALYST_STORE_SOURCE, "data", allow_duplicate=True),
+    Input(ids.ANALYST_ZONES_GEOJSON, "clickData"), prevent_initial_call=True,
+)
+def click_zone(feature: Any) -> tuple[Any, Any]:
+    """A click on a zone drawn on the map selects it, as its entry in the list does."""
+    try:
+        zone_id = int(((feature or {}).get("properties") or {})["id"])
+    except (KeyError, TypeError, ValueError):
+        raise PreventUpdate from None
+    return zone_selected(zone_id)
 
 
 @callback(
@@ -651,7 +688,7 @@ def past_layers(past: dict[str, Any], at: datetime, lang: str) -> tuple[list[Any
 
 def _zone_layers_past(zones: list[dict[str, Any]]) -> list[Any]:
     return [dl.GeoJSON(data={"type": "Feature", "geometry": z["geometry"], "properties": {}},
-                       style={"color": ZONE_STYLE.get(z["kind"], "#d84315"), "weight": 2, "fillOpacity": 0.12})
+                       style={"color": ZONE_COLOURS.get(z["kind"], "#d84315"), "weight": 2, "fillOpacity": 0.12})
             for z in zones]
 
 

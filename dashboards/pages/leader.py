@@ -32,6 +32,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards import ids
 from dashboards.components.basemap import base_map, leaflet_bbox
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.context import db_engine, settings
 from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
@@ -45,6 +46,9 @@ from layers.read import situation
 from layers.store import vocab
 
 dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))
+register_maps("leader", ids.LEADER_MAP,
+              overlays=("hazards", "incidents", "shelters", "resources", "protection_targets", "admin_regions"),
+              checked=("hazards",), tools=("search",))
 
 LEVELS = ("prefecture", "county")
 HAZARD_KINDS = tuple(vocab.keys("hazard_kind"))
@@ -263,13 +267,13 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                     className="sr-ld-reset"),
         html.Div(id=ids.LEADER_STATUS, className="sr-ld-status", role="status"),
     ])
-    the_map = base_map(ids.LEADER_MAP, zoom=5, children=[dl.LayerGroup(id=ids.LEADER_REGION_LAYER),
-                                                         dl.LayerGroup(id=ids.LEADER_CELL_LAYER)])
+    the_map = base_map(ids.LEADER_MAP, **map_kwargs("leader", lang), children=[
+        dl.LayerGroup(id=ids.LEADER_REGION_LAYER), dl.LayerGroup(id=ids.LEADER_CELL_LAYER)])
     return html.Div(id=ids.LEADER_ROOT, className="sr-ld", lang=lang, children=[
         dcc.Store(id="leader-lang", data=lang),
         controls,
         html.Div(className="sr-ld-map", children=[
-            the_map, dcc.Loading(html.Div(id=ids.LEADER_LEGEND, className="sr-ld-legend"), type="circle")]),
+            the_map, *map_extras("leader", lang), dcc.Loading(html.Div(id=ids.LEADER_LEGEND, className="sr-ld-legend"), type="circle")]),
         html.Div(className="sr-ld-side", children=[
             html.H2(t("leader.ranking", lang)),
             dcc.Loading(html.Div(id=ids.LEADER_RANKING, className="sr-ld-ranking")),

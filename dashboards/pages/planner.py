@@ -35,6 +35,7 @@ from dashboards import ids
 from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.components.drawlocal import draw_locale
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.context import db_engine
 from dashboards.context import settings as current_settings
 from dashboards.errors import classify
@@ -48,6 +49,9 @@ from layers.read import analysis as store
 from layers.store import vocab
 
 dash.register_page(__name__, path="/planner", name="planner", order=3, title=lambda: t("planner.title"))
+register_maps("planner", ids.PLANNER_MAP,
+              overlays=("shelters", "hazards", "incidents", "resources", "protection_targets", "admin_regions"),
+              checked=("shelters",), tools=("search",))
 
 SHELTER_KINDS = tuple(vocab.keys("shelter_kind"))
 #: distance presets, metres
@@ -237,7 +241,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         ]),
         html.Div(status, id=ids.PLANNER_STATUS, className="sr-pl-status", role="status"),
     ])
-    the_map = base_map(ids.PLANNER_MAP, zoom=5, children=[
+    the_map = base_map(ids.PLANNER_MAP, **map_kwargs("planner", lang), children=[
         dl.LayerGroup(id=ids.PLANNER_SCOPE_LAYER),
         dl.LayerGroup(id=ids.PLANNER_CELL_LAYER),
         dl.LayerGroup(id=ids.PLANNER_SHELTER_LAYER),
@@ -261,7 +265,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         html.Div(className="sr-pl-map", children=[
             dcc.Loading(html.Div(id=ids.PLANNER_LEGEND, className="sr-pl-legend"), type="circle",
                         className="sr-pl-loading", target_components=cast(Any, {ids.PLANNER_LEGEND: "children"})),
-            the_map]),
+            the_map, *map_extras("planner", lang)]),
         dcc.Loading(results, type="default", parent_className="sr-pl-results-wrap"),
     ])
 

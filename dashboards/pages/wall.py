@@ -41,6 +41,8 @@ from dash.exceptions import PreventUpdate
 from dashboards import ids
 from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.live import live_id, live_source
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
+from dashboards.components.mapstyle import LEVEL_COLOURS
 from dashboards.components.replay import (
     register_replay,
     register_report_link,
@@ -58,6 +60,11 @@ from dashboards.services.wall import HEAT_MODES, live_snapshot, wall_snapshot
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
 register_replay("wall")
 register_report_link("wall", ids.WALL_SITREP)
+register_maps("wall", ids.WALL_MAP,
+              overlays=("incidents_major", "resources_deployed", "incidents", "shelters", "resources",
+                        "protection_targets", "impact_zones", "admin_regions"),
+              checked=("incidents_major", "resources_deployed"), live=live_id("wall"),
+              replay=replay_id("wall", "state"))
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"
@@ -75,7 +82,6 @@ SEVERITIES = ("extraordinary", "major", "large", "general")
 REPLAY_HOURS = 6
 #: the report button sized in rem, so it scales with the wall (16 px at 1920, 32 px at 3840)
 SITREP_STYLE = {"fontSize": "0.95rem", "padding": "0.2rem 0.8rem", "borderRadius": "0.25rem"}
-LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
 HEX_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026")
 SYMBOLS = {"incident": "!", "fire": "▲", "flood": "≈", "collapse": "▼", "chemical": "☢", "command_post": "⚑",
            "shelter": "⌂", "medical_point": "✚", "roadblock": "⊘", "evacuation_route": "➜", "note": "•"}
@@ -119,7 +125,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                      className="sr-wall-kpi-sub"),
         ]),
     ])
-    the_map = base_map(ids.WALL_MAP, dark=True, zoom=5, children=[
+    the_map = base_map(ids.WALL_MAP, dark=True, **map_kwargs("wall", lang), children=[
         dl.LayerGroup(id=ids.WALL_HEX_LAYER),
         dl.LayerGroup(id=ids.WALL_HAZARD_LAYER),
         dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
@@ -138,7 +144,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         html.Div(id=ids.WALL_BANNER, className="sr-wall-banner sr-hidden", role="alert"),
         kpis,
         html.Div(className="sr-wall-map", children=[
-            the_map,
+            the_map, *map_extras("wall", lang),
             html.Div(className="sr-wall-map-top", children=[
                 replay_controls("wall", hours=REPLAY_HOURS, lang=lang, speed=60),
                 sitrep_button(id=ids.WALL_SITREP, lang=lang, style=SITREP_STYLE),

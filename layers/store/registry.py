@@ -50,6 +50,10 @@ class LayerDef:
         Web-Mercator zooms at which the layer is served as vector tiles.
     style_by : str
         The attribute that decides colour and symbol on the maps (a vocabulary attribute).
+    cluster_below : int or None
+        Point layers that can hold many thousands of features: at zooms below this one their vector tiles carry
+        clusters (a count per cell of a grid in tile space, :mod:`layers.render.mvt`) instead of every point.
+        None: every feature at every zoom.
     """
 
     name: str
@@ -61,6 +65,7 @@ class LayerDef:
     min_zoom: int = 3
     max_zoom: int = 18
     style_by: str = "kind"
+    cluster_below: int | None = None
 
     @property
     def model(self) -> type[FeatureMixin]:
@@ -105,7 +110,8 @@ _DEFS = (
     LayerDef("hazards", "hazard_kind", "hazard_status", ("warning_level", "onset", "expires"),
              {"warning_level": "warning_level"}, time=("onset", "expires"), min_zoom=3, style_by="warning_level"),
     LayerDef("incidents", "incident_kind", "incident_status", ("severity", "occurred_at", "casualties"),
-             {"severity": "incident_severity"}, time=("occurred_at", None), min_zoom=3, style_by="severity"),
+             {"severity": "incident_severity"}, time=("occurred_at", None), min_zoom=3, style_by="severity",
+             cluster_below=9),
     LayerDef("shelters", "shelter_kind", "shelter_status", ("capacity", "occupancy"), min_zoom=5,
              style_by="status"),
     LayerDef("resources", "resource_kind", "resource_status", ("quantity", "unit"), min_zoom=5),
@@ -169,6 +175,10 @@ def check_registry(defs: Iterable[LayerDef] | None = None) -> None:
             raise ValueError(f"layer registry: {d.name} zoom range {d.min_zoom}..{d.max_zoom} not within 0..22")
         if d.style_by not in d.all_attributes:
             raise ValueError(f"layer registry: {d.name} styled by {d.style_by!r}, which it does not expose")
+        if d.cluster_below is not None and (d.geometry_type != "POINT" or d.vocab_of(d.style_by) is None
+                                            or not d.min_zoom <= d.cluster_below <= d.max_zoom):
+            raise ValueError(f"layer registry: {d.name} clusters below zoom {d.cluster_below}, but only a point "
+                             f"layer styled by a vocabulary can, within its zooms {d.min_zoom}..{d.max_zoom}")
     if len(set(names)) != len(names):
         raise ValueError("layer registry: a layer is declared twice")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,11 +66,21 @@ class Settings(BaseSettings):
     language: Literal["zh-CN", "en"] = "zh-CN"
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
     service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA
+    view_area: tuple[float, float, float, float] | None = Field(
+        default=None,
+        description="West, south, east, north: what every map shows when it opens (default: the service area). "
+                    "The demo shows Inner Mongolia inside a service area of all China.",
+    )
     max_zone_area_km2: float = Field(default=200_000.0, gt=0)
     # Largest hazard the analyses cover cell by cell (writes of larger ones are refused; stored ones are skipped).
     max_hazard_area_km2: float = Field(default=DEFAULT_MAX_HAZARD_AREA_KM2, gt=0)
     max_upload_mb: float = Field(default=200.0, gt=0)
-    basemap: Literal["offline", "osm", "tianditu"] = "offline"
+    basemap: str = Field(
+        default="offline",
+        description="The maps' basemap: offline (Natural Earth, drawn here), osm, tianditu, or site:<name> for an "
+                    "MBTiles/PMTiles basemap registered with `sitroom basemap add`.",
+    )
+    basemap_dir: Path | None = Field(default=None, description="Site basemaps (default: <state_dir>/basemaps).")
     tianditu_key: str | None = None
     secret_key: str | None = None
     # Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted (0: none; 1: one nginx).
@@ -94,13 +105,32 @@ class Settings(BaseSettings):
                 + "; also read: " + ", ".join(sorted(OTHER_VARIABLES)) + " (layers/store/settings.py)")
         return values
 
-    @field_validator("service_area")
+    @field_validator("service_area", "view_area")
     @classmethod
-    def _check_area(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    def _check_area(cls, v: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+        if v is None:
+            return v
         west, south, east, north = v
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-            raise ValueError(f"service_area must be west,south,east,north in degrees, got {v!r}")
+            raise ValueError(f"service_area / view_area must be west,south,east,north in degrees, got {v!r}")
         return v
+
+    @field_validator("basemap")
+    @classmethod
+    def _check_basemap(cls, v: str) -> str:
+        if v in ("offline", "osm", "tianditu") or re.fullmatch(r"site:[a-z][a-z0-9_-]{0,39}", v):
+            return v
+        raise ValueError(f"basemap must be offline, osm, tianditu or site:<name> (a lower-case name), got {v!r}")
+
+    @property
+    def view_bbox(self) -> tuple[float, float, float, float]:
+        """What the maps show first: ``view_area``, else ``service_area``."""
+        return self.view_area or self.service_area
+
+    @property
+    def basemaps_path(self) -> Path:
+        """Where site basemaps are registered."""
+        return self.basemap_dir or self.state_dir / "basemaps"
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,7 @@ from geoops.errors import CRSError, GeoOpsError, InvalidGeometryError, InvalidPa
 from layers.ingest.cap import CapError
 from layers.ingest.imports import UploadTooLargeError
 from layers.reference.population import PopulationBuildError
+from layers.render.sitebasemaps import BasemapError
 from layers.render.tiles import TileError
 from layers.store.auth import AuthError
 from layers.store.errors import (
@@ -45,6 +46,7 @@ INTENDED: dict[type[BaseException], int] = {
     NotFoundError: 404,
     AuthError: 401,
     TileError: 400,
+    BasemapError: 422,
     DatabaseUnavailableError: 503,
     ClusterError: 503,
 }

@@ -144,5 +144,6 @@ def test_layout_shows_every_weight_with_its_label(app) -> None:
     labels = RiskWeights().to_dict()["labels"]
     for n in leader.WEIGHT_NAMES:
         assert comps[ids.leader_weight(n)].value == DEFAULTS[n]
-    texts = [c for c in leader.layout(lang="en")._traverse() if getattr(c, "htmlFor", None)]
+    texts = [c for c in leader.layout(lang="en")._traverse()
+             if str(getattr(c, "htmlFor", None) or "").startswith(ids.LEADER_WEIGHT_PREFIX)]
     assert sorted(c.children for c in texts) == sorted(labels[n]["en"] for n in leader.WEIGHT_NAMES)
