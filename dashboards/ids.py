@@ -49,6 +49,7 @@ WALL_KPI_AFFECTED: Final = "wall-kpi-affected"
 WALL_KPI_AFFECTED_NOTE: Final = "wall-kpi-affected-note"
 WALL_KPI_SHELTER_FREE: Final = "wall-kpi-shelter-free"
 WALL_KPI_SHELTER_TOTAL: Final = "wall-kpi-shelter-total"
+WALL_KPI_SHELTER_NOTE: Final = "wall-kpi-shelter-note"  # "closed, could open: N" (counted apart from the free places)
 WALL_KPI_RES_AVAILABLE: Final = "wall-kpi-res-available"
 WALL_KPI_RES_DEPLOYED: Final = "wall-kpi-res-deployed"
 WALL_CLOCK: Final = "wall-clock"

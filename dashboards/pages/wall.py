@@ -109,7 +109,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         _kpi("wall.kpi.affected", lang, _num(ids.WALL_KPI_AFFECTED),
              sub=html.Span(t("wall.kpi.affected_note", lang), id=ids.WALL_KPI_AFFECTED_NOTE)),
         _kpi("wall.kpi.shelters", lang, _num(ids.WALL_KPI_SHELTER_FREE), html.Span(" / ", className="sr-wall-sep"),
-             _num(ids.WALL_KPI_SHELTER_TOTAL), sub=t("wall.kpi.shelters_note", lang)),
+             _num(ids.WALL_KPI_SHELTER_TOTAL),
+             sub=html.Span(t("wall.kpi.shelters_note", lang, closed="—"), id=ids.WALL_KPI_SHELTER_NOTE)),
         _kpi("wall.kpi.resources", lang, _num(ids.WALL_KPI_RES_AVAILABLE), html.Span(" / ", className="sr-wall-sep"),
              _num(ids.WALL_KPI_RES_DEPLOYED), sub=t("wall.kpi.resources_note", lang)),
         html.Div(className="sr-wall-kpi sr-wall-clock-tile", children=[
@@ -403,12 +404,14 @@ def legend(bounds: list[float], heat: str, lang: str) -> list[Any]:
     return items
 
 
-@callback(
+#: what :func:`refresh` draws, in the order of its return value (:func:`refresh_outputs`)
+_REFRESH_OUTPUTS = [
     Output(ids.WALL_KPI_INCIDENTS, "children"),
     *[Output(ids.wall_severity(s), "children") for s in SEVERITIES],
     Output(ids.WALL_KPI_AFFECTED, "children"),
     Output(ids.WALL_KPI_SHELTER_FREE, "children"),
     Output(ids.WALL_KPI_SHELTER_TOTAL, "children"),
+    Output(ids.WALL_KPI_SHELTER_NOTE, "children"),
     Output(ids.WALL_KPI_RES_AVAILABLE, "children"),
     Output(ids.WALL_KPI_RES_DEPLOYED, "children"),
     Output(ids.WALL_TICKER, "children"),
@@ -421,6 +424,16 @@ def legend(bounds: list[float], heat: str, lang: str) -> list[Any]:
     Output(ids.WALL_REPLAY_BADGE, "children"),
     Output(ids.WALL_REPLAY_BADGE, "className"),
     Output(ids.WALL_REPLAY_BADGE, "title"),
+]
+
+
+def refresh_outputs() -> list[Output]:
+    """The outputs of :func:`refresh`, in the order of its return value (tests map them by component id)."""
+    return list(_REFRESH_OUTPUTS)
+
+
+@callback(
+    *_REFRESH_OUTPUTS,
     Input(ids.WALL_STATUS, "data"),
     Input(ids.WALL_HEAT, "value"),
     Input(ids.WALL_MAP, "zoom"),
@@ -462,6 +475,7 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
         _fmt_int(k["affected"]["total"]),
         _fmt_int(k["shelters"]["free"]),
         _fmt_int(k["shelters"]["total"]),
+        t("wall.kpi.shelters_note", lang, closed=_fmt_int(k["shelters"].get("closed_places"))),
         _fmt_int(k["resources"].get("available", 0)),
         _fmt_int(k["resources"].get("deployed", 0)),
         ticker_items(snap["ticker"]),

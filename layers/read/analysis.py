@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from geoops.h3cells import child_ranges, parent_cells
 from geoops.nearest import nearest_batch, rank
 from geoops.wgs84 import planar_bound_deg
+from layers.read.shelter_places import could_open, free_places
 from layers.store import vocab
 from layers.store.db import connection_of, driver_connection
 from layers.store.errors import NotFoundError, RowError, ValidationError
@@ -599,7 +600,9 @@ def shelters_near_zone(db: Db, zone: BaseGeometry, *, distance_m: float,
     Returns
     -------
     list of dict
-        ``id, external_id, name, kind, status, capacity, occupancy, free, inside, distance_m, lon, lat``.
+        ``id, external_id, name, kind, status, capacity, occupancy, free, could_open, inside, distance_m, lon,
+        lat``; ``free`` and ``could_open`` by the rule of :mod:`layers.read.shelter_places` (free places only in
+        open shelters).
     """
     status_l = _check_keys("status", status, "shelter_status")
     z = _zone_sql(zone)
@@ -617,7 +620,8 @@ def shelters_near_zone(db: Db, zone: BaseGeometry, *, distance_m: float,
     out = []
     for r in db.execute(stmt).all():
         d = dict(r._mapping)
-        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        d["free"] = free_places(r.status, r.capacity, r.occupancy)
+        d["could_open"] = could_open(r.status, r.capacity, r.occupancy)
         d["distance_m"] = 0.0 if r.inside else float(r.distance_m)
         out.append(d)
     out.sort(key=lambda d: (d["distance_m"], d["id"]))
@@ -631,7 +635,8 @@ def shelters_for_coverage(db: Db, scope: BaseGeometry, *, max_distance_m: float,
     Returns
     -------
     list of dict
-        ``id, external_id, name, kind, status, capacity, occupancy, free, lon, lat``.
+        ``id, external_id, name, kind, status, capacity, occupancy, free, could_open, lon, lat`` (the rule of
+        :mod:`layers.read.shelter_places`).
     """
     kind_l = _check_keys("kinds", kinds, "shelter_kind")
     z = _zone_sql(scope)
@@ -646,7 +651,8 @@ def shelters_for_coverage(db: Db, scope: BaseGeometry, *, max_distance_m: float,
     out = []
     for r in db.execute(stmt).all():
         d = dict(r._mapping)
-        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        d["free"] = free_places(r.status, r.capacity, r.occupancy)
+        d["could_open"] = could_open(r.status, r.capacity, r.occupancy)
         out.append(d)
     return out
 

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from geoops.population import rollup
 from geoops.regions import assign_points
 from layers.read import analysis, history, situation
+from layers.read.shelter_places import CLOSED, could_open_sql, free_places
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import Hazard, Incident, Resource, Shelter
 
@@ -179,13 +180,15 @@ def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str,
 
 
 def shelter_loads(db: Any, *, limit: int = SHELTER_ROWS) -> dict[str, Any]:
-    """Shelters that are not closed with their load (occupancy / capacity), fullest first, at most ``limit`` rows.
+    """Shelters in service (open or full) with their load (occupancy / capacity), fullest first, at most ``limit``
+    rows; the closed ones counted apart.
 
     Returns
     -------
     dict
-        ``rows`` (``id, name, kind, status, capacity, occupancy, free, load`` with load None for capacity 0),
-        ``count`` (all shelters not closed), ``over`` (how many at or above 100 %).
+        ``rows`` (``id, name, kind, status, capacity, occupancy, free, load`` with load None for capacity 0 and
+        ``free`` by the rule of :mod:`layers.read.shelter_places`), ``count`` (all shelters in service), ``over``
+        (how many at or above 100 %), ``closed`` (``count`` and ``could_open``: places if they were opened).
     """
     load = case((Shelter.capacity > 0, Shelter.occupancy * 1.0 / Shelter.capacity), else_=None)
     base = and_(Shelter.deleted_at.is_(None), Shelter.status != "closed")
@@ -193,12 +196,15 @@ def shelter_loads(db: Any, *, limit: int = SHELTER_ROWS) -> dict[str, Any]:
                    load.label("load")).where(base)
             .order_by(load.desc().nulls_last(), Shelter.capacity.desc(), Shelter.id).limit(int(limit)))
     rows = [{"id": int(r.id), "name": r.name, "kind": r.kind, "status": r.status, "capacity": int(r.capacity),
-             "occupancy": int(r.occupancy), "free": max(int(r.capacity) - int(r.occupancy), 0),
+             "occupancy": int(r.occupancy), "free": free_places(r.status, r.capacity, r.occupancy),
              "load": None if r.load is None else float(r.load)} for r in db.execute(stmt).all()]
     count, over = db.execute(select(func.count(), func.count().filter(and_(Shelter.capacity > 0,
                                                                             Shelter.occupancy >= Shelter.capacity)))
                              .where(base)).one()
-    return {"rows": rows, "count": int(count), "over": int(over)}
+    n_closed, places = db.execute(select(func.count(), func.coalesce(func.sum(could_open_sql(Shelter)), 0))
+                                  .where(Shelter.deleted_at.is_(None), Shelter.status == CLOSED)).one()
+    return {"rows": rows, "count": int(count), "over": int(over),
+            "closed": {"count": int(n_closed), "could_open": int(places)}}
 
 
 def resources_by_kind(db: Any) -> dict[str, dict[str, int]]:

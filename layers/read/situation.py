@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from geoops.h3cells import cell_boundaries, cell_centres, points_to_cells, zone_weights
 from geoops.population import CONTAINMENT, affected_population
 from layers.read import analysis
+from layers.read.shelter_places import CLOSED, OPEN, could_open_sql, free_sql
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     Annotation,
@@ -152,14 +153,29 @@ def incident_kpis(db: Db) -> dict[str, Any]:
 
 
 def shelter_places(db: Db) -> dict[str, int]:
-    """Places in shelters that are not closed: ``total`` = sum of capacity, ``free`` = sum of max(0, capacity -
-    occupancy), ``occupied`` = sum of occupancy, ``shelters`` = how many."""
-    free = func.greatest(Shelter.capacity - Shelter.occupancy, 0)
-    stmt = (select(func.count(), func.coalesce(func.sum(Shelter.capacity), 0), func.coalesce(func.sum(free), 0),
-                   func.coalesce(func.sum(Shelter.occupancy), 0))
-            .where(_live(Shelter), Shelter.status != "closed"))
-    n, total, fr, occ = db.execute(stmt).one()
-    return {"shelters": int(n), "total": int(total), "free": int(fr), "occupied": int(occ)}
+    """Shelter places by the one rule (:mod:`layers.read.shelter_places`).
+
+    Returns
+    -------
+    dict
+        ``free`` = free places of open shelters; ``total`` = capacity and ``occupied`` = occupancy of the shelters in
+        service (open or full); ``shelters`` = how many are in service, ``open`` and ``full`` of them;
+        ``closed`` = how many are closed and ``closed_places`` = what they could offer if opened (counted apart,
+        never in ``free``).
+    """
+    in_service = Shelter.status != CLOSED
+    stmt = (select(func.count().filter(in_service),
+                   func.coalesce(func.sum(Shelter.capacity).filter(in_service), 0),
+                   func.coalesce(func.sum(free_sql(Shelter)), 0),
+                   func.coalesce(func.sum(Shelter.occupancy).filter(in_service), 0),
+                   func.count().filter(Shelter.status == OPEN),
+                   func.count().filter(Shelter.status == "full"),
+                   func.count().filter(Shelter.status == CLOSED),
+                   func.coalesce(func.sum(could_open_sql(Shelter)), 0))
+            .where(_live(Shelter)))
+    n, total, fr, occ, n_open, n_full, n_closed, closed_places = db.execute(stmt).one()
+    return {"shelters": int(n), "total": int(total), "free": int(fr), "occupied": int(occ), "open": int(n_open),
+            "full": int(n_full), "closed": int(n_closed), "closed_places": int(closed_places)}
 
 
 def resource_counts(db: Db) -> dict[str, dict[str, int]]:

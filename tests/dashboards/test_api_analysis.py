@@ -284,7 +284,7 @@ def test_impact_targets_and_shelters_match_postgis(client: Any, demo_db: Any) ->
     assert sh["inside"]["count"] == inside and sh["nearby"]["count"] == near
     for item in sh["nearby"]["items"]:
         assert 0 < item["distance_m"] <= 8000
-        assert item["free"] == max(0, item["capacity"] - item["occupancy"])
+        assert item["free"] == (max(0, item["capacity"] - item["occupancy"]) if item["status"] == "open" else 0)
     # the nearest available resource of each kind, from the zone's centre: brute force over all of that kind
     cx, cy = card["nearest_resources"]["from"]
     for kind, got in card["nearest_resources"]["by_kind"].items():
@@ -352,7 +352,8 @@ def _max_flow_oracle(cells_xy: np.ndarray, pop: np.ndarray, shelters: list[dict[
         for j in np.flatnonzero(np.asarray(d) <= reach):
             rows.append(i), cols.append(n + int(j)), caps.append(big)
     for j, s in enumerate(shelters):
-        rows.append(n + j), cols.append(sink), caps.append(int(s["free"]) * 100)
+        free = max(0, s["capacity"] - s["occupancy"]) if s["status"] == "open" else 0  # the rule, not the answer
+        rows.append(n + j), cols.append(sink), caps.append(int(free) * 100)
     g = csr_matrix((np.asarray(caps, dtype=np.int64), (rows, cols)), shape=(n + m + 2, n + m + 2))
     return maximum_flow(g, src, sink).flow_value / 100.0
 

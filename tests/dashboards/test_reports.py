@@ -49,7 +49,7 @@ def _sql_kpis(demo_db: Any) -> dict[str, int]:
         return {
             "incidents": one("SELECT count(*) FROM incidents WHERE deleted_at IS NULL AND status <> 'closed'"),
             "free": one("SELECT coalesce(sum(greatest(capacity - occupancy, 0)), 0) FROM shelters "
-                        "WHERE deleted_at IS NULL AND status <> 'closed'"),
+                        "WHERE deleted_at IS NULL AND status = 'open'"),
             "places": one("SELECT coalesce(sum(capacity), 0) FROM shelters WHERE deleted_at IS NULL "
                           "AND status <> 'closed'"),
             "available": one("SELECT coalesce(sum(quantity), 0) FROM resources WHERE deleted_at IS NULL "

@@ -57,6 +57,19 @@ def test_hex_classes_and_layers() -> None:
     assert layers[-1].style["fillColor"] == wall.HEX_COLOURS[-1]  # the hottest class is the reddest
 
 
+def drawn_by_id(out: tuple) -> dict:
+    """The return value of ``wall.refresh`` keyed by component id (``id`` for children, ``id.prop`` otherwise)."""
+    from dashboards.pages import wall
+
+    return {(o.component_id if o.component_property == "children" else f"{o.component_id}.{o.component_property}"): v
+            for o, v in zip(wall.refresh_outputs(), out, strict=True)}
+
+
+def _five(d: dict) -> tuple:
+    return (d[ids.WALL_KPI_INCIDENTS], *[d[ids.wall_severity(s)] for s in ("extraordinary", "major", "large",
+                                                                            "general")])
+
+
 @pytest.fixture
 def wall_db(db_url):
     """Hand-made rows committed to the test database (the app reads through its own engine); removed afterwards."""
@@ -100,10 +113,13 @@ def test_refresh_callback_shows_the_database(wall_db) -> None:
 
     with app.server.test_request_context("/wall?lang=en"):
         out = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, [[40, 110], [42, 113]], None)
-    (active, extraordinary, major, large, general, affected, free, total, avail, deployed, ticker, figure, hexes,
-     hazards, annotations, legend, drawn, badge, badge_class, _) = out
-    assert badge == "" and "sr-hidden" in badge_class  # live: no replay badge
-    assert (active, extraordinary, major, large, general) == ("4", "1", "1", "0", "2")
+    d = drawn_by_id(out)
+    affected, free, total = d[ids.WALL_KPI_AFFECTED], d[ids.WALL_KPI_SHELTER_FREE], d[ids.WALL_KPI_SHELTER_TOTAL]
+    avail, deployed, ticker = d[ids.WALL_KPI_RES_AVAILABLE], d[ids.WALL_KPI_RES_DEPLOYED], d[ids.WALL_TICKER]
+    figure, hexes, hazards = d[f"{ids.WALL_CHART}.figure"], d[ids.WALL_HEX_LAYER], d[ids.WALL_HAZARD_LAYER]
+    annotations, drawn = d[ids.WALL_ANNOTATION_LAYER], d[f"{ids.WALL_DRAWN}.data"]
+    assert d[ids.WALL_REPLAY_BADGE] == "" and "sr-hidden" in d[f"{ids.WALL_REPLAY_BADGE}.className"]  # live
+    assert _five(d) == ("4", "1", "1", "0", "2")
     assert affected == "—"  # no population in this database: unknown, not zero
     assert (free, total, avail, deployed) == ("380", "500", "6", "2")
     assert [li.children[1].children for li in ticker] == ["Fire", "Fire", "Traffic accident", "Flood"]
@@ -145,15 +161,20 @@ def test_replay_shows_the_past_picture_and_a_badge(wall_db) -> None:
         past = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, bbox, None, state)
         # replay does not depend on the live status (a wall replaying while the poll says "lost" still draws)
         again = wall.refresh(None, "incidents", 7, bbox, None, state)
-    assert live[:5] == ("3", "0", "1", "0", "2") and past[:5] == ("4", "1", "1", "0", "2")
-    assert (live[8], live[9]) == ("8", "0") and (past[8], past[9]) == ("6", "2")
-    assert sum(f["properties"]["value"] for lyr in past[12] for f in lyr.data["features"]) == 4
-    assert sum(f["properties"]["value"] for lyr in live[12] for f in lyr.data["features"]) == 3
-    assert len(past[13]) == 1 and live[13] == []  # the hazard zone then, none now
-    assert len(past[14]) == 1 and "前方指挥部" in past[14][0].children.children and live[14] == []
+    live, past, again = drawn_by_id(live), drawn_by_id(past), drawn_by_id(again)
+    assert _five(live) == ("3", "0", "1", "0", "2") and _five(past) == ("4", "1", "1", "0", "2")
+    res = (ids.WALL_KPI_RES_AVAILABLE, ids.WALL_KPI_RES_DEPLOYED)
+    assert tuple(live[k] for k in res) == ("8", "0") and tuple(past[k] for k in res) == ("6", "2")
+    assert sum(f["properties"]["value"] for lyr in past[ids.WALL_HEX_LAYER] for f in lyr.data["features"]) == 4
+    assert sum(f["properties"]["value"] for lyr in live[ids.WALL_HEX_LAYER] for f in lyr.data["features"]) == 3
+    assert len(past[ids.WALL_HAZARD_LAYER]) == 1 and live[ids.WALL_HAZARD_LAYER] == []  # the hazard then, none now
+    notes = ids.WALL_ANNOTATION_LAYER
+    assert len(past[notes]) == 1 and "前方指挥部" in past[notes][0].children.children and live[notes] == []
     local = t0.astimezone(ZoneInfo(wall.DISPLAY_TZ)).strftime("%H:%M")
-    assert past[17] == f"Replay {local}" and "sr-hidden" not in past[18] and "sr-hidden" in live[18]
-    assert past[16]["replay"] is not None and again[:5] == past[:5]
+    badge = ids.WALL_REPLAY_BADGE
+    assert past[badge] == f"Replay {local}" and "sr-hidden" not in past[f"{badge}.className"]
+    assert "sr-hidden" in live[f"{badge}.className"]
+    assert past[f"{ids.WALL_DRAWN}.data"]["replay"] is not None and _five(again) == _five(past)
     with app.server.test_request_context("/wall?lang=zh-CN"):
         page = json.dumps(wall.layout(lang="zh-CN").to_plotly_json(), default=str, ensure_ascii=False)
     assert replay_id("wall", "state") in page and ids.WALL_REPLAY_BADGE in page and "● 实时" in page
@@ -172,5 +193,5 @@ def test_two_redraws_of_the_same_shared_picture_both_land(wall_db) -> None:
     with app.server.test_request_context("/wall?lang=en"):
         first = wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, None, None)
         second = wall.refresh({"ok": True, "refresh": 2}, "incidents", 7, None, None)
-    drawn = [out[16] for out in (first, second)]
+    drawn = [drawn_by_id(out)[f"{ids.WALL_DRAWN}.data"] for out in (first, second)]
     assert drawn[0]["version"] == drawn[1]["version"] and drawn[0] != drawn[1]

@@ -53,8 +53,9 @@ def wall_rows(db_url):
 def _db_counts(eng) -> dict[str, int]:
     with eng.connect() as c:
         active = c.execute(text("SELECT count(*) FROM incidents WHERE deleted_at IS NULL AND status <> 'closed'"))
-        places = c.execute(text("SELECT coalesce(sum(capacity), 0), coalesce(sum(greatest(capacity - occupancy, 0)),"
-                                " 0) FROM shelters WHERE deleted_at IS NULL AND status <> 'closed'")).one()
+        places = c.execute(text(
+            "SELECT coalesce(sum(capacity) FILTER (WHERE status <> 'closed'), 0), coalesce(sum(greatest(capacity"
+            " - occupancy, 0)) FILTER (WHERE status = 'open'), 0) FROM shelters WHERE deleted_at IS NULL")).one()
         return {"active": int(active.scalar_one()), "total": int(places[0]), "free": int(places[1])}
 
 

@@ -73,7 +73,8 @@ def test_past_picture_does_not_see_later_changes(session) -> None:
     past = sitrep.gather(conn, at=t0)
     assert past["live"] is False
     assert past["kpis"]["incidents"]["by_severity"] == {"general": 1, "large": 1, "major": 0, "extraordinary": 0}
-    assert past["kpis"]["shelters"] == {"shelters": 2, "total": 150, "free": 140, "occupied": 10}
+    assert past["kpis"]["shelters"] == {"shelters": 2, "total": 150, "free": 140, "occupied": 10, "open": 2,
+                                        "full": 0, "closed": 0, "closed_places": 0}
     assert past["kpis"]["resources"] == {"available": 3, "deployed": 0, "unavailable": 0}
     assert past["resources_by_kind"] == {"boat": {"available": 3, "deployed": 0, "unavailable": 0}}
 
@@ -193,7 +194,7 @@ def test_shelter_loads_and_resources_by_kind(session) -> None:
     s = sitrep.shelter_loads(conn)
     assert [r["name"] for r in s["rows"]] == ["B", "A", "C"]
     assert s["rows"][0]["load"] == pytest.approx(1.2) and s["rows"][0]["free"] == 0 and s["rows"][2]["load"] is None
-    assert s["count"] == 3 and s["over"] == 1
+    assert s["count"] == 3 and s["over"] == 1 and s["closed"] == {"count": 1, "could_open": 80}
     by = sitrep.resources_by_kind(conn)
     assert by == {"ambulance": {"available": 0, "deployed": 1, "unavailable": 0},
                   "boat": {"available": 2, "deployed": 5, "unavailable": 0}}
