@@ -6,7 +6,7 @@ Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`neare
 :func:`population_source`, :func:`population_of_cells`,
 :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
-:func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
+:func:`regions_at_points`, :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
 
 >>> WARNING_WEIGHT["red"], sorted(WARNING_WEIGHT, key=WARNING_WEIGHT.get)
 (1.0, ['blue', 'yellow', 'orange', 'red'])
@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from geoops.h3cells import child_ranges, parent_cells
 from geoops.nearest import nearest_batch, rank
+from geoops.regions import assign_points
 from geoops.wgs84 import planar_bound_deg
 from layers.read.shelter_places import could_open, free_places
 from layers.store import vocab
@@ -77,6 +78,7 @@ __all__ = [
     "region_names",
     "region_geometry",
     "regions_of_level",
+    "regions_at_points",
     "targets_in_zone",
     "shelters_near_zone",
     "shelters_for_coverage",
@@ -568,6 +570,30 @@ def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = Non
             d["geometry"] = shapely.from_wkb(bytes(r.wkb))
         out.append(d)
     return out
+
+
+def regions_at_points(db: Db, lon: Sequence[float], lat: Sequence[float], *, level: str = "county"
+                      ) -> list[dict[str, Any] | None]:
+    """The region of ``level`` each point is in, by the one rule (:func:`geoops.regions.assign_points`): the
+    candidates are the regions whose polygon touches one of the points (PostGIS, GiST), in adcode order.
+
+    Returns
+    -------
+    list
+        Per point ``{adcode, name, name_en, parent_adcode}``, or None for a point in no region.
+    """
+    x, y = [float(v) for v in lon], [float(v) for v in lat]
+    if not x:
+        return []
+    pts = func.ST_SetSRID(func.ST_GeomFromText(shapely.MultiPoint(list(zip(x, y, strict=True))).wkt), 4326)
+    stmt = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.parent_adcode,
+                   func.ST_AsBinary(AdminRegion.geom).label("wkb"))
+            .where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None), func.ST_Intersects(AdminRegion.geom, pts))
+            .order_by(AdminRegion.adcode))
+    rows = db.execute(stmt).all()
+    code = assign_points(x, y, [shapely.from_wkb(bytes(r.wkb)) for r in rows]) if rows else np.full(len(x), -1)
+    return [None if j < 0 else {"adcode": rows[j].adcode, "name": rows[j].name, "name_en": rows[j].name_en,
+                                "parent_adcode": rows[j].parent_adcode} for j in code.tolist()]
 
 
 # ------------------------------------------------------------------------------------------------ features

@@ -195,3 +195,62 @@ def test_two_redraws_of_the_same_shared_picture_both_land(wall_db) -> None:
         second = wall.refresh({"ok": True, "refresh": 2}, "incidents", 7, None, None)
     drawn = [drawn_by_id(out)[f"{ids.WALL_DRAWN}.data"] for out in (first, second)]
     assert drawn[0]["version"] == drawn[1]["version"] and drawn[0] != drawn[1]
+
+
+def test_alert_banner_lists_skipped_features_and_works_without_the_field() -> None:
+    from dashboards.pages import wall
+
+    assert wall.alert(None, "en") == ("", "sr-wall-alert sr-hidden")
+    assert wall.alert([], "en")[1] == "sr-wall-alert sr-hidden"
+    skipped = [{"layer": "hazards", "id": i, "name": f"H{i}", "reason": "invalid geometry"} for i in range(5)]
+    text_, cls = wall.alert(skipped, "en")
+    assert cls == "sr-wall-alert" and text_.startswith("5 features could not be computed")
+    assert f"{t('layer.hazards', 'en')} H0 (invalid geometry)" in text_ and "and 2 more" in text_ and "H4" not in text_
+
+
+@pytest.mark.db
+def test_a_failed_picture_shows_the_alert_and_keeps_the_figures(wall_db, monkeypatch) -> None:
+    """Never blank figures under a fresh "as of": a picture that cannot be drawn leaves every figure as it is
+    (no update), says so in the alert banner, and tells the browser (``ok: False``) to stop moving "data as of"."""
+    from dash import no_update
+
+    from dashboards.pages import wall
+
+    app = create_app(Settings(database_url=wall_db))
+
+    def broken(*_a, **_k):
+        raise RuntimeError("a feature that cannot be computed")
+
+    monkeypatch.setattr(wall, "live_snapshot", broken)
+    with app.server.test_request_context("/wall?lang=en"):
+        out = drawn_by_id(wall.refresh({"ok": True, "refresh": 3}, "incidents", 7, None, None, None, 1.0,
+                                       {"ok": True, "time": "2026-07-01T01:30:00+00:00", "fitted": True}))
+    assert out[ids.WALL_ALERT] == "The figures could not be updated; showing the picture of 09:30:00"
+    assert out[f"{ids.WALL_ALERT}.className"] == "sr-wall-alert"
+    assert out[f"{ids.WALL_DRAWN}.data"]["ok"] is False
+    assert all(out[k] is no_update for k in (ids.WALL_KPI_INCIDENTS, ids.WALL_KPI_SHELTER_FREE, ids.WALL_TICKER))
+
+
+@pytest.mark.db
+def test_ticker_says_where_and_a_new_major_incident_flashes(wall_db) -> None:
+    from dashboards.services.wall import FLASH_S, wall_snapshot
+
+    eng = create_engine(wall_db)
+    with eng.begin() as c:
+        c.execute(text("INSERT INTO admin_regions (source, external_id, name, name_en, kind, status, adcode, level,"
+                       " geom) VALUES ('wall-test', 'c1', '新城区', 'Xincheng District', 'county', 'active', '159901',"
+                       " 'county', ST_Multi(ST_MakeEnvelope(111.55, 40.7, 111.625, 40.9, 4326)))"))
+    try:
+        with eng.connect() as c:
+            snap = wall_snapshot(c, zoom=7, lang="en")
+            later = wall_snapshot(c, zoom=7, lang="en", now=datetime.now(UTC) + timedelta(seconds=FLASH_S + 1))
+    finally:
+        with eng.begin() as c:
+            c.execute(text("DELETE FROM admin_regions WHERE source = 'wall-test'"))
+        eng.dispose()
+    by_name = {r["name"]: r for r in snap["ticker"]}
+    assert by_name["事件0"]["where"] == "Xincheng District" and by_name["事件3"]["where"] is None  # 111.63 E: outside
+    assert by_name["事件0"]["flash_s"] > 0 and by_name["事件3"]["flash_s"] > 0  # major, extraordinary: just recorded
+    assert by_name["事件1"]["flash_s"] == 0  # general: never flashes
+    assert all(r["flash_s"] == 0 for r in later["ticker"])  # a minute later: no more
+    assert snap["extent"] is not None and snap["impact_zones"]["features"] == []
