@@ -30,6 +30,10 @@ def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip
     try:
         with session_scope(user=who) as session:
             r = import_file(session, layer, file, source=source, crs=crs, skip_invalid=skip_invalid, user=who)
+            if layer == "admin_regions":  # regions without an English name get one (layers/reference/names.py)
+                from layers.reference.names import fill_english_names
+
+                fill_english_names(session)
     except ValidationError as e:
         click.echo(t("cli.rejected", file=file), err=True)
         click.echo(str(e), err=True)

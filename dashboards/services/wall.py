@@ -124,7 +124,8 @@ def ticker_rows(conn: Any, when: datetime, lang: str) -> list[dict[str, Any]]:
     out = []
     for r, region in zip(rows, where, strict=True):
         place = None if region is None else (region["name_en"] or region["name"]) if lang == "en" else region["name"]
-        out.append({"id": r["id"], "name": r["name"], "kind": r["kind"],
+        name = (r.get("name_en") or r["name"]) if lang == "en" else r["name"]
+        out.append({"id": r["id"], "name": name, "kind": r["kind"],
                     "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
                     "severity_label": vocab_label("incident_severity", r["severity"], lang),
                     "status": r["status"], "occurred_at": r["occurred_at"].isoformat(),

@@ -200,12 +200,14 @@ def latest_incidents(db: Db, *, limit: int = 20) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``id, name, kind, severity, status, occurred_at, created_at (datetimes), lon, lat``.
+        ``id, name, name_en`` (``properties.name_en``, None without), ``kind, severity, status, occurred_at,
+        created_at`` (datetimes), ``lon, lat``.
     """
     if not 1 <= int(limit) <= TICKER_LIMIT:
         raise ValidationError([RowError(None, "limit", limit, f"1..{TICKER_LIMIT}")], "limit out of range")
     stmt = (select(Incident.id, Incident.name, Incident.kind, Incident.severity, Incident.status,
-                   Incident.occurred_at, Incident.created_at, func.ST_X(Incident.geom).label("lon"),
+                   Incident.occurred_at, Incident.created_at, Incident.properties["name_en"].astext.label("name_en"),
+                   func.ST_X(Incident.geom).label("lon"),
                    func.ST_Y(Incident.geom).label("lat"))
             .where(_live(Incident)).order_by(Incident.occurred_at.desc(), Incident.id.desc()).limit(int(limit)))
     return [dict(r._mapping) for r in db.execute(stmt).all()]

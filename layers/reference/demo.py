@@ -431,7 +431,8 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "kind": kind, "status": status, "severity": severity, "occurred_at": occurred,
                 "valid_from": occurred, "casualties": int(rng.poisson({"general": 0.3, "large": 2, "major": 6,
                                                                         "extraordinary": 15}[severity])),
-                "properties": {**props, **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
+                "properties": {**props, "name_en": f"[Drill] {vocab.label('incident_kind', kind, 'en')} #{i + 1}",
+                               **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
 
     # ---- shelters near towns
     shelters: list[dict[str, Any]] = []
@@ -600,6 +601,7 @@ def load_demo(session: Session, *, seed: int = 2024, res: int = 8, overview_res:
     dict
         Counts and seconds per step.
     """
+    from layers.reference.names import fill_english_names
     from layers.reference.regions import load_admin_regions, loaded_count
     from layers.store.settings import get_settings
 
@@ -610,6 +612,7 @@ def load_demo(session: Session, *, seed: int = 2024, res: int = 8, overview_res:
         report["admin_regions"] = "already loaded"
     else:
         report["admin_regions"] = load_admin_regions(session, provinces=provinces)
+    report["admin_regions_en"] = fill_english_names(session)  # regions loaded before English names were made
     report["admin_regions_s"] = round(time.perf_counter() - t0, 2)
     echo(f"admin regions: {report['admin_regions']} ({report['admin_regions_s']} s)")
 
