@@ -625,6 +625,8 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
                          (ids.WALL_ALERT, "className"): "sr-wall-alert",
                          (ids.WALL_DRAWN, "data"): {**(drawn or {}), "ok": False, "drawn_at": time.time(),
                                                     "redraw": (status or {}).get("refresh")}})
+    if snap.get("no_record"):
+        return _outputs(_no_record(snap, at, lang, status))
     k = snap["kpis"]
     hexes, bounds_ = hex_layers(snap["hexes"])
     alert_text, alert_class = alert(snap.get("skipped"), lang)
@@ -665,6 +667,31 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
     for prop, v in zip(("children", "className", "title"), badge, strict=True):
         values[(ids.WALL_REPLAY_BADGE, prop)] = v
     return _outputs(values)
+
+
+def _no_record(snap: dict[str, Any], at: datetime | None, lang: str, status: dict[str, Any] | None
+               ) -> dict[tuple[str, str], Any]:
+    """A replayed time before the history's first record: dashes, empty map and the banner "no record before T"."""
+    first = snap.get("recorded_from")
+    since = _local(first).strftime("%m-%d %H:%M") if first else "—"
+    dash_ = "—"
+    values: dict[tuple[str, str], Any] = {
+        **{(str(o.component_id), "children"): dash_ for o in _REFRESH_OUTPUTS if str(o.component_id) in (
+            ids.WALL_KPI_INCIDENTS, ids.WALL_KPI_AFFECTED, ids.WALL_KPI_SHELTER_FREE, ids.WALL_KPI_SHELTER_TOTAL,
+            ids.WALL_KPI_RES_AVAILABLE, ids.WALL_KPI_RES_DEPLOYED, *[ids.wall_severity(s) for s in SEVERITIES])},
+        (ids.WALL_KPI_SHELTER_NOTE, "children"): "",
+        (ids.WALL_TICKER, "children"): [], (ids.WALL_CHART, "figure"): _empty_figure(),
+        **{(i, "children"): [] for i in (ids.WALL_HEX_LAYER, ids.WALL_HAZARD_LAYER, ids.WALL_ZONE_LAYER,
+                                          ids.WALL_ANNOTATION_LAYER, ids.WALL_FLASH_LAYER, ids.WALL_LEGEND)},
+        (ids.WALL_ALERT, "children"): t("wall.alert.no_record", lang, time=since),
+        (ids.WALL_ALERT, "className"): "sr-wall-alert",
+        (ids.WALL_DRAWN, "data"): {"ok": True, "version": snap["version"], "time": snap["time"], "fitted": True,
+                                   "replay": snap["time"], "no_record": True,
+                                   "redraw": (status or {}).get("refresh"), "drawn_at": time.time()},
+    }
+    for prop, v in zip(("children", "className", "title"), replay_badge(at, lang), strict=True):
+        values[(ids.WALL_REPLAY_BADGE, prop)] = v
+    return values
 
 
 def _triggered() -> set[str]:

@@ -89,6 +89,8 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
     at : datetime, optional
         A past instant (replay): hazards, incidents, shelters and resources as they were then
         (:func:`layers.read.history.as_of`), annotations from :func:`layers.read.history.situation_at`; ``time`` is ``at``.
+        Before the first record of the history the answer is only ``{version, time, no_record: True,
+        recorded_from}`` (ISO time of the first record, or None): the store knows nothing of that time.
     """
     if at is not None:
         return _past_snapshot(conn, at, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
@@ -169,6 +171,10 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
     res = situation.res_for_zoom(zoom)
     tol = situation.tolerance_for_zoom(zoom)
     version = situation.data_version(conn)
+    first = history.first_record(conn, layers=list(history.SHADOWED_LAYERS))
+    if first is None or at < first:  # nothing recorded yet: say so, never zeros presented as facts
+        return {"version": version, "time": at.isoformat(timespec="seconds"), "no_record": True,
+                "recorded_from": None if first is None else first.isoformat(timespec="seconds")}
     past = history.situation_at(conn, at, layers=["incidents", "annotations", "impact_zones"])
     notes = [{"type": "Feature", "id": f["id"], "geometry": f["geometry"],
               "properties": {"id": f["id"], "symbol": f["properties"].get("kind"),

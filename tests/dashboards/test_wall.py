@@ -254,3 +254,22 @@ def test_ticker_says_where_and_a_new_major_incident_flashes(wall_db) -> None:
     assert by_name["事件1"]["flash_s"] == 0  # general: never flashes
     assert all(r["flash_s"] == 0 for r in later["ticker"])  # a minute later: no more
     assert snap["extent"] is not None and snap["impact_zones"]["features"] == []
+
+
+@pytest.mark.db
+def test_replay_before_the_first_record_says_so(wall_db) -> None:
+    """Before the history's first row the store knows nothing: no zeros presented as facts, a banner instead."""
+    from dashboards.pages import wall
+    from dashboards.services.wall import wall_snapshot
+
+    eng = create_engine(wall_db)
+    with eng.connect() as c:
+        snap = wall_snapshot(c, zoom=7, at=datetime(2001, 1, 1, tzinfo=UTC))
+    eng.dispose()
+    assert snap["no_record"] is True and snap["recorded_from"] is not None and "kpis" not in snap
+    app = create_app(Settings(database_url=wall_db))
+    with app.server.test_request_context("/wall?lang=en"):
+        out = drawn_by_id(wall.refresh(None, "incidents", 7, None, None,
+                                       {"mode": "replay", "at": "2001-01-01T00:00:00Z"}))
+    assert out[ids.WALL_KPI_INCIDENTS] == "—" and out[ids.WALL_KPI_SHELTER_FREE] == "—" and out[ids.WALL_TICKER] == []
+    assert out[ids.WALL_ALERT].startswith("No record before ") and out[f"{ids.WALL_ALERT}.className"] == "sr-wall-alert"
