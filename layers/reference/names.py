@@ -58,7 +58,7 @@ _GENERIC: Final[tuple[tuple[str, str], ...]] = (
 
 def _pinyin(text: str) -> str:
     out = ""
-    for i, syl in enumerate(lazy_pinyin(text, style=Style.NORMAL, errors=lambda s: list(s))):
+    for i, syl in enumerate(lazy_pinyin(text, style=Style.NORMAL, errors="default")):
         syl = syl.strip()
         if not syl:
             continue
