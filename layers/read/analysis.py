@@ -79,6 +79,7 @@ __all__ = [
     "region_geometry",
     "regions_of_level",
     "regions_at_points",
+    "region_outlines_geojson",
     "targets_in_zone",
     "shelters_near_zone",
     "shelters_for_coverage",
@@ -570,6 +571,24 @@ def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = Non
             d["geometry"] = shapely.from_wkb(bytes(r.wkb))
         out.append(d)
     return out
+
+
+def region_outlines_geojson(db: Db, *, level: str, tolerance_deg: float, decimals: int,
+                            within: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Every live region of ``level`` (touching bbox ``within``) simplified in PostGIS
+    (``ST_Simplify``, degrees, small parts kept) as GeoJSON with ``decimals`` decimals, by adcode:
+    ``adcode, name, name_en, parent_adcode, geometry`` (a dict)."""
+    import json
+
+    # ST_Simplify (keeping small parts): for a map of outlines; the topology-preserving form is ~50x slower
+    gj = func.ST_AsGeoJSON(func.ST_Simplify(AdminRegion.geom, float(tolerance_deg), True), int(decimals))
+    stmt = select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.parent_adcode,
+                  gj.label("gj")).where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None))
+    if within is not None:
+        w, s, e, n = (float(v) for v in within)
+        stmt = stmt.where(func.ST_Intersects(AdminRegion.geom, func.ST_MakeEnvelope(w, s, e, n, 4326)))
+    return [{"adcode": r.adcode, "name": r.name, "name_en": r.name_en, "parent_adcode": r.parent_adcode,
+             "geometry": json.loads(r.gj)} for r in db.execute(stmt.order_by(AdminRegion.adcode)).all()]
 
 
 def regions_at_points(db: Db, lon: Sequence[float], lat: Sequence[float], *, level: str = "county"
