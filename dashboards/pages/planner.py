@@ -530,7 +530,7 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
     head_gap = [t(f"planner.col.{k}", lang) for k in ("rank", "site", "kind", "capacity", "added", "after")]
     gaps = (_table(head_gap, gap_rows(result, lang), 3) if result["gaps"]
             else html.P(t("planner.no_gaps", lang), className="sr-pl-hint"))
-    status = t("planner.done", lang, cells=_n(len(result["cells"]["h3"])), shelters=_n(len(result["shelters"])),
+    status: Any = t("planner.done", lang, cells=_n(len(result["cells"]["h3"])), shelters=_n(len(result["shelters"])),
                ms=_n(result["timing_ms"]["total"]))
     if not result["cells"]["h3"]:  # no populated cell: the scope lies outside the loaded population
         status = html.Span([status, html.Br(), t("planner.no_population", lang)], className="sr-warning")
