@@ -160,6 +160,8 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "annotations": annotations,
         "impact_zones": zones,
         "extent": situation.picture_extent(conn, at=when),
+        # hazards left out of the figures (cannot be computed); the wall's banner names them
+        "skipped": affected.get("skipped", []),
     }
 
 
