@@ -494,13 +494,24 @@ def zone_layers(zones: dict[str, Any]) -> list[Any]:
 
 
 def alert(skipped: list[dict[str, Any]] | None, lang: str) -> tuple[str, str]:
-    """Text and class of the alert banner for the features the picture could not compute (hidden when none)."""
+    """Text and class of the alert banner for the features the picture could not compute (hidden when none): the
+    first three by layer, name and reason (in the page's language), then how many more."""
     if not skipped:
         return "", "sr-wall-alert sr-hidden"
     shown = [f"{_layer_label(str(s.get('layer') or ''), lang)} {s.get('name') or '#' + str(s.get('id'))}"
-             f" ({s.get('reason') or '?'})" for s in skipped[:3]]
+             f" ({_reason_label(s.get('reason'), lang)})" for s in skipped[:3]]
     more = t("wall.alert.more", lang, n=len(skipped) - 3) if len(skipped) > 3 else ""
     return t("wall.alert.skipped", lang, n=len(skipped), items="; ".join(shown) + more), "sr-wall-alert"
+
+
+#: reasons of :mod:`layers.read.skips` the banner names in the page's language (its code, before the first colon);
+#: any other says "could not be computed" (the full reason is in the snapshot and the server's log)
+SKIP_REASONS = ("area_too_large", "outside_service_area")
+
+
+def _reason_label(reason: Any, lang: str) -> str:
+    code = str(reason or "").split(":", 1)[0].strip()
+    return t(f"wall.alert.reason.{code if code in SKIP_REASONS else 'other'}", lang)
 
 
 def _layer_label(layer: str, lang: str) -> str:

@@ -202,10 +202,51 @@ def test_alert_banner_lists_skipped_features_and_works_without_the_field() -> No
 
     assert wall.alert(None, "en") == ("", "sr-wall-alert sr-hidden")
     assert wall.alert([], "en")[1] == "sr-wall-alert sr-hidden"
-    skipped = [{"layer": "hazards", "id": i, "name": f"H{i}", "reason": "invalid geometry"} for i in range(5)]
+    reasons = ["area_too_large: 20,108,116 km2; allowed: at most 5,000,000 km2", "outside_service_area: x",
+               "ValueError: boom", "", "invalid geometry"]
+    skipped = [{"layer": "hazards", "id": i, "name": f"H{i}", "reason": r} for i, r in enumerate(reasons)]
     text_, cls = wall.alert(skipped, "en")
     assert cls == "sr-wall-alert" and text_.startswith("5 features could not be computed")
-    assert f"{t('layer.hazards', 'en')} H0 (invalid geometry)" in text_ and "and 2 more" in text_ and "H4" not in text_
+    assert f"{t('layer.hazards', 'en')} H0 (area above the limit)" in text_ and "H1 (outside the service area)" in text_
+    assert "H2 (computation failed)" in text_ and "and 2 more" in text_ and "H4" not in text_
+    zh = wall.alert(skipped, "zh-CN")[0]  # the reason in the page's language, no English fragment
+    assert "H0 (面积超出上限)" in zh and "H1 (超出服务区范围)" in zh and "H2 (计算失败)" in zh and "另有 2 个" in zh
+    assert not any(w in zh for w in ("area_too_large", "ValueError", "km2"))
+
+
+@pytest.mark.db
+def test_a_stored_hazard_that_cannot_be_computed_is_named_in_the_banner(demo_db) -> None:
+    """The snapshot's ``skipped`` (issue 17) reaches the wall: the banner names the hazard, the figures stay those of
+    the picture without it (on the demo, whose population makes the hazards' cells worth computing)."""
+    from dashboards.pages import wall
+
+    app = create_app(Settings(database_url=demo_db.url, mode="demo"))
+    kpis = (ids.WALL_KPI_INCIDENTS, ids.WALL_KPI_AFFECTED, ids.WALL_KPI_SHELTER_FREE)
+
+    def draw(lang: str) -> dict:
+        situation.clear_cache()
+        with app.server.test_request_context(f"/wall?lang={lang}"):
+            return drawn_by_id(wall.refresh({"ok": True, "refresh": 5}, "incidents", 6, None, None))
+
+    clean = draw("en")
+    assert "sr-hidden" in clean[f"{ids.WALL_ALERT}.className"]
+    with demo_db.engine.begin() as c:  # as the server accepted it before the limits: it wraps the antimeridian
+        c.execute(text("INSERT INTO hazards (source, external_id, name, kind, status, warning_level, geom) VALUES"
+                       " ('wall-test', 'wraps', '跨日界线寒潮', 'cold_wave', 'active', 'blue', ST_Multi("
+                       "ST_GeomFromText('POLYGON((170 40,-170 40,-170 50,170 50,170 40))', 4326)))"))
+    try:
+        for lang, reason in (("zh-CN", "超出服务区范围"), ("en", "outside the service area")):
+            out = draw(lang)
+            assert out[f"{ids.WALL_ALERT}.className"] == "sr-wall-alert"
+            assert f"跨日界线寒潮 ({reason})" in out[ids.WALL_ALERT] and out[ids.WALL_ALERT].startswith(
+                t("wall.alert.skipped", lang, n=1, items="")), out[ids.WALL_ALERT]
+            assert out[f"{ids.WALL_DRAWN}.data"]["skipped"] == 1
+            if lang == "en":  # the other figures are those of the picture without it
+                assert [out[k] for k in kpis] == [clean[k] for k in kpis] and clean[ids.WALL_KPI_AFFECTED] != "—"
+    finally:
+        with demo_db.engine.begin() as c:
+            c.execute(text("DELETE FROM hazards WHERE source = 'wall-test' AND external_id = 'wraps'"))
+        situation.clear_cache()
 
 
 @pytest.mark.db
