@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from dashboards.auth import allowed, current_principal, user_badge
+from dashboards.auth import allowed, current_principal
 from dashboards.context import db_engine, settings
 from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t
@@ -151,7 +151,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         if classify(e)[0] != 503:
             raise
         return html.Div(id=ADMIN_PAGE, children=[
-            user_badge(), html.P(t("home.db_unavailable", lang), id=ADMIN_STATUS, className="sr-warning")])
+            html.P(t("home.db_unavailable", lang), id=ADMIN_STATUS, className="sr-warning")])
     p = current_principal()
     change_rows = [[_when(c["changed_at"]), c["changed_by"], _layer_label(c["layer"], lang),
                     t(f"admin.op.{c['op']}", lang), c["feature_id"], c["name"]] for c in changes]
@@ -160,8 +160,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     return html.Div(id=ADMIN_PAGE, className="sr-admin", lang=lang, children=[
         html.Div(className="sr-admin-head", children=[
             html.H2(t("admin.title", lang)),
+            # the header's badge signs out (one badge per page: its ids are unique)
             html.P(t("admin.signed_in_as", lang, name=p.display_name or p.name if p else ""), id=ADMIN_STATUS),
-            user_badge(),
         ]),
         _forms(lang, users, tokens),
         html.H3(t("admin.users", lang)), html.Div(users_table, id=f"{ADMIN_USERS}-box"),

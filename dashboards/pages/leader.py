@@ -247,7 +247,7 @@ def legend(bounds: list[float], lang: str) -> list[Any]:
 def trend_figure(trend: dict[str, Any], lang: str) -> go.Figure:
     totals = sorted(trend["counts"].items(), key=lambda kv: -sum(kv[1]))
     fig = go.Figure()
-    x = [d.isoformat() for d in trend["days"]]
+    x = [day_label(d, lang) for d in trend["days"]]  # Plotly's own date ticks are English (Nov, Dec) in zh too
     other = np.asarray(trend["outside"], dtype=int)
     for i, (code, counts) in enumerate(totals):
         if i >= TREND_TOP:
@@ -259,8 +259,22 @@ def trend_figure(trend: dict[str, Any], lang: str) -> go.Figure:
     fig.update_layout(barmode="stack", margin={"l": 40, "r": 10, "t": 30, "b": 30}, height=260,
                       title={"text": t("leader.trend.title", lang, days=len(x)), "font": {"size": 14}},
                       legend={"orientation": "h", "y": -0.2}, paper_bgcolor="rgba(0,0,0,0)",
-                      plot_bgcolor="#ffffff", yaxis={"title": t("leader.trend.axis", lang)})
+                      plot_bgcolor="#ffffff", yaxis={"title": t("leader.trend.axis", lang)},
+                      xaxis={"type": "category", "nticks": 8, "tickangle": 0})
     return fig
+
+
+def day_label(day: Any, lang: str) -> str:
+    """A day on the trend's axis in the page's language.
+
+    >>> import datetime as dt
+    >>> day_label(dt.date(2026, 12, 4), "zh-CN"), day_label(dt.date(2026, 12, 4), "en")
+    ('12月4日', '4 Dec')
+    """
+    return f"{day.month}月{day.day}日" if lang == "zh-CN" else f"{day.day} {_MONTHS[day.month - 1]}"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 # ------------------------------------------------------------------------------------------------ layout

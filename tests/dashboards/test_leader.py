@@ -143,6 +143,10 @@ def test_trend_counts_equal_postgis(app, demo_db) -> None:
             expect.setdefault(code, [0] * 7)[d] += n
     assert trend["counts"] == expect and sum(map(sum, expect.values())) > 0
     assert sum(sum(b.y) for b in fig.data) == sum(map(sum, expect.values())) + sum(trend["outside"])
+    # the days in the page's language (Plotly's own date ticks would say "Dec" on a Chinese page)
+    days = trend["days"]
+    assert list(fig.data[0].x) == [f"{d.day} {d.strftime('%b')}" for d in days]
+    assert list(leader.trend_figure(trend, "zh-CN").data[0].x) == [f"{d.month}月{d.day}日" for d in days]
 
 
 def test_layout_shows_every_weight_with_its_label(app) -> None:
