@@ -174,10 +174,41 @@ def bench(n: int, seed: int, zoom: int) -> None:
           f"{ref / max(refresh_bytes, 1):,.0f}x")
 
 
+def _sign_in(driver, base: str, user: str, password: str, next_path: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base}/login?next={next_path}")
+    _wait(lambda: driver.find_elements(By.ID, "login-username"), timeout=60)
+    driver.find_element(By.ID, "login-username").send_keys(user)
+    driver.find_element(By.ID, "login-password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    _wait(lambda: "/login" not in driver.current_url, timeout=60)
+
+
+def _wall_shot(base: str, path: Path, width: int, height: int, lang: str = "zh-CN") -> None:
+    driver = _browser(width, height)
+    try:
+        _sign_in(driver, base, "wall_display", "wall-display-demo", f"/wall?lang={lang}")
+        _wait(lambda: _kpi(driver) not in ("", "—") and _hex_paths(driver) > 0, timeout=180)
+        time.sleep(3.0)  # tiles and chart settle
+        driver.save_screenshot(str(path))
+        print(f"screenshot: {path}")
+    finally:
+        driver.quit()
+
+
 def demo_screenshot(path: Path) -> None:
-    """Load the demo (Inner Mongolia only, as the dashboard tests do) into a scratch database and screenshot /wall."""
+    """Load the demo (Inner Mongolia only, as the dashboard tests do) into a scratch database and take the hall's
+    screenshots: ``path`` (the wall at 1920x1080, Chinese), beside it ``wall-3840.png`` (3840x2160), ``wall-en.png``
+    (1920x1080, English), ``admin.png`` (the admin page, signed in as an administrator) and ``sitrep-<page>.png`` (the
+    situation report's PDF, rendered by pdftoppm at 60 dpi)."""
+    import subprocess
+    import tempfile
+    import urllib.request
+
     url = create_scratch("sitroom_bench_wall")
     proc = driver = None
+    out = path.parent
     try:
         load_demo_into(url)
         eng = create_engine(url)
@@ -187,22 +218,30 @@ def demo_screenshot(path: Path) -> None:
 
         with eng.begin() as c:
             auth.add_user(c, "wall_display", "wall-display-demo", role="display", display_name="指挥大厅")
+            auth.add_user(c, "duty_admin", "duty-admin-demo", role="admin", display_name="值班管理员")
         eng.dispose()
         proc, base = serve(url, Path(f"/tmp/sitroom-bench-wall-demo-{os.getpid()}.log"), workers=2, threads=4)
+        out.mkdir(parents=True, exist_ok=True)
+        _wall_shot(base, path, 1920, 1080)
+        _wall_shot(base, out / "wall-3840.png", 3840, 2160)
+        _wall_shot(base, out / "wall-en.png", 1920, 1080, lang="en")
         driver = _browser()
+        _sign_in(driver, base, "duty_admin", "duty-admin-demo", "/admin")
         from selenium.webdriver.common.by import By
 
-        driver.get(base + "/login?next=/wall")
-        _wait(lambda: driver.find_elements(By.ID, "login-username"), timeout=60)
-        driver.find_element(By.ID, "login-username").send_keys("wall_display")
-        driver.find_element(By.ID, "login-password").send_keys("wall-display-demo")
-        driver.find_element(By.ID, "login-submit").click()
-        _wait(lambda: "/login" not in driver.current_url, timeout=60)
-        _wait(lambda: _kpi(driver) not in ("", "—") and _hex_paths(driver) > 0, timeout=120)
-        time.sleep(3.0)  # tiles and chart settle
-        path.parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(path))
-        print(f"screenshot: {path}")
+        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "table tbody tr"), timeout=120)
+        time.sleep(1.5)
+        driver.save_screenshot(str(out / "admin.png"))
+        print(f"screenshot: {out / 'admin.png'}")
+        req = urllib.request.Request(f"{base}/api/v1/reports/sitrep?format=pdf&lang=zh-CN")
+        req.add_header("Cookie", "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies()))
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf = Path(tmp) / "sitrep.pdf"
+            pdf.write_bytes(urllib.request.urlopen(req, timeout=180).read())
+            for old in out.glob("sitrep-*.png"):
+                old.unlink()
+            subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(out / "sitrep")], check=True)
+        print(f"screenshots: {sorted(p.name for p in out.glob('sitrep-*.png'))}")
     finally:
         if driver is not None:
             driver.quit()

@@ -49,6 +49,7 @@ WALL_KPI_AFFECTED: Final = "wall-kpi-affected"
 WALL_KPI_AFFECTED_NOTE: Final = "wall-kpi-affected-note"
 WALL_KPI_SHELTER_FREE: Final = "wall-kpi-shelter-free"
 WALL_KPI_SHELTER_TOTAL: Final = "wall-kpi-shelter-total"
+WALL_KPI_SHELTER_NOTE: Final = "wall-kpi-shelter-note"  # "closed, could open: N" (counted apart from the free places)
 WALL_KPI_RES_AVAILABLE: Final = "wall-kpi-res-available"
 WALL_KPI_RES_DEPLOYED: Final = "wall-kpi-res-deployed"
 WALL_CLOCK: Final = "wall-clock"
@@ -63,6 +64,11 @@ WALL_TICKER: Final = "wall-ticker"
 WALL_CHART: Final = "wall-chart"
 WALL_REPLAY_BADGE: Final = "wall-replay-badge"  # "回放 HH:MM" over the map in replay mode
 WALL_SITREP: Final = "wall-sitrep"
+WALL_ALERT: Final = "wall-alert"  # figures that could not be computed, or a failed redraw (the banner of issue 12)
+WALL_SCALE: Final = "wall-scale"  # viewport width / 1920, set in the browser
+WALL_ZONE_LAYER: Final = "wall-zone-layer"  # published impact zones
+WALL_FLASH_LAYER: Final = "wall-flash-layer"  # new 重大/特别重大 incidents, pulsing for a minute
+WALL_LEVEL_LEGEND: Final = "wall-level-legend"  # the four warning levels
 
 
 def wall_severity(severity: str) -> str:

@@ -71,6 +71,10 @@ def _when(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M")
 
 
+def _when_short(value: datetime | None) -> str:
+    return "—" if value is None else value.astimezone(DISPLAY_TZ).strftime("%m-%d %H:%M")
+
+
 def report_map(data: Mapping[str, Any], *, lang: str, engine: Engine | None, tile_cache_dir: Path
                ) -> dict[str, Any]:
     """The report's map (JPEG: ``image``, ``media_type``, ``zoom``, ``bounds``) for the ``map`` part of
@@ -81,6 +85,47 @@ def report_map(data: Mapping[str, Any], *, lang: str, engine: Engine | None, til
     return render_map(bbox=m["bbox"], content=content, cache_dir=tile_cache_dir, hazards=m["hazards"],
                       incidents=m["incidents"], shelters=m["shelters"], width_px=w, height_px=h,
                       basemap="base" if lang == "zh-CN" else "base-en", image_format="jpeg")
+
+
+def _joined(items: list[str], lang: str) -> str:
+    return ("、" if lang == "zh-CN" else ", ").join(items)
+
+
+def narrative(data: Mapping[str, Any], lang: str) -> list[str]:
+    """The report's summary in plain sentences: what is happening where, how many people are affected, what is
+    deployed. Every number is one the report shows further down."""
+    k = data["kpis"]
+
+    def region(c: Mapping[str, Any]) -> str:
+        return (c.get("name_en") or c.get("name") or "") if lang == "en" else (c.get("name") or "")
+
+    out = []
+    warnings = data["warnings"]
+    if warnings:
+        levels = [(lv, sum(w["warning_level"] == lv for w in warnings)) for lv in ("red", "orange", "yellow", "blue")]
+        level_text = _joined([t("sitrep.narrative.level", lang, level=vocab_label("warning_level", lv, lang), n=n)
+                              for lv, n in levels if n], lang)
+        kinds = _joined(list(dict.fromkeys(vocab_label("hazard_kind", w["kind"], lang) for w in warnings)), lang)
+        counties = list(dict.fromkeys(region(c) for w in warnings for c in w["counties"]))
+        where = _joined(counties[:4], lang) + (t("sitrep.counties_more", lang, n=len(counties)) if len(counties) > 4
+                                              else "")
+        out.append(t("sitrep.narrative.warnings", lang, n=len(warnings), levels=level_text, kinds=kinds,
+                     counties=where or "—"))
+    else:
+        out.append(t("sitrep.narrative.no_warnings", lang))
+    total = k["affected"]["total"]
+    if total is not None and warnings:
+        top = [region(r) for r in data["population_by_county"] if r["adcode"]][:3]
+        out.append(t("sitrep.narrative.people", lang, people=_num(total), top=_joined(top, lang) or "—"))
+    majors = data.get("major_incidents") or {"rows": [], "count": 0}
+    by = k["incidents"]["by_severity"]
+    out.append(t("sitrep.narrative.incidents", lang, active=_num(k["incidents"]["active"]),
+                 major=_num(by.get("extraordinary", 0) + by.get("major", 0)),
+                 casualties=_num(sum(int(r.get("casualties") or 0) for r in majors["rows"]))))
+    out.append(t("sitrep.narrative.response", lang, deployed=_num(k["resources"].get("deployed")),
+                 available=_num(k["resources"].get("available")), occupied=_num(k["shelters"]["occupied"]),
+                 free=_num(k["shelters"]["free"]), closed=_num(k["shelters"].get("closed_places"))))
+    return out
 
 
 def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_image: bytes | None = None,
@@ -105,6 +150,10 @@ def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_im
 
     def label(vocab: str, key: str) -> str:
         return vocab_label(vocab, key, language)
+
+    def named(item: Mapping[str, Any]) -> str:
+        """A feature's name in the report's language (``name_en`` in English when the feature has one)."""
+        return str((item.get("name_en") if language == "en" else None) or item.get("name") or "")
 
     def region(name: str | None, name_en: str | None) -> str:
         if language == "en":
@@ -138,7 +187,9 @@ def render_html(data: Mapping[str, Any], *, lang: str = DEFAULT_LANGUAGE, map_im
     map_src = (f"data:{map_media_type};base64," + base64.b64encode(map_image).decode("ascii")) if map_image else None
     return _env().get_template("sitrep.html").render(
         d=data, county_rows=county_rows, lang=language, css=_css(), t=tr, label=label, region=region, counties=counties,
-        warning_text=warning_text, num=_num, pct=_pct, when=_when, map_src=map_src,
+        named=named,
+        summary=narrative(data, language), letterhead=data.get("letterhead") or {},
+        warning_text=warning_text, num=_num, pct=_pct, when=_when, when_short=_when_short, map_src=map_src,
         severities=situation.SEVERITIES, statuses=situation.RESOURCE_STATUSES,
         levels=("blue", "yellow", "orange", "red"), level_colours=LEVEL_COLOURS, severity_colours=SEVERITY_COLOURS,
         shelter_colour=SHELTER_COLOUR, tz_label="UTC+08:00")
@@ -186,6 +237,11 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
     with engine.connect() as conn:
         previous = sitrep.previous_report(log_path, before=at or datetime.now(DISPLAY_TZ))
         data = sitrep.gather(conn, at=at, since=since, previous=previous)
+    year = data["at"].astimezone(DISPLAY_TZ).year
+    data["letterhead"] = {
+        "unit": settings.report_unit_en if language == "en" else settings.report_unit,
+        "signer": settings.report_signer,
+        "number": settings.report_number_format.format(year=year, n=sitrep.report_sequence(log_path, year=year))}
     timing["gather"] = (time.perf_counter() - t0) * 1000
     t1 = time.perf_counter()
     drawn = report_map(data, lang=language, engine=engine, tile_cache_dir=Path(settings.tile_cache_dir))

@@ -12,6 +12,17 @@ from dashboards.i18n import t
 from layers.store.models import FEATURE_MODELS
 
 
+def _log_import(entry: dict[str, object]) -> None:
+    """One line in the import log the admin page shows (``layers.ingest.importlog``); never fails the import."""
+    from layers.ingest.importlog import LOG_NAME, record_import
+    from layers.store.settings import get_settings
+
+    try:
+        record_import(get_settings().state_dir / LOG_NAME, dict(entry))
+    except OSError as e:
+        click.echo(f"import log not written: {e}", err=True)
+
+
 @click.command(name="import", help="Import a GeoJSON, GeoPackage, zipped Shapefile, KML or CSV file into LAYER "
                                    "(all rows valid, or nothing is written).")
 @click.argument("layer", type=click.Choice(sorted(FEATURE_MODELS)))
@@ -30,10 +41,19 @@ def import_cmd(layer: str, file: Path, source: str | None, crs: str | None, skip
     try:
         with session_scope(user=who) as session:
             r = import_file(session, layer, file, source=source, crs=crs, skip_invalid=skip_invalid, user=who)
+            if layer == "admin_regions":  # regions without an English name get one (layers/reference/names.py)
+                from layers.reference.names import fill_english_names
+
+                fill_english_names(session)
     except ValidationError as e:
+        _log_import({"layer": layer, "file": file.name, "who": who, "ok": False,
+                     "errors": str(e).splitlines()[:50]})
         click.echo(t("cli.rejected", file=file), err=True)
         click.echo(str(e), err=True)
         sys.exit(2)
+    _log_import({"layer": layer, "file": file.name, "who": who, "ok": True, "source": r.source,
+                 "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged, "rows": r.rows_read,
+                 "errors": [str(p) for p in r.skipped][:50]})
     click.echo(t("cli.import.done", layer=layer, file=file.name, source=r.source, inserted=r.inserted, updated=r.updated,
                   unchanged=r.unchanged, skipped=len({e.row for e in r.skipped}), rows=r.rows_read))
     for problem in r.skipped:

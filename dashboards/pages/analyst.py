@@ -300,12 +300,16 @@ def render_card(card: dict[str, Any] | None, lang: str) -> Any:
         for s in (sh.get(where) or {}).get("items", [])[:8]:
             shelter_rows.append(html.Tr([html.Td(s.get("name") or f"#{s['id']}"),
                                          html.Td(t(f"analyst.card.shelter_{where}", lang)),
-                                         html.Td(_fmt_int(s.get("free")), className="sr-num"),
+                                         html.Td(_fmt_int(s.get("free")) if s.get("status") == "open" else
+                                                 vocab_label("shelter_status", s.get("status") or "", lang),
+                                                 className="sr-num"),
                                          html.Td(_km(s.get("distance_m")), className="sr-num")]))
     shelters = html.Details(open=True, children=[
         html.Summary(t("analyst.card.shelters", lang, inside=(sh.get("inside") or {}).get("count", 0),
                        nearby=(sh.get("nearby") or {}).get("count", 0), km=f"{(sh.get('distance_m') or 0) / 1000:g}",
-                       free=_fmt_int((sh.get("inside") or {}).get("free", 0) + (sh.get("nearby") or {}).get("free", 0)))),
+                       free=_fmt_int((sh.get("inside") or {}).get("free", 0) + (sh.get("nearby") or {}).get("free", 0)),
+                       closed=_fmt_int(sum(((sh.get(w) or {}).get("closed") or {}).get("could_open", 0)
+                                           for w in ("inside", "nearby"))))),
         html.Table(className="sr-table sr-an-table", children=[
             html.Thead(html.Tr([html.Th(t("analyst.card.name", lang)), html.Th(""),
                                 html.Th(t("analyst.card.free", lang)), html.Th(t("analyst.card.distance", lang))])),

@@ -16,7 +16,10 @@ The trend plot is **incidents per day by prefecture** over the last :data:`TREND
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import re
 import threading
 from collections import OrderedDict
 from html import escape
@@ -40,10 +43,13 @@ from dashboards.services.regions import region_outlines
 from dashboards.services.risk import regional_risk
 from dashboards.services.trend import TREND_DAYS, incident_trend
 from geoops import h3cells
+from geoops.errors import InvalidParameterError
 from geoops.h3cells import parent_cells
 from geoops.risk import RiskWeights
 from layers.read import situation
 from layers.store import vocab
+
+log = logging.getLogger(__name__)
 
 dash.register_page(__name__, path="/leader", name="leader", order=4, title=lambda: t("leader.title"))
 register_maps("leader", ids.LEADER_MAP,
@@ -80,23 +86,24 @@ def risk_result(conn: Any, *, level: str, hazard_kind: list[str] | None, weights
     """:func:`dashboards.services.risk.regional_risk` with per-cell values (res :data:`CELL_RES`) for the service
     area, in ``lang``.
 
-    Cached per (level, hazard kinds, weights, data version, language); ``weights`` use the model's names (``red``,
+    Cached per (hazard kinds, weights, data version, language), both levels at once; ``weights`` use the model's
+    names (``red``,
     ``occupants_weight`` ...). Raises what the service raises (bad weights: ``InvalidParameterError``).
     """
     kinds = sorted(hazard_kind) if hazard_kind else None
-    key = (str(conn.engine.url), situation.data_version(conn), level, tuple(kinds or ()), _weights_key(weights), lang)
+    key = (str(conn.engine.url), situation.data_version(conn), tuple(kinds or ()), _weights_key(weights), lang)
     with _lock:
         hit = _risk_cache.get(key)
         if hit is not None:
             _risk_cache.move_to_end(key)
-            return hit
-    out = regional_risk(conn, level=level, hazard_kind=kinds, weights=weights or None,
-                        cells_bbox=list(settings().service_area), cell_res=CELL_RES, lang=lang)
-    with _lock:
-        _risk_cache[key] = out
-        while len(_risk_cache) > 8:
-            _risk_cache.popitem(last=False)
-    return out
+    if hit is None:  # one computation for both levels: switching level reuses it
+        hit = regional_risk(conn, level="county", hazard_kind=kinds, weights=weights or None,
+                            cells_bbox=list(settings().service_area), cell_res=CELL_RES, lang=lang, all_levels=True)
+        with _lock:
+            _risk_cache[key] = hit
+            while len(_risk_cache) > 8:
+                _risk_cache.popitem(last=False)
+    return {**hit, "level": level, "regions": hit["regions_by_level"][level]}
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -139,27 +146,50 @@ def choropleth(shapes: list[dict[str, Any]], result: dict[str, Any], lang: str) 
     return layers, bounds
 
 
+def reason(r: dict[str, Any], hazards: dict[int, dict[str, Any]], lang: str) -> str:
+    """Why a region ranks where it does, in words: the warnings over it (highest level first), the people living
+    in their area and the occupants of protection targets there.
+
+    >>> reason({"warnings": [1], "components": {"population": 12000.0, "occupants": 0.0}},
+    ...        {1: {"kind": "flood", "warning_level": "red"}}, "en")
+    'Red (I) Flood; 12,000 people in the warning areas'
+    """
+    rank = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
+    ws = sorted((hazards[i] for i in r.get("warnings", []) if i in hazards),
+                key=lambda h: rank.get(h["warning_level"], 4))
+    parts = []
+    if ws:
+        named = list(dict.fromkeys(f"{vocab_label('warning_level', h['warning_level'], lang)} "
+                                   f"{vocab_label('hazard_kind', h['kind'], lang)}" for h in ws))
+        parts.append((", " if lang == "en" else "、").join(named[:3]) + (" …" if len(named) > 3 else ""))
+    c = r["components"]
+    parts.append(t("leader.reason.people", lang, people=_n(c["population"])))
+    if c.get("occupants"):
+        parts.append(t("leader.reason.targets", lang, occupants=_n(c["occupants"])))
+    return ("; " if lang == "en" else "；").join(parts)
+
+
 def ranking_rows(result: dict[str, Any], lang: str, *, top: int = 20) -> list[list[Any]]:
-    """Rank, region, risk, score, intensity, exposure, vulnerability (highest risk first)."""
+    """Rank, region, risk, people exposed, intensity and why (highest risk first). The normalised score and the
+    vulnerability are left out: with the default vulnerability the score equals the intensity."""
+    hazards = {h["id"]: h for h in result["hazards"]}
     out = []
     for i, r in enumerate(result["regions"][:top], start=1):
         c = r["components"]
-        out.append([i, _label(r, lang) if r["adcode"] else r["name"], _n(r["risk"]),
-                    _n(r["score"], 3) if r["score"] is not None else "—",
-                    _n(c["intensity"], 3) if c["intensity"] is not None else "—", _n(c["exposure"]),
-                    _n(c["vulnerability"], 2) if c["vulnerability"] is not None else "—"])
+        out.append([i, _label(r, lang) if r["adcode"] else r["name"], _n(r["risk"]), _n(c["exposure"]),
+                    _n(c["intensity"], 2) if c["intensity"] is not None else "—", reason(r, hazards, lang)])
     return out
 
 
 def ranking_table(result: dict[str, Any], lang: str) -> Any:
     if not result["regions"]:
         return html.P(t("leader.no_risk", lang), className="sr-ld-hint")
-    head = [t(f"leader.col.{k}", lang) for k in ("rank", "region", "risk", "score", "intensity", "exposure",
-                                                  "vulnerability")]
+    head = [t(f"leader.col.{k}", lang) for k in ("rank", "region", "risk", "exposure", "intensity", "why")]
+    num = {0, 2, 3, 4}
     return html.Table(className="sr-table sr-ld-table", children=[
-        html.Thead(html.Tr([html.Th(h, className="sr-num" if i >= 2 else "") for i, h in enumerate(head)])),
-        html.Tbody([html.Tr([html.Td(v, className="sr-num" if i >= 2 or i == 0 else "") for i, v in enumerate(r)])
-                    for r in ranking_rows(result, lang)]),
+        html.Thead(html.Tr([html.Th(h, className="sr-num" if i in num else "") for i, h in enumerate(head)])),
+        html.Tbody([html.Tr([html.Td(v, className="sr-num" if i in num else "sr-ld-why" if i == 5 else "")
+                             for i, v in enumerate(r)]) for r in ranking_rows(result, lang)]),
     ])
 
 
@@ -221,7 +251,7 @@ def legend(bounds: list[float], lang: str) -> list[Any]:
 def trend_figure(trend: dict[str, Any], lang: str) -> go.Figure:
     totals = sorted(trend["counts"].items(), key=lambda kv: -sum(kv[1]))
     fig = go.Figure()
-    x = [d.isoformat() for d in trend["days"]]
+    x = [day_label(d, lang) for d in trend["days"]]  # Plotly's own date ticks are English (Nov, Dec) in zh too
     other = np.asarray(trend["outside"], dtype=int)
     for i, (code, counts) in enumerate(totals):
         if i >= TREND_TOP:
@@ -233,8 +263,22 @@ def trend_figure(trend: dict[str, Any], lang: str) -> go.Figure:
     fig.update_layout(barmode="stack", margin={"l": 40, "r": 10, "t": 30, "b": 30}, height=260,
                       title={"text": t("leader.trend.title", lang, days=len(x)), "font": {"size": 14}},
                       legend={"orientation": "h", "y": -0.2}, paper_bgcolor="rgba(0,0,0,0)",
-                      plot_bgcolor="#ffffff", yaxis={"title": t("leader.trend.axis", lang)})
+                      plot_bgcolor="#ffffff", yaxis={"title": t("leader.trend.axis", lang)},
+                      xaxis={"type": "category", "nticks": 8, "tickangle": 0})
     return fig
+
+
+def day_label(day: Any, lang: str) -> str:
+    """A day on the trend's axis in the page's language.
+
+    >>> import datetime as dt
+    >>> day_label(dt.date(2026, 12, 4), "zh-CN"), day_label(dt.date(2026, 12, 4), "en")
+    ('12月4日', '4 Dec')
+    """
+    return f"{day.month}月{day.day}日" if lang == "zh-CN" else f"{day.day} {_MONTHS[day.month - 1]}"
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 # ------------------------------------------------------------------------------------------------ layout
@@ -286,6 +330,40 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ callbacks
 
 
+def bad_weight_message(e: InvalidParameterError, lang: str) -> str:
+    """A refused weight in words of the page's language: which weight, what it was, what is allowed."""
+    labels = RiskWeights().to_dict()["labels"]
+    name = labels.get(str(e.field), {}).get(lang, str(e.field))
+    m = re.search(r"\[([-\d.]+), ([-\d.]+)\]", str(e.allowed or ""))
+    allowed = t("leader.allowed.range", lang, lo=m.group(1), hi=m.group(2)) if m else t("leader.allowed.number", lang)
+    if "<=" in str(e.allowed or ""):
+        allowed += t("leader.allowed.order", lang)
+    return t("leader.bad_weight", lang, weight=name, value=e.value, allowed=allowed)
+
+
+# The four warning-level weights must not decrease from blue to red (the model refuses otherwise): moving one
+# slider pushes its neighbours along, so a refused combination cannot be set.
+dash.clientside_callback(
+    """
+    function (blue, yellow, orange, red) {
+      const nu = window.dash_clientside.no_update;
+      const ids = __IDS__;
+      const trig = ((window.dash_clientside.callback_context || {}).triggered || []).map(t => t.prop_id || "");
+      const v = [blue, yellow, orange, red].map(x => (typeof x === "number" ? x : 0));
+      let k = ids.findIndex(id => trig.some(p => p.indexOf(id + ".") === 0));
+      if (k < 0) { k = 0; }
+      const out = v.slice();
+      for (let i = k + 1; i < 4; i++) { out[i] = Math.max(out[i], out[i - 1]); }
+      for (let i = k - 1; i >= 0; i--) { out[i] = Math.min(out[i], out[i + 1]); }
+      return out.map((x, i) => (x === v[i] ? nu : x));
+    }
+    """.replace("__IDS__", json.dumps([ids.leader_weight(n) for n in ("blue", "yellow", "orange", "red")])),
+    *[Output(ids.leader_weight(n), "value", allow_duplicate=True) for n in ("blue", "yellow", "orange", "red")],
+    *[Input(ids.leader_weight(n), "value") for n in ("blue", "yellow", "orange", "red")],
+    prevent_initial_call=True,
+)
+
+
 def _weights_from_sliders(values: list[Any]) -> dict[str, float]:
     return {n: float(v) for n, v in zip(WEIGHT_NAMES, values, strict=True) if v is not None}
 
@@ -310,15 +388,19 @@ def update(level: str | None, hazard_kind: list[str] | None, *rest: Any) -> tupl
     weights = _weights_from_sliders(values)
     try:
         text = weights_text(weights, lang)
-    except Exception as e:  # noqa: BLE001 - bad weights: say which and keep the last picture
-        return (no_update,) * 4 + (t("leader.bad_weights", lang, detail=str(e)), no_update)
+    except InvalidParameterError as e:  # bad weights: say which, in the page's language, and keep the last picture
+        return (no_update,) * 4 + (bad_weight_message(e, lang), no_update)
     try:
         with db_engine().connect() as conn:
             result = risk_result(conn, level=level, hazard_kind=hazard_kind or None, weights=weights, lang=lang)
-            shapes = region_outlines(conn, level, tolerance_deg=SIMPLIFY_DEG, decimals=COORD_DECIMALS)
+            shapes = region_outlines(conn, level, tolerance_deg=SIMPLIFY_DEG, decimals=COORD_DECIMALS,
+                                     within=settings().service_area)
             trend = incident_trend(conn, days=TREND_DAYS)
-    except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
-        return (no_update,) * 3 + (text, f"{t(f'error.{classify(e)[1]}', lang)}: {e}", no_update)
+    except InvalidParameterError as e:
+        return (no_update,) * 3 + (text, bad_weight_message(e, lang), no_update)
+    except Exception as e:  # noqa: BLE001 - a translated message instead of a traceback (details in the log)
+        log.warning("leader: %s", e)
+        return (no_update,) * 3 + (text, t(f"error.{classify(e)[1]}", lang), no_update)
     layers, bounds = choropleth(shapes, result, lang)
     status = t("leader.status", lang, hazards=len(result["hazards"]), regions=len(shapes),
                at_risk=len([r for r in result["regions"] if r["adcode"]]))

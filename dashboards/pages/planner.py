@@ -21,7 +21,9 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import dash
 import dash_leaflet as dl
@@ -136,15 +138,43 @@ def hex_features(cells: np.ndarray, props: dict[str, Any]) -> list[dict[str, Any
     return out
 
 
-def cells_csv(result: dict[str, Any]) -> str:
-    """One row per res-8 cell: ``h3, population, covered, uncovered, status`` (persons, area-weighted)."""
+def cells_csv(result: dict[str, Any], *, run_at: str | None = None) -> str:
+    """The run as one CSV file in four blocks, each with its own header line and a blank line after it:
+
+    1. ``query``: ``scope, adcode, distance_m, kinds, res, population_source, run_at`` (what was asked, when);
+    2. ``cell``: one row per res-8 cell ``h3, lon, lat, population, covered, uncovered, status`` (persons,
+       area-weighted; lon/lat of the cell's centre, EPSG:4326);
+    3. ``shelter``: per shelter considered ``id, name, kind, status, lon, lat, capacity, occupancy, free, load``;
+    4. ``county``: the counties of the scope ``adcode, county, population, covered, uncovered, coverage_ratio``.
+
+    The first column names the block, so a spreadsheet filter on it separates them.
+    """
     c = result["cells"]
     status = cell_status(np.asarray(c["population"], dtype=float), np.asarray(c["covered"], dtype=float))
+    cells = np.array([int(x, 16) for x in c["h3"]], dtype=np.uint64).view(np.int64)
+    lon, lat = h3cells.cell_centres(cells) if cells.size else (np.zeros(0), np.zeros(0))
+    scope = result.get("scope") or {}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["h3", "population", "covered", "uncovered", "status"])
-    for row in zip(c["h3"], c["population"], c["covered"], c["uncovered"], status.tolist(), strict=True):
-        w.writerow(row)
+    w.writerow(["block", "scope", "adcode", "distance_m", "kinds", "res", "population_source", "run_at"])
+    w.writerow(["query", scope.get("name") or ("drawn zone" if scope.get("geometry") else ""), scope.get("adcode", ""),
+                result["max_distance_m"], " ".join(result.get("kinds") or ["all"]), result.get("res", DEFAULT_RES),
+                (result.get("population_source") or {}).get("source", ""), run_at or ""])
+    w.writerow([])
+    w.writerow(["block", "h3", "lon", "lat", "population", "covered", "uncovered", "status"])
+    for row in zip(c["h3"], np.round(lon, 6).tolist(), np.round(lat, 6).tolist(), c["population"], c["covered"],
+                   c["uncovered"], status.tolist(), strict=True):
+        w.writerow(["cell", *row])
+    w.writerow([])
+    w.writerow(["block", "id", "name", "kind", "status", "lon", "lat", "capacity", "occupancy", "free", "load"])
+    for s in result["shelters"]:
+        w.writerow(["shelter", s["id"], s["name"] or "", s["kind"], s["status"], s["lon"], s["lat"], s["capacity"],
+                    s["occupancy"], s["free"], s["load"]])
+    w.writerow([])
+    w.writerow(["block", "adcode", "county", "population", "covered", "uncovered", "coverage_ratio"])
+    for r in scope_counties(result):
+        w.writerow(["county", r["adcode"] or "", r["name"], r["population"], r["covered"], r["uncovered"],
+                    r["coverage_ratio"]])
     return buf.getvalue()
 
 
@@ -226,7 +256,8 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         _field("planner.distance", lang, html.Div([
             dcc.RadioItems(id=ids.PLANNER_DISTANCE_PRESET, value="walk", className="sr-pl-radio", options=[
                 {"label": t(f"planner.distance.{k}", lang), "value": k} for k in ("walk", "drive", "custom")]),
-            dcc.Input(id=ids.PLANNER_DISTANCE, type="number", value=PRESETS["walk"], min=1, max=MAX_DISTANCE_M,
+            # min and step agree with the presets (2000, 10000): the browser marks a value off the step invalid
+            dcc.Input(id=ids.PLANNER_DISTANCE, type="number", value=PRESETS["walk"], min=100, max=MAX_DISTANCE_M,
                       step=100, debounce=True, className="sr-pl-number"),
             html.Span(t("planner.metres", lang), className="sr-pl-unit"),
         ])),
@@ -262,10 +293,10 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dcc.Store(id="planner-lang", data=lang),
         dcc.Download(id=ids.PLANNER_DOWNLOAD),
         controls,
-        html.Div(className="sr-pl-map", children=[
-            dcc.Loading(html.Div(id=ids.PLANNER_LEGEND, className="sr-pl-legend"), type="circle",
-                        className="sr-pl-loading", target_components=cast(Any, {ids.PLANNER_LEGEND: "children"})),
-            the_map, *map_extras("planner", lang)]),
+        # the legend lies over the map's lower right corner, inside the viewport (not in a loading wrapper, whose
+        # box sits above the map)
+        html.Div(className="sr-pl-map", children=[the_map, *map_extras("planner", lang),
+                                                   html.Div(id=ids.PLANNER_LEGEND, className="sr-pl-legend")]),
         dcc.Loading(results, type="default", parent_className="sr-pl-results-wrap"),
     ])
 
@@ -302,11 +333,23 @@ def load_rows(result: dict[str, Any], lang: str) -> list[list[Any]]:
              _n(s["occupancy"]), _n(s["load"]), _pct(fill_ratio(s))] for s in rows]
 
 
+def scope_counties(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The county rows of the run that lie in its scope: a county scope's own row, a prefecture's counties (adcode
+    prefix), every row for a drawn zone; largest gap first."""
+    code = (result.get("scope") or {}).get("adcode")
+    level = (result.get("scope") or {}).get("level")
+    rows = result["by_region"]["county"]
+    if code and level == "county":
+        rows = [r for r in rows if r["adcode"] == code]
+    elif code and level == "prefecture":
+        rows = [r for r in rows if (r["adcode"] or "").startswith(code[:4]) or r.get("parent_adcode") == code]
+    return sorted(rows, key=lambda r: -r["uncovered"])
+
+
 def region_rows(result: dict[str, Any], lang: str) -> list[list[Any]]:
-    """Per-county totals: county, population, covered, uncovered, coverage %."""
+    """Per-county totals of the counties in the scope: county, population, covered, uncovered, coverage %."""
     return [[_region_label(r, lang) if r["adcode"] else r["name"], _n(r["population"]), _n(r["covered"]),
-             _n(r["uncovered"]), _pct(r["coverage_ratio"])]
-            for r in sorted(result["by_region"]["county"], key=lambda r: -r["uncovered"])]
+             _n(r["uncovered"]), _pct(r["coverage_ratio"])] for r in scope_counties(result)]
 
 
 def gap_rows(result: dict[str, Any], lang: str) -> list[list[Any]]:
@@ -492,8 +535,10 @@ def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, co
     head_gap = [t(f"planner.col.{k}", lang) for k in ("rank", "site", "kind", "capacity", "added", "after")]
     gaps = (_table(head_gap, gap_rows(result, lang), 3) if result["gaps"]
             else html.P(t("planner.no_gaps", lang), className="sr-pl-hint"))
-    status = t("planner.done", lang, cells=_n(len(result["cells"]["h3"])), shelters=_n(len(result["shelters"])),
+    status: Any = t("planner.done", lang, cells=_n(len(result["cells"]["h3"])), shelters=_n(len(result["shelters"])),
                ms=_n(result["timing_ms"]["total"]))
+    if not result["cells"]["h3"]:  # no populated cell: the scope lies outside the loaded population
+        status = html.Span([status, html.Br(), t("planner.no_population", lang)], className="sr-warning")
     return ({"key": key, "params": params}, status, totals_block(result, lang),
             _table(head_load, load_rows(result, lang), 2, "planner-load-rows"),
             _table(head_reg, region_rows(result, lang), 1), gaps,
@@ -536,4 +581,5 @@ def export(n_csv: int | None, n_geojson: int | None, run_state: dict[str, Any] |
     if fmt == "geojson":
         return {"content": json.dumps(result_geojson(result), ensure_ascii=False, separators=(",", ":")),
                 "filename": f"{stem}.geojson", "type": "application/geo+json"}, no_update
-    return {"content": cells_csv(result), "filename": f"{stem}.csv", "type": "text/csv"}, no_update
+    run_at = datetime.now(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+    return {"content": cells_csv(result, run_at=run_at), "filename": f"{stem}.csv", "type": "text/csv"}, no_update

@@ -28,17 +28,24 @@ from geoops import geodesic, h3cells
 from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.read import popsums
+from layers.read.shelter_places import CLOSED, OPEN
 from layers.store import vocab
 
 __all__ = ["impact_card", "RESOURCE_KINDS", "SHELTER_FIELDS"]
 
 RESOURCE_KINDS = list(vocab.keys("resource_kind"))
-SHELTER_FIELDS = ("id", "external_id", "name", "kind", "status", "capacity", "occupancy", "free", "lon", "lat")
+SHELTER_FIELDS = ("id", "external_id", "name", "kind", "status", "capacity", "occupancy", "free", "could_open",
+                  "lon", "lat")
 
 
 def _shelter_summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and places of some shelters: ``free`` only in open ones (:mod:`layers.read.shelter_places`), the
+    closed ones counted apart (``closed``: how many, and the places they could offer if opened), ``full``: how many."""
+    closed = [s for s in items if s["status"] == CLOSED]
     return {"count": len(items), "capacity": sum(s["capacity"] for s in items),
             "occupancy": sum(s["occupancy"] for s in items), "free": sum(s["free"] for s in items),
+            "open": sum(s["status"] == OPEN for s in items), "full": sum(s["status"] == "full" for s in items),
+            "closed": {"count": len(closed), "could_open": sum(s["could_open"] for s in closed)},
             "items": [{k: s[k] for k in SHELTER_FIELDS} | {"distance_m": rounded(s["distance_m"], 1)}
                       for s in items]}
 

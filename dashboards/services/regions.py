@@ -16,19 +16,18 @@ the leader's trend name.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from dashboards.i18n import DEFAULT_LANGUAGE, t
 from geoops.regions import assign_points
 from layers.read import analysis as store
-from layers.read import situation
+from layers.store.registry import layer_version
 
 __all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "region_outlines"]
 
@@ -114,20 +113,19 @@ _lock = threading.Lock()
 _outlines: dict[Any, list[dict[str, Any]]] = {}
 
 
-def region_outlines(conn: Any, level: str, *, tolerance_deg: float = 0.01, decimals: int = 3
-                    ) -> list[dict[str, Any]]:
-    """Every live region of ``level`` for a map: ``adcode, name, name_en, parent_adcode, geometry`` (GeoJSON,
-    simplified by ``tolerance_deg`` and rounded to ``decimals``), cached per database and data version."""
-    key = (str(conn.engine.url), level, situation.data_version(conn), tolerance_deg, decimals)
+def region_outlines(conn: Any, level: str, *, tolerance_deg: float = 0.01, decimals: int = 3,
+                    within: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Every live region of ``level`` (touching the bbox ``within``, e.g. the service area) for a map: ``adcode,
+    name, name_en, parent_adcode, geometry`` (GeoJSON, simplified in PostGIS by ``tolerance_deg`` and rounded to
+    ``decimals``), cached per database and version of the admin regions (a feed's incidents do not redraw them)."""
+    box = None if within is None else tuple(round(float(v), 6) for v in within)
+    key = (str(conn.engine.url), level, layer_version(conn, "admin_regions"), tolerance_deg, decimals, box)
     with _lock:
         hit = _outlines.get(key)
     if hit is not None:
         return hit
-    out = []
-    for r in store.regions_of_level(conn, level=level, geometry=True):
-        g = shapely.simplify(r["geometry"], tolerance_deg, preserve_topology=True)
-        g = shapely.transform(g, lambda xy: np.round(xy, decimals))
-        out.append({**{k: r[k] for k in ("adcode", "name", "name_en", "parent_adcode")}, "geometry": mapping(g)})
+    out = store.region_outlines_geojson(conn, level=level, tolerance_deg=tolerance_deg, decimals=decimals,
+                                        within=box)
     with _lock:
         if len(_outlines) > 8:
             _outlines.clear()

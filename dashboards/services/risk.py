@@ -78,10 +78,23 @@ def _county_keys(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray
     return keys, parent_of
 
 
-def _region_row(r: Mapping[Hashable, Any], names: Mapping[str, Mapping[str, Any]], lang: str) -> dict[str, Any]:
+def _warnings_by_region(cover: list[tuple[int, np.ndarray]], cells: np.ndarray, keys: np.ndarray,
+                        parent_of: Mapping[Hashable, Hashable]) -> dict[Hashable, list[int]]:
+    """Which hazards (ids) cover part of each county and prefecture (``cover``: hazard id and its cells)."""
+    out: dict[Hashable, set[int]] = {}
+    for hid, hc in cover:
+        pos = np.searchsorted(cells, hc)
+        for county in set(keys[pos].tolist()) if hc.size else ():
+            out.setdefault(county, set()).add(hid)
+            out.setdefault(parent_of.get(county, _UNASSIGNED), set()).add(hid)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _region_row(r: Mapping[Hashable, Any], names: Mapping[str, Mapping[str, Any]], lang: str,
+                warnings: Mapping[Hashable, list[int]]) -> dict[str, Any]:
     code = r["region"]
     info = names.get(code, {})
-    return {"adcode": None if code == _UNASSIGNED else code,
+    return {"adcode": None if code == _UNASSIGNED else code, "warnings": warnings.get(code, []),
             "name": info.get("name") or t("analysis.region.unassigned", lang), "name_en": info.get("name_en"),
             "parent_adcode": None if r["parent"] in (None, _UNASSIGNED) else r["parent"],
             "risk": round(float(r["risk"]), 2), "score": rounded(float(r["score"]), 6),
@@ -114,8 +127,8 @@ def _cells_in(frame: pd.DataFrame, cells: np.ndarray, bbox: Sequence[float], *, 
 
 def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | None = None,
                   weights: Mapping[str, float] | None = None, res: int = DEFAULT_RES, at: datetime | None = None,
-                  cells_bbox: Sequence[float] | None = None, cell_res: int = 7, lang: str = DEFAULT_LANGUAGE
-                  ) -> dict[str, Any]:
+                  cells_bbox: Sequence[float] | None = None, cell_res: int = 7, lang: str = DEFAULT_LANGUAGE,
+                  all_levels: bool = False) -> dict[str, Any]:
     """Regional risk from the hazards in force at ``at`` (default now).
 
     Parameters
@@ -130,11 +143,15 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
         H3 resolution of the analysis.
     cells_bbox : (west, south, east, north), optional
         Also return per-cell values inside this box, summed onto cells of ``cell_res``.
+    all_levels : bool
+        Also return ``regions_by_level`` (the rows of every level): one computation serves a page that switches
+        level.
 
     Returns
     -------
     dict
-        ``level, res, weights, hazard_kind, hazards, regions`` (highest risk first, with components),
+        ``level, res, weights, hazard_kind, hazards, regions`` (highest risk first, with components and
+        ``warnings``: the ids of the hazards covering part of the region),
         ``totals``, ``population_source``, ``cells`` (with ``cells_bbox``), ``timing_ms``.
 
     Raises
@@ -166,8 +183,11 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
                else pd.DataFrame(columns=grisk.REGION_COLUMNS))
     timing["rollup"] = ms(t1)
     names = store.region_names(conn, [r for r in regions["region"].tolist() if r != _UNASSIGNED])
-    rows = [_region_row(r, names, lang) for r in regions[regions["level"] == level].sort_values(
-        "risk", ascending=False).to_dict("records")]
+    warned = _warnings_by_region([(h["id"], hc) for h, (_lv, hc, _f) in zip(hazards, cover, strict=True)], cells,
+                                 keys, parent_of)
+    by_level = {lv: [_region_row(r, names, lang, warned) for r in regions[regions["level"] == lv].sort_values(
+        "risk", ascending=False).to_dict("records")] for lv in (LEVELS if all_levels else (level,))}
+    rows = by_level[level]
     out: dict[str, Any] = {
         "level": level, "res": res, "weights": w.to_dict(), "hazard_kind": hazard_kind,
         "hazards": [{"id": h["id"], "name": h["name"], "kind": h["kind"], "warning_level": h["warning_level"],
@@ -178,6 +198,8 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
                                                                   "hazard_exposure", "risk")},
         "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled")},
     }
+    if all_levels:
+        out["regions_by_level"] = by_level
     if cells_bbox is not None:
         t1 = time.perf_counter()
         out["cells"] = _cells_in(frame, cells, cells_bbox, res=res, cell_res=cell_res)

@@ -22,10 +22,13 @@ from sqlalchemy import Engine
 from dashboards.i18n import DEFAULT_LANGUAGE, vocab_label
 from dashboards.services.coalesce import Coalescer, Entry, read_stamp
 from geoops.h3cells import points_to_cells
-from layers.read import history, situation
+from layers.read import analysis, history, situation
 
 HEAT_MODES: tuple[str, ...] = ("incidents", "population")
 TICKER_ROWS = 20
+#: a new incident of these severities (重大, 特别重大) flashes on the wall for FLASH_S seconds after it is recorded
+FLASH_SEVERITIES: tuple[str, ...] = ("major", "extraordinary")
+FLASH_S = 60
 #: least time between two computations of the same live picture in one process: the wall redraws at most once a
 #: second, and under a 20/s feed each computation is ~0.1 s of CPU per process (measured with bench.bench_load)
 SNAPSHOT_INTERVAL_S = 1.0
@@ -69,7 +72,8 @@ def live_snapshot(engine: Engine, *, zoom: float | None = None, bbox: list[float
 def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | None = None,
                   heat: Literal["incidents", "population"] = "incidents", lang: str = DEFAULT_LANGUAGE,
                   now: datetime | None = None, at: datetime | None = None) -> dict[str, Any]:
-    """Everything the wall draws, JSON-ready: version, KPIs, ticker, incidents per hour, hexes, hazards, annotations.
+    """Everything the wall draws, JSON-ready: version, KPIs, ticker (with where each incident is and whether it
+    flashes), incidents per hour, hexes, hazards, annotations, published impact zones and the picture's extent.
 
     Parameters
     ----------
@@ -85,6 +89,8 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
     at : datetime, optional
         A past instant (replay): hazards, incidents, shelters and resources as they were then
         (:func:`layers.read.history.as_of`), annotations from :func:`layers.read.history.situation_at`; ``time`` is ``at``.
+        Before the first record of the history the answer is only ``{version, time, no_record: True,
+        recorded_from}`` (ISO time of the first record, or None): the store knows nothing of that time.
     """
     if at is not None:
         return _past_snapshot(conn, at, zoom=zoom, bbox=bbox, heat=heat, lang=lang)
@@ -100,17 +106,41 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
     hexes = situation.hex_features(cells, values, bbox=bbox)
     hexes.update(res=res, heat=heat)
     return _picture(conn, when, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
-                    annotations=situation.annotation_features(conn, tolerance_deg=tol))
+                    annotations=situation.annotation_features(conn, tolerance_deg=tol),
+                    zones=situation.impact_zone_features(conn, tolerance_deg=tol))
+
+
+def _flash_left_s(r: dict[str, Any], when: datetime) -> float:
+    """Seconds a ticker row still flashes: a 重大/特别重大 incident recorded less than :data:`FLASH_S` ago."""
+    created = r.get("created_at")
+    if r["severity"] not in FLASH_SEVERITIES or created is None:
+        return 0.0
+    age = (when - created).total_seconds()
+    return round(FLASH_S - age, 1) if -5 <= age < FLASH_S else 0.0  # a few seconds of clock skew still flash
+
+
+def ticker_rows(conn: Any, when: datetime, lang: str) -> list[dict[str, Any]]:
+    """The newest incidents with where they are (county, by the one point -> region rule) and whether they flash."""
+    rows = situation.latest_incidents(conn, limit=TICKER_ROWS)
+    where = analysis.regions_at_points(conn, [r["lon"] for r in rows], [r["lat"] for r in rows])
+    out = []
+    for r, region in zip(rows, where, strict=True):
+        place = None if region is None else (region["name_en"] or region["name"]) if lang == "en" else region["name"]
+        name = (r.get("name_en") or r["name"]) if lang == "en" else r["name"]
+        out.append({"id": r["id"], "name": name, "kind": r["kind"],
+                    "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
+                    "severity_label": vocab_label("incident_severity", r["severity"], lang),
+                    "status": r["status"], "occurred_at": r["occurred_at"].isoformat(),
+                    "where": place, "adcode": None if region is None else region["adcode"],
+                    "lon": round(float(r["lon"]), 5), "lat": round(float(r["lat"]), 5),
+                    "flash_s": _flash_left_s(r, when)})
+    return out
 
 
 def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any], hexes: dict[str, Any],
-             tol: float, lang: str, annotations: dict[str, Any]) -> dict[str, Any]:
+             tol: float, lang: str, annotations: dict[str, Any], zones: dict[str, Any]) -> dict[str, Any]:
     hourly = situation.incidents_per_hour(conn, hours=24, now=when)
-    ticker = [{"id": r["id"], "name": r["name"], "kind": r["kind"],
-               "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
-               "severity_label": vocab_label("incident_severity", r["severity"], lang),
-               "status": r["status"], "occurred_at": r["occurred_at"].isoformat()}
-              for r in situation.latest_incidents(conn, limit=TICKER_ROWS)]
+    ticker = ticker_rows(conn, when, lang)
     return {
         "version": version,
         "time": when.isoformat(timespec="seconds"),
@@ -128,6 +158,8 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "hexes": hexes,
         "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
         "annotations": annotations,
+        "impact_zones": zones,
+        "extent": situation.picture_extent(conn, at=when),
         # hazards left out of the figures (cannot be computed); the wall's banner names them
         "skipped": affected.get("skipped", []),
     }
@@ -141,13 +173,21 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
     res = situation.res_for_zoom(zoom)
     tol = situation.tolerance_for_zoom(zoom)
     version = situation.data_version(conn)
-    past = history.situation_at(conn, at, layers=["incidents", "annotations"])
+    first = history.first_record(conn, layers=list(history.SHADOWED_LAYERS))
+    if first is None or at < first:  # nothing recorded yet: say so, never zeros presented as facts
+        return {"version": version, "time": at.isoformat(timespec="seconds"), "no_record": True,
+                "recorded_from": None if first is None else first.isoformat(timespec="seconds")}
+    past = history.situation_at(conn, at, layers=["incidents", "annotations", "impact_zones"])
     notes = [{"type": "Feature", "id": f["id"], "geometry": f["geometry"],
               "properties": {"id": f["id"], "symbol": f["properties"].get("kind"),
                              "label": f["properties"].get("label"), "color": f["properties"].get("color"),
                              "name": f["properties"].get("name")}}
              for f in past["annotations"]["features"]
              if f["geometry"] and f["properties"].get("status", "active") == "active"][:situation.ANNOTATION_LIMIT]
+    zones = [{"type": "Feature", "id": f["id"], "geometry": f["geometry"],
+              "properties": {"id": f["id"], "kind": f["properties"].get("kind"), "name": f["properties"].get("name")}}
+             for f in past["impact_zones"]["features"]
+             if f["geometry"] and f["properties"].get("status") == "active"][:situation.ANNOTATION_LIMIT]
     with history.as_of(conn, at):
         affected = situation.affected_population_cells(conn, at=at)
         if heat == "population":
@@ -161,4 +201,5 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
         hexes = situation.hex_features(cells, values, bbox=bbox)
         hexes.update(res=res, heat=heat)
         return _picture(conn, at, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
-                        annotations={"type": "FeatureCollection", "features": notes})
+                        annotations={"type": "FeatureCollection", "features": notes},
+                        zones={"type": "FeatureCollection", "features": zones})

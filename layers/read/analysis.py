@@ -6,7 +6,7 @@ Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`neare
 :func:`population_source`, :func:`population_of_cells`,
 :func:`regions_in_zone`,
 :func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
-:func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
+:func:`regions_at_points`, :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
 
 >>> WARNING_WEIGHT["red"], sorted(WARNING_WEIGHT, key=WARNING_WEIGHT.get)
 (1.0, ['blue', 'yellow', 'orange', 'red'])
@@ -46,7 +46,9 @@ from sqlalchemy.orm import Session
 
 from geoops.h3cells import child_ranges, parent_cells
 from geoops.nearest import nearest_batch, rank
+from geoops.regions import assign_points
 from geoops.wgs84 import planar_bound_deg
+from layers.read.shelter_places import could_open, free_places
 from layers.store import vocab
 from layers.store.db import connection_of, driver_connection
 from layers.store.errors import NotFoundError, RowError, ValidationError
@@ -76,6 +78,8 @@ __all__ = [
     "region_names",
     "region_geometry",
     "regions_of_level",
+    "regions_at_points",
+    "region_outlines_geojson",
     "targets_in_zone",
     "shelters_near_zone",
     "shelters_for_coverage",
@@ -569,6 +573,48 @@ def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = Non
     return out
 
 
+def region_outlines_geojson(db: Db, *, level: str, tolerance_deg: float, decimals: int,
+                            within: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Every live region of ``level`` (touching bbox ``within``) simplified in PostGIS
+    (``ST_Simplify``, degrees, small parts kept) as GeoJSON with ``decimals`` decimals, by adcode:
+    ``adcode, name, name_en, parent_adcode, geometry`` (a dict)."""
+    import json
+
+    # ST_Simplify (keeping small parts): for a map of outlines; the topology-preserving form is ~50x slower
+    gj = func.ST_AsGeoJSON(func.ST_Simplify(AdminRegion.geom, float(tolerance_deg), True), int(decimals))
+    stmt = select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.parent_adcode,
+                  gj.label("gj")).where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None))
+    if within is not None:
+        w, s, e, n = (float(v) for v in within)
+        stmt = stmt.where(func.ST_Intersects(AdminRegion.geom, func.ST_MakeEnvelope(w, s, e, n, 4326)))
+    return [{"adcode": r.adcode, "name": r.name, "name_en": r.name_en, "parent_adcode": r.parent_adcode,
+             "geometry": json.loads(r.gj)} for r in db.execute(stmt.order_by(AdminRegion.adcode)).all()]
+
+
+def regions_at_points(db: Db, lon: Sequence[float], lat: Sequence[float], *, level: str = "county"
+                      ) -> list[dict[str, Any] | None]:
+    """The region of ``level`` each point is in, by the one rule (:func:`geoops.regions.assign_points`): the
+    candidates are the regions whose polygon touches one of the points (PostGIS, GiST), in adcode order.
+
+    Returns
+    -------
+    list
+        Per point ``{adcode, name, name_en, parent_adcode}``, or None for a point in no region.
+    """
+    x, y = [float(v) for v in lon], [float(v) for v in lat]
+    if not x:
+        return []
+    pts = func.ST_SetSRID(func.ST_GeomFromText(shapely.MultiPoint(list(zip(x, y, strict=True))).wkt), 4326)
+    stmt = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en, AdminRegion.parent_adcode,
+                   func.ST_AsBinary(AdminRegion.geom).label("wkb"))
+            .where(AdminRegion.level == level, AdminRegion.deleted_at.is_(None), func.ST_Intersects(AdminRegion.geom, pts))
+            .order_by(AdminRegion.adcode))
+    rows = db.execute(stmt).all()
+    code = assign_points(x, y, [shapely.from_wkb(bytes(r.wkb)) for r in rows]) if rows else np.full(len(x), -1)
+    return [None if j < 0 else {"adcode": rows[j].adcode, "name": rows[j].name, "name_en": rows[j].name_en,
+                                "parent_adcode": rows[j].parent_adcode} for j in code.tolist()]
+
+
 # ------------------------------------------------------------------------------------------------ features
 
 
@@ -599,7 +645,9 @@ def shelters_near_zone(db: Db, zone: BaseGeometry, *, distance_m: float,
     Returns
     -------
     list of dict
-        ``id, external_id, name, kind, status, capacity, occupancy, free, inside, distance_m, lon, lat``.
+        ``id, external_id, name, kind, status, capacity, occupancy, free, could_open, inside, distance_m, lon,
+        lat``; ``free`` and ``could_open`` by the rule of :mod:`layers.read.shelter_places` (free places only in
+        open shelters).
     """
     status_l = _check_keys("status", status, "shelter_status")
     z = _zone_sql(zone)
@@ -617,7 +665,8 @@ def shelters_near_zone(db: Db, zone: BaseGeometry, *, distance_m: float,
     out = []
     for r in db.execute(stmt).all():
         d = dict(r._mapping)
-        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        d["free"] = free_places(r.status, r.capacity, r.occupancy)
+        d["could_open"] = could_open(r.status, r.capacity, r.occupancy)
         d["distance_m"] = 0.0 if r.inside else float(r.distance_m)
         out.append(d)
     out.sort(key=lambda d: (d["distance_m"], d["id"]))
@@ -631,7 +680,8 @@ def shelters_for_coverage(db: Db, scope: BaseGeometry, *, max_distance_m: float,
     Returns
     -------
     list of dict
-        ``id, external_id, name, kind, status, capacity, occupancy, free, lon, lat``.
+        ``id, external_id, name, kind, status, capacity, occupancy, free, could_open, lon, lat`` (the rule of
+        :mod:`layers.read.shelter_places`).
     """
     kind_l = _check_keys("kinds", kinds, "shelter_kind")
     z = _zone_sql(scope)
@@ -646,7 +696,8 @@ def shelters_for_coverage(db: Db, scope: BaseGeometry, *, max_distance_m: float,
     out = []
     for r in db.execute(stmt).all():
         d = dict(r._mapping)
-        d["free"] = max(0, int(r.capacity) - int(r.occupancy))
+        d["free"] = free_places(r.status, r.capacity, r.occupancy)
+        d["could_open"] = could_open(r.status, r.capacity, r.occupancy)
         out.append(d)
     return out
 

@@ -1,7 +1,8 @@
 """The past of the store: the situation at any time, what changed between two times, replay frames, and the change
 cursor the live push resumes from.
 
-Public: :data:`SITUATION_LAYERS`, :data:`SHADOWED_LAYERS`, :data:`MAX_FRAMES`, :func:`states_at`, :func:`as_of`,
+Public: :data:`SITUATION_LAYERS`, :data:`SHADOWED_LAYERS`, :data:`MAX_FRAMES`, :func:`states_at`, :func:`first_record`,
+:func:`as_of`,
 :func:`situation_at`, :func:`changes_between`, :func:`change_counts`, :func:`replay_frames`, :func:`feature_history`,
 :func:`change_cursor`, :func:`changes_after`, :func:`group_changes`.
 
@@ -39,6 +40,7 @@ __all__ = [
     "SHADOWED_LAYERS",
     "MAX_FRAMES",
     "states_at",
+    "first_record",
     "as_of",
     "situation_at",
     "changes_between",
@@ -191,6 +193,13 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
         if not _is_gone(op, props):
             out[layer].append(_feature(fid, props, geometry))
     return {n: _collection(feats) for n, feats in out.items()}
+
+
+def first_record(db: Db, *, layers: str | Iterable[str] | None = None) -> datetime | None:
+    """The time of the oldest history row of ``layers`` (default :data:`SITUATION_LAYERS`): before it the store
+    holds no record, so a picture of an earlier time would be zeros presented as facts. None: no history at all."""
+    names = _check_layers(layers)
+    return db.execute(select(func.min(H.changed_at)).where(H.layer.in_(names))).scalar_one()
 
 
 def _change(r: Any) -> dict[str, Any]:

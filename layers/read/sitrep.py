@@ -2,6 +2,7 @@
 
 Public: :data:`DEFAULT_LOOKBACK`, :func:`parse_time`, :func:`changes_since`, :func:`active_warnings`,
 :func:`population_by_county`, :func:`shelter_loads`, :func:`resources_by_kind`, :func:`map_layers`,
+:func:`operational_changes`, :func:`major_incidents`,
 :func:`previous_report`, :func:`record_report`, :func:`gather`.
 
 Everything here returns dicts of numbers, strings and datetimes (no translation: ``dashboards/reports.py`` renders).
@@ -34,10 +35,11 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from geoops.population import rollup
 from geoops.regions import assign_points
 from layers.read import analysis, history, situation, skips
+from layers.read.shelter_places import CLOSED, could_open_sql, free_places
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import Hazard, Incident, Resource, Shelter
 
-__all__ = ["DEFAULT_LOOKBACK", "parse_time", "changes_since", "active_warnings",
+__all__ = ["DEFAULT_LOOKBACK", "parse_time", "changes_since", "operational_changes", "major_incidents", "active_warnings",
            "population_by_county", "shelter_loads", "resources_by_kind", "map_layers", "previous_report",
            "record_report", "gather"]
 
@@ -97,6 +99,93 @@ def changes_since(db: Any, since: datetime, until: datetime) -> dict[str, Any]:
             "total": sum(sum(v.values()) for v in layers.values())}
 
 
+#: incident severities listed one by one in the report (特别重大, 重大)
+MAJOR_SEVERITIES = ("extraordinary", "major")
+MAJOR_ROWS = 30
+
+
+def _states(db: Any, layer: str, at: datetime) -> dict[int, dict[str, Any]]:
+    """``feature id -> row`` of the live (not gone) features of ``layer`` at ``at`` (:func:`history.states_at`)."""
+    st = history.states_at(at, layers=[layer]).subquery("h")
+    out = {}
+    for fid, op, row in db.execute(select(st.c.feature_id, st.c.op, st.c.row)).all():
+        if op not in ("delete", "purge") and not (row or {}).get("deleted_at"):
+            out[int(fid)] = row
+    return out
+
+
+def _hazard_in_force(row: Mapping[str, Any], at: datetime) -> bool:
+    onset, expires = parse_time(row.get("onset"), field="onset"), parse_time(row.get("expires"), field="expires")
+    return row.get("status") == "active" and (onset is None or onset <= at) and (expires is None or expires > at)
+
+
+def operational_changes(db: Any, since: datetime, until: datetime) -> dict[str, Any]:
+    """What changed between ``since`` and ``until`` in the terms of the hall, from the change history.
+
+    Returns
+    -------
+    dict
+        ``new_warnings`` and ``ended_warnings`` (in force at ``until`` and not at ``since``, or the reverse:
+        ``id, name, kind, warning_level, raised`` (a warning whose level rose is listed as new, ``raised`` True)),
+        ``new_major`` (特别重大/重大 incidents recorded in the window: ``id, name, kind, severity, occurred_at``),
+        ``shelters_opened`` and ``shelters_closed`` (``id, name, capacity``), ``since``, ``until``.
+    """
+    rank = {"blue": 0, "yellow": 1, "orange": 2, "red": 3}
+    h0, h1 = _states(db, "hazards", since), _states(db, "hazards", until)
+    on0 = {i: r for i, r in h0.items() if _hazard_in_force(r, since)}
+    on1 = {i: r for i, r in h1.items() if _hazard_in_force(r, until)}
+
+    def warn(i: int, r: Mapping[str, Any], raised: bool = False) -> dict[str, Any]:
+        return {"id": i, "name": r.get("name"), "name_en": (r.get("properties") or {}).get("name_en"),
+                "kind": r.get("kind"), "warning_level": r.get("warning_level"), "raised": raised}
+
+    new = [warn(i, r) for i, r in on1.items() if i not in on0]
+    new += [warn(i, r, True) for i, r in on1.items() if i in on0
+            and rank.get(str(r.get("warning_level")), 0) > rank.get(str(on0[i].get("warning_level")), 0)]
+    ended = [warn(i, r) for i, r in on0.items() if i not in on1]
+    s0, s1 = _states(db, "shelters", since), _states(db, "shelters", until)
+    opened = [{"id": i, "name": r.get("name"), "capacity": r.get("capacity")} for i, r in s1.items()
+              if r.get("status") == "open" and (s0.get(i) or {}).get("status") != "open"]
+    closed = [{"id": i, "name": r.get("name"), "capacity": r.get("capacity")} for i, r in s1.items()
+              if r.get("status") == "closed" and (s0.get(i) or {}).get("status") not in (None, "closed")]
+    H = history.H
+    rows = db.execute(
+        select(H.feature_id, H.row).where(H.layer == "incidents", H.op == "insert", H.changed_at > since,
+                                          H.changed_at <= until,
+                                          H.row["severity"].astext.in_(MAJOR_SEVERITIES))
+        .order_by(H.changed_at, H.id)).all()
+    major = [{"id": int(fid), "name": r.get("name"), "name_en": (r.get("properties") or {}).get("name_en"),
+              "kind": r.get("kind"), "severity": r.get("severity"),
+              "occurred_at": parse_time(r.get("occurred_at"), field="occurred_at")} for fid, r in rows]
+    key = lambda d: (-rank.get(str(d.get("warning_level")), 0), d["id"])  # noqa: E731
+    return {"since": since, "until": until, "new_warnings": sorted(new, key=key), "ended_warnings": sorted(ended, key=key),
+            "new_major": major, "shelters_opened": sorted(opened, key=lambda d: d["id"]),
+            "shelters_closed": sorted(closed, key=lambda d: d["id"])}
+
+
+def major_incidents(db: Any, *, limit: int = MAJOR_ROWS) -> dict[str, Any]:
+    """Active (not closed) 特别重大 and 重大 incidents: where (county, by the one point -> region rule), when, how
+    many casualties; 特别重大 first, then newest first.
+
+    Returns
+    -------
+    dict
+        ``rows`` (``id, name, kind, severity, status, occurred_at, casualties, lon, lat, county`` (``{adcode,
+        name, name_en}`` or None)) and ``count`` (all of them, ``rows`` holds at most ``limit``).
+    """
+    sev = case({"extraordinary": 0, "major": 1}, value=Incident.severity, else_=2)
+    base = and_(Incident.deleted_at.is_(None), Incident.status != "closed", Incident.severity.in_(MAJOR_SEVERITIES))
+    stmt = (select(Incident.id, Incident.name, Incident.properties["name_en"].astext.label("name_en"), Incident.kind,
+                   Incident.severity, Incident.status, Incident.occurred_at, Incident.casualties, func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"))
+            .where(base).order_by(sev, Incident.occurred_at.desc().nulls_last(), Incident.id).limit(int(limit)))
+    rows = [dict(r._mapping) for r in db.execute(stmt).all()]
+    where = analysis.regions_at_points(db, [r["lon"] for r in rows], [r["lat"] for r in rows])
+    for r, c in zip(rows, where, strict=True):
+        r["county"] = c
+    count = int(db.execute(select(func.count()).where(base)).scalar_one())
+    return {"rows": rows, "count": count}
+
+
 def _in_force(at: datetime) -> list[Any]:
     return [Hazard.deleted_at.is_(None), Hazard.status == "active",
             or_(Hazard.onset.is_(None), Hazard.onset <= at), or_(Hazard.expires.is_(None), Hazard.expires > at)]
@@ -130,7 +219,8 @@ def active_warnings(db: Any, *, at: datetime) -> list[dict[str, Any]]:
         props = r.properties or {}
         texts = {k: props[k] for k in ("headline", "description", "instruction", "area_desc")
                  if isinstance(props.get(k), Mapping) and props[k]}
-        out.append({"id": int(r.id), "name": r.name, "kind": r.kind, "warning_level": r.warning_level,
+        out.append({"id": int(r.id), "name": r.name, "name_en": props.get("name_en"), "kind": r.kind,
+                    "warning_level": r.warning_level,
                     "onset": r.onset, "expires": r.expires, "area_km2": float(r.area_km2 or 0.0), "texts": texts,
                     "counties": []})
     if out:
@@ -186,26 +276,32 @@ def population_by_county(db: Any, affected: Mapping[str, Any]) -> list[dict[str,
 
 
 def shelter_loads(db: Any, *, limit: int = SHELTER_ROWS) -> dict[str, Any]:
-    """Shelters that are not closed with their load (occupancy / capacity), fullest first, at most ``limit`` rows.
+    """Shelters in service (open or full) with their load (occupancy / capacity), fullest first, at most ``limit``
+    rows; the closed ones counted apart.
 
     Returns
     -------
     dict
-        ``rows`` (``id, name, kind, status, capacity, occupancy, free, load`` with load None for capacity 0),
-        ``count`` (all shelters not closed), ``over`` (how many at or above 100 %).
+        ``rows`` (``id, name, kind, status, capacity, occupancy, free, load`` with load None for capacity 0 and
+        ``free`` by the rule of :mod:`layers.read.shelter_places`), ``count`` (all shelters in service), ``over``
+        (how many at or above 100 %), ``closed`` (``count`` and ``could_open``: places if they were opened).
     """
     load = case((Shelter.capacity > 0, Shelter.occupancy * 1.0 / Shelter.capacity), else_=None)
     base = and_(Shelter.deleted_at.is_(None), Shelter.status != "closed")
-    stmt = (select(Shelter.id, Shelter.name, Shelter.kind, Shelter.status, Shelter.capacity, Shelter.occupancy,
-                   load.label("load")).where(base)
+    stmt = (select(Shelter.id, Shelter.name, Shelter.properties["name_en"].astext.label("name_en"), Shelter.kind,
+                   Shelter.status, Shelter.capacity, Shelter.occupancy, load.label("load")).where(base)
             .order_by(load.desc().nulls_last(), Shelter.capacity.desc(), Shelter.id).limit(int(limit)))
-    rows = [{"id": int(r.id), "name": r.name, "kind": r.kind, "status": r.status, "capacity": int(r.capacity),
-             "occupancy": int(r.occupancy), "free": max(int(r.capacity) - int(r.occupancy), 0),
+    rows = [{"id": int(r.id), "name": r.name, "name_en": r.name_en, "kind": r.kind, "status": r.status,
+             "capacity": int(r.capacity),
+             "occupancy": int(r.occupancy), "free": free_places(r.status, r.capacity, r.occupancy),
              "load": None if r.load is None else float(r.load)} for r in db.execute(stmt).all()]
     count, over = db.execute(select(func.count(), func.count().filter(and_(Shelter.capacity > 0,
                                                                             Shelter.occupancy >= Shelter.capacity)))
                              .where(base)).one()
-    return {"rows": rows, "count": int(count), "over": int(over)}
+    n_closed, places = db.execute(select(func.count(), func.coalesce(func.sum(could_open_sql(Shelter)), 0))
+                                  .where(Shelter.deleted_at.is_(None), Shelter.status == CLOSED)).one()
+    return {"rows": rows, "count": int(count), "over": int(over),
+            "closed": {"count": int(n_closed), "could_open": int(places)}}
 
 
 def resources_by_kind(db: Any) -> dict[str, dict[str, int]]:
@@ -224,8 +320,9 @@ def resources_by_kind(db: Any) -> dict[str, dict[str, int]]:
 def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict[str, Any]:
     """What the report's map draws: hazards in force (shapely, level), active incidents and open shelters.
 
-    ``bbox`` covers the hazards and incidents (else the shelters, else ``fallback_bbox``), clamped to valid
-    coordinates.
+    ``bbox`` is the affected area: the hazards in force and the 特别重大/重大 incidents (else every active incident,
+    else the shelters, else ``fallback_bbox``), padded by 5 % and clamped to valid coordinates; incidents far from
+    it are drawn when they fall inside, not zoomed out for.
     """
     hz = [{"geometry": h["geometry"], "warning_level": h["warning_level"], "kind": h["kind"]}
           for h in skips.in_scope(analysis.active_hazards(db, at=at))[0]]  # not a map of the world for one bad row
@@ -237,7 +334,9 @@ def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict
                .where(Shelter.deleted_at.is_(None), Shelter.status != "closed"))
     shelters = [{"lon": float(r.lon), "lat": float(r.lat)} for r in db.execute(sh_stmt)]
     boxes = [shapely.bounds(h["geometry"]).tolist() for h in hz]
-    boxes += [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in incidents]
+    boxes += [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in incidents if p["severity"] in MAJOR_SEVERITIES]
+    if not boxes:
+        boxes = [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in incidents]
     if not boxes:
         boxes = [[p["lon"], p["lat"], p["lon"], p["lat"]] for p in shelters]
     if boxes:
@@ -273,6 +372,22 @@ def previous_report(log_path: Path, *, before: datetime) -> datetime | None:
     return best
 
 
+def report_sequence(log_path: Path, *, year: int) -> int:
+    """The number of the next report of ``year`` (1 + the reports recorded in the log with ``at`` in that year)."""
+    try:
+        lines = Path(log_path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 1
+    n = 0
+    for line in lines:
+        try:
+            at = parse_time(json.loads(line).get("at"))
+        except (ValueError, AttributeError):
+            continue
+        n += at is not None and at.year == year
+    return n + 1
+
+
 def record_report(log_path: Path, *, at: datetime, generated_at: datetime, fmt: str, lang: str) -> None:
     """Append one generated report to the log (JSON lines; the newest :data:`LOG_KEEP` kept; atomic rewrite)."""
     path = Path(log_path)
@@ -305,6 +420,7 @@ def _read(conn: Connection, when: datetime, fallback_bbox: Sequence[float]) -> d
             "resources": situation.resource_counts(conn)["units"],
         },
         "warnings": active_warnings(conn, at=when),
+        "major_incidents": major_incidents(conn),
         "population_by_county": population_by_county(conn, affected),
         "shelters": shelter_loads(conn),
         "resources_by_kind": resources_by_kind(conn),
@@ -366,7 +482,7 @@ def gather(conn: Connection, *, at: datetime | None = None, since: datetime | No
     else:
         start, origin = when - DEFAULT_LOOKBACK, "default"
     data.update(at=when, live=live, generated_at=generated, changes=changes_since(conn, start, when),
-                changes_from=origin)
+                changes_from=origin, operational=operational_changes(conn, start, when))
     total = data["kpis"]["affected"]["total"]
     if total is not None and not math.isfinite(float(total)):
         data["kpis"]["affected"]["total"] = None

@@ -5,7 +5,8 @@ Public: :data:`MAX_HEXES`, :data:`TICKER_LIMIT`, :data:`ANNOTATION_LIMIT`, :data
 :func:`shelter_places`, :func:`resource_counts`, :func:`latest_incidents`, :func:`incidents_per_hour`,
 :func:`incident_days`,
 :func:`incident_cells`, :func:`aggregate_cells`, :func:`affected_population_cells`, :func:`hazard_zones`,
-:func:`annotation_features`, :func:`hex_features`, :func:`clear_cache`.
+:func:`annotation_features`, :func:`impact_zone_features`, :func:`picture_extent`, :func:`hex_features`,
+:func:`clear_cache`.
 
 Every function takes a ``Connection`` (or ``Session``) first and reads live rows (``deleted_at IS NULL``) with
 2.0-style ``select()`` statements. What leaves this module is small: counts, at most :data:`TICKER_LIMIT` ticker
@@ -34,11 +35,13 @@ from sqlalchemy.orm import Session
 from geoops.h3cells import cell_boundaries, cell_centres, points_to_cells, zone_weights
 from geoops.population import CONTAINMENT, affected_population
 from layers.read import analysis, skips
+from layers.read.shelter_places import CLOSED, OPEN, could_open_sql, free_sql
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     Annotation,
     FeatureHistory,
     Hazard,
+    ImpactZone,
     Incident,
     PopulationSource,
     Resource,
@@ -64,6 +67,8 @@ __all__ = [
     "affected_population_cells",
     "hazard_zones",
     "annotation_features",
+    "impact_zone_features",
+    "picture_extent",
     "hex_features",
     "clear_cache",
 ]
@@ -152,14 +157,29 @@ def incident_kpis(db: Db) -> dict[str, Any]:
 
 
 def shelter_places(db: Db) -> dict[str, int]:
-    """Places in shelters that are not closed: ``total`` = sum of capacity, ``free`` = sum of max(0, capacity -
-    occupancy), ``occupied`` = sum of occupancy, ``shelters`` = how many."""
-    free = func.greatest(Shelter.capacity - Shelter.occupancy, 0)
-    stmt = (select(func.count(), func.coalesce(func.sum(Shelter.capacity), 0), func.coalesce(func.sum(free), 0),
-                   func.coalesce(func.sum(Shelter.occupancy), 0))
-            .where(_live(Shelter), Shelter.status != "closed"))
-    n, total, fr, occ = db.execute(stmt).one()
-    return {"shelters": int(n), "total": int(total), "free": int(fr), "occupied": int(occ)}
+    """Shelter places by the one rule (:mod:`layers.read.shelter_places`).
+
+    Returns
+    -------
+    dict
+        ``free`` = free places of open shelters; ``total`` = capacity and ``occupied`` = occupancy of the shelters in
+        service (open or full); ``shelters`` = how many are in service, ``open`` and ``full`` of them;
+        ``closed`` = how many are closed and ``closed_places`` = what they could offer if opened (counted apart,
+        never in ``free``).
+    """
+    in_service = Shelter.status != CLOSED
+    stmt = (select(func.count().filter(in_service),
+                   func.coalesce(func.sum(Shelter.capacity).filter(in_service), 0),
+                   func.coalesce(func.sum(free_sql(Shelter)), 0),
+                   func.coalesce(func.sum(Shelter.occupancy).filter(in_service), 0),
+                   func.count().filter(Shelter.status == OPEN),
+                   func.count().filter(Shelter.status == "full"),
+                   func.count().filter(Shelter.status == CLOSED),
+                   func.coalesce(func.sum(could_open_sql(Shelter)), 0))
+            .where(_live(Shelter)))
+    n, total, fr, occ, n_open, n_full, n_closed, closed_places = db.execute(stmt).one()
+    return {"shelters": int(n), "total": int(total), "free": int(fr), "occupied": int(occ), "open": int(n_open),
+            "full": int(n_full), "closed": int(n_closed), "closed_places": int(closed_places)}
 
 
 def resource_counts(db: Db) -> dict[str, dict[str, int]]:
@@ -180,12 +200,15 @@ def latest_incidents(db: Db, *, limit: int = 20) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ``id, name, kind, severity, status, occurred_at (datetime), lon, lat``.
+        ``id, name, name_en`` (``properties.name_en``, None without), ``kind, severity, status, occurred_at,
+        created_at`` (datetimes), ``lon, lat``.
     """
     if not 1 <= int(limit) <= TICKER_LIMIT:
         raise ValidationError([RowError(None, "limit", limit, f"1..{TICKER_LIMIT}")], "limit out of range")
     stmt = (select(Incident.id, Incident.name, Incident.kind, Incident.severity, Incident.status,
-                   Incident.occurred_at, func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"))
+                   Incident.occurred_at, Incident.created_at, Incident.properties["name_en"].astext.label("name_en"),
+                   func.ST_X(Incident.geom).label("lon"),
+                   func.ST_Y(Incident.geom).label("lat"))
             .where(_live(Incident)).order_by(Incident.occurred_at.desc(), Incident.id.desc()).limit(int(limit)))
     return [dict(r._mapping) for r in db.execute(stmt).all()]
 
@@ -473,6 +496,33 @@ def annotation_features(db: Db, *, tolerance_deg: float = 0.0, limit: int = ANNO
               "properties": {"id": int(r.id), "symbol": r.kind, "label": r.label, "color": r.color, "name": r.name}}
              for r in db.execute(stmt).all()]
     return {"type": "FeatureCollection", "features": feats}
+
+
+def impact_zone_features(db: Db, *, tolerance_deg: float = 0.0, limit: int = ANNOTATION_LIMIT) -> dict[str, Any]:
+    """Published impact zones (status ``active``; drafts and archived ones are the analysts' own) as GeoJSON, newest
+    first, at most ``limit``: ``id, name, kind``."""
+    import json
+
+    stmt = (select(ImpactZone.id, ImpactZone.kind, ImpactZone.name, _geojson(ImpactZone.geom, float(tolerance_deg)))
+            .where(_live(ImpactZone), ImpactZone.status == "active")
+            .order_by(ImpactZone.updated_at.desc(), ImpactZone.id.desc()).limit(int(limit)))
+    feats = [{"type": "Feature", "id": int(r.id), "geometry": json.loads(r.gj),
+              "properties": {"id": int(r.id), "kind": r.kind, "name": r.name}} for r in db.execute(stmt).all()]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def picture_extent(db: Db, *, at: datetime | None = None) -> list[float] | None:
+    """``[west, south, east, north]`` of the hazards in force and the active incidents (what the wall fits its map
+    to), None when there are neither."""
+    when = at or datetime.now(UTC)
+    hz = (select(Hazard.geom).where(_live(Hazard), Hazard.status == "active",
+                                    (Hazard.onset.is_(None)) | (Hazard.onset <= when),
+                                    (Hazard.expires.is_(None)) | (Hazard.expires > when)))
+    inc = select(Incident.geom).where(_live(Incident), Incident.status != "closed")
+    both = hz.union_all(inc).subquery()
+    box = func.ST_Extent(both.c.geom)
+    r = db.execute(select(func.ST_XMin(box), func.ST_YMin(box), func.ST_XMax(box), func.ST_YMax(box))).one()
+    return None if r[0] is None else [round(float(v), COORD_DECIMALS) for v in r]
 
 
 def population_source_version(db: Db) -> str:

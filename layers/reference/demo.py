@@ -36,7 +36,16 @@ from layers.reference.population import BuildReport, build_population
 from layers.store import registry, vocab
 from layers.store.errors import StoreError
 from layers.store.gazetteer import Place
-from layers.store.models import AdminRegion, Hazard, Incident, ProtectionTarget, Resource, Shelter, table_of
+from layers.store.models import (
+    AdminRegion,
+    FeatureHistory,
+    Hazard,
+    Incident,
+    ProtectionTarget,
+    Resource,
+    Shelter,
+    table_of,
+)
 
 MODELLED_SOURCE = "modelled-geonames"
 #: 内蒙古自治区 usual residents, 7th national census (2020): the total the model is calibrated to
@@ -358,8 +367,13 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
     # ---- hazards
     hazards: list[dict[str, Any]] = []
 
+    english = {"flood": "Yellow River flood, Baotou to Togtoh", "blizzard": "Xilingol blizzard",
+               "grassland-fire": "Hulunbuir grassland fire",
+               "grassland-fire-warning": "Hulunbuir grassland fire, 10 km alert zone"}
+
     def hazard(key: str, kind: str, name: str, level: str, geom: Any, extra: dict[str, Any]) -> None:
         onset = now - timedelta(hours=float(rng.uniform(1, 12)))
+        extra = {"name_en": f"[Drill] {english.get(key) or extra.pop('name_en_text', key)}", **extra}
         hazards.append({"external_id": f"hazard-{key}", "name": f"【演练】{name}", "kind": kind, "status": "active",
                         "warning_level": level, "onset": onset,
                         "expires": now + timedelta(hours=float(rng.uniform(24, 72))),
@@ -384,7 +398,8 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
         ring = geodesic_buffer(chem_pt, r_m)
         hazard(f"chemical-{r_m // 1000}km", "chemical_release", f"乌海危化品泄漏 {r_m // 1000} km 区",
                level, ring if previous is None else shapely.difference(ring, previous),
-               {"substance": "氯气 chlorine (exercise)", "radius_m": r_m})
+               {"substance": "氯气 chlorine (exercise)", "radius_m": r_m,
+                "name_en_text": f"Wuhai chemical release, {r_m // 1000} km zone"})
         previous = ring
     quake_pt = Point(BAOTOU_EARTHQUAKE)
     magnitude = round(float(rng.uniform(5.2, 6.4)), 1)
@@ -393,7 +408,8 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
         ring = geodesic_buffer(quake_pt, r_m)
         hazard(f"earthquake-{r_m // 1000}km", "earthquake", f"包头 M{magnitude} 地震 {r_m // 1000} km 区", level,
                ring if previous is None else shapely.difference(ring, previous),
-               {"magnitude": magnitude, "epicentre": list(BAOTOU_EARTHQUAKE), "radius_m": r_m})
+               {"magnitude": magnitude, "epicentre": list(BAOTOU_EARTHQUAKE), "radius_m": r_m,
+                "name_en_text": f"Baotou M{magnitude} earthquake, {r_m // 1000} km zone"})
         previous = ring
 
     # ---- incidents: part in each hazard, the rest spread by population
@@ -431,7 +447,8 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                 "kind": kind, "status": status, "severity": severity, "occurred_at": occurred,
                 "valid_from": occurred, "casualties": int(rng.poisson({"general": 0.3, "large": 2, "major": 6,
                                                                         "extraordinary": 15}[severity])),
-                "properties": {**props, **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
+                "properties": {**props, "name_en": f"[Drill] {vocab.label('incident_kind', kind, 'en')} #{i + 1}",
+                               **({"hazard": hazard_key} if hazard_key else {})}, "geom": Point(float(x), float(y))})
 
     # ---- shelters near towns
     shelters: list[dict[str, Any]] = []
@@ -452,7 +469,8 @@ def generate_drill(*, seed: int, grid: PopulationGrid, places: list[Place], prov
                     "external_id": f"shelter-{i:04d}",
                     "name": f"【演练】{town_label(p)}{vocab.label('shelter_kind', kind)}{i + 1}号",
                     "kind": kind, "status": status, "capacity": cap, "occupancy": occ if status != "closed" else 0,
-                    "properties": {**props, "town": p.name_en}, "geom": Point(x, y)})
+                    "properties": {**props, "town": p.name_en, "name_en": f"[Drill] {p.name_en} "
+                                   f"{vocab.label('shelter_kind', kind, 'en')} shelter {i + 1}"}, "geom": Point(x, y)})
 
     # ---- resources of every kind, every status
     units = {"rescue_team": ("人", (10, 80)), "fire_engine": ("辆", (1, 6)), "ambulance": ("辆", (1, 5)),
@@ -570,6 +588,92 @@ def write_drill(session: Session, rows: dict[str, list[dict[str, Any]]], *, sour
 
 
 
+#: who the seeded history is written by (so that it is told apart from what people and feeds did)
+SEEDED_BY = "demo-history"
+#: how far back the seeded history of the drill goes
+HISTORY_HOURS = 24
+_LEVELS = ("blue", "yellow", "orange", "red")
+
+
+def seed_history(session: Session, *, source: str, now: datetime, seed: int) -> dict[str, int]:
+    """Backdate the drill in the change history, so that replay shows it unfolding over :data:`HISTORY_HOURS`.
+
+    ``write_drill`` records every drill row once, at load time, in its final state. This adds the states that led
+    there, written by :data:`SEEDED_BY` with ``changed_at`` in the past: each hazard appears at its onset one level
+    lower and reaches its level halfway to now; each incident is reported when it occurred, verified or responded to
+    10-40 minutes later and closed 1-3 hours later (as its final status says); shelters open 12 hours before with
+    nobody in them and fill up in two steps; deployed resources leave in the last 6 hours; protection targets are
+    there from the start. Seeded rows of an earlier load are replaced. Runs in the caller's transaction.
+
+    Returns
+    -------
+    dict
+        Rows written per layer.
+    """
+    rng = np.random.default_rng(seed + 1)
+    H = table_of(FeatureHistory)
+    session.execute(delete(H).where(H.c.changed_by == SEEDED_BY))
+    layers = list(DRILL_LAYERS)
+    latest = (select(H.c.layer, H.c.feature_id, H.c.row).where(H.c.layer.in_(layers),
+                                                               H.c.row["source"].astext == source)
+              .distinct(H.c.layer, H.c.feature_id).order_by(H.c.layer, H.c.feature_id, H.c.id.desc()))
+    start = now - timedelta(hours=HISTORY_HOURS)
+    out: list[dict[str, Any]] = []
+
+    def add(layer: str, fid: int, op: str, when: datetime, row: dict[str, Any], **changes: Any) -> None:
+        when = min(max(when, start), now - timedelta(seconds=1))
+        stamp = when.isoformat()
+        out.append({"layer": layer, "feature_id": fid, "op": op, "changed_at": when, "changed_by": SEEDED_BY,
+                    "txid": 0, "row": {**row, **changes, "updated_at": stamp, "updated_by": SEEDED_BY,
+                                       **({"created_at": stamp} if op == "insert" else {})}})
+
+    def time_of(row: dict[str, Any], key: str, default: datetime) -> datetime:
+        v = row.get(key)
+        return datetime.fromisoformat(v) if isinstance(v, str) else default
+
+    for layer, fid, row in session.execute(latest).all():
+        fid = int(fid)
+        if layer == "hazards":
+            onset = time_of(row, "onset", start)
+            level = row.get("warning_level", "blue")
+            lower = _LEVELS[max(0, _LEVELS.index(level) - 1)] if level in _LEVELS else level
+            add(layer, fid, "insert", onset, row, warning_level=lower)
+            add(layer, fid, "update", onset + (now - onset) / 2, row)
+        elif layer == "incidents":
+            occurred = time_of(row, "occurred_at", start)
+            status = row.get("status")
+            add(layer, fid, "insert", occurred, row, status="reported")
+            if status in ("verified", "responding", "closed"):
+                add(layer, fid, "update", occurred + timedelta(minutes=float(rng.uniform(10, 40))), row,
+                    status="verified" if status == "verified" else "responding")
+            if status == "closed":
+                add(layer, fid, "update", occurred + timedelta(hours=float(rng.uniform(1, 3))), row)
+        elif layer == "shelters":
+            occ = int(row.get("occupancy") or 0)
+            opened = now - timedelta(hours=float(rng.uniform(10, 14)))
+            add(layer, fid, "insert", opened, row, occupancy=0,
+                status="closed" if row.get("status") == "closed" else "open")
+            if row.get("status") != "closed":
+                add(layer, fid, "update", now - timedelta(hours=float(rng.uniform(5, 7))), row, occupancy=occ // 2,
+                    status="open")
+                add(layer, fid, "update", now - timedelta(hours=float(rng.uniform(1, 3))), row)
+        elif layer == "resources":
+            if row.get("status") == "deployed":
+                add(layer, fid, "insert", start, row, status="available")
+                add(layer, fid, "update", now - timedelta(hours=float(rng.uniform(0.5, 6))), row)
+            else:
+                add(layer, fid, "insert", start, row)
+        else:
+            add(layer, fid, "insert", start, row)
+    for i in range(0, len(out), 2000):
+        session.execute(H.insert().values(txid=func.txid_current()), [
+            {k: v for k, v in r.items() if k != "txid"} for r in out[i:i + 2000]])
+    counts: dict[str, int] = {}
+    for r in out:
+        counts[r["layer"]] = counts.get(r["layer"], 0) + 1
+    return counts
+
+
 def inner_mongolia_geometries(session: Session) -> tuple[Any, list[tuple[str, Any]]]:
     """The stored province polygon of Inner Mongolia and its counties ``(adcode, polygon)``."""
     rows = session.execute(
@@ -600,6 +704,7 @@ def load_demo(session: Session, *, seed: int = 2024, res: int = 8, overview_res:
     dict
         Counts and seconds per step.
     """
+    from layers.reference.names import fill_english_names
     from layers.reference.regions import load_admin_regions, loaded_count
     from layers.store.settings import get_settings
 
@@ -610,6 +715,7 @@ def load_demo(session: Session, *, seed: int = 2024, res: int = 8, overview_res:
         report["admin_regions"] = "already loaded"
     else:
         report["admin_regions"] = load_admin_regions(session, provinces=provinces)
+    report["admin_regions_en"] = fill_english_names(session)  # regions loaded before English names were made
     report["admin_regions_s"] = round(time.perf_counter() - t0, 2)
     echo(f"admin regions: {report['admin_regions']} ({report['admin_regions_s']} s)")
 
@@ -638,10 +744,12 @@ def load_demo(session: Session, *, seed: int = 2024, res: int = 8, overview_res:
 
     t2 = time.perf_counter()
     grid = PopulationGrid.read(model.path)
-    rows = generate_drill(seed=seed, grid=grid, places=places, province=province,
-                          now=now or datetime.now(UTC))
+    when = now or datetime.now(UTC)
+    rows = generate_drill(seed=seed, grid=grid, places=places, province=province, now=when)
     report["drill"] = write_drill(session, rows, source=drill_source(seed))
+    report["history"] = seed_history(session, source=drill_source(seed), now=when, seed=seed)
     report["drill_s"] = round(time.perf_counter() - t2, 2)
-    echo(f"drill {drill_source(seed)}: {report['drill']} ({report['drill_s']} s)")
+    echo(f"drill {drill_source(seed)}: {report['drill']} ({report['drill_s']} s); seeded history of the last "
+         f"{HISTORY_HOURS} h: {report['history']}")
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report

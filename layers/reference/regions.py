@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from geoops.regions import assign_points
+from layers.reference.names import english_name
 from layers.store.errors import StoreError
 from layers.store.models import AdminRegion, table_of
 
@@ -209,6 +210,7 @@ def load_admin_regions(session: Session, *, provinces: tuple[str, ...] | None = 
             "source": SOURCE,
             "external_id": r.adcode,
             "name": r.name,
+            "name_en": english_name(r.name),
             "kind": r.level,
             "status": "active",
             "adcode": r.adcode,
@@ -228,7 +230,7 @@ def load_admin_regions(session: Session, *, provinces: tuple[str, ...] | None = 
         stmt = pg_insert(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.adcode],
-            set_={c: stmt.excluded[c] for c in ("source", "external_id", "name", "kind", "status", "level",
+            set_={c: stmt.excluded[c] for c in ("source", "external_id", "name", "name_en", "kind", "status", "level",
                                                 "parent_adcode", "properties", "geom")}
             | {"updated_at": func.now(), "deleted_at": None},
         )

@@ -105,6 +105,22 @@ class Settings(BaseSettings):
                 + "; also read: " + ", ".join(sorted(OTHER_VARIABLES)) + " (layers/store/settings.py)")
         return values
 
+    # The situation report's letterhead: issuing unit (签发单位), who signs it off (签发人), and its number
+    # (编号), formatted with the year and the report's sequence number within the year.
+    report_unit: str = Field(default="应急管理综合指挥中心（演练）", max_length=80)
+    report_unit_en: str = Field(default="Emergency Command Centre (drill)", max_length=80)
+    report_signer: str = Field(default="", max_length=40)
+    report_number_format: str = Field(default="{year}-{n:03d}", max_length=60)
+
+    @field_validator("report_number_format")
+    @classmethod
+    def _check_number_format(cls, v: str) -> str:
+        try:
+            v.format(year=2026, n=1)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"report_number_format may use {{year}} and {{n}}, got {v!r} ({e})") from None
+        return v
+
     @field_validator("service_area", "view_area")
     @classmethod
     def _check_area(cls, v: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:

@@ -63,9 +63,9 @@ _BASE: Final[dict[str, dict[str, Label]]] = {
     # 突发事件分级: 一般 (IV) / 较大 (III) / 重大 (II) / 特别重大 (I)
     "incident_severity": {
         "general": {"zh-CN": "一般 (IV级)", "en": "General (IV)"},
-        "large": {"zh-CN": "较大 (III级)", "en": "Large (III)"},
+        "large": {"zh-CN": "较大 (III级)", "en": "Relatively major (III)"},
         "major": {"zh-CN": "重大 (II级)", "en": "Major (II)"},
-        "extraordinary": {"zh-CN": "特别重大 (I级)", "en": "Extraordinary (I)"},
+        "extraordinary": {"zh-CN": "特别重大 (I级)", "en": "Especially major (I)"},
     },
     "shelter_kind": {
         "emergency": {"zh-CN": "紧急避难场所", "en": "Emergency shelter"},

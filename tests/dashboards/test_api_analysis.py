@@ -281,8 +281,8 @@ def test_impact_targets_and_shelters_match_postgis(client: Any, demo_db: Any) ->
     for item in sh["inside"]["items"] + sh["nearby"]["items"]:
         row = stored[item["id"]]
         assert (item["capacity"], item["occupancy"]) == (row["capacity"], row["occupancy"])
-        if row["status"] != "closed":
-            assert item["free"] == max(0, row["capacity"] - row["occupancy"])
+        assert item["status"] == row["status"]  # free places: open shelters only, closed and full ones give none
+        assert item["free"] == (max(0, row["capacity"] - row["occupancy"]) if row["status"] == "open" else 0)
     for item in sh["nearby"]["items"]:
         assert 0 < item["distance_m"] <= 8000
     # the nearest available resource of each kind, from the zone's centre: brute force over all of that kind
@@ -359,8 +359,9 @@ def test_shelter_coverage_is_maximal_and_respects_capacity(client: Any, demo_db:
     assert sorted(got) == sorted(demand)
     for cell, v in demand.items():
         assert got[cell] == pytest.approx(v, rel=1e-5, abs=0.01)
-    supply = [{**sh, "free": max(0, sh["capacity"] - sh["occupancy"])} for sh in shelters
-              if sh["status"] != "closed" and oracles.distance_to_polygon_m(sh["lon"], sh["lat"], zone) <= 3000]
+    # the rule, not the answer: an open shelter offers capacity - occupancy, a full one nothing
+    supply = [{**sh, "free": max(0, sh["capacity"] - sh["occupancy"]) if sh["status"] == "open" else 0}
+              for sh in shelters if sh["status"] != "closed" and oracles.distance_to_polygon_m(sh["lon"], sh["lat"], zone) <= 3000]
     assert sorted(s["id"] for s in out["shelters"]) == sorted(s["id"] for s in supply)
     free = {s["id"]: s["free"] for s in supply}
     for s in out["shelters"]:

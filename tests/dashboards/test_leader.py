@@ -7,6 +7,7 @@ Hazard kinds are filtered to the small demo hazards to keep the file short.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import text
 
 from dashboards import ids
 from dashboards.app import create_app
-from dashboards.i18n import t
+from dashboards.i18n import t, vocab_label
 from geoops.risk import RiskWeights
 from layers.store.settings import Settings
 
@@ -69,7 +70,14 @@ def test_choropleth_and_ranking_equal_the_api(app, demo_db, level) -> None:
     rows = _ranking(out[2])
     assert len(rows) == min(20, len(api["regions"]))
     for row, r in zip(rows, api["regions"], strict=False):
-        assert row[2] == f"{r['risk']:,.0f}" and row[3] == f"{r['score']:,.3f}"
+        assert row[2] == f"{r['risk']:,.0f}" and row[3] == f"{r['components']['exposure']:,.0f}"
+        # why, in words: the highest warning over the region and the people in the warning areas
+        top = min((h for h in api["hazards"] if h["id"] in r["warnings"]),
+                  key=lambda h: ["red", "orange", "yellow", "blue"].index(h["warning_level"]))
+        assert row[5].startswith(vocab_label("warning_level", top["warning_level"], "en"))
+        assert f"{r['components']['population']:,.0f} people" in row[5]
+    # no column repeats another: the score (= intensity with the default vulnerability) is gone
+    assert len({tuple(col) for col in zip(*rows, strict=True)}) == len(rows[0])
     assert out[4] == t("leader.status", "en", hazards=len(api["hazards"]), regions=len(live),
                        at_risk=len([r for r in api["regions"] if r["adcode"]]))
 
@@ -86,7 +94,8 @@ def test_a_weight_changes_the_ranking_as_the_api_does(app) -> None:
         bad = leader.update("county", KINDS, *_weights(yellow=0.9), "zh-CN")
     assert [r[2] for r in _ranking(out[2])] == [f"{r['risk']:,.0f}" for r in after["regions"][:20]]
     assert "0.3" in text_ and "致灾强度" in text_  # the weights in plain words, in the page's language
-    assert bad[4].startswith(t("leader.bad_weights", "zh-CN", detail="")[:4]) and "yellow" in bad[4]
+    # a refused weight is said in the page's language, naming the weight by its label (not the model's name)
+    assert "预警权重不能为" in bad[4] and not re.search("[A-Za-z]", bad[4]), bad[4]
     assert leader.reset_weights(1) == tuple(DEFAULTS[n] for n in leader.WEIGHT_NAMES)
 
 
@@ -134,6 +143,10 @@ def test_trend_counts_equal_postgis(app, demo_db) -> None:
             expect.setdefault(code, [0] * 7)[d] += n
     assert trend["counts"] == expect and sum(map(sum, expect.values())) > 0
     assert sum(sum(b.y) for b in fig.data) == sum(map(sum, expect.values())) + sum(trend["outside"])
+    # the days in the page's language (Plotly's own date ticks would say "Dec" on a Chinese page)
+    days = trend["days"]
+    assert list(fig.data[0].x) == [f"{d.day} {d.strftime('%b')}" for d in days]
+    assert list(leader.trend_figure(trend, "zh-CN").data[0].x) == [f"{d.month}月{d.day}日" for d in days]
 
 
 def test_layout_shows_every_weight_with_its_label(app) -> None:

@@ -98,8 +98,9 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
         assert len(rows) == len(api["shelters"]) > 0
         shown = sorted(r.children[4].children for r in rows)
         assert shown == sorted(f"{s['load']:,.0f}" for s in api["shelters"])
-        # per-county table covers every county the API reports
-        assert len(out[4].children[1].children) == len(api["by_region"]["county"])
+        # per-county table: the county of the scope only (the API's rows also name neighbours at the edge)
+        county_rows = out[4].children[1].children
+        assert len(county_rows) == 1 and len(api["by_region"]["county"]) >= 1
         # the map: hexagons of the three classes hold every cell once; shelters + gap sites as markers
         hexes = [f for lyr in out[6] for f in lyr.data["features"]]
         assert len(hexes) == len(api["cells"]["h3"])  # a county is drawn at res 8 (under the display cap)
@@ -108,7 +109,9 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
 
         dl = planner.export(1, 0, state, None, "csv")[0]
         assert dl["filename"].endswith(".csv")
-        rows_csv = list(csv.DictReader(io.StringIO(dl["content"])))
+        blocks = [b for b in dl["content"].split("\n\n") if b.strip()]
+        query, cells_block, shelters_block, counties_block = (list(csv.DictReader(io.StringIO(b))) for b in blocks)
+        rows_csv = cells_block
         gj = json.loads(planner.export(0, 1, state, None, "geojson")[0]["content"])
     assert len(rows_csv) == len(api["cells"]["h3"]) == len({r["h3"] for r in rows_csv})
     covered = math.fsum(float(r["covered"]) for r in rows_csv)
@@ -120,6 +123,16 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
     kinds = {f["properties"]["layer"] for f in gj["features"]}
     assert {"cell", "shelter"} <= kinds
     assert sum(1 for f in gj["features"] if f["properties"]["layer"] == "cell") == len(rows_csv)
+    # the CSV says what was asked (scope, distance, kinds, time), where each cell is, and holds both tables
+    assert query[0]["adcode"] == busy_county and float(query[0]["distance_m"]) == api["max_distance_m"]
+    assert query[0]["run_at"] and query[0]["kinds"]
+    import h3
+
+    for r in rows_csv[:50]:
+        lat, lon = h3.cell_to_latlng(r["h3"])
+        assert (float(r["lon"]), float(r["lat"])) == pytest.approx((lon, lat), abs=1e-6)
+    assert {int(s["id"]) for s in shelters_block} == {s["id"] for s in api["shelters"]}
+    assert [c["adcode"] for c in counties_block] == [busy_county]
 
 
 def test_prefecture_is_aggregated_for_display_but_counted_at_res8(app, demo_db) -> None:

@@ -67,13 +67,15 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
         heard = browser.execute_script("return window.sitroomLive.stats[arguments[0]].ids;", store)
         assert fid in heard, f"the stream never announced incident {fid}: {heard}"
 
-        # a change of a layer the wall does not show (an impact zone) is heard but redraws nothing, not even at
-        # the next version check (PUSH_SAFETY_S later)
+        # a change of a layer the wall does not show (a protection target) is heard but redraws nothing, not even
+        # at the next version check (PUSH_SAFETY_S later)
         time.sleep(2)  # let the incident's redraw land
         redraws = browser.execute_script("return window.sitroomWall.stats.redraws;")
-        zone = _post(live_server + "/api/v1/impact-zones", {"geometry": {"center": [111.7, 40.8], "radius_m": 1000}},
-                     live_token)
-        zones.append(zone["features"][0]["id"])
+        target = _post(live_server + "/api/v1/layers/protection_targets", {
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [111.7, 40.8]},
+            "properties": {"source": "live-e2e", "external_id": "push-target", "name": "推送测试学校",
+                           "kind": "school", "status": "normal", "occupants": 300}}, live_token)
+        zones.extend(target["ids"])
         wait.until(lambda d: zones[0] in d.execute_script("return window.sitroomLive.stats[arguments[0]].ids;", store))
         checks = browser.execute_script("return window.sitroomWall.stats.checks;")
         wait.until(lambda d: d.execute_script("return window.sitroomWall.stats.checks;") > checks)  # safety check
@@ -92,5 +94,5 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
         with eng.begin() as c:
             c.execute(text("DELETE FROM incidents WHERE id = ANY(:ids) OR (source = 'live-e2e' AND external_id ="
                            " 'push-2')"), {"ids": posted})
-            c.execute(text("DELETE FROM impact_zones WHERE id = ANY(:ids)"), {"ids": zones})
+            c.execute(text("DELETE FROM protection_targets WHERE id = ANY(:ids)"), {"ids": zones})
         eng.dispose()

@@ -53,8 +53,9 @@ def wall_rows(db_url):
 def _db_counts(eng) -> dict[str, int]:
     with eng.connect() as c:
         active = c.execute(text("SELECT count(*) FROM incidents WHERE deleted_at IS NULL AND status <> 'closed'"))
-        places = c.execute(text("SELECT coalesce(sum(capacity), 0), coalesce(sum(greatest(capacity - occupancy, 0)),"
-                                " 0) FROM shelters WHERE deleted_at IS NULL AND status <> 'closed'")).one()
+        places = c.execute(text(
+            "SELECT coalesce(sum(capacity) FILTER (WHERE status <> 'closed'), 0), coalesce(sum(greatest(capacity"
+            " - occupancy, 0)) FILTER (WHERE status = 'open'), 0) FROM shelters WHERE deleted_at IS NULL")).one()
         return {"active": int(active.scalar_one()), "total": int(places[0]), "free": int(places[1])}
 
 
@@ -171,4 +172,47 @@ def test_wall_fits_3840x2160(live_server, browser_factory, wall_rows, severe_con
     assert 1.7 < h_big / h_small < 2.3, (h_small, h_big)
     map_big = big.find_element(By.ID, ids.WALL_MAP).size
     assert map_big["width"] > 2000 and map_big["height"] > 1200, map_big
+    # what people read scales too: ticker, chart, legends, replay labels (measured in px, about twice at 3840)
+    sizes = [_text_sizes(d) for d in (small, big)]
+    for what in sizes[0]:
+        assert 1.6 < sizes[1][what] / sizes[0][what] < 2.4, (what, sizes)
+    for d in (small, big):
+        assert _overlaps(d, "#" + ids.WALL_ROOT + " .sr-wall-replay .dash-slider-mark") == []
+        assert _cut_rows(d) == []
     assert severe_console_messages(big) == []
+
+
+def _text_sizes(driver) -> dict[str, float]:
+    """Font sizes (px) of what the hall reads: a ticker row, the chart's tick labels, the legend, a replay mark."""
+    wait = WebDriverWait(driver, WAIT_S)
+    wait.until(lambda d: d.execute_script("return document.querySelectorAll(arguments[0]).length > 0",
+                                          f"#{ids.WALL_CHART} .xtick text"))
+    return driver.execute_script("""
+        const px = sel => { const e = document.querySelector(sel);
+                            return e ? parseFloat(getComputedStyle(e).fontSize) : null; };
+        return {ticker: px('.sr-wall-tick'), chart: px(arguments[0]), legend: px('.sr-wall-legend-item'),
+                replay: px('.sr-wall-replay .dash-slider-mark'), kpi: px('.sr-wall-kpi-value')};
+    """, f"#{ids.WALL_CHART} .xtick text")
+
+
+def _overlaps(driver, selector: str) -> list:
+    """Pairs of visible elements matching ``selector`` whose boxes overlap."""
+    return driver.execute_script("""
+        const r = [...document.querySelectorAll(arguments[0])].map(e => e.getBoundingClientRect())
+                  .filter(b => b.width > 0);
+        const out = [];
+        for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) {
+          const a = r[i], b = r[j];
+          if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+            out.push([i, j]);
+        }
+        return out;""", selector)
+
+
+def _cut_rows(driver) -> list:
+    """Ticker rows shown only in part (a row is either wholly inside the ticker's box or wholly outside)."""
+    return driver.execute_script("""
+        const box = document.getElementById(arguments[0]).getBoundingClientRect();
+        return [...document.querySelectorAll('#' + arguments[0] + ' li')].map(li => li.getBoundingClientRect())
+          .filter(r => r.left < box.right - 1 && r.top < box.bottom - 1 && r.bottom > box.bottom + 1)
+          .map(r => [r.top, r.bottom, box.bottom]);""", ids.WALL_TICKER)

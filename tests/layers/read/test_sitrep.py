@@ -86,7 +86,8 @@ def test_past_picture_does_not_see_later_changes(session) -> None:
     past = sitrep.gather(conn, at=t0)
     assert past["live"] is False
     assert past["kpis"]["incidents"]["by_severity"] == {"general": 1, "large": 1, "major": 0, "extraordinary": 0}
-    assert past["kpis"]["shelters"] == {"shelters": 2, "total": 150, "free": 140, "occupied": 10}
+    assert past["kpis"]["shelters"] == {"shelters": 2, "total": 150, "free": 140, "occupied": 10, "open": 2,
+                                        "full": 0, "closed": 0, "closed_places": 0}
     assert past["kpis"]["resources"] == {"available": 3, "deployed": 0, "unavailable": 0}
     assert past["resources_by_kind"] == {"boat": {"available": 3, "deployed": 0, "unavailable": 0}}
 
@@ -206,7 +207,7 @@ def test_shelter_loads_and_resources_by_kind(session) -> None:
     s = sitrep.shelter_loads(conn)
     assert [r["name"] for r in s["rows"]] == ["B", "A", "C"]
     assert s["rows"][0]["load"] == pytest.approx(1.2) and s["rows"][0]["free"] == 0 and s["rows"][2]["load"] is None
-    assert s["count"] == 3 and s["over"] == 1
+    assert s["count"] == 3 and s["over"] == 1 and s["closed"] == {"count": 1, "could_open": 80}
     by = sitrep.resources_by_kind(conn)
     assert by == {"ambulance": {"available": 0, "deployed": 1, "unavailable": 0},
                   "boat": {"available": 2, "deployed": 5, "unavailable": 0}}
@@ -214,18 +215,53 @@ def test_shelter_loads_and_resources_by_kind(session) -> None:
     assert {st: sum(v[st] for v in by.values()) for st in units} == units
 
 
-def test_map_layers_bbox_covers_hazards_and_incidents(session) -> None:
+def test_map_layers_bbox_is_the_affected_area(session) -> None:
+    """The map zooms to the hazards in force and the major incidents; a general incident far away does not widen
+    it (it is drawn if it falls inside)."""
     session.add_all([
         Hazard(source="t", kind="flood", status="active", warning_level="orange",
                geom=from_shape(MultiPolygon([box(110.0, 40.0, 110.5, 40.5)]), srid=4326)),
-        Incident(source="t", kind="fire", status="reported", severity="general", geom=_point(112.0, 41.0)),
+        Incident(source="t", kind="fire", status="reported", severity="major", geom=_point(112.0, 41.0)),
+        Incident(source="t", kind="fire", status="reported", severity="general", geom=_point(118.0, 44.0)),
         Incident(source="t", kind="fire", status="closed", severity="general", geom=_point(119.0, 45.0)),
     ])
     session.flush()
     m = sitrep.map_layers(session.connection(), at=datetime.now(UTC), fallback_bbox=(0, 0, 1, 1))
     w, s, e, n = m["bbox"]
     assert w < 110.0 and s < 40.0 and 112.0 < e < 113 and 41.0 < n < 42
-    assert len(m["incidents"]) == 1 and m["hazards"][0]["warning_level"] == "orange"
+    assert len(m["incidents"]) == 2 and m["hazards"][0]["warning_level"] == "orange"
+
+
+def test_operational_changes_and_major_incidents(session) -> None:
+    conn = session.connection()
+    shelter = Shelter(source="t", name="S", kind="fixed", status="closed", capacity=300, occupancy=0,
+                      geom=_point(110.2, 40.2))
+    old = Hazard(source="t", name="old", kind="flood", status="active", warning_level="yellow",
+                 geom=from_shape(MultiPolygon([box(110.0, 40.0, 110.5, 40.5)]), srid=4326))
+    gone = Hazard(source="t", name="gone", kind="blizzard", status="active", warning_level="blue",
+                  geom=from_shape(MultiPolygon([box(111.0, 40.0, 111.5, 40.5)]), srid=4326))
+    session.add_all([shelter, old, gone])
+    session.flush()
+    t0 = _db_now(conn)
+    old.warning_level = "red"  # raised
+    gone.status = "cancelled"
+    shelter.status = "open"
+    session.add_all([
+        Hazard(source="t", name="new", kind="sandstorm", status="active", warning_level="orange",
+               geom=from_shape(MultiPolygon([box(112.0, 40.0, 112.5, 40.5)]), srid=4326)),
+        Incident(source="t", name="big", kind="collapse", status="reported", severity="extraordinary",
+                 casualties=7, geom=_point(110.3, 40.3)),
+        Incident(source="t", name="small", kind="fire", status="reported", severity="general", geom=_point(110.3, 40.3)),
+    ])
+    session.flush()
+    t1 = _db_now(conn)
+    ch = sitrep.operational_changes(conn, t0, t1)
+    assert [(w["name"], w["raised"]) for w in ch["new_warnings"]] == [("old", True), ("new", False)]
+    assert [w["name"] for w in ch["ended_warnings"]] == ["gone"]
+    assert [r["name"] for r in ch["new_major"]] == ["big"]
+    assert [s["name"] for s in ch["shelters_opened"]] == ["S"] and ch["shelters_closed"] == []
+    majors = sitrep.major_incidents(conn)
+    assert [r["name"] for r in majors["rows"]] == ["big"] and majors["rows"][0]["casualties"] == 7
 
 
 def test_report_log_previous_report(tmp_path) -> None:

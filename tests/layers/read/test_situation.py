@@ -81,13 +81,15 @@ def test_shelter_places_and_resources(session) -> None:
     session.add_all([
         Shelter(source="t", kind="fixed", status="open", capacity=100, occupancy=30, geom=p),
         Shelter(source="t", kind="fixed", status="full", capacity=50, occupancy=60, geom=p),   # over-full: 0 free
-        Shelter(source="t", kind="fixed", status="closed", capacity=1000, occupancy=0, geom=p),  # closed: left out
+        Shelter(source="t", kind="fixed", status="closed", capacity=1000, occupancy=0, geom=p),  # closed: apart
+        Shelter(source="t", kind="fixed", status="full", capacity=80, occupancy=70, geom=p),   # full: 10 spare, 0 free
         Resource(source="t", kind="fire_engine", status="available", quantity=4, geom=p),
         Resource(source="t", kind="ambulance", status="available", quantity=1, geom=p),
         Resource(source="t", kind="boat", status="deployed", quantity=7, geom=p),
     ])
     session.flush()
-    assert situation.shelter_places(session) == {"shelters": 2, "total": 150, "free": 70, "occupied": 90}
+    assert situation.shelter_places(session) == {"shelters": 3, "total": 230, "free": 70, "occupied": 160,
+                                                 "open": 1, "full": 2, "closed": 1, "closed_places": 1000}
     r = situation.resource_counts(session)
     assert r["units"] == {"available": 5, "deployed": 7, "unavailable": 0}
     assert r["records"] == {"available": 2, "deployed": 1, "unavailable": 0}
