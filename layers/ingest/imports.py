@@ -547,6 +547,17 @@ def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
     return lo, hi, f"an integer in {lo}..{hi}"
 
 
+def float_bounds(layer: str, column: str) -> tuple[float, float, str]:
+    """``(lo, hi, what is allowed)`` of a real-number field (:mod:`layers.ingest.fieldmap`; None: unbounded).
+
+    >>> float_bounds("stations", "warning_stage_m")
+    (-500.0, 9000.0, 'a number in -500..9000')
+    """
+    lo, hi = fieldmap.spec(layer).floats[column]
+    lo_, hi_ = -math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)
+    return lo_, hi_, f"a number in {lo_:g}..{hi_:g}"
+
+
 @functools.cache
 def text_limits(layer: str) -> dict[str, int]:
     """The text columns of ``layer`` with a length limit in the store (``varchar(n)``): column -> n.
@@ -690,6 +701,13 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
                 add(i, col, raw.iloc[i], allowed)
             out[col] = pd.array(np.where(ok_num, num.fillna(0), 0).astype(np.int64), dtype="Int64")
             out.loc[~ok_num.to_numpy(bool), col] = pd.NA
+        elif col in s.floats:
+            lo_f, hi_f, allowed = float_bounds(layer, col)
+            num = _numeric_text(raw).astype(float)
+            ok_num = (num.notna() & np.isfinite(num) & (num >= lo_f) & (num <= hi_f)).to_numpy(bool)
+            for i in np.flatnonzero(~blank & ~ok_num).tolist():
+                add(i, col, raw.iloc[i], allowed)
+            out[col] = pd.Series(np.where(ok_num, num, np.nan), index=pos).astype(object).where(ok_num, None)
         elif col in s.datetimes:
             t = _parse_datetimes(raw)
             for i in np.flatnonzero(~blank & t.isna()).tolist():

@@ -1,0 +1,552 @@
+"""The observation store: readings checked, quality-flagged and written in bulk into the partitioned ``observations``
+table; series and latest readings read back.
+
+Public: :data:`MAX_ROWS`, :data:`FIELDS`, :data:`FUTURE_TOLERANCE_S`, :data:`EARLIEST`, :class:`Batch`,
+:class:`WriteCounts`, :func:`records_frame`, :func:`csv_frame`, :func:`validate`, :func:`assess_quality`,
+:func:`ensure_partitions`, :func:`write`, :func:`series`, :func:`latest`, :func:`stations_by_code`.
+
+Input is a JSON array of ``{"station", "variable", "value", "unit", "observed_at", "period_s"}`` or CSV with the same
+columns. :func:`validate` checks every row at once (columnar, no ORM object per row) and raises one
+:class:`~layers.store.errors.ValidationError` naming each bad row by its 0-based index and field, the value received
+and what is allowed: unknown stations, unknown variables, wrong units, values that are not numbers, times that are
+not times or lie in the future, missing accumulation periods, and two different values for the same reading.
+Nothing is written then.
+
+:func:`write` COPYs the rows into a temporary staging table and merges them with one ``INSERT ... SELECT ... ON
+CONFLICT (station_id, variable, observed_at) DO NOTHING``: a reading sent twice (or by two feeds at once) is stored
+once, and the first value stays. The monthly partitions the rows need are made first
+(:func:`ensure_partitions`; an advisory lock makes two concurrent ingests make a month once).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.types import BigInteger, DateTime, String
+
+from geoops.wgs84 import GEOD
+from layers.monitor import quality
+from layers.monitor.variables import VARIABLES, canonical_unit, upper_bound
+from layers.store.db import connection_of, driver_connection
+from layers.store.errors import RowError, ValidationError
+from layers.store.models import Observation, Station
+
+__all__ = ["MAX_ROWS", "FIELDS", "FUTURE_TOLERANCE_S", "EARLIEST", "LOCAL_TZ", "NEIGHBOUR_KM", "Batch",
+           "WriteCounts", "records_frame", "csv_frame", "validate", "assess_quality", "ensure_partitions", "write",
+           "series", "latest", "stations_by_code", "neighbours"]
+
+#: most readings one request or file may carry
+MAX_ROWS: Final = 100_000
+#: the columns of a reading (``period_s`` may be left out where it does not apply)
+FIELDS: Final = ("station", "variable", "value", "unit", "observed_at", "period_s")
+#: a reading this far ahead of the server's clock is refused (a station whose clock runs ahead)
+FUTURE_TOLERANCE_S: Final = 600
+#: readings before this are refused (each month of readings gets a partition: a typo must not make one for 1900)
+EARLIEST: Final = datetime(1990, 1, 1, tzinfo=UTC)
+#: times without a zone are Beijing time, as in every import
+LOCAL_TZ: Final = "Asia/Shanghai"
+#: stations this close (geodesic) are a reading's neighbours in the spike test
+NEIGHBOUR_KM: Final = 75.0
+#: neighbours' readings this close in time to a reading are compared with it
+NEIGHBOUR_WINDOW_S: Final = 1800
+#: stored readings of a series read before a batch, for the spike and flatline tests
+CONTEXT_ROWS: Final = 48
+_ZONED = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)$")
+
+
+@dataclass
+class Batch:
+    """Valid readings, one array per column, in input order; ``rows`` are the input indexes."""
+
+    rows: NDArray[np.int64]
+    station_id: NDArray[np.int64]
+    station: NDArray[np.object_]
+    variable: NDArray[np.object_]
+    value: NDArray[np.float64]
+    unit: NDArray[np.object_]
+    period_s: NDArray[np.float64]
+    t: NDArray[np.int64]  # epoch seconds (readings are kept to the second)
+    quality: NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def months(self) -> list[datetime]:
+        """The first day (UTC) of every month the readings fall in."""
+        if len(self.t) == 0:
+            return []
+        ts = pd.to_datetime(pd.Series(np.unique(self.t // 86400) * 86400), unit="s", utc=True)
+        return sorted({datetime(d.year, d.month, 1, tzinfo=UTC) for d in ts})
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """What :func:`write` did: readings inserted, already stored (left as they were), and the ``(station_id,
+    variable) -> newest time inserted`` of the series that received readings."""
+
+    inserted: int
+    duplicates: int
+    touched: dict[tuple[int, str], datetime]
+
+
+# --- input ----------------------------------------------------------------------------------------------------------
+
+
+def _too_many(n: int, file: str | None) -> ValidationError:
+    return ValidationError([RowError(None, "rows", f"{n} readings", f"at most {MAX_ROWS} per request or file",
+                                     file)], message="too many readings; nothing was written")
+
+
+def records_frame(records: Any, *, file: str | None = "request body") -> pd.DataFrame:
+    """A JSON array of reading objects as a frame of raw values (object columns :data:`FIELDS`).
+
+    Raises
+    ------
+    ValidationError
+        not an array, more than :data:`MAX_ROWS` items, an item that is not an object, or unknown members.
+    """
+    if not isinstance(records, list):
+        raise ValidationError([RowError(None, "body", type(records).__name__, "a JSON array of readings {"
+                                        + ", ".join(FIELDS) + "}", file)], message="not readings; nothing was written")
+    if len(records) > MAX_ROWS:
+        raise _too_many(len(records), file)
+    problems: list[RowError] = []
+    allowed = set(FIELDS)
+    for i, r in enumerate(records):
+        if not isinstance(r, Mapping):
+            problems.append(RowError(i, None, r if not isinstance(r, (list, dict)) else type(r).__name__,
+                                     "an object {" + ", ".join(FIELDS) + "}", file))
+            continue
+        for k in r:
+            if k not in allowed:
+                problems.append(RowError(i, str(k), r[k], "members among " + ", ".join(FIELDS), file))
+    if problems:
+        raise ValidationError(problems, message=f"{len({p.row for p in problems})} of {len(records)} readings "
+                                                "invalid (row = index in the array); nothing was written")
+    cols = {f: [r.get(f) for r in records] for f in FIELDS}
+    return pd.DataFrame({f: pd.Series(v, dtype=object) for f, v in cols.items()}, index=pd.RangeIndex(len(records)))
+
+
+def csv_frame(data: bytes | str, *, file: str | None = None) -> pd.DataFrame:
+    """CSV text (UTF-8, header row with the columns of :data:`FIELDS`; ``period_s`` optional) as a frame of raw text.
+
+    Raises
+    ------
+    ValidationError
+        unreadable CSV, missing or unknown columns, more than :data:`MAX_ROWS` rows.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        df = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig",
+                         skipinitialspace=True)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise ValidationError([RowError(None, "file", str(e).splitlines()[0][:200], "UTF-8 CSV with a header row: "
+                                        + ",".join(FIELDS), file)], message="unreadable CSV; nothing was written") \
+            from None
+    df.columns = [str(c).strip() for c in df.columns]
+    unknown = [c for c in df.columns if c not in FIELDS]
+    missing = [c for c in FIELDS if c not in df.columns and c != "period_s"]
+    if unknown or missing:
+        raise ValidationError([RowError(None, c, c, "columns " + ", ".join(FIELDS) + " (period_s optional)", file)
+                               for c in unknown] + [RowError(None, c, None, "a column " + c, file) for c in missing],
+                              message="wrong CSV columns; nothing was written")
+    if len(df) > MAX_ROWS:
+        raise _too_many(len(df), file)
+    if "period_s" not in df:
+        df["period_s"] = None
+    return df[list(FIELDS)].astype(object).where(df[list(FIELDS)].notna(), None).reset_index(drop=True)
+
+
+def stations_by_code(conn: Session | Connection, codes: Iterable[str]) -> dict[str, int]:
+    """``code -> id`` of the live stations among ``codes``."""
+    wanted = sorted({c for c in codes if isinstance(c, str)})
+    if not wanted:
+        return {}
+    rows = connection_of(conn).execute(select(Station.code, Station.id).where(
+        Station.code.in_(wanted), Station.deleted_at.is_(None))).all()
+    return {str(c): int(i) for c, i in rows}
+
+
+def _times(raw: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Epoch seconds of ISO 8601 texts (no zone: Beijing time) and which ones could be read."""
+    n = len(raw)
+    out = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    is_text = raw.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(bool)
+    if not is_text.any():
+        return out, ok
+    texts = raw[is_text].astype(str).str.strip()
+    zoned = texts.str.contains(_ZONED)
+    for mask, utc in ((zoned, True), (~zoned, False)):
+        part = texts[mask]
+        if part.empty:
+            continue
+        parsed = pd.to_datetime(part, format="ISO8601", errors="coerce", utc=utc)
+        if not utc:
+            parsed = parsed.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        good = parsed.notna().to_numpy(bool)
+        idx = part.index.to_numpy()[good]
+        out[idx] = ((parsed[good] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+        ok[idx] = True
+    return out, ok
+
+
+def _numbers(raw: pd.Series) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Finite numbers of a column of JSON values or CSV text; booleans and blanks are not numbers."""
+    is_bool = raw.map(lambda v: isinstance(v, bool)).to_numpy(bool)
+    num = pd.to_numeric(raw.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
+    vals = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(vals) & ~is_bool
+    return np.where(ok, vals, np.nan), ok
+
+
+def validate(conn: Session | Connection, frame: pd.DataFrame, *, now: datetime,
+             file: str | None = "request body") -> Batch:
+    """Check every reading of ``frame`` (from :func:`records_frame` or :func:`csv_frame`); nothing is written.
+
+    Parameters
+    ----------
+    now
+        The server's clock: readings later than ``now`` + :data:`FUTURE_TOLERANCE_S` are refused.
+
+    Returns
+    -------
+    Batch
+        The readings, with station ids, canonical units and epoch seconds; readings repeated identically within
+        the input are kept once (``notes`` says so).
+
+    Raises
+    ------
+    ValidationError
+        one :class:`~layers.store.errors.RowError` per bad value (row = 0-based index in the input).
+    """
+    n = len(frame)
+    problems: list[RowError] = []
+
+    def bad(mask: NDArray[np.bool_], col: str, allowed: str | Sequence[str]) -> None:
+        text_ = allowed if isinstance(allowed, str) else str(allowed)
+        for i in np.flatnonzero(mask).tolist():
+            problems.append(RowError(i, col, frame[col].iat[i], text_, file))
+
+    station = frame["station"].map(lambda v: v.strip() if isinstance(v, str) else
+                                   (str(v) if isinstance(v, int) and not isinstance(v, bool) else None))
+    ids = stations_by_code(conn, station.dropna().unique().tolist())
+    sid = station.map(lambda c: ids.get(c, -1) if c is not None else -1).to_numpy(np.int64)
+    bad((sid < 0), "station", "the code (区站号) of a station in the stations layer")
+
+    variable = frame["variable"].map(lambda v: v.strip() if isinstance(v, str) else None)
+    known = variable.isin(list(VARIABLES)).to_numpy(bool)
+    bad(~known, "variable", "one of " + ", ".join(VARIABLES))
+
+    unit = np.empty(n, dtype=object)
+    for name, v in VARIABLES.items():
+        m = (variable == name).to_numpy(bool)
+        if not m.any():
+            continue
+        got = frame["unit"][m].map(lambda u, name=name: canonical_unit(name, u))
+        unit[m] = got.to_numpy(object)
+        wrong = np.zeros(n, dtype=bool)
+        wrong[np.flatnonzero(m)[got.isna().to_numpy(bool)]] = True
+        bad(wrong, "unit", f"{v.unit} for {name}")
+
+    value, ok_value = _numbers(frame["value"])
+    bad(~ok_value, "value", "a finite number")
+
+    t, ok_t = _times(frame["observed_at"])
+    bad(~ok_t, "observed_at", "an ISO 8601 time such as 2024-07-01T08:00:00+08:00 (no zone: Beijing time)")
+    latest_ok = int(now.timestamp()) + FUTURE_TOLERANCE_S
+    future = ok_t & (t > latest_ok)
+    bad(future, "observed_at", f"a time no later than the server's clock plus {FUTURE_TOLERANCE_S} s "
+                               f"({datetime.fromtimestamp(latest_ok, UTC).isoformat()})")
+    early = ok_t & (t < int(EARLIEST.timestamp()))
+    bad(early, "observed_at", f"a time from {EARLIEST.date().isoformat()} on")
+
+    blank_p = frame["period_s"].map(lambda v: v is None or (isinstance(v, str) and not v.strip())
+                                    or (isinstance(v, float) and math.isnan(v))).to_numpy(bool)
+    period, ok_p = _numbers(frame["period_s"])
+    ok_p &= (period % 1 == 0) & (period > 0) & (period <= 86400)
+    accum = variable.map(lambda v: v in VARIABLES and VARIABLES[v].accumulation).to_numpy(bool)
+    bad(accum & blank_p, "period_s", "the accumulation period in seconds (1..86400), required for "
+                                     "precipitation and snowfall")
+    bad(~blank_p & ~ok_p, "period_s", "a whole number of seconds in 1..86400, or empty")
+    period = np.where(ok_p & ~blank_p, period, np.nan)
+
+    good = np.ones(n, dtype=bool)
+    for p in problems:
+        if p.row is not None:
+            good[p.row] = False
+    # the same reading twice: once if identical, refused if the values differ
+    key = pd.DataFrame({"s": sid, "v": variable.to_numpy(object), "t": t})
+    dup = key.duplicated(keep=False).to_numpy(bool) & good
+    notes: list[str] = []
+    drop = np.zeros(n, dtype=bool)
+    if dup.any():
+        first_of: dict[tuple[int, str, int], int] = {}
+        same = 0
+        for i in np.flatnonzero(dup).tolist():
+            k = (int(sid[i]), str(variable.iat[i]), int(t[i]))
+            j = first_of.setdefault(k, i)
+            if j == i:
+                continue
+            if value[i] == value[j] and (period[i] == period[j] or (np.isnan(period[i]) and np.isnan(period[j]))):
+                drop[i] = True
+                same += 1
+            else:
+                problems.append(RowError(i, "value", frame["value"].iat[i],
+                                         f"one value per station, variable and time (row {j} has "
+                                         f"{frame['value'].iat[j]!r} for the same reading)", file))
+        if same:
+            notes.append(f"{same} reading(s) repeated identically in the input; stored once")
+    if problems:
+        problems.sort(key=lambda p: (p.row if p.row is not None else -1))
+        raise ValidationError(problems, message=f"{len({p.row for p in problems})} of {n} readings invalid "
+                                                "(row = 0-based index); nothing was written")
+    keep = ~drop
+    return Batch(rows=np.flatnonzero(keep).astype(np.int64), station_id=sid[keep],
+                 station=station.to_numpy(object)[keep], variable=variable.to_numpy(object)[keep], value=value[keep],
+                 unit=unit[keep], period_s=period[keep], t=t[keep], quality=np.full(int(keep.sum()), "good", object),
+                 notes=notes)
+
+
+# --- quality --------------------------------------------------------------------------------------------------------
+
+
+def _context(c: Connection, batch: Batch) -> pd.DataFrame:
+    """The newest :data:`CONTEXT_ROWS` stored readings of every series of ``batch`` before its first new reading."""
+    frame = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t})
+    first = frame.groupby(["s", "v"], sort=False)["t"].min().reset_index()
+    if first.empty:
+        return pd.DataFrame(columns=["s", "v", "t", "value", "quality"])
+    stmt = text(
+        "SELECT g.s, g.v, extract(epoch FROM x.observed_at)::bigint AS t, x.value, x.quality "
+        "FROM unnest(:s, :v, :t0) AS g(s, v, t0) CROSS JOIN LATERAL ("
+        "  SELECT o.observed_at, o.value, o.quality FROM observations o"
+        "  WHERE o.station_id = g.s AND o.variable = g.v AND o.observed_at < g.t0"
+        "    AND o.observed_at >= g.t0 - interval '14 days'"
+        "  ORDER BY o.observed_at DESC LIMIT :n) x").bindparams(
+        bindparam("s", type_=ARRAY(BigInteger)), bindparam("v", type_=ARRAY(String)),
+        bindparam("t0", type_=ARRAY(DateTime(timezone=True))))
+    rows = c.execute(stmt, {"s": first["s"].astype(int).tolist(), "v": first["v"].astype(str).tolist(),
+                            "t0": [datetime.fromtimestamp(int(x), UTC) for x in first["t"]],
+                            "n": CONTEXT_ROWS}).all()
+    return pd.DataFrame(rows, columns=["s", "v", "t", "value", "quality"])
+
+
+@dataclass(frozen=True)
+class _StationPoint:
+    ids: NDArray[np.int64]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+
+
+def neighbours(conn: Session | Connection, station_ids: Iterable[int], *,
+               within_km: float = NEIGHBOUR_KM) -> dict[int, list[int]]:
+    """Live stations within ``within_km`` (geodesic) of each of ``station_ids``, nearest first."""
+    c = connection_of(conn)
+    rows = c.execute(select(Station.id, func.ST_X(Station.geom), func.ST_Y(Station.geom))
+                     .where(Station.deleted_at.is_(None))).all()
+    if not rows:
+        return {}
+    pts = _StationPoint(np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], float),
+                        np.array([r[2] for r in rows], float))
+    pos = {int(i): k for k, i in enumerate(pts.ids)}
+    out: dict[int, list[int]] = {}
+    for s in set(int(x) for x in station_ids):
+        k = pos.get(s)
+        if k is None:
+            continue
+        _, _, d = GEOD.inv(np.full(len(pts.ids), pts.lon[k]), np.full(len(pts.ids), pts.lat[k]), pts.lon, pts.lat)
+        near = np.flatnonzero((d <= within_km * 1000.0) & (pts.ids != s))
+        out[s] = [int(pts.ids[j]) for j in near[np.argsort(d[near])]]
+    return out
+
+
+def assess_quality(conn: Session | Connection, batch: Batch) -> Batch:
+    """Set ``batch.quality``: ``range``, ``spike``, ``flatline`` or ``good`` for each reading (first failing test).
+
+    The spike and flatline tests read each series' stored readings before the batch (:data:`CONTEXT_ROWS`), and
+    the spike test the readings of neighbouring stations (stored, and in the batch) within
+    :data:`NEIGHBOUR_WINDOW_S` of the suspect; see :mod:`layers.monitor.quality`.
+    """
+    c = connection_of(conn)
+    n = len(batch)
+    flags = np.full(n, "good", dtype=object)
+    if n == 0:
+        batch.quality = flags
+        return batch
+    highs = np.array([upper_bound(VARIABLES[v], p if np.isfinite(p) else None)
+                      for v, p in zip(batch.variable, batch.period_s, strict=True)])
+    lows = np.array([VARIABLES[v].low for v in batch.variable])
+    flags[(batch.value < lows) | (batch.value > highs)] = "range"
+
+    ctx = _context(c, batch)
+    ctx_good = ctx[ctx["quality"] == "good"] if not ctx.empty else ctx
+    new = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t, "value": batch.value,
+                        "pos": np.arange(n), "ok": flags == "good"})
+    both = pd.concat([ctx_good.assign(pos=-1, ok=True)[["s", "v", "t", "value", "pos", "ok"]] if not ctx_good.empty
+                      else None, new], ignore_index=True)
+    both = both[both["ok"]].sort_values(["s", "v", "t"], kind="stable").reset_index(drop=True)
+    suspects: list[int] = []
+    for name, part in both.groupby("v", sort=False):
+        var = VARIABLES[str(name)]
+        group = pd.factorize(part["s"])[0].astype(np.int64)
+        vals = part["value"].to_numpy(np.float64)
+        pos = part["pos"].to_numpy(np.int64)
+        if var.flatline_s > 0:
+            flat = quality.flatline(group, part["t"].to_numpy(np.float64), vals, duration_s=var.flatline_s,
+                                    zeros=var.flatline_zero)
+            hit = flat & (pos >= 0)
+            flags[pos[hit]] = "flatline"
+        if var.spike_floor > 0:
+            score = quality.spike_scores(group, vals, floor=var.spike_floor)
+            sus = (score > var.spike_k) & (pos >= 0)
+            suspects.extend(int(p) for p in pos[sus] if flags[p] == "good")
+    if suspects:
+        _neighbour_check(c, batch, suspects, flags)
+    batch.quality = flags
+    return batch
+
+
+def _neighbour_check(c: Connection, batch: Batch, suspects: list[int], flags: NDArray[np.object_]) -> None:
+    """Flag each suspect as a spike unless its neighbours read about the same at that time."""
+    near = neighbours(c, {int(batch.station_id[p]) for p in suspects})
+    wanted: dict[tuple[int, str], list[int]] = {}
+    for p in suspects:
+        wanted.setdefault((int(batch.station_id[p]), str(batch.variable[p])), []).append(p)
+    new_by_key: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    for i in range(len(batch)):
+        if flags[i] == "good":
+            new_by_key.setdefault((int(batch.station_id[i]), str(batch.variable[i])), []).append(
+                (int(batch.t[i]), float(batch.value[i])))
+    lo = int(min(batch.t[p] for p in suspects)) - NEIGHBOUR_WINDOW_S
+    hi = int(max(batch.t[p] for p in suspects)) + NEIGHBOUR_WINDOW_S
+    all_near = sorted({s for sid, _ in wanted for s in near.get(sid, [])})
+    stored: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    if all_near:
+        rows = c.execute(select(Observation.station_id, Observation.variable,
+                                func.extract("epoch", Observation.observed_at), Observation.value).where(
+            Observation.station_id.in_(all_near), Observation.variable.in_(sorted({v for _, v in wanted})),
+            Observation.observed_at >= datetime.fromtimestamp(lo, UTC),
+            Observation.observed_at <= datetime.fromtimestamp(hi, UTC), Observation.quality == "good")).all()
+        for s, v, t, x in rows:
+            stored.setdefault((int(s), str(v)), []).append((int(t), float(x)))
+    for (sid, var), ps in wanted.items():
+        spec = VARIABLES[var]
+        for p in ps:
+            t0 = int(batch.t[p])
+            vals = []
+            for nb in near.get(sid, []):
+                readings = stored.get((nb, var), []) + new_by_key.get((nb, var), [])
+                close = [x for tt, x in readings if abs(tt - t0) <= NEIGHBOUR_WINDOW_S]
+                if close:
+                    vals.append(close[0])
+            score = quality.neighbour_score(float(batch.value[p]), np.asarray(vals, dtype=np.float64),
+                                            floor=spec.spike_floor)
+            if math.isnan(score):
+                if not spec.spike_needs_neighbours:
+                    flags[p] = "spike"
+            elif score > spec.spike_k:
+                flags[p] = "spike"
+
+
+# --- writing --------------------------------------------------------------------------------------------------------
+
+
+def ensure_partitions(conn: Session | Connection, months: Iterable[datetime]) -> list[str]:
+    """Make the monthly partitions of ``observations`` for ``months`` that do not exist yet; returns their names.
+
+    Runs ``sitroom_observation_partition(month)`` (migration 0006) in the caller's transaction: the partition
+    exists for everyone once that commits, and an advisory lock makes a concurrent ingest wait rather than fail.
+    """
+    c = connection_of(conn)
+    return [str(c.execute(text("SELECT sitroom_observation_partition(CAST(:m AS date))"),
+                          {"m": m.date().isoformat()}).scalar_one()) for m in months]
+
+
+_STAGE_COLUMNS = "station_id bigint, variable text, t double precision, value double precision, unit text, " \
+                 "period_s integer, quality text"
+
+
+def write(conn: Session | Connection, batch: Batch) -> WriteCounts:
+    """Store ``batch`` (validated, quality assessed): COPY into a staging table, then one ``INSERT ... ON CONFLICT
+    DO NOTHING`` into ``observations``. Runs in the caller's transaction (a savepoint of it)."""
+    c = connection_of(conn)
+    if len(batch) == 0:
+        return WriteCounts(0, 0, {})
+    ensure_partitions(c, batch.months())
+    frame = pd.DataFrame({"station_id": batch.station_id, "variable": batch.variable, "t": batch.t.astype(np.int64),
+                          "value": batch.value, "unit": batch.unit,
+                          "period_s": pd.array(np.where(np.isfinite(batch.period_s), batch.period_s, 0).astype(
+                              np.int64), dtype="Int64"), "quality": batch.quality})
+    frame.loc[~np.isfinite(batch.period_s), "period_s"] = pd.NA
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False, float_format="%.17g", na_rep="")
+    with conn.begin_nested():
+        c.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS _sitroom_obs_stage ({_STAGE_COLUMNS}) "
+                       "ON COMMIT DELETE ROWS"))
+        c.execute(text("TRUNCATE _sitroom_obs_stage"))
+        raw = driver_connection(c)
+        with raw.cursor() as cur, cur.copy("COPY _sitroom_obs_stage FROM STDIN (FORMAT csv)") as cp:
+            cp.write(buf.getvalue())
+        rows = c.execute(text(
+            "WITH ins AS (INSERT INTO observations (station_id, variable, observed_at, value, unit, period_s, quality)"
+            " SELECT station_id, variable, to_timestamp(t), value, unit, period_s, quality FROM _sitroom_obs_stage"
+            " ON CONFLICT (station_id, variable, observed_at) DO NOTHING"
+            " RETURNING station_id, variable, observed_at)"
+            " SELECT station_id, variable, max(observed_at), count(*) FROM ins GROUP BY station_id, variable")).all()
+        c.execute(text("TRUNCATE _sitroom_obs_stage"))
+    inserted = sum(int(r[3]) for r in rows)
+    return WriteCounts(inserted=inserted, duplicates=len(batch) - inserted,
+                       touched={(int(r[0]), str(r[1])): r[2] for r in rows})
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+def series(conn: Session | Connection, station_id: int, variables: Sequence[str], start: datetime, end: datetime,
+           *, good_only: bool = False) -> pd.DataFrame:
+    """The readings of one station in ``(start, end]``: columns ``variable, observed_at, value, unit, period_s,
+    quality, id``, by variable then time. One index range scan per partition the window touches."""
+    stmt = (select(Observation.variable, Observation.observed_at, Observation.value, Observation.unit,
+                   Observation.period_s, Observation.quality, Observation.id)
+            .where(Observation.station_id == int(station_id), Observation.variable.in_(list(variables)),
+                   Observation.observed_at > start, Observation.observed_at <= end)
+            .order_by(Observation.variable, Observation.observed_at))
+    if good_only:
+        stmt = stmt.where(Observation.quality == "good")
+    rows = connection_of(conn).execute(stmt).all()
+    return pd.DataFrame(rows, columns=["variable", "observed_at", "value", "unit", "period_s", "quality", "id"])
+
+
+def latest(conn: Session | Connection, *, at: datetime, within: timedelta = timedelta(days=7),
+           station_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """The newest reading of every variable of every live station at ``at`` (looking back ``within``): columns
+    ``station_id, variable, observed_at, value, unit, quality``. One backward index probe per series."""
+    c = connection_of(conn)
+    cond = "s.deleted_at IS NULL" + (" AND s.id = ANY(:ids)" if station_ids is not None else "")
+    stmt = text(
+        "SELECT s.id, v.variable, x.observed_at, x.value, x.unit, x.quality "
+        "FROM stations s CROSS JOIN unnest(CAST(:vars AS text[])) AS v(variable) CROSS JOIN LATERAL ("
+        "  SELECT o.observed_at, o.value, o.unit, o.quality FROM observations o"
+        "  WHERE o.station_id = s.id AND o.variable = v.variable AND o.observed_at <= :at AND o.observed_at > :since"
+        "  ORDER BY o.observed_at DESC LIMIT 1) x "
+        f"WHERE {cond} ORDER BY s.id, v.variable")
+    params: dict[str, Any] = {"vars": list(VARIABLES), "at": at, "since": at - within}
+    if station_ids is not None:
+        stmt = stmt.bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+        params["ids"] = [int(i) for i in station_ids]
+    rows = c.execute(stmt, params).all()
+    return pd.DataFrame(rows, columns=["station_id", "variable", "observed_at", "value", "unit", "quality"])
