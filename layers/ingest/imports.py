@@ -703,11 +703,11 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
             out.loc[~ok_num.to_numpy(bool), col] = pd.NA
         elif col in s.floats:
             lo_f, hi_f, allowed = float_bounds(layer, col)
-            num = _numeric_text(raw).astype(float)
-            ok_num = (num.notna() & np.isfinite(num) & (num >= lo_f) & (num <= hi_f)).to_numpy(bool)
-            for i in np.flatnonzero(~blank & ~ok_num).tolist():
+            fnum = _numeric_text(raw).astype(float).to_numpy(np.float64)
+            ok_f = np.isfinite(fnum) & (fnum >= lo_f) & (fnum <= hi_f)
+            for i in np.flatnonzero(~blank & ~ok_f).tolist():
                 add(i, col, raw.iloc[i], allowed)
-            out[col] = pd.Series(np.where(ok_num, num, np.nan), index=pos).astype(object).where(ok_num, None)
+            out[col] = pd.Series(fnum, index=pos).astype(object).where(ok_f, None)
         elif col in s.datetimes:
             t = _parse_datetimes(raw)
             for i in np.flatnonzero(~blank & t.isna()).tolist():
