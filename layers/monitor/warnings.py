@@ -413,10 +413,14 @@ def _locked(c: Connection, hazard_id: int) -> Any:
     return row
 
 
-def _revision(m: dict[str, Any], *, msg_type: str, level: str, status: str, when: datetime, user: str) -> None:
+def _revision(m: dict[str, Any], *, msg_type: str, level: str, status: str, when: datetime, user: str,
+              trigger: Mapping[str, Any] | None = None) -> None:
+    """A confirmed state of the warning, as published (:mod:`layers.monitor.cap_out`): its level and status, when
+    and by whom, and the reading that decided it (without the list of readings)."""
     revs = m.setdefault("revisions", [])
+    t = trigger or {}
     revs.append({"rev": len(revs) + 1, "msg_type": msg_type, "sent": _iso(when), "level": level, "status": status,
-                 "by": user})
+                 "by": user, "trigger": {k: t.get(k) for k in ("variable", "value", "threshold", "window_s", "at")}})
 
 
 def confirm(conn: Session | Connection, hazard_id: int, *, user: str, now: datetime,
@@ -440,7 +444,8 @@ def confirm(conn: Session | Connection, hazard_id: int, *, user: str, now: datet
     rule, station = str(m.get("rule")), str(m.get("station"))
     if row.status == "pending":
         m["confirmed"] = stamp
-        _revision(m, msg_type="Alert", level=row.warning_level, status="active", when=now, user=user)
+        _revision(m, msg_type="Alert", level=row.warning_level, status="active", when=now, user=user,
+                  trigger=m.get("trigger"))
         _save(c, row.id, user, status="active", properties=props)
         return Change(int(row.id), "confirmed", rule, station, row.warning_level, now)
     prop = m.get("proposal")
@@ -449,11 +454,13 @@ def confirm(conn: Session | Connection, hazard_id: int, *, user: str, now: datet
         m["proposal"], m["suppressed"] = None, None
         if prop.get("level") is None:
             m["cleared"] = stamp
-            _revision(m, msg_type="Cancel", level=row.warning_level, status="cancelled", when=now, user=user)
+            _revision(m, msg_type="Cancel", level=row.warning_level, status="cancelled", when=now, user=user,
+                      trigger=prop.get("trigger"))
             _save(c, row.id, user, status="cancelled", valid_to=now, properties=props)
             return Change(int(row.id), "confirmed", rule, station, None, now)
         level = str(prop["level"])
-        _revision(m, msg_type="Update", level=level, status="active", when=now, user=user)
+        _revision(m, msg_type="Update", level=level, status="active", when=now, user=user,
+                  trigger=prop.get("trigger"))
         props["name_en"] = warning_name_en(str(m["rule_name"]["en"]), str(m.get("place_en")), level)
         _save(c, row.id, user, warning_level=level, properties=props,
               name=warning_name(str(m["rule_name"]["zh-CN"]), str(m.get("place")), level))

@@ -320,6 +320,8 @@ class Observation(Base):
 
     __table_args__ = (
         Index("ix_observations_observed_at", "observed_at", postgresql_using="brin"),
+        # the few flagged readings, for the anomaly list (a partial index costs nothing for good readings)
+        Index("ix_observations_flagged", "observed_at", postgresql_where=text("quality <> 'good'")),
         CheckConstraint("quality IN ('good','range','spike','flatline')", name="quality"),
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )

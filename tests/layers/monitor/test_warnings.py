@@ -109,8 +109,11 @@ def test_confirmation_is_recorded_with_who_and_when(session: Session, station) -
     assert (change.action, h.status) == ("confirmed", "active")
     m = h.properties["monitor"]
     assert m["confirmed"] == {"by": "duty-li", "at": when.isoformat(), "note": "雷达回波一致"}
-    assert m["revisions"] == [{"rev": 1, "msg_type": "Alert", "sent": when.isoformat(), "level": "orange",
-                               "status": "active", "by": "duty-li"}]
+    (rev,) = m["revisions"]
+    assert {k: rev[k] for k in ("rev", "msg_type", "sent", "level", "status", "by")} == {
+        "rev": 1, "msg_type": "Alert", "sent": when.isoformat(), "level": "orange", "status": "active",
+        "by": "duty-li"}
+    assert rev["trigger"]["value"] == 55.0 and rev["trigger"]["threshold"] == 50.0
     assert _history(session, h.id) == [("monitor", "insert", "pending"), ("duty-li", "update", "active")]
     with pytest.raises(ConflictError):
         warnings.confirm(session, h.id, user="duty-wang", now=when)  # nothing left to confirm

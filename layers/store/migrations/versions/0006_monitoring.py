@@ -179,6 +179,8 @@ def upgrade() -> None:
     op.execute("ALTER SEQUENCE observations_id_seq OWNED BY observations.id")
     op.create_index("ix_observations_observed_at", "observations", ["observed_at"], unique=False,
                     postgresql_using="brin")
+    op.create_index("ix_observations_flagged", "observations", ["observed_at"], unique=False,
+                    postgresql_where=sa.text("quality <> 'good'"))
     op.execute(PARTITION_FUNCTION)
 
     rules = op.create_table(
