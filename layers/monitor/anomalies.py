@@ -42,9 +42,9 @@ def station_states(conn: Session | Connection, *, now: datetime) -> list[dict[st
                      .where(Station.deleted_at.is_(None)).order_by(Station.code)).all()
     values = latest(c, at=now)
     by_station: dict[int, dict[str, Any]] = {}
-    for r in values.itertuples(index=False):
-        by_station.setdefault(int(r.station_id), {})[str(r.variable)] = {
-            "value": float(r.value), "unit": r.unit, "observed_at": r.observed_at, "quality": r.quality}
+    for v in values.to_dict("records"):
+        by_station.setdefault(int(v["station_id"]), {})[str(v["variable"])] = {
+            "value": float(v["value"]), "unit": v["unit"], "observed_at": v["observed_at"], "quality": v["quality"]}
     out = []
     for r in rows:
         mine = by_station.get(int(r[0]), {})

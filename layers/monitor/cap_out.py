@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import shapely
 from lxml import etree
@@ -218,7 +218,7 @@ def _alert(p: Published, rev_no: int) -> etree._Element:
     if not 1 <= rev_no <= len(revs):
         raise NotFoundError(f"warning {p.hazard_id} has revisions 1..{len(revs)}, not {rev_no}")
     rev = revs[rev_no - 1]
-    alert = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
+    alert = etree.Element(f"{{{CAP_NS}}}alert", nsmap=cast(Any, {None: CAP_NS}))
     _sub(alert, "identifier", identifier(p.hazard_id, rev_no))
     _sub(alert, "sender", SENDER)
     _sub(alert, "sent", _cap_time(rev["sent"]))
@@ -264,7 +264,7 @@ def feed_atom(conn: Session | Connection, *, now: datetime, days: float = 7.0, b
     for p in published(conn, since=now - timedelta(days=days)):
         items.extend((str(r["sent"]), p, r) for r in p.revisions)
     items.sort(key=lambda x: x[0], reverse=True)
-    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap={None: ATOM_NS})
+    feed = etree.Element(f"{{{ATOM_NS}}}feed", nsmap=cast(Any, {None: ATOM_NS}))
     _atom(feed, "id", f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, base_url + feed_path)}")
     _atom(feed, "title", "Sitroom 监测预警 / confirmed warnings (CAP 1.2)")
     _atom(feed, "updated", _cap_time(items[0][0]) if items else _cap_time(now))
