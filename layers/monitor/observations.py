@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import BigInteger, DateTime, String
+from sqlalchemy.types import BigInteger
 
 from geoops.wgs84 import GEOD
 from layers.monitor import quality
@@ -45,7 +45,7 @@ from layers.store.models import Observation, Station
 
 __all__ = ["MAX_ROWS", "FIELDS", "FUTURE_TOLERANCE_S", "EARLIEST", "LOCAL_TZ", "NEIGHBOUR_KM", "Batch",
            "WriteCounts", "records_frame", "csv_frame", "validate", "assess_quality", "ensure_partitions", "write",
-           "series", "latest", "stations_by_code", "neighbours"]
+           "series", "latest", "stations_by_code", "neighbours", "fetch_rows"]
 
 #: most readings one request or file may carry
 MAX_ROWS: Final = 100_000
@@ -324,25 +324,34 @@ def validate(conn: Session | Connection, frame: pd.DataFrame, *, now: datetime,
 # --- quality --------------------------------------------------------------------------------------------------------
 
 
+def fetch_rows(conn: Session | Connection, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of one statement through the driver's cursor, in the caller's transaction: tens of thousands of readings
+    come back as plain tuples (SQLAlchemy's ``Row`` objects cost more than the query). ``sql`` uses psycopg's
+    ``%(name)s`` placeholders; lists become arrays."""
+    with driver_connection(conn).cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+_CONTEXT_SQL = (
+    "SELECT g.s, g.v, extract(epoch FROM x.observed_at)::float8 AS t, x.value, x.quality "
+    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t0)s::float8[]) AS g(s, v, t0) CROSS JOIN LATERAL ("
+    "  SELECT o.observed_at, o.value, o.quality FROM observations o"
+    "  WHERE o.station_id = g.s AND o.variable = g.v AND o.observed_at < to_timestamp(g.t0)"
+    "    AND o.observed_at >= to_timestamp(g.t0) - interval '14 days'"
+    "  ORDER BY o.observed_at DESC LIMIT %(n)s) x")
+
+
 def _context(c: Connection, batch: Batch) -> pd.DataFrame:
-    """The newest :data:`CONTEXT_ROWS` stored readings of every series of ``batch`` before its first new reading."""
+    """The newest :data:`CONTEXT_ROWS` stored readings of every series of ``batch`` before its first new reading
+    (with their quality); one index probe per series."""
     frame = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t})
     first = frame.groupby(["s", "v"], sort=False)["t"].min().reset_index()
     if first.empty:
         return pd.DataFrame(columns=["s", "v", "t", "value", "quality"])
-    stmt = text(
-        "SELECT g.s, g.v, extract(epoch FROM x.observed_at)::bigint AS t, x.value, x.quality "
-        "FROM unnest(:s, :v, :t0) AS g(s, v, t0) CROSS JOIN LATERAL ("
-        "  SELECT o.observed_at, o.value, o.quality FROM observations o"
-        "  WHERE o.station_id = g.s AND o.variable = g.v AND o.observed_at < g.t0"
-        "    AND o.observed_at >= g.t0 - interval '14 days'"
-        "  ORDER BY o.observed_at DESC LIMIT :n) x").bindparams(
-        bindparam("s", type_=ARRAY(BigInteger)), bindparam("v", type_=ARRAY(String)),
-        bindparam("t0", type_=ARRAY(DateTime(timezone=True))))
-    rows = c.execute(stmt, {"s": first["s"].astype(int).tolist(), "v": first["v"].astype(str).tolist(),
-                            "t0": [datetime.fromtimestamp(int(x), UTC) for x in first["t"]],
-                            "n": CONTEXT_ROWS}).all()
-    return pd.DataFrame(rows, columns=["s", "v", "t", "value", "quality"])
+    rows = fetch_rows(c, _CONTEXT_SQL, {"s": first["s"].astype(int).tolist(), "v": first["v"].astype(str).tolist(),
+                                        "t0": first["t"].astype(float).tolist(), "n": CONTEXT_ROWS})
+    return pd.DataFrame.from_records(rows, columns=["s", "v", "t", "value", "quality"])
 
 
 @dataclass(frozen=True)
@@ -392,11 +401,13 @@ def assess_quality(conn: Session | Connection, batch: Batch) -> Batch:
     lows = np.array([VARIABLES[v].low for v in batch.variable])
     flags[(batch.value < lows) | (batch.value > highs)] = "range"
 
+    # a series' own history: its stored readings (flagged ones too, but not those out of range: after a real step
+    # the median follows the new level instead of flagging it for ever) and the batch's own
     ctx = _context(c, batch)
-    ctx_good = ctx[ctx["quality"] == "good"] if not ctx.empty else ctx
+    ctx = ctx[ctx["quality"] != "range"] if not ctx.empty else ctx
     new = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t, "value": batch.value,
                         "pos": np.arange(n), "ok": flags == "good"})
-    both = pd.concat([ctx_good.assign(pos=-1, ok=True)[["s", "v", "t", "value", "pos", "ok"]] if not ctx_good.empty
+    both = pd.concat([ctx.assign(pos=-1, ok=True)[["s", "v", "t", "value", "pos", "ok"]] if not ctx.empty
                       else None, new], ignore_index=True)
     both = both[both["ok"]].sort_values(["s", "v", "t"], kind="stable").reset_index(drop=True)
     suspects: list[int] = []
@@ -407,7 +418,7 @@ def assess_quality(conn: Session | Connection, batch: Batch) -> Batch:
         pos = part["pos"].to_numpy(np.int64)
         if var.flatline_s > 0:
             flat = quality.flatline(group, part["t"].to_numpy(np.float64), vals, duration_s=var.flatline_s,
-                                    zeros=var.flatline_zero)
+                                    min_abs=var.flatline_min)
             hit = flat & (pos >= 0)
             flags[pos[hit]] = "flatline"
         if var.spike_floor > 0:

@@ -99,9 +99,10 @@ def neighbour_score(value: float, neighbours: NDArray[np.float64], *, floor: flo
 
 
 def flatline(group: NDArray[np.int64], times_s: NDArray[np.float64], values: NDArray[np.float64], *,
-             duration_s: float, zeros: bool = True) -> NDArray[np.bool_]:
+             duration_s: float, min_abs: float = 0.0) -> NDArray[np.bool_]:
     """True for every reading at which its series has shown the same value for at least ``duration_s`` seconds
-    (measured from the first reading of the run); runs of zeros count only when ``zeros``.
+    (measured from the first reading of the run); runs of values smaller than ``min_abs`` do not count (a dry week
+    is a run of zeros, a calm night a run of 0.3 m/s: the weather, not a stuck sensor).
 
     >>> t = np.arange(8) * 3600.0
     >>> flatline(np.zeros(8, dtype=np.int64), t, np.array([1., 2, 2, 2, 2, 2, 2, 3]), duration_s=4 * 3600).tolist()
@@ -114,7 +115,4 @@ def flatline(group: NDArray[np.int64], times_s: NDArray[np.float64], values: NDA
     new_run[1:] = (values[1:] != values[:-1]) | (group[1:] != group[:-1])
     run_id = np.cumsum(new_run) - 1
     run_start = times_s[new_run][run_id]
-    out = (times_s - run_start) >= duration_s
-    if not zeros:
-        out &= values != 0
-    return out
+    return ((times_s - run_start) >= duration_s) & (np.abs(values) >= min_abs)

@@ -350,15 +350,24 @@ class Verdict:
     observation_ids: tuple[int, ...] = ()
 
 
+_Memo = dict[tuple[str, str, int], tuple[float, NDArray[np.int64]]]
+_EMPTY_IDS = np.empty(0, dtype=np.int64)
+
+
 def _reaches(c: Criterion, level: int, series: Mapping[str, Series], t: float,
-             stages: Mapping[str, float | None]) -> tuple[bool, float, float | None, NDArray[np.int64]]:
+             stages: Mapping[str, float | None], memo: _Memo) -> tuple[bool, float, float | None, NDArray[np.int64]]:
     th = c.thresholds.get(level)
     if th is None:
-        return False, float("nan"), None, np.empty(0, dtype=np.int64)
+        return False, float("nan"), None, _EMPTY_IDS
     limit = th.resolve(stages)
     if limit is None:
-        return False, float("nan"), None, np.empty(0, dtype=np.int64)
-    x, ids = aggregate(series.get(c.variable) or Series.empty(), t, th.window_s, c.aggregation)
+        return False, float("nan"), None, _EMPTY_IDS
+    key = (c.variable, c.aggregation, th.window_s)  # levels and conditions often share a window
+    got = memo.get(key)
+    if got is None:
+        s = series.get(c.variable)
+        got = memo[key] = (float("nan"), _EMPTY_IDS) if s is None else aggregate(s, t, th.window_s, c.aggregation)
+    x, ids = got
     return _compare(x, c.op, limit), x, limit, ids
 
 
@@ -369,11 +378,12 @@ def level_at(rule: Rule, series: Mapping[str, Series], t: float,
     ``stages``: the station's river stages, for thresholds that refer to them.
     """
     st = stages or {}
+    memo: _Memo = {}
     for level in sorted(rule.levels, reverse=True):
-        if not all(_reaches(c, level, series, t, st)[0] for c in rule.conditions):
+        if not all(_reaches(c, level, series, t, st, memo)[0] for c in rule.conditions):
             continue
         for c in (rule.primary, *rule.alternatives):
-            ok, x, limit, ids = _reaches(c, level, series, t, st)
+            ok, x, limit, ids = _reaches(c, level, series, t, st, memo)
             if ok:
                 return Verdict(level=level, time=t, variable=c.variable, value=x, threshold=limit,
                                window_s=c.thresholds[level].window_s,

@@ -51,8 +51,9 @@ class Variable:
         are local: a station alone in a downpour is not a broken station unless its neighbours say so).
     flatline_s : float
         Flatline test: the same value for this long (seconds) is a stuck sensor; 0 disables the test.
-    flatline_zero : bool
-        Whether a run of zeros counts (no: a dry week is a run of zero precipitation).
+    flatline_min : float
+        Runs of values smaller than this (in absolute value) do not count: a dry week is a run of zero
+        precipitation, light snow a run of 0.1 mm, a calm night a run of 0.3 m/s.
     """
 
     name: str
@@ -66,20 +67,24 @@ class Variable:
     spike_k: float = 6.0
     spike_needs_neighbours: bool = False
     flatline_s: float = 0.0
-    flatline_zero: bool = True
+    flatline_min: float = 0.0
 
 
 VARIABLES: Final[dict[str, Variable]] = {v.name: v for v in (
+    # a downpour is a step by nature: flagged only 64 mm (snow: 24 mm w.e.) above both the station's own recent
+    # readings and its neighbours' (a convective cell of 40 mm/h between dry neighbours is weather)
     Variable("precipitation", "mm", ("mm", "毫米", "millimetre", "millimeter"), 0.0, 400.0, accumulation=True,
-             cap=2000.0, spike_floor=6.0, spike_needs_neighbours=True, flatline_s=6 * 3600, flatline_zero=False),
+             cap=2000.0, spike_floor=8.0, spike_k=8.0, spike_needs_neighbours=True, flatline_s=6 * 3600,
+             flatline_min=1.0),
     Variable("snowfall", "mm", ("mm", "毫米", "mmwe", "mmw.e.", "mm(w.e.)", "mm水当量"), 0.0, 100.0,
-             accumulation=True, cap=500.0, spike_floor=2.0, spike_needs_neighbours=True, flatline_s=6 * 3600,
-             flatline_zero=False),
+             accumulation=True, cap=500.0, spike_floor=3.0, spike_k=8.0, spike_needs_neighbours=True,
+             flatline_s=6 * 3600, flatline_min=1.0),
     Variable("wind_speed", "m/s", ("m/s", "ms-1", "m·s-1", "m·s⁻¹", "米/秒", "mps"), 0.0, 75.0, spike_floor=3.0,
-             flatline_s=12 * 3600, flatline_zero=False),
+             flatline_s=12 * 3600, flatline_min=1.0),
     Variable("wind_gust", "m/s", ("m/s", "ms-1", "m·s-1", "m·s⁻¹", "米/秒", "mps"), 0.0, 100.0, spike_floor=4.0,
-             flatline_s=12 * 3600, flatline_zero=False),
-    Variable("temperature", "degC", ("degc", "°c", "℃", "摄氏度", "celsius"), -60.0, 60.0, spike_floor=1.5,
+             flatline_s=12 * 3600, flatline_min=1.0),
+    # a cold front takes 10 °C in a few hours: a spike is 15 °C off the recent readings (and the neighbours')
+    Variable("temperature", "degC", ("degc", "°c", "℃", "摄氏度", "celsius"), -60.0, 60.0, spike_floor=2.5,
              flatline_s=6 * 3600),
     Variable("water_level", "m", ("m", "米", "metre", "meter"), -500.0, 9000.0, spike_floor=0.3, spike_k=8.0,
              flatline_s=72 * 3600),

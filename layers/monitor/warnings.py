@@ -35,11 +35,10 @@ from typing import Any, Final
 import numpy as np
 import shapely
 from sqlalchemy import Connection, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import BigInteger, DateTime, String
 
 from geoops.geodesic import circle
+from layers.monitor.observations import fetch_rows
 from layers.monitor.rules import LEVELS, NONE, Rule, Series, Verdict, level_name, next_level, rule_from_row
 from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import ConflictError, NotFoundError
@@ -102,17 +101,20 @@ def station_info(conn: Session | Connection, ids: Iterable[int]) -> dict[int, St
     wanted = sorted({int(i) for i in ids})
     if not wanted:
         return {}
-    county = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en)
-              .where(AdminRegion.deleted_at.is_(None),
-                     (AdminRegion.adcode == Station.adcode)
-                     | (Station.adcode.is_(None) & (AdminRegion.level == "county")
-                        & func.ST_Contains(AdminRegion.geom, Station.geom)))
-              .order_by((AdminRegion.adcode == Station.adcode).desc()).limit(1).lateral("county"))
-    rows = connection_of(conn).execute(
+    c = connection_of(conn)
+    by_code = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en)
+               .where(AdminRegion.adcode == Station.adcode, AdminRegion.deleted_at.is_(None)).lateral("by_code"))
+    # a station without a county code: the county that contains it (GiST index on the regions)
+    around = (select(AdminRegion.adcode, AdminRegion.name, AdminRegion.name_en)
+              .where(Station.adcode.is_(None), AdminRegion.level == "county", AdminRegion.deleted_at.is_(None),
+                     func.ST_Contains(AdminRegion.geom, Station.geom))
+              .order_by(AdminRegion.adcode).limit(1).lateral("around"))
+    rows = c.execute(
         select(Station.id, Station.code, Station.name, Station.kind, Station.interval_s, func.ST_X(Station.geom),
                func.ST_Y(Station.geom), Station.warning_stage_m, Station.guarantee_stage_m, Station.record_stage_m,
-               county.c.adcode, county.c.name, county.c.name_en)
-        .select_from(Station).outerjoin(county, text("true"))
+               func.coalesce(by_code.c.adcode, around.c.adcode), func.coalesce(by_code.c.name, around.c.name),
+               func.coalesce(by_code.c.name_en, around.c.name_en))
+        .select_from(Station).outerjoin(by_code, text("true")).outerjoin(around, text("true"))
         .where(Station.id.in_(wanted), Station.deleted_at.is_(None))).all()
     return {int(r[0]): StationInfo(int(r[0]), str(r[1]), str(r[2] or r[1]), str(r[3]), int(r[4]), float(r[5]),
                                    float(r[6]), {"warning_stage_m": r[7], "guarantee_stage_m": r[8],
@@ -194,30 +196,34 @@ def _trigger(v: Verdict, series: Mapping[str, Series]) -> dict[str, Any]:
 # --- evaluation -----------------------------------------------------------------------------------------------------
 
 
+_SERIES_SQL = (
+    "SELECT g.s, g.v, extract(epoch FROM o.observed_at)::float8, o.value, o.period_s, o.id "
+    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t0)s::float8[], %(t1)s::float8[]) AS g(s, v, t0, t1) "
+    "CROSS JOIN LATERAL ("
+    "  SELECT x.observed_at, x.value, x.period_s, x.id FROM observations x"
+    "  WHERE x.station_id = g.s AND x.variable = g.v AND x.observed_at > to_timestamp(g.t0)"
+    "    AND x.observed_at <= to_timestamp(g.t1) AND x.quality = 'good' ORDER BY x.observed_at) o")
+
+
 def _fetch_series(c: Connection, wanted: Mapping[tuple[int, str], tuple[datetime, datetime]]) \
         -> dict[int, dict[str, Series]]:
-    """Good readings of each (station, variable) in its ``(start, end]``."""
+    """Good readings of each (station, variable) in its ``(start, end]``: one index range scan per series (a join
+    would hash the whole partition), rows as plain tuples."""
     if not wanted:
         return {}
     keys = list(wanted)
-    stmt = text(
-        "SELECT g.s, g.v, extract(epoch FROM o.observed_at), o.value, o.period_s, o.id "
-        "FROM unnest(:s, :v, :t0, :t1) AS g(s, v, t0, t1) JOIN observations o "
-        "  ON o.station_id = g.s AND o.variable = g.v AND o.observed_at > g.t0 AND o.observed_at <= g.t1 "
-        "WHERE o.quality = 'good' ORDER BY g.s, g.v, o.observed_at").bindparams(
-        bindparam("s", type_=ARRAY(BigInteger)), bindparam("v", type_=ARRAY(String)),
-        bindparam("t0", type_=ARRAY(DateTime(timezone=True))), bindparam("t1", type_=ARRAY(DateTime(timezone=True))))
-    rows = c.execute(stmt, {"s": [k[0] for k in keys], "v": [k[1] for k in keys],
-                            "t0": [wanted[k][0] for k in keys], "t1": [wanted[k][1] for k in keys]}).all()
+    rows = fetch_rows(c, _SERIES_SQL, {"s": [k[0] for k in keys], "v": [k[1] for k in keys],
+                                       "t0": [wanted[k][0].timestamp() for k in keys],
+                                       "t1": [wanted[k][1].timestamp() for k in keys]})
     grouped: dict[tuple[int, str], list[Any]] = {}
     for r in rows:
         grouped.setdefault((int(r[0]), str(r[1])), []).append(r)
     out: dict[int, dict[str, Series]] = {}
     for (sid, var), rs in grouped.items():
         out.setdefault(sid, {})[var] = Series(
-            times=np.array([float(r[2]) for r in rs]), values=np.array([float(r[3]) for r in rs]),
-            periods=np.array([float(r[4]) if r[4] is not None else np.nan for r in rs]),
-            ids=np.array([int(r[5]) for r in rs], dtype=np.int64))
+            times=np.array([r[2] for r in rs], dtype=np.float64), values=np.array([r[3] for r in rs], np.float64),
+            periods=np.array([np.nan if r[4] is None else r[4] for r in rs], dtype=np.float64),
+            ids=np.array([r[5] for r in rs], dtype=np.int64))
     return out
 
 
