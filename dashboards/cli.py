@@ -21,6 +21,7 @@ COMMANDS = {
     "serve": "serve",
     "tiles": "tiles",
     "cap": "import_cap",
+    "monitor": "import_observations",
     "users": ("users", "token"),
     "backup": ("backup", "restore"),
 }

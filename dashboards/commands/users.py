@@ -98,7 +98,8 @@ def token() -> None:
 @token.command(name="create", help="Create a token; prints its secret once (only a hash is kept).")
 @click.argument("name")
 @click.option("--layers", "layers_", required=True,
-              help="Comma-separated layers the token may touch, or '*' for all (e.g. incidents,hazards).")
+              help="Comma-separated layers the token may touch, or '*' for all (e.g. incidents,hazards; "
+                   "'observations' for a feed of stations' readings).")
 @click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True)
 def create(name: str, layers_: str, access: str) -> None:
     from layers.store import auth

@@ -40,6 +40,7 @@ from dash.exceptions import PreventUpdate
 from dashboards import ids
 from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.live import live_id, live_source
+from dashboards.components.monitor_tile import monitor_layer, monitor_tile, register_monitor_tile
 from dashboards.components.replay import (
     register_replay,
     register_report_link,
@@ -57,6 +58,7 @@ from dashboards.services.wall import HEAT_MODES, live_snapshot, wall_snapshot
 dash.register_page(__name__, path="/wall", name="wall", order=1, title=lambda: t("wall.title"))
 register_replay("wall")
 register_report_link("wall", ids.WALL_SITREP)
+register_monitor_tile(ids.WALL_STATUS, replay_id("wall", "state"))  # stations reporting, anomalies, pending warnings
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"
@@ -112,6 +114,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
              _num(ids.WALL_KPI_SHELTER_TOTAL), sub=t("wall.kpi.shelters_note", lang)),
         _kpi("wall.kpi.resources", lang, _num(ids.WALL_KPI_RES_AVAILABLE), html.Span(" / ", className="sr-wall-sep"),
              _num(ids.WALL_KPI_RES_DEPLOYED), sub=t("wall.kpi.resources_note", lang)),
+        monitor_tile(lang),
         html.Div(className="sr-wall-kpi sr-wall-clock-tile", children=[
             html.Div("--:--:--", id=ids.WALL_CLOCK, className="sr-wall-clock"),
             html.Div([t("wall.data_as_of", lang), " ", html.Span("--:--:--", id=ids.WALL_ASOF)],
@@ -122,6 +125,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dl.LayerGroup(id=ids.WALL_HEX_LAYER),
         dl.LayerGroup(id=ids.WALL_HAZARD_LAYER),
         dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
+        monitor_layer(),
     ])
     heat = dcc.RadioItems(id=ids.WALL_HEAT, value="incidents", inline=True, className="sr-wall-heat",
                           options=[{"label": t(f"wall.heat.{m}", lang), "value": m} for m in HEAT_MODES])

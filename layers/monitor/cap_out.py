@@ -143,6 +143,12 @@ def _polygons(geom: Any) -> list[str]:
     return out
 
 
+_AGG_ZH: Final = {"sum": "{h}累计", "max": "{h}内最大", "min": "{h}内最低", "mean": "{h}平均", "latest": "",
+                  "min_drop": "{h}内最低值下降"}
+_AGG_EN: Final = {"sum": "total over {h}", "max": "highest in {h}", "min": "lowest in {h}", "mean": "mean over {h}",
+                  "latest": "", "min_drop": "fall of the lowest reading in {h}"}
+
+
 def _window_text(window_s: Any, lang: str) -> str:
     if not isinstance(window_s, (int, float)) or window_s <= 0:
         return ""
@@ -153,17 +159,19 @@ def _window_text(window_s: Any, lang: str) -> str:
 
 
 def _description(p: Published, rev: Mapping[str, Any], lang: str) -> str:
+    """What was measured against which criterion, in the message's language (the CAP document's own text)."""
     m = p.monitor
     t = rev.get("trigger") or {}
     var = t.get("variable")
     unit = VARIABLES[var].unit if var in VARIABLES else ""
     station = m.get("station_name") or m.get("station")
     when = _cap_time(t["at"]) if t.get("at") else ""
+    agg = str(t.get("aggregation") or "latest")
     if lang == "zh-CN":
         head = f"{station}站（{m.get('station')}）"
         if var:
-            head += (f"{when} {label('observation_variable', var, 'zh-CN')}"
-                     f"{_window_text(t.get('window_s'), 'zh-CN')} {t.get('value')} {unit}，"
+            how = _AGG_ZH.get(agg, "").format(h=_window_text(t.get("window_s"), "zh-CN"))
+            head += (f"{when} {label('observation_variable', var, 'zh-CN')}{how} {t.get('value')} {unit}，"
                      f"达到{m['rule_name']['zh-CN']}{label('warning_level', rev['level'], 'zh-CN').split(' ')[0]}"
                      f"预警标准（{t.get('threshold')} {unit}）。")
         if rev["msg_type"] == "Cancel":
@@ -171,8 +179,8 @@ def _description(p: Published, rev: Mapping[str, Any], lang: str) -> str:
         return head + "由监测预警规则自动生成，经值班员确认发布。"
     head = f"Station {station} ({m.get('station')})"
     if var:
-        head += (f": {label('observation_variable', var, 'en').lower()} "
-                 f"{('over ' + _window_text(t.get('window_s'), 'en') + ' ') if t.get('window_s') else ''}"
+        how = _AGG_EN.get(agg, "").format(h=_window_text(t.get("window_s"), "en"))
+        head += (f": {label('observation_variable', var, 'en').lower()}{(' ' + how) if how else ''} "
                  f"{t.get('value')} {unit} at {when}, reaching the {rev['level']} {m['rule_name']['en'].lower()} "
                  f"criterion ({t.get('threshold')} {unit}).")
     if rev["msg_type"] == "Cancel":

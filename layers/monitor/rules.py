@@ -344,6 +344,7 @@ class Verdict:
     level: int
     time: float
     variable: str | None = None
+    aggregation: str | None = None
     value: float | None = None
     threshold: float | None = None
     window_s: int | None = None
@@ -385,7 +386,8 @@ def level_at(rule: Rule, series: Mapping[str, Series], t: float,
         for c in (rule.primary, *rule.alternatives):
             ok, x, limit, ids = _reaches(c, level, series, t, st, memo)
             if ok:
-                return Verdict(level=level, time=t, variable=c.variable, value=x, threshold=limit,
+                return Verdict(level=level, time=t, variable=c.variable, aggregation=c.aggregation, value=x,
+                               threshold=limit,
                                window_s=c.thresholds[level].window_s,
                                observation_ids=tuple(int(i) for i in ids))
     return Verdict(level=NONE, time=t)
@@ -427,5 +429,5 @@ def next_level(rule: Rule, series: Mapping[str, Series], t: float, current: int,
     if best.level >= current:
         return Verdict(level=current, time=t)
     # coming down to the highest level still reached: what reached it is what the warning now rests on
-    return Verdict(level=best.level, time=t, variable=best.variable, value=best.value, threshold=best.threshold,
-                   window_s=best.window_s, observation_ids=best.observation_ids)
+    return Verdict(level=best.level, time=t, variable=best.variable, aggregation=best.aggregation, value=best.value,
+                   threshold=best.threshold, window_s=best.window_s, observation_ids=best.observation_ids)

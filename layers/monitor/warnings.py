@@ -188,7 +188,8 @@ def _trigger(v: Verdict, series: Mapping[str, Series]) -> dict[str, Any]:
             if k is not None:
                 linked.append({"id": int(oid), "observed_at": _iso(float(s.times[k])),
                                "value": float(s.values[k])})
-    return {"variable": v.variable, "value": None if v.value is None or math.isnan(v.value) else round(v.value, 3),
+    return {"variable": v.variable, "aggregation": v.aggregation,
+            "value": None if v.value is None or math.isnan(v.value) else round(v.value, 3),
             "threshold": v.threshold, "window_s": v.window_s, "at": _iso(v.time),
             "observations": linked, "count": len(v.observation_ids)}
 
@@ -426,7 +427,8 @@ def _revision(m: dict[str, Any], *, msg_type: str, level: str, status: str, when
     revs = m.setdefault("revisions", [])
     t = trigger or {}
     revs.append({"rev": len(revs) + 1, "msg_type": msg_type, "sent": _iso(when), "level": level, "status": status,
-                 "by": user, "trigger": {k: t.get(k) for k in ("variable", "value", "threshold", "window_s", "at")}})
+                 "by": user, "trigger": {k: t.get(k) for k in ("variable", "aggregation", "value", "threshold", "window_s",
+                                                     "at")}})
 
 
 def confirm(conn: Session | Connection, hazard_id: int, *, user: str, now: datetime,
