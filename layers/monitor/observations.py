@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from numpy.typing import NDArray
 from sqlalchemy import Connection, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -55,15 +58,15 @@ FIELDS: Final = ("station", "variable", "value", "unit", "observed_at", "period_
 FUTURE_TOLERANCE_S: Final = 600
 #: readings before this are refused (each month of readings gets a partition: a typo must not make one for 1900)
 EARLIEST: Final = datetime(1990, 1, 1, tzinfo=UTC)
-#: times without a zone are Beijing time, as in every import
+#: times without a zone are Beijing time, as in every import (China has kept UTC+8 all year since 1991)
 LOCAL_TZ: Final = "Asia/Shanghai"
+_BEIJING: Final = ZoneInfo(LOCAL_TZ)
 #: stations this close (geodesic) are a reading's neighbours in the spike test
 NEIGHBOUR_KM: Final = 75.0
 #: neighbours' readings this close in time to a reading are compared with it
 NEIGHBOUR_WINDOW_S: Final = 1800
-#: stored readings of a series read before a batch, for the spike and flatline tests
-CONTEXT_ROWS: Final = 48
-_ZONED = re.compile(r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)$")
+#: most stored readings of a series read before a batch, for the spike and flatline tests
+CONTEXT_ROWS: Final = 96
 
 
 @dataclass
@@ -180,35 +183,51 @@ def stations_by_code(conn: Session | Connection, codes: Iterable[str]) -> dict[s
     return {str(c): int(i) for c, i in rows}
 
 
+def _per_value(col: pd.Series, fn: Any) -> NDArray[Any]:
+    """``fn`` applied once per distinct value of ``col`` (a batch holds few distinct stations, variables, units and
+    times, however many readings), as an object array in ``col``'s order."""
+    try:
+        codes, uniq = pd.factorize(col.astype(object), use_na_sentinel=False)
+    except TypeError:  # unhashable JSON values (an array, an object): one call each
+        return np.array([fn(v) for v in col], dtype=object)
+    mapped = np.empty(len(uniq), dtype=object)
+    mapped[:] = [fn(u) for u in uniq]
+    return mapped[codes]
+
+
+def _time_of(v: object) -> int | None:
+    """Epoch seconds of one ISO 8601 text (no zone: Beijing time); None when it is not one."""
+    if not isinstance(v, str) or not v.strip():
+        return None
+    try:
+        d = datetime.fromisoformat(v.strip())  # ISO 8601 only: "now" or "yesterday" are not times of a reading
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_BEIJING)
+    return int(d.timestamp()) if d.microsecond == 0 else int(math.floor(d.timestamp()))
+
+
 def _times(raw: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Epoch seconds of ISO 8601 texts (no zone: Beijing time) and which ones could be read."""
-    n = len(raw)
-    out = np.zeros(n, dtype=np.int64)
-    ok = np.zeros(n, dtype=bool)
-    is_text = raw.map(lambda v: isinstance(v, str) and bool(v.strip())).to_numpy(bool)
-    if not is_text.any():
-        return out, ok
-    texts = raw[is_text].astype(str).str.strip()
-    zoned = texts.str.contains(_ZONED)
-    for mask, utc in ((zoned, True), (~zoned, False)):
-        part = texts[mask]
-        if part.empty:
-            continue
-        parsed = pd.to_datetime(part, format="ISO8601", errors="coerce", utc=utc)
-        if not utc:
-            parsed = parsed.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-        good = parsed.notna().to_numpy(bool)
-        idx = part.index.to_numpy()[good]
-        out[idx] = ((parsed[good] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-        ok[idx] = True
-    return out, ok
+    """Epoch seconds of ISO 8601 texts (no zone: Beijing time) and which ones could be read (each distinct text is
+    parsed once)."""
+    got = _per_value(raw, _time_of)
+    ok = np.array([g is not None for g in got], dtype=bool)
+    return np.array([g if g is not None else 0 for g in got], dtype=np.int64), ok
 
 
 def _numbers(raw: pd.Series) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Finite numbers of a column of JSON values or CSV text; booleans and blanks are not numbers."""
-    is_bool = raw.map(lambda v: isinstance(v, bool)).to_numpy(bool)
-    num = pd.to_numeric(raw.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce")
-    vals = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    objs = raw.to_numpy(object)
+    is_bool = np.fromiter((type(v) is bool for v in objs), dtype=bool, count=len(objs))
+    vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    for i in np.flatnonzero(np.isnan(vals)).tolist():  # text with spaces or thousands commas, as in the imports
+        v = objs[i]
+        if isinstance(v, str) and v.strip():
+            try:
+                vals[i] = float(v.replace(",", "").strip())
+            except ValueError:
+                pass
     ok = np.isfinite(vals) & ~is_bool
     return np.where(ok, vals, np.nan), ok
 
@@ -241,13 +260,14 @@ def validate(conn: Session | Connection, frame: pd.DataFrame, *, now: datetime,
         for i in np.flatnonzero(mask).tolist():
             problems.append(RowError(i, col, frame[col].iat[i], text_, file))
 
-    station = frame["station"].map(lambda v: v.strip() if isinstance(v, str) else
-                                   (str(v) if isinstance(v, int) and not isinstance(v, bool) else None))
+    station = pd.Series(_per_value(frame["station"], lambda v: v.strip() if isinstance(v, str) else (
+        str(v) if isinstance(v, int) and not isinstance(v, bool) else None)), index=frame.index)
     ids = stations_by_code(conn, station.dropna().unique().tolist())
-    sid = station.map(lambda c: ids.get(c, -1) if c is not None else -1).to_numpy(np.int64)
+    sid = _per_value(station, lambda c: ids.get(c, -1) if c is not None else -1).astype(np.int64)
     bad((sid < 0), "station", "the code (区站号) of a station in the stations layer")
 
-    variable = frame["variable"].map(lambda v: v.strip() if isinstance(v, str) else None)
+    variable = pd.Series(_per_value(frame["variable"], lambda v: v.strip() if isinstance(v, str) else None),
+                         index=frame.index)
     known = variable.isin(list(VARIABLES)).to_numpy(bool)
     bad(~known, "variable", "one of " + ", ".join(VARIABLES))
 
@@ -256,10 +276,10 @@ def validate(conn: Session | Connection, frame: pd.DataFrame, *, now: datetime,
         m = (variable == name).to_numpy(bool)
         if not m.any():
             continue
-        got = frame["unit"][m].map(lambda u, name=name: canonical_unit(name, u))
-        unit[m] = got.to_numpy(object)
+        got = _per_value(frame["unit"][m], lambda u, name=name: canonical_unit(name, u))
+        unit[m] = got
         wrong = np.zeros(n, dtype=bool)
-        wrong[np.flatnonzero(m)[got.isna().to_numpy(bool)]] = True
+        wrong[np.flatnonzero(m)[np.array([g is None for g in got], dtype=bool)]] = True
         bad(wrong, "unit", f"{v.unit} for {name}")
 
     value, ok_value = _numbers(frame["value"])
@@ -274,11 +294,11 @@ def validate(conn: Session | Connection, frame: pd.DataFrame, *, now: datetime,
     early = ok_t & (t < int(EARLIEST.timestamp()))
     bad(early, "observed_at", f"a time from {EARLIEST.date().isoformat()} on")
 
-    blank_p = frame["period_s"].map(lambda v: v is None or (isinstance(v, str) and not v.strip())
-                                    or (isinstance(v, float) and math.isnan(v))).to_numpy(bool)
+    blank_p = _per_value(frame["period_s"], lambda v: v is None or (isinstance(v, str) and not v.strip())
+                         or (isinstance(v, float) and math.isnan(v))).astype(bool)
     period, ok_p = _numbers(frame["period_s"])
     ok_p &= (period % 1 == 0) & (period > 0) & (period <= 86400)
-    accum = variable.map(lambda v: v in VARIABLES and VARIABLES[v].accumulation).to_numpy(bool)
+    accum = _per_value(variable, lambda v: v in VARIABLES and VARIABLES[v].accumulation).astype(bool)
     bad(accum & blank_p, "period_s", "the accumulation period in seconds (1..86400), required for "
                                      "precipitation and snowfall")
     bad(~blank_p & ~ok_p, "period_s", "a whole number of seconds in 1..86400, or empty")
@@ -335,22 +355,27 @@ def fetch_rows(conn: Session | Connection, sql: str, params: Mapping[str, Any]) 
 
 _CONTEXT_SQL = (
     "SELECT g.s, g.v, extract(epoch FROM x.observed_at)::float8 AS t, x.value, x.quality "
-    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t0)s::float8[]) AS g(s, v, t0) CROSS JOIN LATERAL ("
+    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t0)s::float8[], %(f)s::float8[]) AS g(s, v, t0, f) "
+    "JOIN stations st ON st.id = g.s CROSS JOIN LATERAL ("
     "  SELECT o.observed_at, o.value, o.quality FROM observations o"
     "  WHERE o.station_id = g.s AND o.variable = g.v AND o.observed_at < to_timestamp(g.t0)"
-    "    AND o.observed_at >= to_timestamp(g.t0) - interval '14 days'"
-    "  ORDER BY o.observed_at DESC LIMIT %(n)s) x")
+    "    AND o.observed_at >= to_timestamp(g.t0) - make_interval(secs => greatest(g.f, 86400) + st.interval_s)"
+    "  ORDER BY o.observed_at DESC"
+    "  LIMIT greatest(%(own)s, least(%(most)s, ceil(g.f / st.interval_s)::int + 1))) x")
 
 
 def _context(c: Connection, batch: Batch) -> pd.DataFrame:
-    """The newest :data:`CONTEXT_ROWS` stored readings of every series of ``batch`` before its first new reading
-    (with their quality); one index probe per series."""
+    """The stored readings of every series of ``batch`` before its first new reading (with their quality): the
+    spike test's :data:`~layers.monitor.quality.OWN_HISTORY`, or as many as the variable's flatline duration spans at
+    the station's reporting interval (at most :data:`CONTEXT_ROWS`); one index probe per series."""
     frame = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t})
     first = frame.groupby(["s", "v"], sort=False)["t"].min().reset_index()
     if first.empty:
         return pd.DataFrame(columns=["s", "v", "t", "value", "quality"])
+    flat = [float(VARIABLES[str(v)].flatline_s) for v in first["v"]]
     rows = fetch_rows(c, _CONTEXT_SQL, {"s": first["s"].astype(int).tolist(), "v": first["v"].astype(str).tolist(),
-                                        "t0": first["t"].astype(float).tolist(), "n": CONTEXT_ROWS})
+                                        "t0": first["t"].astype(float).tolist(), "f": flat,
+                                        "own": quality.OWN_HISTORY + 1, "most": CONTEXT_ROWS})
     return pd.DataFrame.from_records(rows, columns=["s", "v", "t", "value", "quality"])
 
 
@@ -396,9 +421,18 @@ def assess_quality(conn: Session | Connection, batch: Batch) -> Batch:
     if n == 0:
         batch.quality = flags
         return batch
-    highs = np.array([upper_bound(VARIABLES[v], p if np.isfinite(p) else None)
-                      for v, p in zip(batch.variable, batch.period_s, strict=True)])
-    lows = np.array([VARIABLES[v].low for v in batch.variable])
+    highs = np.empty(n)
+    lows = np.empty(n)
+    for name, var in VARIABLES.items():
+        m = batch.variable == name
+        if not m.any():
+            continue
+        lows[m] = var.low
+        if var.accumulation:  # the bound scales with the period (the same rule as upper_bound, per array)
+            hours = np.maximum(np.nan_to_num(batch.period_s[m], nan=3600.0), 600.0) / 3600.0
+            highs[m] = np.minimum(var.high * hours, var.cap)
+        else:
+            highs[m] = upper_bound(var, None)
     flags[(batch.value < lows) | (batch.value > highs)] = "range"
 
     # a series' own history: its stored readings (flagged ones too, but not those out of range: after a real step
@@ -411,19 +445,19 @@ def assess_quality(conn: Session | Connection, batch: Batch) -> Batch:
                       else None, new], ignore_index=True)
     both = both[both["ok"]].sort_values(["s", "v", "t"], kind="stable").reset_index(drop=True)
     suspects: list[int] = []
-    for name, part in both.groupby("v", sort=False):
-        var = VARIABLES[str(name)]
+    for vname, part in both.groupby("v", sort=False):
+        spec = VARIABLES[str(vname)]
         group = pd.factorize(part["s"])[0].astype(np.int64)
         vals = part["value"].to_numpy(np.float64)
         pos = part["pos"].to_numpy(np.int64)
-        if var.flatline_s > 0:
-            flat = quality.flatline(group, part["t"].to_numpy(np.float64), vals, duration_s=var.flatline_s,
-                                    min_abs=var.flatline_min)
+        if spec.flatline_s > 0:
+            flat = quality.flatline(group, part["t"].to_numpy(np.float64), vals, duration_s=spec.flatline_s,
+                                    min_abs=spec.flatline_min)
             hit = flat & (pos >= 0)
             flags[pos[hit]] = "flatline"
-        if var.spike_floor > 0:
-            score = quality.spike_scores(group, vals, floor=var.spike_floor)
-            sus = (score > var.spike_k) & (pos >= 0)
+        if spec.spike_floor > 0:
+            score = quality.spike_scores(group, vals, floor=spec.spike_floor)
+            sus = (score > spec.spike_k) & (pos >= 0)
             suspects.extend(int(p) for p in pos[sus] if flags[p] == "good")
     if suspects:
         _neighbour_check(c, batch, suspects, flags)
@@ -487,34 +521,67 @@ def ensure_partitions(conn: Session | Connection, months: Iterable[datetime]) ->
                           {"m": m.date().isoformat()}).scalar_one()) for m in months]
 
 
-_STAGE_COLUMNS = "station_id bigint, variable text, t double precision, value double precision, unit text, " \
+_COLUMNS = "station_id, variable, observed_at, value, unit, period_s, quality"
+_STAGE_COLUMNS = "station_id bigint, variable text, observed_at timestamptz, value double precision, unit text, " \
                  "period_s integer, quality text"
 
 
+def _csv(batch: Batch) -> bytes:
+    """The batch as CSV rows in the order of :data:`_COLUMNS` (pyarrow's C++ writer: ten times pandas'), sorted by
+    the key: two ingests of overlapping batches then take their row locks in the same order and never deadlock."""
+    o = np.lexsort((batch.t, batch.variable.astype(str), batch.station_id))
+    has_period = np.isfinite(batch.period_s[o])
+    table = pa.table({
+        "station_id": pa.array(batch.station_id[o], pa.int64()), "variable": pa.array(batch.variable[o], pa.string()),
+        "observed_at": pa.array(batch.t[o].astype(np.int64), pa.timestamp("s", tz="UTC")),
+        "value": pa.array(batch.value[o], pa.float64()), "unit": pa.array(batch.unit[o], pa.string()),
+        "period_s": pa.array(np.where(has_period, batch.period_s[o], 0).astype(np.int64), pa.int64(),
+                             mask=~has_period),
+        "quality": pa.array(batch.quality[o], pa.string())})
+    buf = pa.BufferOutputStream()
+    pa_csv.write_csv(table, buf, write_options=pa_csv.WriteOptions(include_header=False))
+    return buf.getvalue().to_pybytes()
+
+
 def write(conn: Session | Connection, batch: Batch) -> WriteCounts:
-    """Store ``batch`` (validated, quality assessed): COPY into a staging table, then one ``INSERT ... ON CONFLICT
-    DO NOTHING`` into ``observations``. Runs in the caller's transaction (a savepoint of it)."""
+    """Store ``batch`` (validated, quality assessed) in the caller's transaction.
+
+    New readings (the usual case) are ``COPY``'d straight into ``observations`` in a savepoint; when one of them is
+    already stored (a re-sent batch, or an overlapping ingest that committed first), that savepoint is rolled back
+    and the batch goes through a staging table and one ``INSERT ... ON CONFLICT DO NOTHING`` instead: a reading is
+    stored once, the first value stays."""
     c = connection_of(conn)
     if len(batch) == 0:
         return WriteCounts(0, 0, {})
     ensure_partitions(c, batch.months())
-    frame = pd.DataFrame({"station_id": batch.station_id, "variable": batch.variable, "t": batch.t.astype(np.int64),
-                          "value": batch.value, "unit": batch.unit,
-                          "period_s": pd.array(np.where(np.isfinite(batch.period_s), batch.period_s, 0).astype(
-                              np.int64), dtype="Int64"), "quality": batch.quality})
-    frame.loc[~np.isfinite(batch.period_s), "period_s"] = pd.NA
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, float_format="%.17g", na_rep="")
+    data = _csv(batch)
+    raw = driver_connection(c)
+    with raw.cursor() as cur:  # a savepoint of our own on the driver's connection: the COPY is the driver's too
+        cur.execute("SAVEPOINT sitroom_obs_copy")
+        try:
+            with cur.copy(f"COPY observations ({_COLUMNS}) FROM STDIN (FORMAT csv)") as cp:
+                cp.write(data)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT sitroom_obs_copy")
+            copied = False  # some are stored already: the merge below
+        else:
+            copied = True
+        cur.execute("RELEASE SAVEPOINT sitroom_obs_copy")
+    if copied:
+        newest = pd.DataFrame({"s": batch.station_id, "v": batch.variable, "t": batch.t}).groupby(
+            ["s", "v"], sort=False)["t"].max().reset_index()
+        return WriteCounts(inserted=len(batch), duplicates=0, touched={
+            (int(s_), str(v_)): datetime.fromtimestamp(int(t_), UTC)
+            for s_, v_, t_ in zip(newest["s"], newest["v"], newest["t"], strict=True)})
     with conn.begin_nested():
         c.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS _sitroom_obs_stage ({_STAGE_COLUMNS}) "
                        "ON COMMIT DELETE ROWS"))
         c.execute(text("TRUNCATE _sitroom_obs_stage"))
-        raw = driver_connection(c)
-        with raw.cursor() as cur, cur.copy("COPY _sitroom_obs_stage FROM STDIN (FORMAT csv)") as cp:
-            cp.write(buf.getvalue())
+        with raw.cursor() as cur, cur.copy(f"COPY _sitroom_obs_stage ({_COLUMNS}) FROM STDIN (FORMAT csv)") as cp:
+            cp.write(data)
         rows = c.execute(text(
-            "WITH ins AS (INSERT INTO observations (station_id, variable, observed_at, value, unit, period_s, quality)"
-            " SELECT station_id, variable, to_timestamp(t), value, unit, period_s, quality FROM _sitroom_obs_stage"
+            f"WITH ins AS (INSERT INTO observations ({_COLUMNS}) SELECT {_COLUMNS} FROM _sitroom_obs_stage"
+            " ORDER BY station_id, variable, observed_at"
             " ON CONFLICT (station_id, variable, observed_at) DO NOTHING"
             " RETURNING station_id, variable, observed_at)"
             " SELECT station_id, variable, max(observed_at), count(*) FROM ins GROUP BY station_id, variable")).all()
@@ -527,19 +594,21 @@ def write(conn: Session | Connection, batch: Batch) -> WriteCounts:
 # --- reading --------------------------------------------------------------------------------------------------------
 
 
+_SERIES_SQL = (
+    "SELECT variable, observed_at, value, unit, period_s, quality, id FROM observations"
+    " WHERE station_id = %(s)s AND variable = ANY(%(v)s::text[]) AND observed_at > %(t0)s AND observed_at <= %(t1)s"
+    "{good} ORDER BY variable, observed_at")
+
+
 def series(conn: Session | Connection, station_id: int, variables: Sequence[str], start: datetime, end: datetime,
            *, good_only: bool = False) -> pd.DataFrame:
     """The readings of one station in ``(start, end]``: columns ``variable, observed_at, value, unit, period_s,
-    quality, id``, by variable then time. One index range scan per partition the window touches."""
-    stmt = (select(Observation.variable, Observation.observed_at, Observation.value, Observation.unit,
-                   Observation.period_s, Observation.quality, Observation.id)
-            .where(Observation.station_id == int(station_id), Observation.variable.in_(list(variables)),
-                   Observation.observed_at > start, Observation.observed_at <= end)
-            .order_by(Observation.variable, Observation.observed_at))
-    if good_only:
-        stmt = stmt.where(Observation.quality == "good")
-    rows = connection_of(conn).execute(stmt).all()
-    return pd.DataFrame(rows, columns=["variable", "observed_at", "value", "unit", "period_s", "quality", "id"])
+    quality, id``, by variable then time. One index range scan (primary key) per partition the window touches;
+    rows come back as plain tuples (:func:`fetch_rows`)."""
+    sql = _SERIES_SQL.format(good=" AND quality = 'good'" if good_only else "")
+    rows = fetch_rows(conn, sql, {"s": int(station_id), "v": list(variables), "t0": start, "t1": end})
+    return pd.DataFrame.from_records(rows, columns=["variable", "observed_at", "value", "unit", "period_s", "quality",
+                                                    "id"])
 
 
 def latest(conn: Session | Connection, *, at: datetime, within: timedelta = timedelta(days=7),

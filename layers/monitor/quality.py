@@ -70,15 +70,23 @@ def spike_scores(group: NDArray[np.int64], values: NDArray[np.float64], *, floor
         return np.empty(0)
     idx, valid = _previous_windows(group, history)
     win = np.where(valid, values[idx], np.nan)
-    enough = valid.sum(axis=1) >= min_history
+    count = valid.sum(axis=1)
+    enough = count >= min_history
     out = np.full(len(values), np.nan)
     if enough.any():
-        w = win[enough]
-        med = np.nanmedian(w, axis=1)
-        mad = np.nanmedian(np.abs(w - med[:, None]), axis=1)
+        w, k = win[enough], count[enough]
+        med = _row_median(w, k)
+        mad = _row_median(np.abs(w - med[:, None]), k)
         scale = np.maximum(MAD_SCALE * mad, floor)
         out[enough] = np.abs(values[enough] - med) / scale
     return out
+
+
+def _row_median(w: NDArray[np.float64], k: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Median of each row's first ``k`` finite values (NaN pads the rest): a sort, no masked arrays."""
+    a = np.sort(w, axis=1)  # NaN sorts last
+    rows = np.arange(len(a))
+    return 0.5 * (a[rows, (k - 1) // 2] + a[rows, k // 2])
 
 
 def neighbour_score(value: float, neighbours: NDArray[np.float64], *, floor: float) -> float:

@@ -216,15 +216,21 @@ def _fetch_series(c: Connection, wanted: Mapping[tuple[int, str], tuple[datetime
     rows = fetch_rows(c, _SERIES_SQL, {"s": [k[0] for k in keys], "v": [k[1] for k in keys],
                                        "t0": [wanted[k][0].timestamp() for k in keys],
                                        "t1": [wanted[k][1].timestamp() for k in keys]})
-    grouped: dict[tuple[int, str], list[Any]] = {}
-    for r in rows:
-        grouped.setdefault((int(r[0]), str(r[1])), []).append(r)
     out: dict[int, dict[str, Series]] = {}
-    for (sid, var), rs in grouped.items():
-        out.setdefault(sid, {})[var] = Series(
-            times=np.array([r[2] for r in rs], dtype=np.float64), values=np.array([r[3] for r in rs], np.float64),
-            periods=np.array([np.nan if r[4] is None else r[4] for r in rs], dtype=np.float64),
-            ids=np.array([r[5] for r in rs], dtype=np.int64))
+    if not rows:
+        return out
+    # rows come series by series (one lateral scan each, in time order): cut the columns where the series changes
+    cols = list(zip(*rows, strict=True))
+    sid = np.asarray(cols[0], dtype=np.int64)
+    var = np.asarray(cols[1], dtype=object)
+    times = np.asarray(cols[2], dtype=np.float64)
+    values = np.asarray(cols[3], dtype=np.float64)
+    periods = np.array([np.nan if p is None else p for p in cols[4]], dtype=np.float64)
+    ids = np.asarray(cols[5], dtype=np.int64)
+    cut = np.flatnonzero((sid[1:] != sid[:-1]) | (var[1:] != var[:-1])) + 1
+    for a, b in zip(np.concatenate(([0], cut)).tolist(), np.concatenate((cut, [len(sid)])).tolist(), strict=True):
+        out.setdefault(int(sid[a]), {})[str(var[a])] = Series(times=times[a:b], values=values[a:b],
+                                                              periods=periods[a:b], ids=ids[a:b])
     return out
 
 
@@ -382,7 +388,7 @@ def evaluate(conn: Session | Connection, touched: Mapping[tuple[int, str], datet
         if st is None:
             continue
         for r in all_rules:
-            if st.kind not in r.station_kinds or (variables and not variables & set(r.variables)):
+            if st.kind not in r.station_kinds or (variables and not variables & set(r.triggers)):
                 continue
             plan.append((r, st))
             start = now - timedelta(seconds=r.span_s + STALE_INTERVALS * st.interval_s)
