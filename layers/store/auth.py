@@ -50,7 +50,8 @@ ALL_LAYERS: Final = "*"
 TOKEN_SCOPES: Final = (*sorted(FEATURE_MODELS), "observations")
 TOKEN_PREFIX: Final = "srt_"
 MIN_PASSWORD_CHARS: Final = 10
-DEMO_ACCOUNTS: Final = (("display", "display"), ("analyst", "analyst"), ("planner", "planner"), ("admin", "admin"))
+DEMO_ACCOUNTS: Final = (("display", "display"), ("analyst", "analyst"), ("planner", "planner"),
+                        ("monitor", "monitor"), ("admin", "admin"))
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,63}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _hasher = PasswordHasher()
