@@ -10,7 +10,7 @@
 * the ``monitor`` role (监测员) joins the roles of an account.
 
 Revision ID: 0006_monitoring
-Revises: 0005_layer_versions
+Revises: 0006_sessions
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 
 revision = "0006_monitoring"
-down_revision = "0005_layer_versions"
+down_revision = "0006_sessions"
 branch_labels = None
 depends_on = None
 
