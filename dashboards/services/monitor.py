@@ -38,6 +38,9 @@ SERIES_HOURS = 72
 SIMPLIFY_DEG = 0.005
 LEVEL_COLOURS = {"blue": "#1e88e5", "yellow": "#fdd835", "orange": "#fb8c00", "red": "#e53935"}
 
+#: a rule's comparison -> its translation key (monitor.op.<key>)
+_OP_KEYS: dict[str, str] = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
+
 
 def ingest_json(conn: Connection, body: Any, *, now: datetime) -> dict[str, Any]:
     """``POST /api/v1/observations`` with a JSON array: check, flag, store, evaluate (one transaction)."""
@@ -261,7 +264,7 @@ def _criterion_words(c: Criterion, level: int, lang: str) -> str | None:
     else:
         value = f"{th.value:g} {unit}"
     return t(f"monitor.words.{c.aggregation}", lang, what=what, hours=f"{th.window_s / 3600:g}",
-             op=t(f"monitor.op.{c.op}", lang), value=value)
+             op=t(f"monitor.op.{_OP_KEYS[c.op]}", lang), value=value)
 
 
 def rules(conn: Connection, *, lang: str) -> list[dict[str, Any]]:
