@@ -59,20 +59,22 @@ from layers.store.settings import Settings
 log = logging.getLogger(__name__)
 
 #: what each role may do; ``read`` is every GET, ``analyse`` the analysis calls, ``draw`` impact zones and
-#: annotations, ``plan`` shelter planning, ``write`` any layer, ``admin`` imports, users and tokens
+#: annotations, ``plan`` shelter planning, ``warn`` confirm or dismiss automatic warnings (监测员, the monitor role),
+#: ``write`` any layer, ``admin`` imports, users and tokens
 ROLE_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "display": frozenset({"read"}),
     "viewer": frozenset({"read"}),
     "analyst": frozenset({"read", "analyse", "draw"}),
     "planner": frozenset({"read", "analyse", "draw", "plan"}),
-    "admin": frozenset({"read", "analyse", "draw", "plan", "write", "admin"}),
+    "monitor": frozenset({"read", "warn"}),
+    "admin": frozenset({"read", "analyse", "draw", "plan", "warn", "write", "admin"}),
 }
 #: capabilities a token's ``access`` may give (its layer scope is checked as well, where the call names a layer)
 TOKEN_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "read": frozenset({"read", "analyse"}),
     "write": frozenset({"read", "analyse", "draw", "write"}),
 }
-WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "admin"})
+WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "warn", "admin"})
 ANONYMOUS_READ_MODES: Final = frozenset({"demo", "development"})
 USER_SESSION_HOURS: Final = 12
 DISPLAY_SESSION_DAYS: Final = 400  # browsers cap cookie lifetimes at 400 days
@@ -143,6 +145,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "PATCH"): Rule("write"),
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "DELETE"): Rule("write"),
     (f"{API_PREFIX}/cap", "POST"): Rule("write", layer="hazards"),
+    # monitoring (dashboards/api/monitor.py): stations' readings from feeds; a person decides automatic warnings
+    (f"{API_PREFIX}/observations", "POST"): Rule("write", layer="observations"),
+    (f"{API_PREFIX}/monitor/warnings/<int:warning_id>/confirm", "POST"): Rule("warn"),
+    (f"{API_PREFIX}/monitor/warnings/<int:warning_id>/dismiss", "POST"): Rule("warn"),
     # reads that return layer data: a token's layer scope applies (several layers at once: every layer)
     (f"{API_PREFIX}/impact-zones", "GET"): Rule("read", layer="impact_zones"),
     (f"{API_PREFIX}/annotations", "GET"): Rule("read", layer="annotations"),
@@ -183,6 +189,11 @@ CALLBACK_POLICY: dict[str, str] = {
     "planner-distance.value": "plan",
     "planner-result.data": "plan",              # POST /analysis/shelter-coverage, as the planner
     "planner-download.data": "plan",            # the export of that run
+    "monitor-station-layer.children": "read",   # GET /monitor/stations (and its replay)
+    "monitor-station.value": "read",            # a click on a station picks it (no data)
+    "monitor-plot.figure": "read",              # GET /monitor/stations/<code>/series
+    "monitor-status.children": "warn",          # POST /monitor/warnings/<id>/confirm | dismiss
+    "wall-monitor-reporting.children": "read",  # the wall's monitoring tile: GET /monitor/stations
     # plus the maps' own callbacks (popups, place search, coordinates, measuring: all "read", as GET /layers/<layer>
     # and GET /places), added by dashboards.components.maplayers.register_maps through add_callback_rule
 }

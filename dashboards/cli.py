@@ -23,6 +23,7 @@ COMMANDS = {
     "tiles": "tiles",
     "basemap": "basemap",
     "cap": "import_cap",
+    "monitor": "import_observations",
     "users": ("users", "token"),
     "backup": ("backup", "restore"),
 }

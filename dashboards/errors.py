@@ -42,6 +42,7 @@ from layers.render.tiles import TileError
 from layers.store.auth import AuthError
 from layers.store.errors import (
     ClusterError,
+    ConflictError,
     DatabaseUnavailableError,
     NotFoundError,
     StoreError,
@@ -106,6 +107,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int | None, str | None], ...] = (
     (UploadTooLargeError, 413, "request_entity_too_large"),
     (PopulationBuildError, 422, "validation_error"),
     (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
     (AuthError, 401, "unauthorized"),
     (TileError, 400, "invalid_parameter"),
     (BasemapError, 422, "validation_error"),

@@ -9,7 +9,7 @@
   (what a service needs is passed in);
 - ``dashboards/context.py`` imports nothing of ``dashboards``;
 - no import cycle among the modules of ``dashboards``;
-- ``layers/`` is split into wings (``store``, ``ingest``, ``read``, ``reference``, ``render``); a wing imports only
+- ``layers/`` is split into wings (``store``, ``ingest``, ``read``, ``reference``, ``render``, ``monitor``); a wing imports only
   ``layers.store``, its own modules and ``geoops``; ``layers.store`` imports no other wing.
 
 Every import counts, also one inside a function, under ``TYPE_CHECKING`` or through ``importlib.import_module("x")``
@@ -208,7 +208,7 @@ def test_the_checker_sees_every_kind_of_import() -> None:
     assert imported_modules("from ..layers import x", "geoops.sub.mod") == [(1, "geoops.layers")]
 
 
-WINGS = ("store", "ingest", "read", "reference", "render")
+WINGS = ("store", "ingest", "read", "reference", "render", "monitor")
 
 
 def wing_violations(root: Path = ROOT) -> list[str]:

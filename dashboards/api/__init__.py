@@ -33,6 +33,7 @@ def declare_endpoints() -> None:
         analysis,
         drawings,
         layers,
+        monitor,
         openapi,
         places,
         reports,

@@ -11,8 +11,9 @@ import click
 from dashboards.i18n import t
 
 
-@click.command(name="import-cap", help="Import CAP 1.2 warnings (one .xml file, or a directory of .xml/.cap files, "
-                                       "applied oldest <sent> first) into the hazards layer; all or nothing.")
+@click.command(name="import-cap", help="Import CAP 1.2 warnings (one .xml file, an Atom feed of CAP alerts such as "
+                                       "/api/v1/cap/feed.atom, or a directory of .xml/.cap/.atom files, applied "
+                                       "oldest <sent> first) into the hazards layer; all or nothing.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--user", default=None, help="Who imports (recorded in the history; default: login name).")
 def import_cap(path: Path, user: str | None) -> None:

@@ -28,9 +28,11 @@ def users() -> None:
     pass
 
 
-@users.command(name="add", help="Create an account with a role (display, viewer, analyst, planner, admin).")
+@users.command(name="add", help="Create an account with a role (display, viewer, analyst, planner, monitor, "
+                                "admin).")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["display", "viewer", "analyst", "planner", "admin"]))
+@click.option("--role", required=True,
+              type=click.Choice(["display", "viewer", "analyst", "planner", "monitor", "admin"]))
 @click.option("--name", "display_name", default=None, help="Name shown in the pages (e.g. 李伟).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def add(username: str, role: str, display_name: str | None, password_stdin: bool) -> None:
@@ -98,7 +100,8 @@ def token() -> None:
 @token.command(name="create", help="Create a token; prints its secret once (only a hash is kept).")
 @click.argument("name")
 @click.option("--layers", "layers_", required=True,
-              help="Comma-separated layers the token may touch, or '*' for all (e.g. incidents,hazards).")
+              help="Comma-separated layers the token may touch, or '*' for all (e.g. incidents,hazards; "
+                   "'observations' for a feed of stations' readings).")
 @click.option("--access", type=click.Choice(["read", "write"]), default="read", show_default=True)
 def create(name: str, layers_: str, access: str) -> None:
     from layers.store import auth

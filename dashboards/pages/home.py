@@ -1,4 +1,4 @@
-"""Home (``/``): the four role views and the live feature count of every layer."""
+"""Home (``/``): the role views and the live feature count of every layer."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("analyst", "/analyst"),
     ("planner", "/planner"),
     ("leader", "/leader"),
+    ("monitor", "/monitor"),
 )
 
 

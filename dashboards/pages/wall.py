@@ -45,6 +45,7 @@ from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.live import live_id, live_source
 from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.components.mapstyle import LEVEL_COLOURS
+from dashboards.components.monitor_tile import monitor_layer, monitor_tile, register_monitor_tile
 from dashboards.components.replay import (
     register_replay,
     register_report_link,
@@ -69,6 +70,7 @@ register_maps("wall", ids.WALL_MAP,
                         "protection_targets", "impact_zones", "admin_regions"),
               checked=("incidents_major", "resources_deployed"), live=live_id("wall"),
               replay=replay_id("wall", "state"))
+register_monitor_tile(ids.WALL_STATUS, replay_id("wall", "state"))  # stations reporting, anomalies, pending warnings
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"
@@ -134,6 +136,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
              sub=html.Span(t("wall.kpi.shelters_note", lang, closed="—"), id=ids.WALL_KPI_SHELTER_NOTE)),
         _kpi("wall.kpi.resources", lang, _num(ids.WALL_KPI_RES_AVAILABLE), html.Span(" / ", className="sr-wall-sep"),
              _num(ids.WALL_KPI_RES_DEPLOYED), sub=t("wall.kpi.resources_note", lang)),
+        monitor_tile(lang),
         html.Div(className="sr-wall-kpi sr-wall-clock-tile", children=[
             html.Div("--:--:--", id=ids.WALL_CLOCK, className="sr-wall-clock"),
             html.Div([t("wall.data_as_of", lang), " ", html.Span("--:--:--", id=ids.WALL_ASOF)],
@@ -146,6 +149,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dl.LayerGroup(id=ids.WALL_ZONE_LAYER),
         dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
         dl.LayerGroup(id=ids.WALL_FLASH_LAYER),
+        monitor_layer(),
     ])
     heat = dcc.RadioItems(id=ids.WALL_HEAT, value="incidents", inline=True, className="sr-wall-heat",
                           options=[{"label": t(f"wall.heat.{m}", lang), "value": m} for m in HEAT_MODES])

@@ -1,8 +1,8 @@
 """CAP 1.2 warnings (Common Alerting Protocol, OASIS) into the ``hazards`` layer: parse, validate, map, ingest.
 
 Public: :func:`parse_cap`, :func:`warning_level`, :func:`hazard_kind`, :func:`geocode_adcode`,
-:func:`ingest_cap`, :func:`import_cap_path`, :class:`CapAlert`, :class:`CapInfo`, :class:`CapArea`,
-:class:`CapReport`, :class:`CapError`, :data:`SCHEMA_PATH`, :data:`CAP_NS`.
+:func:`ingest_cap`, :func:`import_cap_path`, :func:`cap_messages`, :class:`CapAlert`, :class:`CapInfo`,
+:class:`CapArea`, :class:`CapReport`, :class:`CapError`, :data:`SCHEMA_PATH`, :data:`CAP_NS`.
 
 What happens to one message:
 
@@ -776,11 +776,35 @@ def ingest_cap(conn: Session | Connection, data: bytes | str, *, file: str | Non
     return report
 
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+
+def cap_messages(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """The CAP messages of one file: the file itself, or, for an Atom feed (RFC 4287) whose entries carry their
+    alert inline (``<content type="application/cap+xml">``, as Sitroom's ``/api/v1/cap/feed.atom`` does), each of
+    those alerts, named ``<file>#entry[k]``."""
+    if ATOM_NS.encode() not in data[:4096]:
+        return [(name, data)]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return [(name, data)]  # parse_cap names the line of the error
+    if root.tag != f"{{{ATOM_NS}}}feed":
+        return [(name, data)]
+    out = []
+    for k, entry in enumerate(root.iterfind(f"{{{ATOM_NS}}}entry")):
+        for alert in entry.iterfind(f"{{{ATOM_NS}}}content/{{{CAP_NS}}}alert"):
+            out.append((f"{name}#entry[{k}]", etree.tostring(alert, xml_declaration=True, encoding="UTF-8")))
+    return out
+
+
 def import_cap_path(conn: Session | Connection, path: str | Path, *, user: str = "system",
                     now: datetime | None = None) -> list[CapReport]:
-    """Ingest a CAP file, or every ``*.xml`` / ``*.cap`` file of a directory, oldest ``<sent>`` first (so that an
-    Alert, its Update and its Cancel are applied in that order whatever the file names), all in the caller's
-    transaction: one bad file rejects the whole directory, naming the file.
+    """Ingest a CAP file, an Atom feed of CAP alerts (:func:`cap_messages`), or every ``*.xml`` / ``*.cap`` /
+    ``*.atom`` file of a directory, oldest ``<sent>`` first (so that an Alert, its Update and its Cancel are
+    applied in that order whatever the file names or the feed's order), all in the caller's transaction: one bad
+    file rejects the whole directory, naming the file.
 
     Raises
     ------
@@ -788,18 +812,18 @@ def import_cap_path(conn: Session | Connection, path: str | Path, *, user: str =
         for every message that is rejected (each validated before anything is written).
     """
     p = Path(path)
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".xml", ".cap")) if p.is_dir() else [p]
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".xml", ".cap", ".atom")) if p.is_dir() else [p]
     if not files:
-        raise _error(str(p), "no .xml or .cap files", "a CAP file or a directory of them", file=str(p),
-                     message="nothing to import")
+        raise _error(str(p), "no .xml, .cap or .atom files", "a CAP file, an Atom feed or a directory of them",
+                     file=str(p), message="nothing to import")
     messages: list[tuple[datetime, str, bytes]] = []
     problems: list[RowError] = []
     for f in files:
-        data = f.read_bytes()
-        try:
-            messages.append((parse_cap(data, file=str(f)).sent, str(f), data))
-        except CapError as e:
-            problems.extend(e.problems)
+        for name, data in cap_messages(str(f), f.read_bytes()):
+            try:
+                messages.append((parse_cap(data, file=name).sent, name, data))
+            except CapError as e:
+                problems.extend(e.problems)
     if problems:
         raise CapError(problems, message=f"{len({q.file for q in problems})} of {len(files)} CAP files rejected; "
                                          "nothing was written")

@@ -82,7 +82,8 @@ class LayerSpec:
     """How one layer reads its input.
 
     ``aliases`` extends (and for the same alias, overrides) the common aliases; ``vocabs`` maps a column to its
-    controlled vocabulary; ``ints`` maps an integer column to its (min, max) (None: unbounded); ``defaults`` are
+    controlled vocabulary; ``ints`` maps an integer column to its (min, max) (None: unbounded), ``floats`` a
+    real-number column to its (min, max); ``defaults`` are
     used on insert when a row has no value (a column missing from the file is never overwritten on re-import).
     """
 
@@ -91,6 +92,7 @@ class LayerSpec:
     required: tuple[str, ...]
     defaults: dict[str, object]
     ints: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    floats: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     datetimes: tuple[str, ...] = ("valid_from", "valid_to")
     texts: tuple[str, ...] = ("external_id", "name")
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -100,7 +102,8 @@ class LayerSpec:
     def columns(self) -> tuple[str, ...]:
         """Every column an input can feed (besides geometry and properties)."""
         cols = list(_COMMON_ALIASES)
-        for c in (*self.aliases, *self.vocabs, *self.ints, *self.datetimes, *self.texts, *self.patterns):
+        for c in (*self.aliases, *self.vocabs, *self.ints, *self.floats, *self.datetimes, *self.texts,
+                  *self.patterns):
             if c not in cols:
                 cols.append(c)
         return tuple(cols)
@@ -234,6 +237,29 @@ SPECS: dict[str, LayerSpec] = {
             "kind": ("kind", "type", "symbol", "icon_kind", "类型", "类别", "符号"),
             "label": ("label", "text", "标注", "标签", "文字", "标注文字"),
             "color": ("color", "colour", "颜色"),
+        },
+    ),
+    "stations": LayerSpec(
+        layer="stations",
+        vocabs=_vocabs("stations"),
+        required=("kind", "code"),
+        defaults={"status": "active", "interval_s": 3600},
+        ints={"interval_s": (1, 604_800)},
+        # river stages are heights above the station's datum: metres, within what any gauge in China reads
+        floats={"warning_stage_m": (-500.0, 9000.0), "guarantee_stage_m": (-500.0, 9000.0),
+                "record_stage_m": (-500.0, 9000.0)},
+        texts=("external_id", "name", "code"),
+        patterns={"code": (r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", "1-32 letters, digits, '_', '.', '-' (区站号)"),
+                  "adcode": (r"^\d{6}(\d{3}){0,2}$", "6, 9 or 12 digits (China's administrative code), or empty")},
+        aliases={
+            "code": ("code", "station_code", "station_id", "区站号", "站号", "测站编码", "站码"),
+            "adcode": ("adcode", "county_adcode", "行政区划代码", "区县代码"),
+            "interval_s": ("interval_s", "interval", "reporting_interval", "上报间隔", "观测间隔"),
+            "warning_stage_m": ("warning_stage_m", "warning_stage", "警戒水位"),
+            "guarantee_stage_m": ("guarantee_stage_m", "guarantee_stage", "保证水位"),
+            "record_stage_m": ("record_stage_m", "record_stage", "历史最高水位"),
+            "kind": ("kind", "type", "category", "类型", "类别", "站点类型", "测站类型"),
+            "name": ("name", "station_name", "名称", "站名", "测站名称"),
         },
     ),
 }

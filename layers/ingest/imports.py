@@ -568,6 +568,17 @@ def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
     return lo, hi, f"an integer in {lo}..{hi}"
 
 
+def float_bounds(layer: str, column: str) -> tuple[float, float, str]:
+    """``(lo, hi, what is allowed)`` of a real-number field (:mod:`layers.ingest.fieldmap`; None: unbounded).
+
+    >>> float_bounds("stations", "warning_stage_m")
+    (-500.0, 9000.0, 'a number in -500..9000')
+    """
+    lo, hi = fieldmap.spec(layer).floats[column]
+    lo_, hi_ = -math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)
+    return lo_, hi_, f"a number in {lo_:g}..{hi_:g}"
+
+
 #: longest text a free-text column (name, description ...) takes: a name is not a document
 MAX_TEXT_CHARS = 2000
 
@@ -715,6 +726,13 @@ def validate_frame(layer: str, gdf: gpd.GeoDataFrame, *, file: str | None = None
                 add(i, col, raw.iloc[i], allowed)
             out[col] = pd.array(np.where(ok_num, num.fillna(0), 0).astype(np.int64), dtype="Int64")
             out.loc[~ok_num.to_numpy(bool), col] = pd.NA
+        elif col in s.floats:
+            lo_f, hi_f, allowed = float_bounds(layer, col)
+            fnum = _numeric_text(raw).astype(float).to_numpy(np.float64)
+            ok_f = np.isfinite(fnum) & (fnum >= lo_f) & (fnum <= hi_f)
+            for i in np.flatnonzero(~blank & ~ok_f).tolist():
+                add(i, col, raw.iloc[i], allowed)
+            out[col] = pd.Series(fnum, index=pos).astype(object).where(ok_f, None)
         elif col in s.datetimes:
             t = _parse_datetimes(raw)
             for i in np.flatnonzero(~blank & t.isna()).tolist():

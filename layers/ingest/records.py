@@ -51,6 +51,7 @@ from layers.ingest.imports import (
     _check_geometry,
     auto_ids,
     datetime_value,
+    float_bounds,
     int_bounds,
     refused,
     text_limits,
@@ -166,6 +167,13 @@ def validate_records(layer: str, records: Sequence[Mapping[str, Any]], geoms: Se
                 num = _number(raw)
                 ok = num is not None and math.isfinite(num) and num % 1 == 0 and lo <= num <= hi
                 value = int(num) if ok else None  # type: ignore[arg-type]
+                if not ok:
+                    add(i, col, raw, allowed)
+            elif col in s.floats:
+                lo_f, hi_f, allowed = float_bounds(layer, col)
+                num = _number(raw)
+                ok = num is not None and math.isfinite(num) and lo_f <= num <= hi_f
+                value = num if ok else None
                 if not ok:
                     add(i, col, raw, allowed)
             elif col in s.datetimes:

@@ -47,6 +47,8 @@ PATCHABLE: dict[str, tuple[str, ...]] = {
     "impact_zones": ("status", "name", "valid_to", "properties"),
     "annotations": ("status", "label", "color", "kind", "name", "properties"),
     "admin_regions": ("name", "name_en", "properties"),
+    "stations": ("status", "name", "interval_s", "adcode", "warning_stage_m", "guarantee_stage_m", "record_stage_m",
+                 "valid_to", "properties"),
 }
 _BODY = "request body"
 

@@ -1,6 +1,6 @@
 """Accounts, roles and API tokens: who may read and write the store.
 
-Public: :data:`ROLES`, :data:`TOKEN_ACCESS`, :class:`AuthError`, :class:`Principal`, :func:`hash_password`,
+Public: :data:`ROLES`, :data:`TOKEN_ACCESS`, :data:`TOKEN_SCOPES`, :class:`AuthError`, :class:`Principal`, :func:`hash_password`,
 :func:`check_password`, :func:`add_user`, :func:`set_password`, :func:`set_disabled`, :func:`list_users`,
 :func:`get_user`, :func:`verify_password`, :func:`create_token`, :func:`revoke_token`, :func:`list_tokens`,
 :func:`verify_token`, :func:`token_allows`, :func:`ensure_demo_accounts`, :func:`recent_changes`,
@@ -55,9 +55,13 @@ ROLES: Final = USER_ROLES
 TOKEN_ACCESS: Final = ("read", "write")
 #: the layer scope that means "every layer"
 ALL_LAYERS: Final = "*"
+#: what a token may be scoped to: the feature layers, and ``observations`` (stations' readings, POST
+#: /api/v1/observations)
+TOKEN_SCOPES: Final = (*sorted(FEATURE_MODELS), "observations")
 TOKEN_PREFIX: Final = "srt_"
 MIN_PASSWORD_CHARS: Final = 10
-DEMO_ACCOUNTS: Final = (("display", "display"), ("analyst", "analyst"), ("planner", "planner"), ("admin", "admin"))
+DEMO_ACCOUNTS: Final = (("display", "display"), ("analyst", "analyst"), ("planner", "planner"),
+                        ("monitor", "monitor"), ("admin", "admin"))
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,63}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _hasher = PasswordHasher()
@@ -295,7 +299,7 @@ def token_hash(token: str) -> str:
 def _check_scope(layers: list[str] | tuple[str, ...], access: str) -> list[str]:
     if access not in TOKEN_ACCESS:
         raise ValidationError([RowError(None, "access", access, ", ".join(TOKEN_ACCESS))])
-    allowed = sorted(FEATURE_MODELS) + [ALL_LAYERS]
+    allowed = list(TOKEN_SCOPES) + [ALL_LAYERS]
     bad = [x for x in layers if x not in allowed]
     if bad or not layers:
         raise ValidationError([RowError(None, "layers", ",".join(bad) if bad else "",

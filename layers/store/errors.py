@@ -1,7 +1,7 @@
 """Errors of the store: one root, narrow subclasses. ``dashboards`` maps them to HTTP codes.
 
 Public: :class:`StoreError`, :class:`ValidationError`, :class:`RowError`, :class:`NotFoundError`,
-:class:`DatabaseUnavailableError`, :class:`ClusterError`.
+:class:`ConflictError`, :class:`DatabaseUnavailableError`, :class:`ClusterError`.
 
 >>> print(ValidationError([RowError(3, "capacity", -5, "an integer >= 0", "shelters.csv")]))
 input rejected; nothing was written
@@ -19,6 +19,10 @@ class StoreError(Exception):
 
 class NotFoundError(StoreError, LookupError):
     """A layer, feature or region that does not exist."""
+
+
+class ConflictError(StoreError, RuntimeError):
+    """The request does not fit the row's current state (a warning already confirmed by someone else)."""
 
 
 class DatabaseUnavailableError(StoreError, ConnectionError):

@@ -1,9 +1,10 @@
 """The PostGIS schema as typed SQLAlchemy 2 models. Alembic migrations mirror this module exactly.
 
 Public: :class:`Base`, one model per layer (:class:`Hazard`, :class:`Incident`, :class:`Shelter`,
-:class:`Resource`, :class:`ProtectionTarget`, :class:`AdminRegion`, :class:`ImpactZone`, :class:`Annotation`),
-:class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`, :data:`FEATURE_MODELS`,
-:func:`table_of`.
+:class:`Resource`, :class:`ProtectionTarget`, :class:`AdminRegion`, :class:`ImpactZone`, :class:`Annotation`,
+:class:`Station`), :class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`,
+:data:`FEATURE_MODELS`, :func:`table_of`, :data:`USER_ROLES`; the monitoring store: :class:`Observation` (a time series partitioned by
+month), :data:`QUALITY_FLAGS` and :class:`WarningRule` (warning rules as data).
 
 Every feature layer shares the columns of :class:`FeatureMixin`. Columns that analyses filter or sum on are real
 columns (capacity, occupancy, quantity, status, warning level, occupants, adcode ...); the rest lives in
@@ -196,6 +197,26 @@ class ImpactZone(FeatureMixin, Base):
     geom: Mapped[Any] = _geom("MULTIPOLYGON")
 
 
+class Station(FeatureMixin, Base):
+    """A monitoring station (气象站, 水文站 ...): ``code`` is its station number (区站号), unique; ``interval_s`` how often
+    it reports; river stations carry their stages in metres (警戒水位, 保证水位, 历史最高水位)."""
+
+    __tablename__ = "stations"
+    GEOM_TYPE = "POINT"
+    GEOGRAPHY_INDEX = True
+    geom: Mapped[Any] = _geom("POINT")
+    code: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    adcode: Mapped[str | None] = mapped_column(String(12))
+    interval_s: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3600")
+    warning_stage_m: Mapped[float | None] = mapped_column(Double)
+    guarantee_stage_m: Mapped[float | None] = mapped_column(Double)
+    record_stage_m: Mapped[float | None] = mapped_column(Double)
+
+    @classmethod
+    def _extra_args(cls) -> list[Any]:
+        return [CheckConstraint("interval_s BETWEEN 1 AND 604800", name="interval")]
+
+
 class Annotation(FeatureMixin, Base):
     """A map annotation: an emergency symbol (``kind``), a label and a colour, on a point, line or polygon."""
 
@@ -208,7 +229,7 @@ class Annotation(FeatureMixin, Base):
 
 FEATURE_MODELS: dict[str, type[FeatureMixin]] = {
     m.__tablename__: m
-    for m in (Hazard, Incident, Shelter, Resource, ProtectionTarget, AdminRegion, ImpactZone, Annotation)
+    for m in (Hazard, Incident, Shelter, Resource, ProtectionTarget, AdminRegion, ImpactZone, Annotation, Station)
 }
 
 
@@ -270,10 +291,88 @@ class FeatureHistory(Base):
     )
 
 
+# --- monitoring (layers/monitor) ------------------------------------------------------------------------------------------
+
+#: quality flags of an observation: ``good``, or why it is not trusted (it then never triggers a warning)
+QUALITY_FLAGS: tuple[str, ...] = ("good", "range", "spike", "flatline")
+
+
+class Observation(Base):
+    """One reading of one station: ``value`` in the fixed ``unit`` of ``variable`` (:mod:`layers.monitor.variables`),
+    ``period_s`` the accumulation period of precipitation and snowfall (mm over the period ending at ``observed_at``).
+
+    Partitioned by month on ``observed_at`` (declarative partitioning; partitions ``observations_yYYYYmMM`` are made
+    on demand by :func:`layers.monitor.observations.ensure_partitions`), BRIN on time. The key is (station, variable,
+    observed time): a reading sent twice is stored once. No foreign key to ``stations``: ingest checks the codes,
+    and a 1M-row load does not pay a lookup per row.
+    """
+
+    __tablename__ = "observations"
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    variable: Mapped[str] = mapped_column(String(24), primary_key=True)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, nullable=False,
+                                    server_default=text("nextval('observations_id_seq')"))
+    value: Mapped[float] = mapped_column(Double, nullable=False)
+    unit: Mapped[str] = mapped_column(String(16), nullable=False)
+    period_s: Mapped[int | None] = mapped_column(Integer)
+    quality: Mapped[str] = mapped_column(String(12), nullable=False, server_default="good")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_observations_observed_at", "observed_at", postgresql_using="brin"),
+        # the few flagged readings, for the anomaly list (a partial index costs nothing for good readings)
+        Index("ix_observations_flagged", "observed_at", postgresql_where=text("quality <> 'good'")),
+        CheckConstraint("quality IN ('good','range','spike','flatline')", name="quality"),
+        {"postgresql_partition_by": "RANGE (observed_at)"},
+    )
+
+
+class WarningRule(Base):
+    """A warning rule (预警规则), data not code: the levels a station's windowed readings reach.
+
+    ``thresholds`` maps a level (blue/yellow/orange/red) to ``{"value": x}`` or ``{"value": x, "window_s": w}`` (a
+    level's own window, e.g. 暴雨: 12 h for blue, 3 h for red) or ``{"station": "warning_stage_m", "offset": -0.3}``
+    (a station's own stage). A level is reached when ``aggregation`` of ``variable`` over the window compares with
+    ``op`` to the value; ``alternatives`` are other variables that reach a level as well (大风: mean wind or gust) and
+    ``conditions`` must hold too (寒潮: the minimum temperature and the wind). See :mod:`layers.monitor.rules`.
+    """
+
+    __tablename__ = "warning_rules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(48), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    name_en: Mapped[str] = mapped_column(Text, nullable=False)
+    hazard_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    variable: Mapped[str] = mapped_column(String(24), nullable=False)
+    aggregation: Mapped[str] = mapped_column(String(12), nullable=False)
+    window_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    op: Mapped[str] = mapped_column(String(2), nullable=False, server_default=">=")
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    alternatives: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    conditions: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    area: Mapped[str] = mapped_column(String(8), nullable=False, server_default="county")
+    buffer_m: Mapped[float | None] = mapped_column(Double)
+    hysteresis_s: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3600")
+    station_kinds: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False,
+                                                     server_default=text("'{weather}'"))
+    enabled: Mapped[bool] = mapped_column(nullable=False, server_default=text("true"))
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("aggregation IN ('sum','max','min','mean','latest','min_drop')", name="aggregation"),
+        CheckConstraint("op IN ('>=','<=','>','<')", name="op"),
+        CheckConstraint("area IN ('county','buffer')", name="area"),
+        CheckConstraint("window_s > 0 AND hysteresis_s >= 0", name="window"),
+        CheckConstraint("area <> 'buffer' OR buffer_m > 0", name="buffer"),
+    )
+
+
 # --- accounts and API tokens (layers/store/auth.py) ------------------------------------------------------------------------
 
 #: roles of a person's account; ``display`` is the read-only account a wall runs under
-USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "admin")
+USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "monitor", "admin")
 
 
 class User(Base):
@@ -292,7 +391,7 @@ class User(Base):
                                                           server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint("role IN ('display','viewer','analyst','planner','admin')", name="role"),
+        CheckConstraint("role IN ('display','viewer','analyst','planner','monitor','admin')", name="role"),
     )
 
 

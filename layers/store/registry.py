@@ -120,6 +120,8 @@ _DEFS = (
              min_zoom=3, style_by="level"),
     LayerDef("impact_zones", "zone_kind", "zone_status", (), min_zoom=3),
     LayerDef("annotations", "annotation_symbol", "annotation_status", ("label", "color"), min_zoom=3),
+    LayerDef("stations", "station_kind", "station_status", ("code", "adcode", "interval_s", "warning_stage_m",
+                                                            "guarantee_stage_m", "record_stage_m"), min_zoom=4),
 )
 
 #: layer name -> definition, in the order maps list them

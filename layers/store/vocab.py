@@ -36,6 +36,9 @@ _BASE: Final[dict[str, dict[str, Label]]] = {
         "active": {"zh-CN": "生效", "en": "Active"},
         "expired": {"zh-CN": "已过期", "en": "Expired"},
         "cancelled": {"zh-CN": "已解除", "en": "Cancelled"},
+        # automatic warnings of the monitoring wing (layers/monitor): raised by a rule, awaiting a duty officer
+        "pending": {"zh-CN": "待确认", "en": "Pending confirmation"},
+        "dismissed": {"zh-CN": "已驳回", "en": "Dismissed"},
     },
     "warning_level": {
         "blue": {"zh-CN": "蓝色 (IV级)", "en": "Blue (IV)"},
@@ -137,6 +140,28 @@ _BASE: Final[dict[str, dict[str, Label]]] = {
         "roadblock": {"zh-CN": "道路封闭", "en": "Roadblock"},
         "evacuation_route": {"zh-CN": "疏散路线", "en": "Evacuation route"},
         "note": {"zh-CN": "标注", "en": "Note"},
+    },
+    "station_kind": {
+        "weather": {"zh-CN": "气象站", "en": "Weather station"},
+        "hydrology": {"zh-CN": "水文站", "en": "Hydrological station"},
+        "seismic": {"zh-CN": "地震台", "en": "Seismic station"},
+        "air_quality": {"zh-CN": "空气质量站", "en": "Air-quality station"},
+        "other": {"zh-CN": "其他", "en": "Other"},
+    },
+    "station_status": {
+        "active": {"zh-CN": "运行", "en": "Active"},
+        "maintenance": {"zh-CN": "维护", "en": "Maintenance"},
+        "retired": {"zh-CN": "停用", "en": "Retired"},
+    },
+    # what a station measures; each has one fixed unit (layers/monitor/variables.py)
+    "observation_variable": {
+        "precipitation": {"zh-CN": "降水量", "en": "Precipitation"},
+        "snowfall": {"zh-CN": "降雪量 (水当量)", "en": "Snowfall (water equivalent)"},
+        "wind_speed": {"zh-CN": "平均风速", "en": "Mean wind speed"},
+        "wind_gust": {"zh-CN": "阵风", "en": "Wind gust"},
+        "temperature": {"zh-CN": "气温", "en": "Air temperature"},
+        "water_level": {"zh-CN": "水位", "en": "Water level"},
+        "visibility": {"zh-CN": "能见度", "en": "Visibility"},
     },
     "annotation_status": {
         "active": {"zh-CN": "有效", "en": "Active"},

@@ -37,11 +37,13 @@ from layers.store.models import (
     Hazard,
     ImpactZone,
     Incident,
+    Observation,
     PopulationCell,
     PopulationSource,
     ProtectionTarget,
     Resource,
     Shelter,
+    Station,
 )
 
 pytestmark = pytest.mark.db
@@ -98,6 +100,12 @@ def _fill(url: str, tag: str, *, accounts: bool = True, cells: int = 0) -> None:
         s.execute(insert(ImpactZone).values(**common, external_id="z1", kind="drawn", geom=SQUARE))
         s.execute(insert(Annotation).values(**common, external_id="n1", kind="fire", geom=pt))
         s.execute(insert(Annotation).values(**common, external_id="n2", kind="fire", geom=pt))
+        if s.execute(text("SELECT to_regclass('stations')")).scalar() is not None:  # from 0006_monitoring on
+            sid = s.execute(insert(Station).values(**common, external_id="st1", kind="weather", geom=pt,
+                                                   code=f"ST-{tag}").returning(Station.id)).scalar_one()
+            s.execute(text("SELECT sitroom_observation_partition(DATE '2026-07-01')"))  # a month of the store
+            s.execute(insert(Observation).values(station_id=sid, variable="temperature", value=21.5, unit="degC",
+                                                 observed_at=text("TIMESTAMPTZ '2026-07-20 08:00+08'")))
     with Session(eng) as s, s.begin():
         s.execute(text("SELECT set_config('sitroom.user', :u, true)"), {"u": f"editor-{tag}"})
         s.execute(update(Shelter).values(occupancy=40))
