@@ -51,20 +51,22 @@ from layers.store.settings import Settings
 log = logging.getLogger(__name__)
 
 #: what each role may do; ``read`` is every GET, ``analyse`` the analysis calls, ``draw`` impact zones and
-#: annotations, ``plan`` shelter planning, ``write`` any layer, ``admin`` imports, users and tokens
+#: annotations, ``plan`` shelter planning, ``dispatch`` tasks, response plans and the duty log (指挥调度), ``write``
+#: any layer, ``admin`` imports, users and tokens
 ROLE_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "display": frozenset({"read"}),
     "viewer": frozenset({"read"}),
     "analyst": frozenset({"read", "analyse", "draw"}),
     "planner": frozenset({"read", "analyse", "draw", "plan"}),
-    "admin": frozenset({"read", "analyse", "draw", "plan", "write", "admin"}),
+    "dispatcher": frozenset({"read", "analyse", "dispatch"}),
+    "admin": frozenset({"read", "analyse", "draw", "plan", "dispatch", "write", "admin"}),
 }
 #: capabilities a token's ``access`` may give (its layer scope is checked as well, where the call names a layer)
 TOKEN_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "read": frozenset({"read", "analyse"}),
-    "write": frozenset({"read", "analyse", "draw", "write"}),
+    "write": frozenset({"read", "analyse", "draw", "dispatch", "write"}),
 }
-WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "admin"})
+WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "dispatch", "admin"})
 ANONYMOUS_READ_MODES: Final = frozenset({"demo", "development"})
 USER_SESSION_HOURS: Final = 12
 DISPLAY_SESSION_DAYS: Final = 400  # browsers cap cookie lifetimes at 400 days
@@ -117,6 +119,21 @@ POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "PATCH"): Rule("write"),
     (f"{API_PREFIX}/layers/<layer>/<int:feature_id>", "DELETE"): Rule("write"),
     (f"{API_PREFIX}/cap", "POST"): Rule("write", layer="hazards"),
+    # command and dispatch (dashboards/api/command.py): a token needs write access to every layer ("*")
+    (f"{API_PREFIX}/tasks", "GET"): Rule("read"),
+    (f"{API_PREFIX}/tasks", "POST"): Rule("dispatch"),
+    (f"{API_PREFIX}/tasks/<int:task_id>", "GET"): Rule("read"),
+    (f"{API_PREFIX}/tasks/<int:task_id>", "PATCH"): Rule("dispatch"),
+    (f"{API_PREFIX}/tasks/<int:task_id>/history", "GET"): Rule("read"),
+    (f"{API_PREFIX}/incidents/<int:incident_id>/suggestions", "GET"): Rule("read"),
+    (f"{API_PREFIX}/plans", "GET"): Rule("read"),
+    (f"{API_PREFIX}/plans/activations", "GET"): Rule("read"),
+    (f"{API_PREFIX}/plans/activations", "POST"): Rule("dispatch"),
+    (f"{API_PREFIX}/plans/activations/<int:activation_id>", "GET"): Rule("read"),
+    (f"{API_PREFIX}/plans/activations/<int:activation_id>", "PATCH"): Rule("dispatch"),
+    (f"{API_PREFIX}/plans/actions/<int:action_id>", "PATCH"): Rule("dispatch"),
+    (f"{API_PREFIX}/duty-log", "GET"): Rule("read"),
+    (f"{API_PREFIX}/duty-log", "POST"): Rule("dispatch"),
     (DASH_CALLBACK_PATH, "POST"): Rule("read"),
 }
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "cap": "import_cap",
     "users": ("users", "token"),
     "backup": ("backup", "restore"),
+    "plans": "plans",
 }
 
 

@@ -28,9 +28,11 @@ def users() -> None:
     pass
 
 
-@users.command(name="add", help="Create an account with a role (display, viewer, analyst, planner, admin).")
+@users.command(name="add", help="Create an account with a role (display, viewer, analyst, planner, dispatcher, "
+                               "admin).")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(["display", "viewer", "analyst", "planner", "admin"]))
+@click.option("--role", required=True,
+              type=click.Choice(["display", "viewer", "analyst", "planner", "dispatcher", "admin"]))
 @click.option("--name", "display_name", default=None, help="Name shown in the pages (e.g. 李伟).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def add(username: str, role: str, display_name: str | None, password_stdin: bool) -> None:

@@ -21,6 +21,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("analyst", "/analyst"),
     ("planner", "/planner"),
     ("leader", "/leader"),
+    ("command", "/command"),
 )
 
 

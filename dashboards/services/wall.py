@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from dashboards.i18n import DEFAULT_LANGUAGE, vocab_label
 from dashboards.services.coalesce import Coalescer, Entry, read_stamp
+from dashboards.services.command import wall_picture as command_picture
 from geoops.h3cells import points_to_cells
 from layers.read import history, situation
 
@@ -104,7 +105,7 @@ def wall_snapshot(conn: Any, *, zoom: float | None = None, bbox: list[float] | N
 
 
 def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any], hexes: dict[str, Any],
-             tol: float, lang: str, annotations: dict[str, Any]) -> dict[str, Any]:
+             tol: float, lang: str, annotations: dict[str, Any], past: bool = False) -> dict[str, Any]:
     hourly = situation.incidents_per_hour(conn, hours=24, now=when)
     ticker = [{"id": r["id"], "name": r["name"], "kind": r["kind"],
                "kind_label": vocab_label("incident_kind", r["kind"], lang), "severity": r["severity"],
@@ -128,6 +129,7 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "hexes": hexes,
         "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
         "annotations": annotations,
+        "command": command_picture(conn, now=when, at=when if past else None, lang=lang),
     }
 
 
@@ -159,4 +161,4 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
         hexes = situation.hex_features(cells, values, bbox=bbox)
         hexes.update(res=res, heat=heat)
         return _picture(conn, at, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
-                        annotations={"type": "FeatureCollection", "features": notes})
+                        annotations={"type": "FeatureCollection", "features": notes}, past=True)
