@@ -47,6 +47,8 @@ LOG_LINES = 200
 PLAN_KINDS = ("flood", "grassland_fire", "earthquake", "chemical_release", "blizzard")
 SEVERITY_COLOURS = {"extraordinary": "#b71c1c", "major": "#e65100", "large": "#f9a825", "general": "#1565c0"}
 CAPABILITY = "dispatch"
+#: a selected incident and its suggestions are shown at most this close (the town around it stays readable)
+SELECTION_MAX_ZOOM = 9
 
 
 def _user() -> str:
@@ -148,6 +150,7 @@ def queue_items(queue: list[dict[str, Any]], lang: str, selected: int | None) ->
                   html.Span(vocab_label("incident_kind", q["kind"], lang), className="kind"),
                   html.Span(_age(q["age_s"], lang), className="age"),
                   html.Span(t("command.queue_tasks", lang, n=q["active_tasks"]) if q["active_tasks"]
+                            else t("command.queue_idle", lang, n=q["tasks"]) if q["tasks"]
                             else t("command.unassigned", lang), className="tasks")])
         for q in queue]
 
@@ -367,8 +370,8 @@ def draw_log(live: Any, _version: Any, kinds: Any, query: Any) -> tuple[Any, str
 
 
 @callback(Output(ids.COMMAND_DETAILS, "children"), Output(ids.COMMAND_MAP_SELECTION, "children"),
-          Input(ids.COMMAND_SELECTED, "data"), *_REDRAW)
-def draw_details(selected: Any, live: Any, _version: Any) -> tuple[Any, Any]:
+          Output(ids.COMMAND_MAP, "viewport"), Input(ids.COMMAND_SELECTED, "data"), *_REDRAW)
+def draw_details(selected: Any, live: Any, _version: Any) -> tuple[Any, Any, Any]:
     if not selected or not allowed("read"):
         raise PreventUpdate
     if ctx.triggered_id == live_id("command") and not needs_refetch(live, {"incidents", "resources", "tasks"}):
@@ -378,7 +381,7 @@ def draw_details(selected: Any, live: Any, _version: Any) -> tuple[Any, Any]:
         with db_read() as conn:
             data = command.suggest(conn, int(selected), eta=EtaParams.from_settings(settings()))
     except Exception as e:  # noqa: BLE001 - the incident may be gone; say so in the panel
-        return html.P(error_body(e)[1]["error"]["message"], className="sr-warning"), []
+        return html.P(error_body(e)[1]["error"]["message"], className="sr-warning"), [], no_update
     inc = data["incident"]
     marks: list[Any] = [dl.CircleMarker(center=[inc["lat"], inc["lon"]], radius=9, color="#b71c1c", weight=3,
                                         fillOpacity=0.6, children=dl.Tooltip(inc["name"] or ""))]
@@ -387,7 +390,13 @@ def draw_details(selected: Any, live: Any, _version: Any) -> tuple[Any, Any]:
                                  weight=1, dashArray="4 6"))
         marks.append(dl.CircleMarker(center=[s["lat"], s["lon"]], radius=5, color="#1565c0", fillOpacity=0.9,
                                      children=dl.Tooltip(f"{s['rank']}. {s['name'] or ''} · {_min(s['eta_s'])} min")))
-    return details_panel(data, lang, allowed(CAPABILITY)), marks
+    view: Any = no_update
+    if ctx.triggered_id == ids.COMMAND_SELECTED:  # a new selection: show it and its suggestions
+        lats = [inc["lat"], *(s["lat"] for s in data["suggestions"])]
+        lons = [inc["lon"], *(s["lon"] for s in data["suggestions"])]
+        view = {"bounds": [[min(lats) - 0.05, min(lons) - 0.05], [max(lats) + 0.05, max(lons) + 0.05]],
+                "transition": "flyToBounds", "options": {"maxZoom": SELECTION_MAX_ZOOM}}
+    return details_panel(data, lang, allowed(CAPABILITY)), marks, view
 
 
 @callback(Output(ids.COMMAND_SELECTED, "data"), Input({"type": ids.COMMAND_QUEUE_ITEM, "id": ALL}, "n_clicks"),

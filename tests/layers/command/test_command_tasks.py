@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pyproj import Geod
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from layers.command import duty, tasks
 from layers.command.errors import ResourceBusyError, TransitionError
 from layers.command.tasks import TRANSITIONS, EtaParams
+from layers.ingest import writes
 from layers.store.errors import NotFoundError, ValidationError
 from layers.store.models import TASK_STATUSES, DutyLogEntry, FeatureHistory, Resource, Task
 from tests.command_scene import HOHHOT, add_hazard, add_incident, add_resource, scene
@@ -163,8 +164,10 @@ def test_a_moving_resource_updates_distance_and_eta_left(session) -> None:
     eta = EtaParams(detour_factor=1.2, speed_kmh={"rescue_team": 50.0})
     task = tasks.dispatch(session, resource_id=sc["far"], incident_id=sc["incident"], user="x", eta=eta)
     tasks.transition(session, task["id"], "en_route", user="x")
-    session.execute(update(Resource).where(Resource.id == sc["far"])
-                    .values(geom=func.ST_SetSRID(func.ST_MakePoint(111.95, 40.90), 4326)))
+    moved = writes.patch_feature(session, "resources", sc["far"], {"geometry": {"type": "Point",
+                                                                              "coordinates": [111.95, 40.90]}},
+                                 user="token:gps-feed")
+    assert set(moved["changed"]) == {"geom"}  # a position through the write API, as a vehicle feed sends it
     now = tasks.get_task(session, task["id"], eta=eta)
     _, _, d = GEOD.inv(111.95, 40.90, *HOHHOT)
     assert now["distance_left_m"] == pytest.approx(d, abs=1e-6)
@@ -240,3 +243,16 @@ def test_list_and_counts(session) -> None:
     assert duty.entries(session, kinds=["task"], limit=10)[0]["task_id"] in (a, b)
     add_resource(session, 111.0, 40.0)  # unrelated rows change nothing
     assert tasks.status_counts(session)["on_scene"] == 1
+
+
+def test_a_position_feed_is_checked_like_an_import(session) -> None:
+    rid = add_resource(session, *HOHHOT)
+    for geometry in ({"type": "LineString", "coordinates": [[111, 40], [112, 41]]},
+                     {"type": "Point", "coordinates": [40.8, 111.7]},  # lat/lon swapped
+                     {"type": "Point"}, "here"):
+        with pytest.raises(ValidationError) as e:
+            writes.patch_feature(session, "resources", rid, {"geometry": geometry})
+        assert e.value.problems[0].field == "geometry", geometry
+    assert session.execute(select(func.ST_X(Resource.geom)).where(Resource.id == rid)).scalar_one() == HOHHOT[0]
+    with pytest.raises(ValidationError, match="cannot be changed"):
+        writes.patch_feature(session, "shelters", 1, {"geometry": {"type": "Point", "coordinates": list(HOHHOT)}})
