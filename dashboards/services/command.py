@@ -26,7 +26,6 @@ from layers.command import duty, plans, tasks
 from layers.command.tasks import INCIDENT_NEEDS, EtaParams
 from layers.read.analysis import nearest_resources
 from layers.store import vocab
-from layers.store.db import set_acting_user
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import ACTIVE_TASK_STATUSES, TASK_STATUSES, Incident, Task
 
@@ -113,7 +112,6 @@ def dispatch(engine: Engine, *, resource_id: Any, incident_id: Any = None, hazar
              now: datetime | None = None) -> dict[str, Any]:
     """:func:`layers.command.tasks.dispatch` in a transaction of its own (committed on return)."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return tasks.dispatch(conn, resource_id=resource_id, incident_id=incident_id, hazard_id=hazard_id,
                               zone_id=zone_id, note=note, user=user, eta=eta, now=now)
 
@@ -122,14 +120,12 @@ def move_task(engine: Engine, task_id: Any, status: Any, *, user: str, note: Any
               eta: EtaParams | None = None, now: datetime | None = None) -> dict[str, Any]:
     """:func:`layers.command.tasks.transition` in a transaction of its own."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return tasks.transition(conn, task_id, status, user=user, note=note, eta=eta, now=now)
 
 
 def activate_plan(engine: Engine, *, user: str, now: datetime | None = None, **kw: Any) -> dict[str, Any]:
     """:func:`layers.command.plans.activate` in a transaction of its own."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return plans.activate(conn, user=user, now=now, **kw)
 
 
@@ -137,7 +133,6 @@ def change_plan_level(engine: Engine, activation_id: Any, level: Any, *, user: s
                       now: datetime | None = None) -> dict[str, Any]:
     """:func:`layers.command.plans.change_level` in a transaction of its own."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return plans.change_level(conn, activation_id, level, user=user, note=note, now=now)
 
 
@@ -145,7 +140,6 @@ def close_plan(engine: Engine, activation_id: Any, *, user: str, note: Any = Non
                ) -> dict[str, Any]:
     """:func:`layers.command.plans.close` in a transaction of its own."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return plans.close(conn, activation_id, user=user, note=note, now=now)
 
 
@@ -153,7 +147,6 @@ def check_plan_action(engine: Engine, action_id: Any, *, user: str, note: Any = 
                       ) -> dict[str, Any]:
     """:func:`layers.command.plans.check_action` in a transaction of its own."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         return plans.check_action(conn, action_id, user=user, note=note, now=now)
 
 

@@ -24,7 +24,6 @@ from sqlalchemy import Engine
 from dashboards.i18n import DEFAULT_LANGUAGE, catalogue, t, vocab_label
 from layers.command import duty
 from layers.command.plans import ROMAN
-from layers.store.db import set_acting_user
 
 __all__ = ["FORMATS", "CSV_COLUMNS", "render", "lines", "add_entry", "to_csv", "to_pdf"]
 
@@ -86,7 +85,6 @@ def add_entry(engine: Engine, text: Any, *, user: str, incident_id: Any = None, 
               ) -> dict[str, Any]:
     """A person's own line, in a transaction of its own; returns it as :func:`lines` would."""
     with engine.begin() as conn:
-        set_acting_user(conn, user)
         lid = duty.add_manual(conn, text, author=user, incident_id=incident_id)
         got = [e for e in duty.entries(conn, author=user, limit=20) if e["id"] == lid]
     return {**got[0], "line": render(got[0], lang)}

@@ -119,8 +119,8 @@ def load_command_demo(session: Session, *, now: datetime | None = None, eta: tas
     loaded = plans.load_plans(session)
     when = duty.db_now(session, now)
     if not session.execute(select(func.count()).select_from(ActivationAction)).scalar_one():
-        duty.record(session, kind="manual", author=DEMO_USER, at=when - timedelta(hours=4),
-                    text="【演练】交接班：白班值班员到岗，夜班无遗留事项")
+        duty.add_manual(session, "【演练】交接班：白班值班员到岗，夜班无遗留事项", author=DEMO_USER,
+                        at=when - timedelta(hours=4))
     n_act = _responses(session, when)
     n_tasks = _tasks(session, when, eta or tasks.EtaParams())
     overdue = len(plans.overdue_actions(session, now=when, limit=500))

@@ -61,7 +61,8 @@ def check_text(value: Any, field: str, *, required: bool = False) -> str | None:
 def record(conn: Db, *, kind: str, author: str, code: str | None = None, text: str | None = None,
            params: Mapping[str, Any] | None = None, task_id: int | None = None, activation_id: int | None = None,
            incident_id: int | None = None, at: datetime | None = None) -> int:
-    """Append one line; returns its id. Runs in the caller's transaction (the line commits with the change).
+    """Append one line; returns its id. Runs in the caller's transaction (the line commits with the change); the
+    history names the transaction's acting user (:func:`layers.store.db.set_acting_user`, which the caller sets).
 
     Parameters
     ----------
@@ -80,7 +81,6 @@ def record(conn: Db, *, kind: str, author: str, code: str | None = None, text: s
     """
     if kind not in DUTY_LOG_KINDS:
         raise ValidationError([RowError(None, "kind", kind, ", ".join(DUTY_LOG_KINDS))])
-    set_acting_user(conn, author)
     values: dict[str, Any] = {"author": author[:64], "kind": kind, "code": code, "text": text,
                               "params": dict(params or {}), "task_id": task_id, "activation_id": activation_id,
                               "incident_id": incident_id}
@@ -100,6 +100,7 @@ def add_manual(conn: Db, text: Any, *, author: str, incident_id: Any = None, at:
     body = check_text(text, "text", required=True)
     if incident_id is not None and (isinstance(incident_id, bool) or not isinstance(incident_id, int)):
         raise ValidationError([RowError(None, "incident_id", incident_id, "an incident id (integer) or null")])
+    set_acting_user(conn, author)
     return record(conn, kind="manual", author=author, text=body, incident_id=incident_id, at=at)
 
 

@@ -350,14 +350,15 @@ def dispatch(db: Db, *, resource_id: Any, incident_id: Any = None, hazard_id: An
     target = _target(db, target_field, target_id, rid)
     if resource.status != "available":
         raise _busy(db, resource)
-    when = duty.db_now(db, now)
+    when = duty.db_now(db, now) if now is not None else None  # None: the database's time (one round trip less)
     dist = float(distance_m(resource.lon, resource.lat, target.lon, target.lat))
     speed, detour = params.for_kind(resource.kind)
     eta_s = params.eta_s(resource.kind, dist)
     set_acting_user(db, user)
     stmt = (pg_insert(Task).values(**{target_field: target_id}, resource_id=rid, status="assigned", note=text_note,
                                    distance_m=dist, eta_s=eta_s, eta_speed_kmh=speed, eta_detour=detour,
-                                   assigned_at=when, assigned_by=user, updated_by=user)
+                                   assigned_at=func.now() if when is None else when, assigned_by=user,
+                                   updated_by=user)
             .on_conflict_do_nothing(index_elements=["resource_id"], index_where=text(_ACTIVE_SQL))
             .returning(Task.id))
     task_id = db.execute(stmt).scalar_one_or_none()
@@ -399,10 +400,11 @@ def transition(db: Db, task_id: Any, status: Any, *, user: str, note: Any = None
         where_to = ", ".join(allowed) if allowed else "nothing: the task is finished"
         raise TransitionError(f"task {tid} is {cur.status}; it cannot go to {status} (allowed: {where_to})",
                               value=status, allowed=list(allowed), context={"task_id": tid, "from": cur.status})
-    when = duty.db_now(db, now)
+    when = duty.db_now(db, now) if now is not None else None
     set_acting_user(db, user)
     db.execute(update(Task).where(Task.id == tid).values(
-        {"status": status, f"{status}_at": when, f"{status}_by": user, "updated_by": user}))
+        {"status": status, f"{status}_at": func.now() if when is None else when, f"{status}_by": user,
+         "updated_by": user}))
     if status in TERMINAL:
         _set_resource_status(db, int(cur.resource_id), "available", user=user, only_if="deployed")
     names = db.execute(select(Resource.name, Resource.kind).where(Resource.id == cur.resource_id)).one()
