@@ -8,7 +8,9 @@ PY      ?= /usr/bin/python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS    := postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk poppler-utils python3-venv
+# gdal-bin (ogrinfo, ogr2ogr) and python3-qgis: the real OGC API clients of tests/e2e/test_ogc_clients.py
+DEBS    := postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk poppler-utils python3-venv \
+           gdal-bin python3-qgis
 HOST    ?= 127.0.0.1
 PORT    ?= 8050
 # Another apt or dpkg process (unattended-upgrades, a second `make` in another checkout) may hold the Debian package
@@ -60,7 +62,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy geoops layers dashboards
-	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q
+	SITROOM_TESTS_NEED_DB=1 $(BIN)/python -m pytest -q --hypothesis-profile=ci
 
 bench: install
 	$(BIN)/python -m bench

@@ -26,6 +26,7 @@ from dashboards.auth import install_auth, user_badge
 from dashboards.context import API_PREFIX
 from dashboards.i18n import COOKIE, LANGUAGES, current_lang, normalize_lang, t
 from dashboards.limits import install_limits
+from dashboards.ogc import create_blueprint as create_ogc_blueprint
 from dashboards.tiles import tiles_bp
 from layers.store.settings import Settings, get_settings
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         server.config["SECRET_KEY"] = s.secret_key
     server.register_blueprint(create_blueprint())
     server.register_blueprint(tiles_bp)  # offline basemap: /tiles/<basemap>/<z>/<x>/<y>.png
+    server.register_blueprint(create_ogc_blueprint())  # OGC API - Features and Tiles: /ogc
     server.after_request(_remember_language)
 
     app = SitroomDash(

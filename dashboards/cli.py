@@ -9,6 +9,7 @@ import importlib
 import sys
 
 import click
+import pydantic
 
 from layers.store.errors import StoreError
 
@@ -33,6 +34,12 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except StoreError as e:  # a domain error is the user's to read, not a traceback
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except pydantic.ValidationError as e:
+            if e.title != "Settings":
+                raise
+            # invalid configuration (layers/store/settings.py): each problem names the setting or the variable
+            click.echo(f"error: invalid configuration, nothing was started\n{e}", err=True)
             sys.exit(2)
 
 

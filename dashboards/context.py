@@ -2,7 +2,7 @@
 who is acting. It imports nothing of ``dashboards``, so auth, the API, the pages and the commands all depend on it
 and never on each other in a circle.
 
-Public: :data:`API_PREFIX`, :data:`SITREP_PATH`, :func:`settings`, :func:`db_engine`, :func:`db_read`,
+Public: :data:`API_PREFIX`, :data:`OGC_PREFIX`, :data:`SITREP_PATH`, :func:`settings`, :func:`db_engine`, :func:`db_read`,
 :func:`reset_db_cache`, :func:`acting_user`, :func:`set_acting_user`, :func:`sitrep_url`.
 
 Engines are created lazily, once per process and database (never shared across gunicorn forks). The acting user is
@@ -21,10 +21,12 @@ from sqlalchemy import Connection, Engine
 
 from layers.store.settings import Settings, get_settings
 
-__all__ = ["API_PREFIX", "SITREP_PATH", "settings", "db_engine", "db_read", "reset_db_cache", "acting_user",
+__all__ = ["API_PREFIX", "OGC_PREFIX", "SITREP_PATH", "settings", "db_engine", "db_read", "reset_db_cache", "acting_user",
            "set_acting_user", "sitrep_url"]
 
 API_PREFIX = "/api/v1"
+#: where OGC API - Features and Tiles are served (:mod:`dashboards.ogc`)
+OGC_PREFIX = "/ogc"
 SITREP_PATH = f"{API_PREFIX}/reports/sitrep"
 #: who the history records outside any request (commands, benchmarks, tests calling services directly)
 SYSTEM_USER = "system"

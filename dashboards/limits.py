@@ -4,8 +4,9 @@ Public: :func:`install_limits`, :func:`count_vertices`, :data:`MAX_VERTICES`, :d
 
 One line at the end of ``create_app``: ``install_limits(server)`` (a Flask app, or a Dash app: its ``.server``).
 
-- **Upload size**: a body longer than ``settings.max_upload_mb`` (``MAX_CONTENT_LENGTH``) is refused before it is
-  read, with 413 ``request_entity_too_large`` naming the size and the limit (Flask's own 413 is an HTML page).
+- **Body size**: a body longer than its route's limit (:data:`ROUTE_BODY_LIMITS`: Dash callbacks 8 MB, CAP 1 MB,
+  the API 16 MB; anything else ``settings.max_upload_mb``) is refused before it is read, before even the access
+  policy looks at it, with 413 ``request_entity_too_large`` naming the size and the limit.
 - **Vertices**: every JSON body (the API's writes and analyses, and Dash's callbacks, which carry drawn shapes) is
   walked once, without recursion, and refused with 413 ``too_many_points`` when it holds more than
   :data:`MAX_VERTICES` coordinate pairs or nests deeper than :data:`MAX_JSON_DEPTH` (a body nested 10^5 deep makes
@@ -20,9 +21,11 @@ One line at the end of ``create_app``: ``install_limits(server)`` (a Flask app, 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
+from flask.json.provider import DefaultJSONProvider
 from psycopg.errors import QueryCanceled
 from sqlalchemy import event
 from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
@@ -39,6 +42,44 @@ REQUEST_TIME_LIMIT_S = 30.0
 
 _JSON_TYPES = ("application/json", "application/geo+json")
 _FLAG = "sitroom_statement_timeout"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259): send a number, or null where the field allows it")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_strings(obj: Any) -> None:
+    """Refuse lone UTF-16 surrogates (``"\\ud800"``): valid JSON escapes, but no text PostgreSQL can store."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff): not valid Unicode text")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Request bodies parsed strictly: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's parser accepts) and
+    lone surrogates are refused, so they never reach a number or a text column (the API answers 400 ``invalid_json``).
+
+    >>> StrictJSONProvider(Flask("t")).loads('{"occupancy": NaN}')
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN is not JSON (RFC 8259): send a number, or null where the field allows it
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        obj = json.loads(s, parse_constant=_reject_constant, **kwargs)
+        _check_strings(obj)
+        return obj
 
 
 def _limit_error(detail: str, *, field: str | None, value: Any, allowed: str, status: int, code: str) -> Response:
@@ -100,13 +141,42 @@ def _raw_depth(data: bytes, limit: int) -> int:
     return deepest
 
 
+#: most bytes of one request body, by path prefix (first match); other paths: ``MAX_CONTENT_LENGTH``
+#: (SITROOM_MAX_UPLOAD_MB). A Dash callback carries a drawn shape at most; a CAP message is a few kB; an API call
+#: holds at most 10,000 features or 200,000 vertices.
+ROUTE_BODY_LIMITS: tuple[tuple[str, int, str], ...] = (
+    ("/_dash-update-component", 8 * 2**20, "a Dash callback"),
+    ("/api/v1/cap", 2**20, "a CAP message"),
+    ("/api/v1/observations", 16 * 2**20, "a batch of observations"),
+    ("/api/v1/", 16 * 2**20, "an API request"),
+)
+
+
+def body_limit(path: str) -> tuple[int | None, str]:
+    """Most bytes a request body to ``path`` may have, and what such a request is (for the message).
+
+    >>> body_limit("/_dash-update-component")
+    (8388608, 'a Dash callback')
+    """
+    for prefix, limit, what in ROUTE_BODY_LIMITS:
+        if path.startswith(prefix):
+            return limit, what
+    upload = current_app.config.get("MAX_CONTENT_LENGTH") if has_request_context() else None
+    return (int(upload) if upload else None), "an upload"
+
+
 def _check_size() -> Response | None:
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    """Refuse a body over its route's limit from its Content-Length, before anything reads it; a body without one
+    (chunked) is cut at the limit while it is read (``request.max_content_length``: 413)."""
+    limit, what = body_limit(request.path)
+    if limit is None:
+        return None
+    request.max_content_length = limit
     length = request.content_length
-    if limit and length is not None and length > limit:
-        return _limit_error(f"request body of {length / 2**20:.1f} MB; at most {limit / 2**20:g} MB "
-                            "(setting SITROOM_MAX_UPLOAD_MB)", field="body", value=f"{length} bytes",
-                            allowed=f"at most {int(limit)} bytes", status=413, code="request_entity_too_large")
+    if length is not None and length > limit:
+        return _limit_error(f"request body of {length / 2**20:.1f} MB; at most {limit / 2**20:g} MB for {what}",
+                            field="body", value=f"{length} bytes", allowed=f"at most {int(limit)} bytes",
+                            status=413, code="request_entity_too_large")
     return None
 
 
@@ -122,7 +192,7 @@ def _check_json() -> Response | None:
         return _limit_error(f"JSON nested more than {limit} levels deep", field="body", value=f"depth > {limit}",
                             allowed=f"at most {limit} levels of nesting", status=413, code="too_many_points")
     try:
-        body = json.loads(data)
+        body = current_app.json.loads(data)
     except (ValueError, RecursionError):
         return None  # the view answers malformed JSON with its own 400
     max_vertices = current_app.config.get("SITROOM_MAX_VERTICES", MAX_VERTICES)
@@ -135,7 +205,7 @@ def _check_json() -> Response | None:
 
 
 def _before_request() -> Response | None:
-    return _check_size() or _check_json()
+    return _check_json()
 
 
 def _statement_timeout_ms() -> int | None:
@@ -218,10 +288,15 @@ def install_limits(app: Any, *, max_vertices: int = MAX_VERTICES, time_limit_s: 
     server: Flask = app.server if hasattr(app, "server") else app
     server.config.update(SITROOM_MAX_VERTICES=int(max_vertices), SITROOM_REQUEST_TIME_LIMIT_S=float(time_limit_s),
                          SITROOM_MAX_JSON_DEPTH=int(max_json_depth))
+    server.json = StrictJSONProvider(server)
+    # the size first of all, before the access policy reads a callback's body to decide it
+    server.before_request_funcs.setdefault(None, []).insert(0, _check_size)
     server.before_request_funcs.setdefault(None, []).append(_before_request)
     # blueprint handlers win over app handlers whatever the class; put ours next to the API's own catch-all
     for name in [None, *server.blueprints]:
-        handlers = server.error_handler_spec.setdefault(name, {}).setdefault(None, {})
+        # index, never setdefault: the spec is a defaultdict of defaultdicts, and a plain dict put in it makes
+        # Flask's own lookup of a 404 handler raise KeyError (a 500 for every missing asset)
+        handlers = server.error_handler_spec[name][None]
         handlers[OperationalError] = _operational_error
         handlers[DataError] = _data_error
     if not _listening:

@@ -1,7 +1,7 @@
 """Situation reports (态势报告): the data of :mod:`layers.read.sitrep` rendered to HTML (Jinja2) and PDF (WeasyPrint).
 
 Public: :data:`FORMATS`, :data:`DISPLAY_TZ`, :func:`report_map`, :func:`render_html`, :func:`render_pdf`,
-:func:`generate`.
+:func:`generate`, :func:`mark_sent`.
 
 Every text comes from the translation catalogues (``sitrep.*`` keys, vocabulary labels); numbers are the store's
 (:func:`layers.read.sitrep.gather`). The map is a PNG from :func:`layers.render.staticmap.render_map`, embedded as a data URI,
@@ -42,7 +42,7 @@ TEXT_CHARS = 160
 #: counties listed one by one (largest first); the rest are summed on one row
 COUNTY_ROWS = 15
 
-__all__ = ["FORMATS", "DISPLAY_TZ", "report_map", "render_html", "render_pdf", "generate"]
+__all__ = ["FORMATS", "DISPLAY_TZ", "report_map", "render_html", "render_pdf", "generate", "mark_sent"]
 
 
 @lru_cache(maxsize=1)
@@ -212,3 +212,10 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
             log.warning("sitrep: could not record the report in %s: %s", log_path, e)
     return {"body": body, "content_type": ctype, "filename": f"sitrep-{stamp}-{language}.{fmt}", "at": data["at"],
             "timing_ms": {k: round(v, 1) for k, v in timing.items()}, "data": data}
+
+
+def mark_sent(settings: Settings, *, at: datetime, lang: str = DEFAULT_LANGUAGE) -> None:
+    """Record that the report of ``at`` was sent: the next report's "changes since" starts there."""
+    language = normalize_lang(lang) or DEFAULT_LANGUAGE
+    sitrep.record_report(Path(settings.state_dir) / "sitrep_reports.jsonl", at=at,
+                         generated_at=datetime.now(DISPLAY_TZ), fmt="sent", lang=language)

@@ -4,7 +4,8 @@ Public: :data:`tiles_bp`, :func:`basemap_config`, :data:`ATTRIBUTIONS`.
 
 ``GET /tiles/<basemap>/<z>/<x>/<y>.png`` with ``basemap`` one of ``base`` (light, Chinese labels), ``base-dark``
 (dark wall style), ``base-en``, ``base-dark-en``: the tile from ``settings.tile_cache_dir``, rendered on demand
-and cached when missing. Responses carry ``Cache-Control``, an ``ETag`` built from the data version (so a browser
+and cached when missing (only at zooms up to 12 and near the service area: other tiles are served when built ahead
+and are 404 otherwise; nothing is written once the cache holds ``SITROOM_TILE_CACHE_MAX_MB``). Responses carry ``Cache-Control``, an ``ETag`` built from the data version (so a browser
 revalidates cheaply and sees new boundaries within the max-age) and ``X-Tile-Cache: hit|miss``. A zoom outside
 0-18, a tile outside the grid, or anything that is not a number is 404. Register with
 ``server.register_blueprint(tiles_bp)``; the app's settings and database come from :mod:`dashboards.context`.
@@ -14,13 +15,24 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
 from sqlalchemy import Engine
 
 from dashboards.context import db_engine, settings
-from layers.render.tiles import BASEMAPS, TileError, check_tile, current_content, get_tile
+from layers.render.tiles import (
+    BASEMAPS,
+    TileError,
+    cache_size_bytes,
+    cached_tile,
+    check_tile,
+    current_content,
+    get_tile,
+    tile_bounds,
+)
 from layers.store.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +44,10 @@ TILE_MAX_AGE_S = 3600
 #: How often the server re-checks ``admin_regions`` for changed boundaries.
 CONTENT_CHECK_S = 30.0
 OFFLINE_MIN_ZOOM, OFFLINE_MAX_ZOOM = 3, 12
+#: tiles this far (degrees) outside the service area are still rendered on demand (the map's surroundings)
+SERVICE_MARGIN_DEG = 10.0
+#: how often the size of the tile cache is measured, seconds
+CACHE_MEASURE_S = 60.0
 
 ATTRIBUTIONS: dict[str, dict[str, str]] = {
     "offline": {
@@ -107,6 +123,36 @@ def _engine() -> Engine | None:
         return None
 
 
+def _near_service_area(z: int, x: int, y: int, s: Settings) -> bool:
+    """Whether the tile touches the service area widened by :data:`SERVICE_MARGIN_DEG` (the map's edges)."""
+    w, so, e, n = tile_bounds(z, x, y)
+    aw, as_, ae, an = s.service_area
+    m = SERVICE_MARGIN_DEG
+    return w <= ae + m and e >= aw - m and so <= an + m and n >= as_ - m
+
+
+_cache_lock = threading.Lock()
+_cache_measure: dict[str, tuple[float, int]] = {}
+
+
+def _cache_has_room(s: Settings) -> bool:
+    """Whether the tile cache is under ``SITROOM_TILE_CACHE_MAX_MB`` (measured at most once a minute per process;
+    when full, tiles are still rendered and served, just not written)."""
+    key = str(s.tile_cache_dir)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache_measure.get(key)
+    if hit is None or now - hit[0] > CACHE_MEASURE_S:
+        size = cache_size_bytes(s.tile_cache_dir)
+        with _cache_lock:
+            _cache_measure[key] = (now, size)
+        if size >= s.tile_cache_max_mb * 2**20:
+            log.warning("tile cache %s is full (%.0f MB of %g MB): new tiles are not written", key, size / 2**20,
+                        s.tile_cache_max_mb)
+        hit = (now, size)
+    return hit[1] < s.tile_cache_max_mb * 2**20
+
+
 @tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.png")
 def tile(basemap: str, z: str, x: str, y: str) -> Response:
     """One basemap tile (PNG)."""
@@ -119,7 +165,15 @@ def tile(basemap: str, z: str, x: str, y: str) -> Response:
         abort(404)
     s = settings()
     content = current_content(_engine(), max_age_s=CONTENT_CHECK_S)
-    data, hit = get_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir)
+    if zi > OFFLINE_MAX_ZOOM or not _near_service_area(zi, xi, yi, s):
+        # the maps never ask for these: serve them only if built ahead (sitroom tiles build), never render them
+        data = cached_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir)
+        if data is None:
+            abort(404)
+        hit = True
+    else:
+        data, hit = get_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir,
+                             write=_cache_has_room(s))
     resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = f"public, max-age={TILE_MAX_AGE_S}"
     resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"

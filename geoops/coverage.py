@@ -284,7 +284,7 @@ def _solve_transport(edge_cell: NDArray[np.intp], edge_shelter: NDArray[np.intp]
 
 def assign(demand_cells: ArrayLike, demand_lon: ArrayLike, demand_lat: ArrayLike, demand_pop: ArrayLike,
            shelter_ids: ArrayLike, shelter_lon: ArrayLike, shelter_lat: ArrayLike, shelter_free: ArrayLike,
-           *, max_distance_m: float) -> CoverageResult:
+           *, max_distance_m: float, max_pairs: int | None = None) -> CoverageResult:
     """Assign the population of cells to shelters within reach: maximum coverage, then shortest distances.
 
     Parameters
@@ -304,6 +304,9 @@ def assign(demand_cells: ArrayLike, demand_lon: ArrayLike, demand_lat: ArrayLike
     max_distance_m : float
         Reach: a cell may be served by a shelter at most this geodesic distance (WGS84) from its centre,
         in (0, 100000] metres.
+    max_pairs : int, optional
+        Refuse (``problem_too_large``) when more cell-shelter pairs than this are in reach: a bound on the solver's
+        time, which grows faster than the number of pairs.
 
     Returns
     -------
@@ -341,6 +344,11 @@ def assign(demand_cells: ArrayLike, demand_lon: ArrayLike, demand_lat: ArrayLike
         ed = np.zeros(0)
     else:
         ec, es, ed = _pairs_within(tree, clon, clat, slon, slat, dmax)
+    if max_pairs is not None and ec.shape[0] > max_pairs:  # the solver's time grows faster than the pairs
+        raise InvalidParameterError(
+            f"{ec.shape[0]:,} cell-shelter pairs in reach: too large to solve in time", field="max_distance_m",
+            value=max_distance_m, allowed=f"a scope and distance with at most {max_pairs:,} cell-shelter pairs in "
+                                          "reach (narrow the scope or shorten the distance)", code="problem_too_large")
     order = np.lexsort((ed, ec))
     ec, es, ed = ec[order], es[order], ed[order]
     active = (pop[ec] > 0) & (free[es] > 0)

@@ -14,6 +14,7 @@ cell_area_m2       cells -> area in m2 (h3's spherical Earth).
 cell_centres       cells -> (lon, lat).
 parent_cells       cells -> their parents at a coarser resolution (bit arithmetic, vectorised).
 child_ranges       parent cells -> the [lo, hi] int64 range of their children at a finer resolution.
+bbox_child_ranges  lon/lat box -> the [lo, hi] int64 ranges holding every cell of a resolution that meets it.
 cells_to_geojson   cells + per-cell properties -> GeoJSON FeatureCollection (``h3`` as hex string).
 zone_weights       zone polygon -> (cells, fraction of each cell's area inside the zone).
 """
@@ -652,6 +653,45 @@ def child_ranges(parents: Any, *, parent_res: int, res: int) -> tuple[np.ndarray
     return lo.view(np.int64), hi.view(np.int64)
 
 
+def bbox_child_ranges(bbox: Sequence[float], *, res: int, parent_res: int,
+                      max_parents: int = 4096) -> tuple[np.ndarray, np.ndarray] | None:
+    """``[lo, hi]`` int64 ranges that hold every cell of ``res`` meeting a lon/lat box (and some cells near it).
+
+    The box, widened by two edges of a ``parent_res`` cell (children may reach slightly beyond their parent's
+    outline), is covered by cells of ``parent_res`` (:func:`zone_weights`); their children are those ranges.
+    A caller keeps the candidates whose outline really meets the box.
+
+    Parameters
+    ----------
+    bbox : (west, south, east, north)
+        Degrees, EPSG:4326.
+    res, parent_res : int
+        Resolution of the cells asked for, and of the cover (``parent_res <= res``).
+    max_parents : int, default 4096
+        Above this many covering cells the box is too large for a useful pre-filter: None is returned.
+
+    Returns
+    -------
+    (lo, hi) of int64 arrays, or None
+
+    Examples
+    --------
+    >>> lo, hi = bbox_child_ranges((111.70, 40.80, 111.72, 40.82), res=8, parent_res=5)
+    >>> bool(lo.size) and bool((lo <= hi).all())
+    True
+    """
+    parent_res, res = _check_parent_res(parent_res, res)
+    w, s, e, n = (float(v) for v in bbox)
+    pad_m = 2.0 * float(h3i.average_hexagon_edge_length(parent_res, "m"))
+    dlat = pad_m / 111_320.0
+    dlon = pad_m / (111_320.0 * max(math.cos(math.radians(min(89.0, max(abs(s), abs(n))))), 0.01))
+    zone = shapely.box(max(w - dlon, -180.0), max(s - dlat, -89.9), min(e + dlon, 180.0), min(n + dlat, 89.9))
+    parents, _ = zone_weights(zone, res=parent_res)
+    if parents.size > max_parents:
+        return None
+    return child_ranges(parents, parent_res=parent_res, res=res)
+
+
 def _json_value(x: Any) -> Any:
     if isinstance(x, (np.floating, float)):
         return None if not math.isfinite(float(x)) else float(x)
@@ -767,6 +807,23 @@ def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarra
     return area * np.cos(np.radians(cy)), ok
 
 
+#: longest piece (degrees) of a zone's boundary that h3 traces as one grid path: h3's path between two distant
+#: cells fails ("pentagon distortion", "cannot unfold") once the cells are on faces it cannot unfold together
+BOUNDARY_SEGMENT_DEG = 0.5
+
+
+def _boundary_candidates(zone: Polygon | MultiPolygon, res: int) -> np.ndarray:
+    """Cells that may touch the zone's boundary (sorted, unique): h3's tiling of the boundary, traced piece by piece
+    (at most :data:`BOUNDARY_SEGMENT_DEG` degrees each, so that every grid path is short whatever the zone's size),
+    plus the cells of the vertices and the ring of neighbours around them all (the tiling can miss a cell whose
+    corner the boundary merely clips); shapely decides which of them the boundary really touches."""
+    boundary = shapely.segmentize(zone.boundary, BOUNDARY_SEGMENT_DEG)
+    seed = np.concatenate([
+        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
+        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
+    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+
+
 def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells that intersect a zone and the fraction of each cell's area inside it (area-weighted mode).
 
@@ -808,13 +865,7 @@ def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray,
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     centre = np.sort(_h3v_cells(h3v.geometry_to_cells(
         zone, res, containment_mode=h3ronpy.ContainmentMode.ContainsCentroid)))
-    # Cells that may touch the boundary: h3's tiling of the boundary lines and vertices, plus their
-    # neighbours (the tiling can miss a cell whose corner the boundary merely clips); shapely decides.
-    boundary = zone.boundary
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
-    cand = np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    cand = _boundary_candidates(zone, res)
     vlat, vlng = _parse_wkb_rings(_to_u64(cand))
     vx, vy = np.degrees(vlng), np.degrees(vlat)
     polys = np.asarray(shapely.polygons(np.stack([vx, vy], axis=-1)), dtype=object)

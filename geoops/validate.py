@@ -54,8 +54,8 @@ from shapely.geometry.base import BaseGeometry
 from geoops.errors import CRSError, InvalidGeometryError, InvalidParameterError
 from geoops.wgs84 import GEOD
 
-__all__ = ["DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_geometry", "parse_geojson_geometry",
-           "repair", "repair_invalid", "require_geometry"]
+__all__ = ["DEFAULT_MAX_HAZARD_AREA_KM2", "DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_extent",
+           "check_geometry", "parse_geojson_geometry", "repair", "repair_invalid", "require_geometry"]
 
 #: (west, south, east, north) in degrees: mainland China and Hainan, the region the accuracy of geoops is tested
 #: in, and the default of the ``service_area`` setting (deployments narrow it to their province).
@@ -65,6 +65,12 @@ __all__ = ["DEFAULT_SERVICE_AREA", "REPAIR_AREA_TOLERANCE", "Repair", "check_geo
 #: (a flood of the Amur, with its rings of a few km to tens of km) is not refused for its last kilometres; half a
 #: degree of the Khabarovsk side inside a bounding box costs nothing, the box is a plausibility check, not a border.
 DEFAULT_SERVICE_AREA: tuple[float, float, float, float] = (73.0, 18.0, 135.5, 54.0)
+
+#: Largest area (km2) of one hazard that the analyses cover cell by cell, and the default of the
+#: ``max_hazard_area_km2`` setting: a warning for a whole province is in scope (Inner Mongolia's bounding box,
+#: 97-126 E x 37-53 N, is 4.05 million km2, about 6.6 million H3 cells of res 8 and 5 s of cell work); a
+#: polygon around all of China (20 million km2, a minute of cell work per picture) is not.
+DEFAULT_MAX_HAZARD_AREA_KM2 = 5_000_000.0
 
 #: Largest relative change of area a repair may cause and still be accepted.
 REPAIR_AREA_TOLERANCE = 0.01
@@ -415,6 +421,47 @@ def check_geometry(
             code="invalid_unrepairable",
         )
     return r.geometry, [f"repaired: {r.reason}"]
+
+
+def check_extent(geom: BaseGeometry, *, service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA,
+                 max_area_km2: float = DEFAULT_MAX_HAZARD_AREA_KM2, field: str = "geometry") -> float:
+    """Check that an area the analyses cover cell by cell is in scope: every vertex inside ``service_area`` and a
+    geodesic area of at most ``max_area_km2``. Returns the area in km2.
+
+    A polygon that wraps the antimeridian, or covers the globe, has vertices outside any service area in China;
+    one larger than the limit would take minutes of H3 cell work on every picture.
+
+    Raises
+    ------
+    InvalidGeometryError
+        ``outside_service_area`` (naming the first vertex outside) or ``area_too_large`` (naming the area and the
+        limit, setting ``SITROOM_MAX_HAZARD_AREA_KM2``).
+
+    Examples
+    --------
+    >>> from shapely.geometry import box
+    >>> round(check_extent(box(111, 40, 112, 41)))
+    9413
+    >>> check_extent(box(74, 19, 134, 53))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoops.errors.InvalidGeometryError: geometry: area of 20,10... km2 is too large to analyse; ...
+    """
+    w, s, e, n = _check_service_area(service_area)
+    xy = shapely.get_coordinates(geom)
+    outside = ~((xy[:, 0] >= w) & (xy[:, 0] <= e) & (xy[:, 1] >= s) & (xy[:, 1] <= n))
+    if outside.any():
+        raise InvalidGeometryError(
+            f"{int(outside.sum())} of {len(xy)} vertices outside the service area",
+            field=field, value=tuple(xy[np.flatnonzero(outside)[0]].tolist()),
+            allowed=f"every vertex in lon [{w:g}, {e:g}], lat [{s:g}, {n:g}] (the service area, setting "
+                    "SITROOM_SERVICE_AREA)", code="outside_service_area")
+    km2 = _naive_area_m2(geom) / 1e6
+    if km2 > max_area_km2:
+        raise InvalidGeometryError(
+            f"area of {km2:,.0f} km2 is too large to analyse", field=field, value=f"{km2:.0f} km2",
+            allowed=f"at most {max_area_km2:,.0f} km2 (setting SITROOM_MAX_HAZARD_AREA_KM2)", code="area_too_large")
+    return km2
 
 
 def _wkt(geom: BaseGeometry) -> str:

@@ -34,6 +34,7 @@ RULES: dict[str, frozenset[str]] = {
     "layers": frozenset({"dashboards", "dash", "flask"}),
     "dashboards/pages": frozenset({"sqlalchemy", "geoalchemy2", "psycopg", "psycopg2", "dashboards.api"}),
     "dashboards/api": frozenset({"dashboards.pages"}),
+    "dashboards/ogc": frozenset({"dashboards.pages"}),
     "dashboards/services": WEB | {"dashboards.api", "dashboards.pages", "dashboards.errors", "dashboards.auth",
                                   "dashboards.context"},
     "dashboards/context.py": frozenset({"dashboards"}),

@@ -179,6 +179,8 @@ NOT_IN_CLONE: dict[str, str] = {
     "tests/e2e/conftest.py": "starts `sitroom serve` with the checkout as its folder for the browser tests, which "
                              "take minutes; the files they use are the packages' own",
     "tests/e2e/test_faults.py": "as the other browser tests (a private cluster and gunicorn, minutes)",
+    "tests/e2e/test_ogc_clients.py": "as the other browser tests (gunicorn, GDAL and QGIS, a minute); the file it "
+                                     "uses, tests/e2e/qgis_client.py, is committed beside it",
     "tests/e2e/test_analyst.py": "names docs/screenshots only as where a person may save the screenshot",
     "tests/e2e/test_planner_leader.py": "names docs/screenshots only as where a person may save the screenshots",
     "tests/e2e/test_wall.py": "names docs/performance.md only for the latency target it allows slack on",

@@ -508,7 +508,8 @@ def view_function(ep: Endpoint) -> Callable[..., Response]:
             body = request.get_json(silent=True)
             if body is None:
                 raise ParameterError(field="body", value=(request.get_data(as_text=True) or None),
-                                     allowed="a JSON document (Content-Type: application/json)", code="invalid_json")
+                                     allowed="a JSON document (Content-Type: application/json); NaN, Infinity and "
+                                             "lone surrogates (\\ud800) are not JSON", code="invalid_json")
             kwargs["body"] = validate_body(ep, body)
         result = ep.view(**path_vars, **kwargs)
         if isinstance(result, Response):

@@ -1,10 +1,10 @@
 """Report endpoints: the situation report (态势报告) as PDF or HTML, now or as it was at a past time.
 
 Public (HTTP): ``GET /api/v1/reports/sitrep?at=&since=&format=pdf|html&lang=zh-CN|en`` (pages link to it with
-:func:`dashboards.context.sitrep_url`).
+:func:`dashboards.context.sitrep_url`), ``POST /api/v1/reports/sitrep/sent`` (mark a report as sent).
 
-The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.read.sitrep`); each generated report
-is logged so that the next one lists what changed since it.
+The report is built by :func:`dashboards.reports.generate` (data from :mod:`layers.read.sitrep`). Fetching a report
+changes nothing; a report marked as sent (POST) is logged so that the next one lists what changed since it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dashboards.api.openapi import endpoint, query
 from dashboards.context import db_engine, settings
 from dashboards.errors import ParameterError
 from dashboards.i18n import current_lang
-from dashboards.reports import FORMATS, generate
+from dashboards.reports import FORMATS, generate, mark_sent
 from layers.read.sitrep import parse_time
 from layers.store.errors import ValidationError
 
@@ -50,7 +50,7 @@ def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:
     when, start = _time("at", at), _time("since", since)
     try:
         out = generate(db_engine(), settings(), at=when, since=start, fmt="html" if format == "html" else "pdf",
-                       lang=current_lang())
+                       lang=current_lang(), record=False)  # a GET changes nothing: sending is POST .../sent
     except ValidationError as e:
         field = e.problems[0].field if e.problems else None
         if field in ("at", "since"):
@@ -63,3 +63,26 @@ def report_sitrep(*, at: str | None, since: str | None, format: str) -> Any:
     resp.headers["X-Report-Time"] = out["at"].isoformat(timespec="seconds")
     resp.headers["Server-Timing"] = ", ".join(f"{k};dur={v}" for k, v in out["timing_ms"].items())
     return resp
+
+
+SENT_BODY = {
+    "type": "object", "required": ["at"], "additionalProperties": False,
+    "properties": {"at": {"type": "string", "format": "date-time", "maxLength": 64,
+                          "description": "the report's time (its X-Report-Time header)"}},
+    "example": {"at": "2026-07-01T08:00:00+08:00"},
+}
+
+
+@endpoint("/reports/sitrep/sent", "POST", tags=("reports",), operation_id="report_sitrep_sent",
+          summary="Mark the situation report of a time as sent: the next report's changes start there",
+          description="Generating a report (GET) changes nothing; this is the one call that moves the default "
+                      "`since` of the next report.",
+          request_body=SENT_BODY,
+          responses={200: ("Recorded", {"type": "object", "required": ["at"], "properties": {
+              "at": {"type": "string", "format": "date-time"}}})})
+def report_sitrep_sent(*, body: dict[str, Any]) -> dict[str, Any]:
+    when = _time("at", body["at"])
+    if when is None:
+        raise ParameterError(field="at", value=body["at"], allowed=TIME_ALLOWED)
+    mark_sent(settings(), at=when, lang=current_lang())
+    return {"at": when.isoformat()}

@@ -1,6 +1,6 @@
 """Vector tiles of the feature layers for the pages' maps: Mapbox Vector Tiles made by PostGIS.
 
-Public (HTTP): ``GET /api/v1/tiles/<layer>/<z>/<x>/<y>.mvt``.
+Public (HTTP): ``GET /api/v1/tiles/<layer>/<z>/<x>/<y>.mvt``. Public (Python): :func:`tile_response`.
 
 The bytes come from :func:`layers.render.mvt.tile` (the one source, shared with OGC API - Tiles), cached per
 process by the layer's data version. The ETag is ``"<layer>-<version>"``: a browser revalidates and gets a 304
@@ -33,6 +33,20 @@ MVT_TYPE = "application/vnd.mapbox-vector-tile"
           responses={200: ("The tile (empty body when no feature meets it)", None, MVT_TYPE),
                      304: ("Not modified since the ETag sent in If-None-Match", None, MVT_TYPE)})
 def vector_tile(layer: str, z: int, x: int, y: int) -> Any:
+    return tile_response(layer, z, x, y)
+
+
+def tile_response(layer: str, z: int, x: int, y: int) -> Response:
+    """The tile ``z/x/y`` of ``layer`` as an HTTP response (304 when the browser's ETag is current): the one
+    answer of the pages' route and of OGC API - Tiles (:mod:`dashboards.ogc.tiles`).
+
+    Raises
+    ------
+    NotFoundError
+        Unknown layer.
+    ApiError
+        A zoom outside the layer's range (404).
+    """
     d = LAYERS.get(layer)
     if d is None:
         raise NotFoundError(f"unknown layer {layer!r}; known layers: {', '.join(LAYERS)}")

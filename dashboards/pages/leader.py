@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from html import escape
 from typing import Any
 
 import dash
@@ -123,7 +124,7 @@ def choropleth(shapes: list[dict[str, Any]], result: dict[str, Any], lang: str) 
     for s in shapes:
         r = by_code.get(s["adcode"])
         v = r["risk"] if r else 0.0
-        tip = t("leader.region_tooltip", lang, name=_label(s, lang), risk=_n(v),
+        tip = t("leader.region_tooltip", lang, name=escape(_label(s, lang)), risk=_n(v),  # a tooltip string is HTML
                 score=_n(r["score"], 3) if r and r["score"] is not None else "—")
         groups[_class_of(v, bounds)].append({"type": "Feature", "id": s["adcode"], "geometry": s["geometry"],
                                              "properties": {"adcode": s["adcode"], "risk": v, "tooltip": tip}})

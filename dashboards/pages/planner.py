@@ -39,7 +39,7 @@ from dashboards.context import db_engine
 from dashboards.context import settings as current_settings
 from dashboards.errors import classify
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
-from dashboards.services.coverage import coverage_scope, shelter_coverage
+from dashboards.services.coverage import check_params, coverage_scope, shelter_coverage
 from dashboards.services.zones import DEFAULT_RES
 from dashboards.tiles import basemap_config
 from geoops import h3cells
@@ -504,20 +504,32 @@ def fit_viewport(bounds: list[list[float]], lang: str) -> dict[str, Any]:
 
 
 @callback(Output(ids.PLANNER_DOWNLOAD, "data"),
+          Output(ids.PLANNER_STATUS, "children", allow_duplicate=True),
           Input(ids.PLANNER_EXPORT_CSV, "n_clicks"), Input(ids.PLANNER_EXPORT_GEOJSON, "n_clicks"),
-          State(ids.PLANNER_RESULT, "data"), prevent_initial_call=True)
-def export(n_csv: int | None, n_geojson: int | None, run_state: dict[str, Any] | None,
-           fmt: str | None = None) -> dict[str, Any]:
-    """The last run as CSV (one row per res-8 cell) or GeoJSON (cells, shelters, gap sites)."""
+          State(ids.PLANNER_RESULT, "data"), State("planner-lang", "data"), prevent_initial_call=True)
+def export(n_csv: int | None, n_geojson: int | None, run_state: dict[str, Any] | None, lang: str | None = None,
+           fmt: str | None = None) -> tuple[Any, Any]:
+    """The last run as CSV (one row per res-8 cell) or GeoJSON (cells, shelters, gap sites); a refusal in the status.
+
+    The run's parameters come back from the browser: checked as the API checks them, and the run is bounded as every
+    coverage run is (:data:`dashboards.services.coverage.MAX_COVERAGE_PAIRS`).
+    """
+    lang = normalize_lang(lang) or current_lang()
+    if not allowed("plan"):  # the callback policy refuses it first (403); this covers direct calls
+        return no_update, t("auth.not_allowed", lang)
     if fmt is None:
         trig = dash.ctx.triggered_id if dash.ctx else None
         fmt = "geojson" if trig == ids.PLANNER_EXPORT_GEOJSON else "csv"
-    if not run_state:
+    if not isinstance(run_state, dict):
         raise PreventUpdate
-    result = _cached(run_state.get("key"), run_state["params"])
+    try:
+        result = _cached(run_state.get("key") if isinstance(run_state.get("key"), str) else None,
+                         check_params(run_state.get("params")), lang)
+    except Exception as e:  # noqa: BLE001 - a user message instead of a traceback
+        return no_update, f"{t(f'error.{classify(e)[1]}', lang)}: {e}"
     scope = result["scope"]
     stem = f"coverage_{scope.get('adcode', 'zone')}_{int(result['max_distance_m'])}m"
     if fmt == "geojson":
         return {"content": json.dumps(result_geojson(result), ensure_ascii=False, separators=(",", ":")),
-                "filename": f"{stem}.geojson", "type": "application/geo+json"}
-    return {"content": cells_csv(result), "filename": f"{stem}.csv", "type": "text/csv"}
+                "filename": f"{stem}.geojson", "type": "application/geo+json"}, no_update
+    return {"content": cells_csv(result), "filename": f"{stem}.csv", "type": "text/csv"}, no_update

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from html import escape
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -359,8 +360,9 @@ def hazard_layers(hazards: dict[str, Any], lang: str) -> list[Any]:
         for f in hazards["features"]:
             if f["properties"]["warning_level"] == level:
                 p = dict(f["properties"])
-                p["tooltip"] = f"{p.get('name') or ''} · {vocab_label('hazard_kind', p['kind'], lang)} · " \
-                               f"{vocab_label('warning_level', level, lang)}"
+                # a tooltip string is HTML to Leaflet: text from the store is escaped (a CAP headline is a name)
+                p["tooltip"] = escape(f"{p.get('name') or ''} · {vocab_label('hazard_kind', p['kind'], lang)} · "
+                                      f"{vocab_label('warning_level', level, lang)}")
                 feats.append({**f, "properties": p})
         if feats:
             c = LEVEL_COLOURS[level]
@@ -385,7 +387,7 @@ def annotation_layers(annotations: dict[str, Any], lang: str) -> list[Any]:
                                            text, permanent=True, direction="right", className="sr-wall-note")))
         else:
             out.append(dl.GeoJSON(data={"type": "FeatureCollection", "features": [
-                {**f, "properties": {"tooltip": text}}]}, style={"color": colour, "weight": 3, "fillOpacity": 0.1,
+                {**f, "properties": {"tooltip": escape(text)}}]}, style={"color": colour, "weight": 3, "fillOpacity": 0.1,
                                                                  "fillColor": colour}))
     return out
 

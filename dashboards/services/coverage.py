@@ -1,7 +1,8 @@
 """Shelter coverage: who has a shelter place within reach, the load of each shelter, and which closed shelter would
 close most of the gap.
 
-Public: :data:`CANDIDATES`, :func:`coverage_scope`, :func:`shelter_coverage`.
+Public: :data:`CANDIDATES`, :data:`MAX_COVERAGE_CELLS`, :data:`MAX_COVERAGE_PAIRS`, :func:`check_params`,
+:func:`coverage_scope`, :func:`shelter_coverage`.
 
 Demand is the area-weighted population of the H3 cells of the scope; supply is each open shelter's free places;
 the assignment (:func:`geoops.coverage.assign`, HiGHS) respects capacity and maximises the covered population.
@@ -10,6 +11,7 @@ the assignment (:func:`geoops.coverage.assign`, HiGHS) respects capacity and max
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,14 +23,63 @@ from dashboards.i18n import DEFAULT_LANGUAGE
 from dashboards.services.figures import ms, rounded
 from dashboards.services.impact import SHELTER_FIELDS
 from dashboards.services.regions import split_by_region
-from dashboards.services.zones import DEFAULT_RES, as_area, parse_zone
+from dashboards.services.zones import DEFAULT_RES, MAX_SHELTER_DISTANCE_M, as_area, parse_zone
 from geoops import coverage, h3cells
+from geoops.errors import InvalidParameterError
 from layers.read import analysis as store
+from layers.store import vocab
 
-__all__ = ["CANDIDATES", "coverage_scope", "shelter_coverage"]
+__all__ = ["CANDIDATES", "MAX_COVERAGE_CELLS", "MAX_COVERAGE_PAIRS", "check_params", "coverage_scope",
+           "shelter_coverage"]
 
 #: which shelters are ranked as gap closers: the closed ones, or none
 CANDIDATES = ("closed", "none")
+#: most populated cells (res 8) one run may cover: a prefecture is about 100,000
+MAX_COVERAGE_CELLS = 150_000
+#: most cell-shelter pairs in reach one run may solve: 180,000 pairs took 9 s on the 2-core reference machine
+#: (Hohhot at 100 km), 300,000 took 42 s (Chifeng at 100 km); the bound keeps a run within about 10 s
+MAX_COVERAGE_PAIRS = 180_000
+
+
+def check_params(params: Any, *, max_distance_m: float = MAX_SHELTER_DISTANCE_M) -> dict[str, Any]:
+    """A coverage run's ``{scope, max_distance_m, kinds}`` checked as the API's request body is: ``scope`` is
+    ``{"adcode": str}`` or ``{"geometry": <GeoJSON or circle>}`` (checked further by :func:`coverage_scope`),
+    ``max_distance_m`` in (0, ``max_distance_m``] metres, ``kinds`` None or shelter kinds. A page's stored state
+    comes back from the browser: it is checked again like any request.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the parameter, the value received and what is allowed.
+
+    Examples
+    --------
+    >>> check_params({"scope": {"adcode": "150200"}, "max_distance_m": 5000, "kinds": None})["max_distance_m"]
+    5000.0
+    >>> check_params({"scope": {"adcode": "150200"}, "max_distance_m": -5})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    geoops.errors.InvalidParameterError: max_distance_m: ...; got -5; allowed: a number in (0, 100000] metres
+    """
+    if not isinstance(params, Mapping):
+        raise InvalidParameterError(field="params", value=type(params).__name__,
+                                    allowed="an object {scope, max_distance_m, kinds}")
+    scope = params.get("scope")
+    adcode_ok = isinstance(scope, Mapping) and set(scope) == {"adcode"} and isinstance(scope["adcode"], str) \
+        and 0 < len(scope["adcode"]) <= 12
+    if not (adcode_ok or (isinstance(scope, Mapping) and set(scope) == {"geometry"})):
+        raise InvalidParameterError(field="scope", value=scope,
+                                    allowed='{"adcode": "<code of an admin region>"} or {"geometry": <GeoJSON>}')
+    d = params.get("max_distance_m")
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or not 0 < d <= max_distance_m:
+        raise InvalidParameterError("out of range", field="max_distance_m", value=d,
+                                    allowed=f"a number in (0, {max_distance_m:.0f}] metres")
+    kinds = params.get("kinds")
+    known = vocab.keys("shelter_kind")
+    if kinds is not None and not (isinstance(kinds, list) and kinds and all(k in known for k in kinds)):
+        raise InvalidParameterError(field="kinds", value=kinds, allowed=f"null or a list of {', '.join(known)}",
+                                    code="unknown_kind")
+    return {"scope": dict(scope or {}), "max_distance_m": float(d), "kinds": sorted(kinds) if kinds else None}
 
 
 def coverage_scope(conn: Any, scope: Any, *, service_area: Sequence[float], max_area_km2: float,
@@ -83,6 +134,10 @@ def shelter_coverage(conn: Any, scope: BaseGeometry, *, max_distance_m: float = 
     pop = store.population_of_cells(conn, cells, res=res, source=src["source"]) * frac
     keep = pop > 0
     cells, pop = cells[keep], pop[keep]
+    if cells.size > MAX_COVERAGE_CELLS:
+        raise InvalidParameterError(f"{cells.size:,} populated cells in the scope", field="scope",
+                                    value=f"{cells.size} cells", allowed=f"at most {MAX_COVERAGE_CELLS:,} populated "
+                                    f"cells of res {res} (narrow the scope)", code="problem_too_large")
     lon, lat = h3cells.cell_centres(cells) if cells.size else (np.zeros(0), np.zeros(0))
     timing["demand"] = ms(t0)
     t1 = time.perf_counter()
@@ -93,7 +148,7 @@ def shelter_coverage(conn: Any, scope: BaseGeometry, *, max_distance_m: float = 
     t1 = time.perf_counter()
     result = coverage.assign(cells, lon, lat, pop, [s["id"] for s in open_], [s["lon"] for s in open_],
                              [s["lat"] for s in open_], [float(s["free"]) for s in open_],
-                             max_distance_m=max_distance_m)
+                             max_distance_m=max_distance_m, max_pairs=MAX_COVERAGE_PAIRS)
     timing["assign"] = ms(t1)
     t1 = time.perf_counter()
     gaps: list[dict[str, Any]] = []

@@ -28,6 +28,7 @@ from geoops import h3cells
 from geoops import risk as grisk
 from geoops.population import cells_to_regions
 from layers.read import analysis as store
+from layers.read import skips
 
 __all__ = ["LEVELS", "regional_risk"]
 
@@ -36,11 +37,21 @@ _UNASSIGNED = "unassigned"
 
 
 def _occupants(conn: Any, hazards: list[dict[str, Any]], cells: np.ndarray, *, res: int) -> np.ndarray:
-    """Protection-target occupants per cell of ``cells`` (sorted), from the targets inside the hazards."""
+    """Protection-target occupants per cell of ``cells`` (sorted): every target whose point lies in one of the cells,
+    inside a hazard or not, since a cell's exposure counts everyone in it (docs/analyses.md, "Regional risk")."""
     occ = np.zeros(cells.size)
-    if not hazards:
+    if not hazards or not cells.size:
         return occ
-    targets = store.targets_in_zone(conn, shapely.union_all([h["geometry"] for h in hazards]))
+    # each hazard's bounding box grown by twice a cell's circumradius holds every cell that touches the hazard (the
+    # cells are hexagons of about equal area at one resolution); which cell a target is in is decided exactly below
+    radius_m = math.sqrt(2 * float(h3cells.cell_area_m2(cells[:1])[0]) / (3 * math.sqrt(3)))
+    boxes = []
+    for h in hazards:
+        west, south, east, north = h["geometry"].bounds
+        grow_lat = 2 * radius_m / 110_000.0
+        grow_lon = grow_lat / max(math.cos(math.radians(min(89.0, max(abs(south), abs(north)) + grow_lat))), 0.02)
+        boxes.append(shapely.box(west - grow_lon, south - grow_lat, east + grow_lon, north + grow_lat))
+    targets = store.targets_in_zone(conn, shapely.union_all(boxes))
     if targets:
         tc, ts = h3cells.points_to_cells([x["lon"] for x in targets], [x["lat"] for x in targets],
                                          [float(x["occupants"]) for x in targets], res=res)
@@ -135,13 +146,13 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
     t0 = time.perf_counter()
     w = grisk.RiskWeights.from_mapping(weights)
     src = store.population_source(conn, res=res)
-    hazards = store.active_hazards(conn, kinds=hazard_kind, at=at)
-    cover = []
-    all_cells: list[np.ndarray] = []
-    for h in hazards:
-        hc, hf = h3cells.zone_weights(h["geometry"], res=res)
-        cover.append((h["warning_level"], hc, hf))
-        all_cells.append(hc)
+    # a hazard whose cells cannot be computed is left out and listed in "skipped"; the rest are drawn
+    hazards, skipped = skips.in_scope(store.active_hazards(conn, kinds=hazard_kind, at=at))
+    done, failed = skips.each(hazards, lambda h: h3cells.zone_weights(h["geometry"], res=res))
+    skipped += failed
+    hazards = [h for h, _ in done]
+    cover = [(h["warning_level"], hc, hf) for h, (hc, hf) in done]
+    all_cells = [hc for _, hc, _ in cover]
     cells = np.unique(np.concatenate(all_cells)) if all_cells else np.zeros(0, dtype=np.int64)
     timing["hazard_cells"] = ms(t0)
     t1 = time.perf_counter()
@@ -162,6 +173,7 @@ def regional_risk(conn: Any, *, level: str = "county", hazard_kind: list[str] | 
         "hazards": [{"id": h["id"], "name": h["name"], "kind": h["kind"], "warning_level": h["warning_level"],
                      "expires": h["expires"]} for h in hazards],
         "regions": rows,
+        "skipped": skipped,
         "totals": {k: round(float(frame[k].sum()), 2) for k in ("population", "occupants", "exposure",
                                                                   "hazard_exposure", "risk")},
         "population_source": {k: src[k] for k in ("source", "res", "vintage", "modelled")},

@@ -129,6 +129,8 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "hexes": hexes,
         "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
         "annotations": annotations,
+        # hazards left out of the figures (cannot be computed); the wall's banner names them
+        "skipped": affected.get("skipped", []),
         "command": command_picture(conn, now=when, at=when if past else None, lang=lang),
     }
 

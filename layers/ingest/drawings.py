@@ -39,6 +39,8 @@ from layers.store.settings import get_settings
 COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
 DEFAULT_COLOR = "#e53935"
 MAX_LABEL_CHARS = 200
+#: most impact zones one request may save (a drill's rings are a handful; 1,000 rings of 500 km are not drawing)
+MAX_ZONES_PER_REQUEST = 100
 MAX_USER_CHARS = 64
 SOURCE = "analyst"
 
@@ -186,6 +188,8 @@ def save_zones(session: Session, zones: Sequence[Mapping[str, Any]], *, user: st
     """
     if isinstance(zones, Mapping) or not isinstance(zones, Sequence) or not zones:
         raise _reject("zones", zones, "a non-empty list of zones")
+    if len(zones) > MAX_ZONES_PER_REQUEST:
+        raise _reject("zones", f"{len(zones)} zones", f"at most {MAX_ZONES_PER_REQUEST} zones per request")
     prepared = [_prepare_zone(z, None if len(zones) == 1 else i, service_area) for i, z in enumerate(zones)]
     _set_user(session, user)
     rows = [ImpactZone(source=SOURCE, kind=p["kind"], status=p["status"], name=p["name"],

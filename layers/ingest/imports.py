@@ -52,7 +52,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from geoops.validate import REPAIR_AREA_TOLERANCE, Repair, repair_invalid
+from geoops.errors import InvalidGeometryError
+from geoops.validate import REPAIR_AREA_TOLERANCE, Repair, check_extent, repair_invalid
 from layers.ingest import fieldmap
 from layers.store.db import connection_of, driver_connection, set_acting_user
 from layers.store.errors import RowError, ValidationError
@@ -493,12 +494,27 @@ def _check_geometry(layer: str, geoms: np.ndarray, rows: np.ndarray, file: str |
         elif not in_range[i] and abs(b[i, 0]) > 1000:
             allowed += f"; {guess_crs_hint(float(b[i, 0]), float(b[i, 1]))}: pass --crs"
         bad(i, where, allowed)
+    if layer == "hazards":  # the analyses cover every hazard cell by cell: it must be in scope for that
+        ok &= in_range & inside
+        _check_hazard_extent(geoms, ok, bad)
     # promote polygons for MULTIPOLYGON layers
     if layer in _POLY_LAYERS:
         poly = np.flatnonzero(np.array([g is not None and shapely.get_type_id(g) == _T_POLYGON for g in geoms]))
         for i in poly.tolist():
             geoms[i] = shapely.MultiPolygon([geoms[i]])
     return geoms, problems, repaired
+
+
+def _check_hazard_extent(geoms: np.ndarray, ok: np.ndarray, bad: Any) -> None:
+    """Each hazard lies wholly inside the service area and is no larger than ``max_hazard_area_km2``
+    (:func:`geoops.validate.check_extent`): a polygon wrapping the antimeridian, covering the globe or all of China
+    is refused here rather than breaking every picture that covers the hazards with H3 cells."""
+    s = get_settings()
+    for i in np.flatnonzero(ok).tolist():
+        try:
+            check_extent(geoms[i], service_area=s.service_area, max_area_km2=s.max_hazard_area_km2)
+        except InvalidGeometryError as e:
+            bad(i, e.value, f"{e.message}; {e.allowed}")
 
 
 def text_value(v: object) -> str | None:
@@ -547,16 +563,20 @@ def int_bounds(layer: str, column: str) -> tuple[int, int, str]:
     return lo, hi, f"an integer in {lo}..{hi}"
 
 
+#: longest text a free-text column (name, description ...) takes: a name is not a document
+MAX_TEXT_CHARS = 2000
+
+
 @functools.cache
 def text_limits(layer: str) -> dict[str, int]:
-    """The text columns of ``layer`` with a length limit in the store (``varchar(n)``): column -> n.
+    """The text columns of ``layer`` and their length limit: ``varchar(n)`` -> n, ``text`` -> :data:`MAX_TEXT_CHARS`.
 
-    >>> text_limits("incidents")["external_id"]
-    128
+    >>> text_limits("incidents")["external_id"], text_limits("incidents")["name"]
+    (128, 2000)
     """
     table = table_of(FEATURE_MODELS[layer])
-    return {c.name: int(getattr(c.type, "length", 0) or 0) for c in table.c
-            if isinstance(c.type, String) and getattr(c.type, "length", None) and c.name != "source"}
+    return {c.name: int(getattr(c.type, "length", 0) or MAX_TEXT_CHARS) for c in table.c
+            if isinstance(c.type, String) and c.name != "source"}
 
 
 def datetime_value(v: object) -> pd.Timestamp | None:

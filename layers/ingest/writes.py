@@ -24,10 +24,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry import shape
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
+from geoops.errors import GeoOpsError
+from geoops.validate import parse_geojson_geometry
 from layers.ingest import fieldmap
 from layers.ingest.imports import upsert_features, validate_frame
 from layers.ingest.records import MAX_RECORDS, upsert_records, validate_records
@@ -114,11 +115,11 @@ def feature_items(body: Any) -> tuple[list[dict[str, Any]], list[Any], list[RowE
             rec = {"external_id": str(fid), **{k: v for k, v in rec.items() if fieldmap.normalize_name(k) != "id"}}
         records.append(rec)
         g = item.get("geometry")
-        try:
-            geoms.append(shape(g) if g is not None else None)
-        except Exception as e:  # noqa: BLE001 - shapely raises several kinds for broken GeoJSON
-            problems.append(RowError(i, "geometry", json.dumps(g, default=str)[:200],
-                                     f"a GeoJSON geometry with lon/lat coordinates ({e})", _BODY))
+        try:  # strict RFC 7946: positions are numbers, nested as the type says (["111", "40"] or [[111, 40]] fail)
+            geoms.append(parse_geojson_geometry(g) if g is not None else None)
+        except GeoOpsError as e:
+            problems.append(RowError(i, e.field or "geometry", json.dumps(g, default=str)[:200],
+                                     f"a GeoJSON geometry with lon/lat coordinates ({e.message}; {e.allowed})", _BODY))
             geoms.append(None)
     return records, geoms, problems
 
@@ -225,11 +226,12 @@ def _current(c: Connection, layer: str, feature_id: int) -> Any:
 
 def _patched_geometry(changes: Mapping[str, Any]) -> Any:
     g = changes["geometry"]
-    try:
-        return shape(g)
-    except Exception as e:  # noqa: BLE001 - shapely raises several kinds for broken GeoJSON
-        raise ValidationError([RowError(None, "geometry", json.dumps(g, default=str)[:200],
-                                        f"a GeoJSON geometry with lon/lat coordinates ({e})", _BODY)],
+    try:  # strict RFC 7946, as a feed's POST is read
+        return parse_geojson_geometry(g)
+    except GeoOpsError as e:
+        raise ValidationError([RowError(None, e.field or "geometry", json.dumps(g, default=str)[:200],
+                                        f"a GeoJSON geometry with lon/lat coordinates ({e.message}; {e.allowed})",
+                                        _BODY)],
                               message="bad geometry; nothing was written") from None
 
 
@@ -261,6 +263,11 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
     bad = [RowError(None, k, v, "one of " + ", ".join(allowed), _BODY) for k, v in changes.items() if k not in allowed]
     if bad:
         raise ValidationError(bad, message=f"these fields of {layer} cannot be changed by PATCH; nothing was written")
+    table = table_of(FEATURE_MODELS[layer])
+    nulls = [RowError(None, k, None, f"a value ({k} is required: null would erase it)", _BODY)
+             for k, v in changes.items() if v is None and k != "properties" and k in table.c and not table.c[k].nullable]
+    if nulls:
+        raise ValidationError(nulls, message="null for a required field; nothing was written")
     props_patch = changes.get("properties")
     if props_patch is not None and not isinstance(props_patch, Mapping):
         raise ValidationError([RowError(None, "properties", props_patch, "an object", _BODY)],

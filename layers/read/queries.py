@@ -1,7 +1,8 @@
 """Read queries on the feature layers: what the HTTP API and the pages fetch from PostGIS.
 
 Public: :data:`KIND_VOCAB`, :data:`STATUS_VOCAB`, :func:`layer_names`, :func:`geometry_type`, :func:`check_bbox`,
-:func:`count_features`, :func:`fetch_features`, :func:`database_status`.
+:func:`count_features`, :func:`properties_object`, :func:`geojson_geometry`, :func:`fetch_features`,
+:func:`database_status`.
 
 Every query is a SQLAlchemy 2 ``select()``; filtering (bbox, kind, status, soft delete) runs in PostGIS and geometries
 leave the database as GeoJSON (``ST_AsGeoJSON``). Results are plain JSON-ready dicts: datetimes as ISO 8601 strings.
@@ -142,6 +143,26 @@ def check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
     return w, s, e, n
 
 
+def properties_object(t: Table, names: Sequence[str]) -> Any:
+    """``jsonb_build_object(name, column, ...)`` of the named columns of ``t``: a feature's properties, built in
+    PostGIS (timestamps as ISO 8601 text with their offset)."""
+    pairs: list[Any] = []
+    for name in names:
+        pairs += [literal(name), t.c[name]]
+    return func.jsonb_build_object(*pairs)
+
+
+def geojson_geometry(geom: Any, *, srid: int = 4326, lat_first: bool = False,
+                     decimals: int = GEOJSON_DECIMALS) -> Any:
+    """``ST_AsGeoJSON`` of a stored (EPSG:4326) geometry, labelled ``geometry``: transformed to ``srid``, and with
+    its axes swapped when that CRS puts latitude first (EPSG:4326 and EPSG:4490 as OGC API - Features Part 2 wants
+    them; GeoJSON's own order is longitude first)."""
+    g = geom if srid == 4326 else func.ST_Transform(geom, srid)
+    if lat_first:
+        g = func.ST_FlipCoordinates(g)
+    return func.ST_AsGeoJSON(g, decimals, 0).label("geometry")  # options 0: no "crs" member (GeoJSON has none)
+
+
 def fetch_features(
     conn: Connection,
     layer: str,
@@ -201,13 +222,9 @@ def fetch_features(
 
     # properties are built in PostGIS (JSONB, real columns over the JSON ones; timestamps as ISO 8601 text):
     # about 3x faster than converting row by row in Python
-    pairs: list[Any] = []
-    for c in t.columns:
-        if c.name not in _NOT_PROPERTIES:
-            pairs += [literal(c.name), c]
+    props = t.c.properties.op("||")(properties_object(t, [c.name for c in t.columns if c.name not in _NOT_PROPERTIES]))
     stmt = (
-        select(t.c.id, t.c.properties.op("||")(func.jsonb_build_object(*pairs)).label("properties"),
-               func.ST_AsGeoJSON(t.c.geom, GEOJSON_DECIMALS).label("geometry"))
+        select(t.c.id, props.label("properties"), geojson_geometry(t.c.geom))
         .where(t.c.deleted_at.is_(None))
         .order_by(t.c.id)
         .limit(limit + 1)  # one more tells whether there is a next page

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from geoops.population import rollup
 from geoops.regions import assign_points
-from layers.read import analysis, history, situation
+from layers.read import analysis, history, situation, skips
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import Hazard, Incident, Resource, Shelter
 
@@ -102,6 +102,13 @@ def _in_force(at: datetime) -> list[Any]:
             or_(Hazard.onset.is_(None), Hazard.onset <= at), or_(Hazard.expires.is_(None), Hazard.expires > at)]
 
 
+def _area_km2(geom: Any) -> Any:
+    """Spheroidal area in km2; NULL for a polygon wider than 180 degrees of longitude (a row stored before the
+    service-area rule: PostGIS refuses the "antipodal" edges of such a polygon with an error)."""
+    return case((func.ST_XMax(geom) - func.ST_XMin(geom) < 180, func.ST_Area(func.geography(geom)) / 1e6),
+                else_=None)
+
+
 def active_warnings(db: Any, *, at: datetime) -> list[dict[str, Any]]:
     """Hazards in force at ``at``, red first: kind, level, area, onset/expiry, texts and the counties they touch.
 
@@ -116,7 +123,7 @@ def active_warnings(db: Any, *, at: datetime) -> list[dict[str, Any]]:
 
     rank = case({"red": 0, "orange": 1, "yellow": 2, "blue": 3}, value=Hazard.warning_level, else_=4)
     stmt = (select(Hazard.id, Hazard.name, Hazard.kind, Hazard.warning_level, Hazard.onset, Hazard.expires,
-                   Hazard.properties, (func.ST_Area(func.geography(Hazard.geom)) / 1e6).label("area_km2"))
+                   Hazard.properties, _area_km2(Hazard.geom).label("area_km2"))
             .where(and_(*_in_force(at))).order_by(rank, Hazard.id))
     out = []
     for r in db.execute(stmt).all():
@@ -221,7 +228,7 @@ def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict
     coordinates.
     """
     hz = [{"geometry": h["geometry"], "warning_level": h["warning_level"], "kind": h["kind"]}
-          for h in analysis.active_hazards(db, at=at)]
+          for h in skips.in_scope(analysis.active_hazards(db, at=at))[0]]  # not a map of the world for one bad row
     inc_stmt = (select(func.ST_X(Incident.geom).label("lon"), func.ST_Y(Incident.geom).label("lat"), Incident.severity)
                 .where(Incident.deleted_at.is_(None), Incident.status != "closed")
                 .order_by(Incident.occurred_at.desc()).limit(MAP_INCIDENT_LIMIT))
@@ -302,6 +309,7 @@ def _read(conn: Connection, when: datetime, fallback_bbox: Sequence[float]) -> d
         "shelters": shelter_loads(conn),
         "resources_by_kind": resources_by_kind(conn),
         "map": map_layers(conn, at=when, fallback_bbox=fallback_bbox),
+        "skipped": affected.get("skipped", []),
     }
 
 

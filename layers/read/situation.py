@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from geoops.h3cells import cell_boundaries, cell_centres, points_to_cells, zone_weights
 from geoops.population import CONTAINMENT, affected_population
-from layers.read import analysis
+from layers.read import analysis, skips
 from layers.store.errors import NotFoundError, RowError, ValidationError
 from layers.store.models import (
     Annotation,
@@ -357,18 +357,20 @@ def affected_population_cells(db: Db, *, at: datetime | None = None) -> dict[str
         return hit
     empty = np.zeros(0, dtype=np.int64)
     out: dict[str, Any] = {"total": None, "cells": empty, "population": np.zeros(0), "res": None, "source": None,
-                           "containment": CONTAINMENT, "hazards": len(sig)}
+                           "containment": CONTAINMENT, "hazards": len(sig), "skipped": []}
     if src is not None:
         res = int(src["res"])
         out.update(res=res, source=src["source"], total=0.0)
         if sig:
-            zones = analysis.active_hazards(db, at=when)
-            geoms = [shapely.make_valid(z["geometry"]) for z in zones]
-            union = shapely.union_all([g for g in geoms if not g.is_empty])
-            polys = [p for p in shapely.get_parts(union) if isinstance(p, Polygon) and not p.is_empty]
-            if polys:
-                zone = MultiPolygon(polys) if len(polys) > 1 else polys[0]
-                wc, wf = zone_weights(zone, res=res)
+            zones, skipped = skips.in_scope(analysis.active_hazards(db, at=when))
+            try:
+                wc, wf = _union_weights(zones, res=res)
+            except Exception:  # noqa: BLE001 - find the hazard(s) whose cells fail, leave them out, keep the rest
+                done, failed = skips.each(zones, lambda z: _union_weights([z], res=res))
+                skipped += failed
+                wc, wf = _union_weights([z for z, _ in done], res=res)
+            out["skipped"] = skipped
+            if wc.size:
                 pop = analysis.population_of_cells(db, wc, res=res, source=src["source"])
                 total, cells, people = affected_population(wc, wf, wc, pop)
                 keep = people > 0
@@ -378,6 +380,16 @@ def affected_population_cells(db: Db, *, at: datetime | None = None) -> dict[str
             _affected_cache.clear()
         _affected_cache[key] = out
     return out
+
+
+def _union_weights(zones: Sequence[Mapping[str, Any]], *, res: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells and area fractions of the union of the zones' geometries (overlaps counted once)."""
+    geoms = [shapely.make_valid(z["geometry"]) for z in zones]
+    union = shapely.union_all([g for g in geoms if not g.is_empty]) if geoms else Polygon()
+    polys = [p for p in shapely.get_parts(union) if isinstance(p, Polygon) and not p.is_empty]
+    if not polys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return zone_weights(MultiPolygon(polys) if len(polys) > 1 else polys[0], res=res)
 
 
 def hex_features(cells: Any, values: Any, *, bbox: Sequence[float] | None = None,

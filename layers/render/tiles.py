@@ -555,9 +555,32 @@ def tile_path(cache_dir: Path, basemap: str, version: str, z: int, x: int, y: in
     return Path(cache_dir) / basemap / version / str(z) / str(x) / f"{y}.png"
 
 
+def cached_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = "base",
+                cache_dir: Path) -> bytes | None:
+    """The PNG of a tile if it is in the cache, else None (nothing is rendered)."""
+    _basemap(basemap)
+    try:
+        return tile_path(cache_dir, basemap, content.version, z, x, y).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def cache_size_bytes(cache_dir: Path) -> int:
+    """Bytes of every file under ``cache_dir`` (0 when it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(cache_dir):
+        for f in files:
+            try:
+                total += (Path(root) / f).stat().st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
 def get_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = "base", cache_dir: Path,
-             render: Callable[..., bytes] = render_tile) -> tuple[bytes, bool]:
-    """The PNG of a tile from the cache, or rendered, written to the cache (atomically) and returned.
+             render: Callable[..., bytes] = render_tile, write: bool = True) -> tuple[bytes, bool]:
+    """The PNG of a tile from the cache, or rendered, written to the cache (atomically, unless ``write`` is False:
+    the cache is full) and returned.
 
     Returns
     -------
@@ -571,6 +594,8 @@ def get_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = 
     except FileNotFoundError:
         pass
     data = render(z, x, y, content=content, style=style, lang=lang)
+    if not write:
+        return data, False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{y}.", suffix=".tmp")
     try:

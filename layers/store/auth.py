@@ -3,7 +3,9 @@
 Public: :data:`ROLES`, :data:`TOKEN_ACCESS`, :class:`AuthError`, :class:`Principal`, :func:`hash_password`,
 :func:`check_password`, :func:`add_user`, :func:`set_password`, :func:`set_disabled`, :func:`list_users`,
 :func:`get_user`, :func:`verify_password`, :func:`create_token`, :func:`revoke_token`, :func:`list_tokens`,
-:func:`verify_token`, :func:`token_allows`, :func:`ensure_demo_accounts`, :func:`recent_changes`.
+:func:`verify_token`, :func:`token_allows`, :func:`ensure_demo_accounts`, :func:`recent_changes`,
+:func:`start_session`, :func:`session_user`, :func:`end_session`, :func:`end_sessions`, :func:`login_wait_s`,
+:func:`record_login_failure`, :func:`clear_login_failures`.
 
 Passwords are kept as argon2id hashes (argon2-cffi's defaults), tokens as the sha256 of a 256-bit random secret (a
 slow hash adds nothing to a secret that cannot be guessed). Nothing here knows about HTTP: ``dashboards.auth`` turns
@@ -36,11 +38,19 @@ from typing import Any, Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from layers.store.errors import NotFoundError, RowError, StoreError, ValidationError
-from layers.store.models import FEATURE_MODELS, USER_ROLES, ApiToken, FeatureHistory, User
+from layers.store.models import (
+    FEATURE_MODELS,
+    USER_ROLES,
+    ApiToken,
+    FeatureHistory,
+    LoginFailure,
+    User,
+    UserSession,
+)
 
 ROLES: Final = USER_ROLES
 TOKEN_ACCESS: Final = ("read", "write")
@@ -141,17 +151,100 @@ def _user_id(conn: Conn, username: str) -> int:
 
 
 def set_password(conn: Conn, username: str, password: str) -> None:
-    """Give ``username`` a new password (sessions made with the old one stop working)."""
+    """Give ``username`` a new password; every session of the account ends (:func:`end_sessions`)."""
     _check_password(password)
     uid = _user_id(conn, username)
     conn.execute(update(User).where(User.id == uid).values(
         password_hash=hash_password(password), demo_password=False, password_changed_at=func.clock_timestamp()))
+    end_sessions(conn, uid)
 
 
 def set_disabled(conn: Conn, username: str, disabled: bool = True) -> None:
-    """Disable (or enable again) an account; a disabled account cannot log in and its sessions stop working."""
+    """Disable (or enable again) an account; a disabled account cannot log in and its sessions end."""
     uid = _user_id(conn, username)
     conn.execute(update(User).where(User.id == uid).values(disabled=disabled))
+    if disabled:
+        end_sessions(conn, uid)
+
+
+# --- sessions: server-side, so that logging out really ends one ---------------------------------------------------
+
+def start_session(conn: Conn, user_id: int) -> str:
+    """A new session of ``user_id``; returns its id (kept in the signed cookie; only its sha256 is stored)."""
+    sid = secrets.token_urlsafe(32)
+    conn.execute(insert(UserSession).values(id_hash=token_hash(sid), user_id=int(user_id)))
+    return sid
+
+
+def session_user(conn: Conn, user_id: int, sid: Any) -> Principal | None:
+    """The user of a live session (not revoked, account enabled), as :func:`get_user` gives it; else None."""
+    if not isinstance(sid, str) or not 20 <= len(sid) <= 100:
+        return None
+    row = conn.execute(select(User.__table__).join(UserSession, UserSession.user_id == User.id).where(
+        UserSession.id_hash == token_hash(sid), UserSession.user_id == int(user_id),
+        UserSession.revoked_at.is_(None))).one_or_none()
+    if row is None or row.disabled:
+        return None
+    return Principal(kind="user", name=row.username, role=row.role, id=row.id, display_name=row.display_name,
+                     access=row.password_changed_at.isoformat())
+
+
+def end_session(conn: Conn, sid: Any) -> None:
+    """End one session (logout): its cookie, replayed later, is refused."""
+    if isinstance(sid, str):
+        conn.execute(update(UserSession).where(UserSession.id_hash == token_hash(sid),
+                                               UserSession.revoked_at.is_(None)).values(revoked_at=func.now()))
+
+
+def end_sessions(conn: Conn, user_id: int) -> int:
+    """End every live session of ``user_id`` (new password, account disabled); returns how many."""
+    done = conn.execute(update(UserSession).where(UserSession.user_id == int(user_id),
+                                                  UserSession.revoked_at.is_(None))
+                        .values(revoked_at=func.now()).returning(UserSession.id_hash)).all()
+    return len(done)
+
+
+# --- failed logins: throttled per account and per address, with backoff -------------------------------------------
+
+#: failures counted over this window
+THROTTLE_WINDOW_S: Final = 900
+#: failures allowed before the backoff starts, per account and per address (an office shares one address)
+FREE_FAILURES: Final = {"username": 3, "address": 10}
+#: longest wait imposed, seconds
+MAX_BACKOFF_S: Final = 300.0
+
+
+def _backoff_s(n: int, free: int) -> float:
+    """Wait after the n-th failure: none for the first ``free``, then 1, 2, 4 ... s up to :data:`MAX_BACKOFF_S`.
+
+    >>> [_backoff_s(n, 3) for n in (1, 3, 4, 5, 20)]
+    [0.0, 0.0, 1.0, 2.0, 300.0]
+    """
+    return 0.0 if n <= free else min(2.0 ** (n - free - 1), MAX_BACKOFF_S)
+
+
+def login_wait_s(conn: Conn, username: str, address: str) -> float:
+    """Seconds before ``username`` may try again from ``address`` (0: now), from the failures of the window."""
+    wait = 0.0
+    for column, value in ((LoginFailure.username, username[:64]), (LoginFailure.address, address[:64])):
+        n, last, now = conn.execute(select(func.count(), func.max(LoginFailure.at), func.now()).where(
+            column == value, LoginFailure.at > func.now() - func.make_interval(0, 0, 0, 0, 0, 0, THROTTLE_WINDOW_S)
+        )).one()
+        if n and last is not None:
+            delay = _backoff_s(int(n), FREE_FAILURES[column.key])
+            wait = max(wait, delay - (now - last).total_seconds())
+    return max(wait, 0.0)
+
+
+def record_login_failure(conn: Conn, username: str, address: str) -> None:
+    """Count one failed login (and forget failures older than a day)."""
+    conn.execute(insert(LoginFailure).values(username=username[:64], address=address[:64]))
+    conn.execute(delete(LoginFailure).where(LoginFailure.at < func.now() - func.make_interval(0, 0, 0, 1)))
+
+
+def clear_login_failures(conn: Conn, username: str) -> None:
+    """Forget the failures of ``username`` (after a successful login; the address keeps its count)."""
+    conn.execute(delete(LoginFailure).where(LoginFailure.username == username[:64]))
 
 
 def set_role(conn: Conn, username: str, role: str) -> None:

@@ -9,9 +9,15 @@ A backup is one ``pg_dump -Fc`` archive of the database (the custom format: comp
 and read by ``pg_restore`` of the same or a newer PostgreSQL). The client programs come from the system's
 PostgreSQL (the newest ``/usr/lib/postgresql/<v>/bin``, else ``PATH``), as :mod:`layers.store.cluster` finds ``initdb``.
 They connect over TCP with the URL's password (passed in ``PGPASSWORD``, never on the command line), so they run as
-the current user, root included. :func:`restore` empties the target database first (or restores into an empty
-one), restores in one transaction (a failed restore leaves the target as it was), then checks the Alembic revision
-of what it restored against this code's migrations.
+the current user, root included.
+
+:func:`restore` checks the archive before it touches anything: it must be a readable custom archive whose Alembic
+revision (read from the archive's ``alembic_version`` data) is one of this code's migrations, so an archive of a newer
+Sitroom is refused up front. It then empties the target and restores the archive in **one transaction**: ``pg_restore``
+writes the archive as SQL into ``psql``, after ``BEGIN`` and the statements that empty the database, and ``COMMIT`` is
+sent only when ``pg_restore`` has read the whole archive and ``psql`` has run every statement. A failure anywhere (an
+archive whose data is cut short or corrupt, a statement that fails) leaves the database exactly as it was. An archive
+of an older revision is then migrated to this code's head.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from layers.store.errors import ClusterError, RowError, ValidationError
@@ -113,16 +120,72 @@ def backup(url: str, path: str | Path) -> Path:
     return target
 
 
-def _clean(url: str) -> None:
-    """Empty the database: our schema and the PostGIS extension (the archive re-creates both)."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as c:
-            c.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            c.execute(text("DROP EXTENSION IF EXISTS postgis CASCADE"))
-            c.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
+#: run first in the restore's transaction: empty the database (the archive re-creates our schema and PostGIS)
+_EMPTY = b"""SET client_min_messages = warning;
+BEGIN;
+DROP SCHEMA IF EXISTS public CASCADE;
+DROP EXTENSION IF EXISTS postgis CASCADE;
+CREATE SCHEMA public;
+"""
+
+
+def _tail(f: IO[bytes]) -> str:
+    f.seek(0)
+    return f.read().decode("utf-8", "replace").strip()[-2000:]
+
+
+def _replace_in_one_transaction(url: str, archive: Path) -> None:
+    """Empty the database at ``url`` and restore ``archive`` into it, all in one transaction (module docstring).
+
+    Raises
+    ------
+    ClusterError
+        ``pg_restore`` could not read the whole archive, or a statement failed; the transaction was rolled back.
+    """
+    conn, env = _libpq(url)
+    with tempfile.TemporaryFile() as psql_out, tempfile.TemporaryFile() as restore_err:
+        psql = subprocess.Popen([str(tool("psql")), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", *conn],
+                                stdin=subprocess.PIPE, stdout=psql_out, stderr=subprocess.STDOUT, env=env)
+        assert psql.stdin is not None  # stdin=PIPE
+        restored = committed = False
+        try:
+            psql.stdin.write(_EMPTY)
+            psql.stdin.flush()
+            rc = subprocess.run([str(tool("pg_restore")), "--no-owner", "--no-privileges", "--file=-", str(archive)],
+                                stdout=psql.stdin, stderr=restore_err, check=False).returncode
+            restored = rc == 0
+            if restored:
+                psql.stdin.write(b"COMMIT;\n")
+                committed = True
+        except BrokenPipeError:  # psql stopped at a failed statement; its transaction is rolled back
+            pass
+        finally:
+            try:
+                psql.stdin.close()  # without COMMIT, psql ends the session and the server rolls the transaction back
+            except BrokenPipeError:
+                pass
+            psql_rc = psql.wait()
+        if not restored:
+            what = _tail(restore_err) or _tail(psql_out)
+            raise ClusterError(f"pg_restore failed: {what}; nothing was changed (the restore was rolled back)")
+        if not committed or psql_rc != 0:
+            raise ClusterError(f"restoring the archive failed: {_tail(psql_out)}; nothing was changed (the restore "
+                               "was rolled back)")
+
+
+def _archive_revision(p: Path) -> str | None:
+    """The Alembic revision stored in the archive (its ``alembic_version`` data), without restoring anything."""
+    out = subprocess.run([str(tool("pg_restore")), "--data-only", "--table=alembic_version", "--file=-", str(p)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise ValidationError([RowError(None, None, p.name, f"a readable archive ({out.stderr.strip()})", str(p))],
+                              message="unreadable backup; nothing was changed")
+    lines = out.stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("COPY ") and ".alembic_version " in line:
+            value = lines[i + 1] if i + 1 < len(lines) else "\\."
+            return None if value == "\\." else value.strip()
+    return None
 
 
 def _head() -> str:
@@ -140,9 +203,10 @@ def _head() -> str:
 def restore(url: str, path: str | Path, *, migrate: bool = True) -> RestoreReport:
     """Replace the content of the database at ``url`` with the archive at ``path``.
 
-    The database must exist (empty or not): what it holds is dropped first, then the archive is restored in one
-    transaction. The restored Alembic revision must be one of this code's migrations; an older one is brought to
-    head when ``migrate`` (the default).
+    The database must exist (empty or not). The archive is checked first (readable, and its Alembic revision one of
+    this code's migrations); then what the database holds is dropped and the archive restored, both in one
+    transaction, so that any failure leaves the database as it was. An older revision is brought to head when
+    ``migrate`` (the default).
 
     Parameters
     ----------
@@ -163,7 +227,7 @@ def restore(url: str, path: str | Path, *, migrate: bool = True) -> RestoreRepor
         ``path`` is missing or not a ``pg_dump`` custom archive (checked before anything is dropped), or its
         revision is unknown to this code (newer code wrote it).
     ClusterError
-        ``pg_restore`` is missing or failed.
+        ``pg_restore`` or ``psql`` is missing, or the restore failed part-way (rolled back: nothing changed).
     """
     p = Path(path)
     if not p.is_file():
@@ -174,33 +238,25 @@ def restore(url: str, path: str | Path, *, migrate: bool = True) -> RestoreRepor
             raise ValidationError([RowError(None, None, p.name, "a pg_dump custom-format archive "
                                             "(written by `sitroom backup`)", str(p))],
                                   message="not a Sitroom backup; nothing was changed")
-    conn, env = _libpq(url)
     listing = subprocess.run([str(tool("pg_restore")), "--list", str(p)], capture_output=True, text=True,
                              check=False)
     if listing.returncode != 0:
         raise ValidationError([RowError(None, None, p.name, f"a readable archive ({listing.stderr.strip()})",
                                         str(p))], message="unreadable backup; nothing was changed")
-    head = _head()
-    _clean(url)
-    _run([str(tool("pg_restore")), "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
-          *conn, str(p)], env, "pg_restore")
-    engine = create_engine(url)
-    try:
-        with engine.connect() as c:
-            revision = c.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
-    finally:
-        engine.dispose()
     from alembic.script import ScriptDirectory
 
     from layers.store.db import alembic_config
     from layers.store.db import migrate as run_migrations
 
-    script = ScriptDirectory.from_config(alembic_config(url))
-    known = {rev.revision for rev in script.walk_revisions()}
+    head = _head()
+    revision = _archive_revision(p)
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
     if revision is not None and revision not in known:
         raise ValidationError([RowError(None, "alembic_version", revision, "a revision of this code's migrations: "
                                         + ", ".join(sorted(known)), str(p))],
-                              message="the backup comes from a newer Sitroom; upgrade Sitroom, then restore again")
+                              message="the backup comes from a newer Sitroom; upgrade Sitroom, then restore again; "
+                                      "nothing was changed")
+    _replace_in_one_transaction(url, p)
     migrated = False
     if migrate and revision != head:
         run_migrations(url)

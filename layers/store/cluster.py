@@ -10,6 +10,10 @@ The cluster lives under ``<state_dir>/pg-<user>`` (outside git), listens on 127.
 at creation, with a generated password (scram-sha-256). When run as root it runs the server as the ``postgres``
 user (``initdb`` and ``pg_ctl`` refuse root); an ordinary user runs it as itself. Everything is idempotent.
 
+The app connects as :data:`OWNER`, a role without superuser that owns the database and runs the migrations; the
+superuser (:data:`SUPERUSER`) only creates the cluster, the role and the PostGIS extension (which needs one), and
+serves administration (``ClusterInfo.url_for``: creating databases, tests).
+
 When root's checkout lies where ``postgres`` cannot reach (a checkout under ``/root`` is the usual case), the data
 directory goes to ``/var/lib/postgresql/sitroom/<checkout hash>`` instead, and ``<state_dir>/pg-postgres/datadir``
 says where.
@@ -37,6 +41,8 @@ DEBIAN_HINT = (
 )
 DB_NAME = "sitroom"
 SUPERUSER = "sitroom"
+#: the role the app and its migrations connect as: owns the database and everything in it, not a superuser
+OWNER = "sitroom_owner"
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,17 @@ class ClusterInfo:
     password: str
     running: bool
     bin_dir: Path
+    owner_password: str | None = None
 
     @property
     def url(self) -> str:
-        return self.url_for(DB_NAME)
+        """The app's URL: the database as its owner role (no superuser), once :func:`up` has made the role."""
+        if self.owner_password is None:
+            return self.url_for(DB_NAME)
+        return f"postgresql+psycopg://{OWNER}:{self.owner_password}@127.0.0.1:{self.port}/{DB_NAME}"
 
     def url_for(self, dbname: str) -> str:
+        """The superuser's URL of ``dbname``: for administration only (creating databases, tests)."""
         return f"postgresql+psycopg://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
 
@@ -143,8 +154,11 @@ def _read_info(root: Path, bin_dir: Path) -> ClusterInfo | None:
         return None
     port = int((root / "port").read_text().strip())
     password = (root / "password").read_text().strip()
+    owner_file = root / "owner_password"
+    owner = owner_file.read_text().strip() if owner_file.exists() else None
     running = _cmd([str(bin_dir / "pg_ctl"), "status", "-D", str(data)], check=False).returncode == 0
-    return ClusterInfo(data_dir=data, port=port, password=password, running=running, bin_dir=bin_dir)
+    return ClusterInfo(data_dir=data, port=port, password=password, running=running, bin_dir=bin_dir,
+                       owner_password=owner or None)
 
 
 def status(state_dir: Path) -> ClusterInfo | None:
@@ -227,7 +241,65 @@ def up(state_dir: Path, *, timeout_s: float = 60.0) -> ClusterInfo:
         info = _read_info(root, bin_dir)
         assert info is not None
     _wait_ready(info, timeout_s)
+    if info.owner_password is None:
+        _make_owner(root, info)
+        info = _read_info(root, bin_dir)
+        assert info is not None
     return info
+
+
+# Objects of the schema that the owner takes over from the superuser (a cluster made before the owner role existed):
+# tables, views, sequences not tied to a column, functions; never those of an extension (PostGIS keeps its own).
+_TAKE_OVER = """
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS name, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+             AND pg_get_userbyid(c.relowner) <> '{owner}'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                             AND d.deptype IN ('e', 'a', 'i'))
+             AND (c.relkind <> 'r' OR NOT c.relispartition)
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO {owner}', CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                   WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> '{owner}'
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                             AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO {owner}', r.f);
+  END LOOP;
+  ALTER SCHEMA public OWNER TO {owner};
+END $$;
+"""
+
+
+def _make_owner(root: Path, info: ClusterInfo) -> None:
+    """Make the owner role (login, no superuser), give it the database and what is in it, and create PostGIS once
+    as the superuser (``CREATE EXTENSION postgis`` needs one); from then on the app and its migrations connect as
+    the owner. The role's password is kept in ``<cluster dir>/owner_password`` (0600)."""
+    import psycopg
+    from psycopg import sql
+
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(host="127.0.0.1", port=info.port, user=SUPERUSER, password=info.password,
+                         dbname="postgres", connect_timeout=10, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(OWNER), sql.Literal(password)))
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(DB_NAME), sql.Identifier(OWNER)))
+    with psycopg.connect(host="127.0.0.1", port=info.port, user=SUPERUSER, password=info.password,
+                         dbname=DB_NAME, connect_timeout=10, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        conn.execute(_TAKE_OVER.replace("{owner}", OWNER))  # a constant: no input in it
+    pw = root / "owner_password"
+    tmp = root / f".owner_password.{os.getpid()}"
+    tmp.write_text(password + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, pw)
 
 
 def _wait_ready(info: ClusterInfo, timeout_s: float) -> None:

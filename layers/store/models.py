@@ -298,6 +298,32 @@ class User(Base):
     )
 
 
+class UserSession(Base):
+    """A signed-in browser session, kept server-side so that logging out, a new password or a disabled account ends
+    it (the cookie alone proves nothing once its row is revoked). Only the sha256 of the session id is kept."""
+
+    __tablename__ = "user_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """One failed login (account name as typed, client address), for throttling with backoff."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False)
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
+
+
 class ApiToken(Base):
     """An API token for a feed: only the sha256 of the secret is kept; scoped to layers and read or write."""
 

@@ -1,6 +1,10 @@
 """Settings for the store and the server, read once from the environment (``SITROOM_*``).
 
-Public: :class:`Settings`, :func:`get_settings`.
+Public: :class:`Settings`, :func:`get_settings`, :data:`OTHER_VARIABLES`.
+
+A ``SITROOM_*`` variable in the environment that is neither a setting nor one of :data:`OTHER_VARIABLES` stops the
+start, naming it: a misspelt ``SITROOM_DATABSE_URL`` would otherwise leave ``database_url`` unset and send every
+command to the private cluster without a word.
 
 >>> Settings(service_area=(73, 18, 74, 19)).service_area
 (73.0, 18.0, 74.0, 19.0)
@@ -11,17 +15,20 @@ pydantic_core._pydantic_core.ValidationError: service_area must be west,south,ea
 
 from __future__ import annotations
 
+import difflib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from geoops.validate import DEFAULT_SERVICE_AREA
+from geoops.validate import DEFAULT_MAX_HAZARD_AREA_KM2, DEFAULT_SERVICE_AREA
 from layers.store.vocab import keys as vocab_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "SITROOM_"
 #: average travel speed of each resource kind from its base to a scene, km/h (roads of a wide region, start-up
 #: included; a boat or an excavator travels on a trailer); a deployment sets its own with SITROOM_ETA_SPEED_KMH
 DEFAULT_ETA_SPEED_KMH: dict[str, float] = {
@@ -30,6 +37,18 @@ DEFAULT_ETA_SPEED_KMH: dict[str, float] = {
 }
 #: kinds that do not follow roads: their detour factor is 1 unless SITROOM_ETA_DETOUR_BY_KIND says otherwise
 DEFAULT_ETA_DETOUR_BY_KIND: dict[str, float] = {"helicopter": 1.0}
+
+#: ``SITROOM_*`` variables that are not settings but are read where they are used, and why each is not a setting
+OTHER_VARIABLES: dict[str, str] = {
+    "SITROOM_VOCAB_FILE": "extra vocabulary keys, read by layers/store/vocab.py when the vocabularies load, before "
+                          "any settings exist",
+    "SITROOM_TEST_DATABASE_URL": "tests: the PostGIS server the test suite uses instead of the private cluster",
+    "SITROOM_TEST_DB": "tests: the name of the test database (default sitroom_test_<pid>)",
+    "SITROOM_TESTS_NEED_DB": "tests: a missing PostGIS or Chromium fails the run instead of skipping (make test)",
+    "SITROOM_SCREENSHOT_DIR": "tests: where the browser tests save the README's screenshots",
+    "SITROOM_CHROMIUM": "tests: the Chromium the browser tests drive (default /usr/bin/chromium)",
+    "SITROOM_CHROMEDRIVER": "tests: its ChromeDriver (default /usr/bin/chromedriver)",
+}
 
 
 class Settings(BaseSettings):
@@ -49,15 +68,41 @@ class Settings(BaseSettings):
         description="Where the private cluster, its logs and generated rasters live (outside git).",
     )
     tile_cache_dir: Path = Field(default=PROJECT_ROOT / "tile_cache")
+    # Most the basemap tile cache may hold; beyond it, tiles rendered on demand are served but not written.
+    tile_cache_max_mb: float = Field(default=2048.0, gt=0)
     mode: Literal["demo", "development", "production"] = "development"
     language: Literal["zh-CN", "en"] = "zh-CN"
     # Service area: every coordinate a user sends must fall inside (lon/lat swapped is the usual mistake).
     service_area: tuple[float, float, float, float] = DEFAULT_SERVICE_AREA
     max_zone_area_km2: float = Field(default=200_000.0, gt=0)
+    # Largest hazard the analyses cover cell by cell (writes of larger ones are refused; stored ones are skipped).
+    max_hazard_area_km2: float = Field(default=DEFAULT_MAX_HAZARD_AREA_KM2, gt=0)
     max_upload_mb: float = Field(default=200.0, gt=0)
     basemap: Literal["offline", "osm", "tianditu"] = "offline"
     tianditu_key: str | None = None
     secret_key: str | None = None
+    # Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted (0: none; 1: one nginx).
+    proxy_hops: int = Field(default=0, ge=0, le=5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_variables(cls, values: object) -> object:
+        """Refuse a ``SITROOM_*`` environment variable that nothing reads (pydantic-settings' ``extra="forbid"``
+        covers keyword arguments only), naming it and the closest known name."""
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields} | set(OTHER_VARIABLES)
+        # pydantic-settings matches names case-insensitively: sitroom_mode sets mode, so sitroom_bogus is checked too
+        unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        if unknown:
+            lines = []
+            for name in unknown:
+                near = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.75)
+                lines.append(f"{name}" + (f" (did you mean {near[0]}?)" if near else ""))
+            raise ValueError(
+                "unknown SITROOM_* environment variable" + ("s" if len(unknown) > 1 else "") + ": "
+                + "; ".join(lines) + ". Settings: " + ", ".join(sorted(k for k in known if k not in OTHER_VARIABLES))
+                + "; also read: " + ", ".join(sorted(OTHER_VARIABLES)) + " (layers/store/settings.py)")
+        return values
+
     # ETA of a resource to a scene (command and dispatch): geodesic distance x detour factor / speed of its kind,
     # both shown with every ETA; road travel time replaces it once a road network is loaded
     eta_detour_factor: float = Field(default=1.3, ge=1.0, le=5.0,

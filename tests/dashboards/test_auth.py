@@ -23,7 +23,7 @@ from layers.store.settings import Settings
 pytestmark = pytest.mark.db
 
 SOURCE = "test-auth"
-SECRET = "k" * 16 + "-not-a-real-secret-but-long-enough-" + "z" * 8
+SECRET = "tQ3v-Jm8xR2pLw9sK0dNf5yHb7cZ1gUe4aVi6oTn"  # a fixed test key, random-looking (128+ bits)
 PASSWORDS = {"t_viewer": "viewer-password-1", "t_analyst": "analyst-password-1", "t_wall": "display-password-1",
              "t_admin": "admin-password-1"}
 ROLES = {"t_viewer": "viewer", "t_analyst": "analyst", "t_wall": "display", "t_admin": "admin"}
@@ -233,7 +233,7 @@ def test_sessions_survive_a_restart_and_die_with_a_password_change(db_url: str, 
 
 # --- secrets and production -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("secret", [None, "changeme", "short-secret"])
+@pytest.mark.parametrize("secret", [None, "changeme", "short-secret", "a" * 36, "abcd" * 12])
 def test_production_refuses_default_secrets_naming_the_setting(tmp_path: Path, secret: str | None) -> None:
     s = Settings(database_url="postgresql+psycopg://nobody:x@127.0.0.1:1/none", mode="production",
                  secret_key=secret, state_dir=tmp_path)

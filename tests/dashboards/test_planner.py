@@ -12,6 +12,7 @@ import io
 import json
 import math
 
+import dash
 import h3
 import pytest
 from sqlalchemy import text
@@ -105,10 +106,10 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
         assert len(out[7]) == len(api["shelters"]) + len(api["gaps"])
         assert out[10]["bounds"][0][0] < out[10]["bounds"][1][0]
 
-        dl = planner.export(1, 0, state, "csv")
+        dl = planner.export(1, 0, state, None, "csv")[0]
         assert dl["filename"].endswith(".csv")
         rows_csv = list(csv.DictReader(io.StringIO(dl["content"])))
-        gj = json.loads(planner.export(0, 1, state, "geojson")["content"])
+        gj = json.loads(planner.export(0, 1, state, None, "geojson")[0]["content"])
     assert len(rows_csv) == len(api["cells"]["h3"]) == len({r["h3"] for r in rows_csv})
     covered = math.fsum(float(r["covered"]) for r in rows_csv)
     uncovered = math.fsum(float(r["uncovered"]) for r in rows_csv)
@@ -199,3 +200,48 @@ def test_fit_viewport_stops_at_the_offline_tiles_last_zoom_and_draw_tools_speak_
     assert zh["draw"]["toolbar"]["buttons"]["rectangle"] == "画矩形"
     assert en["draw"]["toolbar"]["buttons"]["rectangle"] == "Draw a rectangle"
     assert json.loads(getattr(el, "data-sitroom-drawlocal")) == zh
+
+
+@pytest.mark.parametrize("role", ["display", "viewer", "analyst"])
+def test_export_refuses_without_plan(app, busy_county, role: str) -> None:
+    """Issue 17 item 2: the export ran for anonymous, display and viewer (it skipped the role check)."""
+    from dashboards.pages import planner
+
+    state = {"key": "not-cached", "params": {"scope": {"adcode": busy_county}, "max_distance_m": 2000.0,
+                                             "kinds": None}}
+    with app.server.test_request_context("/_dash-update-component", method="POST"), signed_in(role):
+        data, status = planner.export(1, 0, state, "en", "csv")
+    assert data is dash.no_update and status == t("auth.not_allowed", "en")
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"scope": {"adcode": "150200"}, "max_distance_m": -5, "kinds": None}, "max_distance_m"),
+    ({"scope": {"adcode": "150200"}, "max_distance_m": float("nan"), "kinds": None}, "max_distance_m"),
+    ({"scope": {"adcode": "150200"}, "max_distance_m": 1e9, "kinds": None}, "max_distance_m"),
+    ({"scope": {"adcode": "150200"}, "max_distance_m": 2000, "kinds": ["castle"]}, "kinds"),
+    ({"scope": {"sql": "1; drop"}, "max_distance_m": 2000, "kinds": None}, "scope"),
+    ("nonsense", "params"),
+])
+def test_export_validates_its_parameters_as_the_api_does(app, params, field: str) -> None:
+    """``max_distance_m: -5`` was a 500; every bad parameter is named and nothing is computed."""
+    from dashboards.pages import planner
+
+    with app.server.test_request_context("/_dash-update-component", method="POST"), signed_in("planner"):
+        data, status = planner.export(1, 0, {"key": None, "params": params}, "en", "csv")
+    assert data is dash.no_update and field in status
+
+
+def test_export_of_a_run_too_large_is_refused_with_a_clear_message(app, demo_db) -> None:
+    """A prefecture at 100 km took 147 s and returned 50 MB: the run is bounded (cell-shelter pairs in reach)."""
+    from dashboards.pages import planner
+    from dashboards.services.coverage import MAX_COVERAGE_PAIRS
+
+    with demo_db.engine.connect() as c:  # the prefecture with the most shelters: the most pairs in reach
+        adcode = c.execute(text("SELECT r.adcode FROM admin_regions r JOIN shelters s ON ST_Intersects(r.geom, s.geom) "
+                                "WHERE r.level = 'prefecture' GROUP BY r.adcode ORDER BY count(*) DESC "
+                                "LIMIT 1")).scalar_one()
+    state = {"key": None, "params": {"scope": {"adcode": adcode}, "max_distance_m": 100_000, "kinds": None}}
+    with app.server.test_request_context("/_dash-update-component", method="POST"), signed_in("planner"):
+        data, status = planner.export(1, 0, state, "en", "csv")
+    assert data is dash.no_update
+    assert f"{MAX_COVERAGE_PAIRS:,}" in status and "max_distance_m" in status

@@ -151,9 +151,18 @@ def test_past_report_does_not_count_a_later_row(client: Any, demo_db: Any) -> No
             c.execute(text("DELETE FROM incidents WHERE id = :i"), {"i": new_id})
 
 
-def test_next_report_counts_changes_since_the_previous_one(client: Any) -> None:
+def test_fetching_changes_nothing_marking_as_sent_moves_the_window(client: Any, demo_db: Any) -> None:
+    """Issue 17 item 11: a GET made the report "the previous report"; now only POST .../sent does."""
+    from tests.conftest import api_token, authorize
+
     first = client.get(f"{URL}?format=html&lang=en")
     assert first.status_code == 200
+    again = client.get(f"{URL}?format=html&lang=en").get_data(as_text=True)
+    assert "Since the previous report" not in again
+    assert client.post(f"{URL}/sent", json={"at": first.headers["X-Report-Time"]}).status_code == 401
+    sender = authorize(client.application.test_client(), api_token(demo_db.engine, access="read"))
+    r = sender.post(f"{URL}/sent", json={"at": first.headers["X-Report-Time"]})
+    assert r.status_code == 200, r.get_data(as_text=True)
     second = client.get(f"{URL}?format=html&lang=en").get_data(as_text=True)
     assert "Since the previous report" in second
 

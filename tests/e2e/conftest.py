@@ -55,6 +55,8 @@ CHROMIUM_FLAGS = (
 )
 SERVER_START_TIMEOUT_S = 90.0
 SCREENSHOT_DIR = Path("/tmp")
+#: run by Debian's python3 (which has QGIS), not imported by pytest
+collect_ignore = ["qgis_client.py"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

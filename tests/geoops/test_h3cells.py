@@ -293,3 +293,18 @@ def test_parent_res_out_of_range_names_the_field():
     with pytest.raises(InvalidParameterError) as e:
         parent_cells(np.array([0x8831AA5555FFFFF]), res=8, parent_res=9)
     assert e.value.field == "parent_res"
+
+
+@pytest.mark.parametrize("bounds", [(97, 37, 126, 53), (74, 19, 134, 53)], ids=["inner-mongolia-box", "china-box"])
+def test_zone_weights_of_a_province_sized_zone(bounds: tuple[float, float, float, float]) -> None:
+    """Issue 17 item 1: h3's tracing of a long boundary edge failed ("pentagon distortion", "cannot unfold"); the
+    boundary is now traced in short pieces. Oracle: the zone's geodesic area (edges densified, as in lon/lat)."""
+    from shapely.geometry import box
+
+    from geoops.wgs84 import GEOD
+
+    zone = box(*bounds)
+    cells, frac = zone_weights(zone, res=4)
+    area = float((frac * cell_area_m2(cells)).sum())
+    truth = abs(GEOD.geometry_area_perimeter(zone.segmentize(0.01))[0])
+    assert area == pytest.approx(truth, rel=0.01)

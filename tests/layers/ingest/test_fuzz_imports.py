@@ -5,6 +5,12 @@ Hypothesis mutates and truncates real files of every format (GeoJSON, CSV, GeoPa
 builds files with huge, infinite or NaN coordinates, wrong and unknown CRSs; fixed cases cover a 10^6-vertex polygon
 and zip bombs. The oracle for "nothing half-written" is the row count of every feature table and of the history,
 read in the same transaction (so a partial write inside it would show) before and after each rejected import.
+
+When an import says ok, what it stored is read back with plain SQL before the savepoint is rolled back: every
+geometry in EPSG:4326 (``ST_SRID``), finite, in range and inside the service area, every kind and status in the layer's
+vocabulary; and where the test wrote the file, every row as sent: its coordinates equal to the sent ones reprojected
+from the declared CRS with ``pyproj`` (an independent transform, ``always_xy``), its name, kind, status and numbers
+unchanged, one stored row per sent row.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from pyproj import Transformer
+from scipy.optimize import linear_sum_assignment
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from layers.ingest import imports
+from layers.store import vocab
 from layers.store.errors import ValidationError
 from layers.store.models import FEATURE_MODELS
-from layers.store.settings import Settings
+from layers.store.settings import Settings, get_settings
 
 pytestmark = pytest.mark.db
 
@@ -41,8 +50,46 @@ def _counts(session: Session) -> dict[str, int]:
     return {t: int(session.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()) for t in TABLES}
 
 
+#: what a row of each layer is stored with, read back by :func:`_stored` (the layer's own numbers included)
+NUMBERS_OF = {"shelters": ("capacity", "occupancy"), "resources": ("quantity",), "protection_targets": ("occupants",)}
+VOCAB_OF = {"incidents": "incident", "shelters": "shelter", "hazards": "hazard", "admin_regions": None}
+
+
+def _stored(session: Session, layer: str) -> list[dict[str, Any]]:
+    """Every row the import wrote (source ``fuzz``), read with plain SQL: geometry facts, name, kind, status, numbers."""
+    extra = "".join(f", {c}" for c in NUMBERS_OF.get(layer, ()))
+    rows = session.execute(text(
+        f"SELECT ST_SRID(geom) AS srid, GeometryType(geom) AS gtype, ST_XMin(geom) AS xmin, ST_XMax(geom) AS xmax, "
+        f"ST_YMin(geom) AS ymin, ST_YMax(geom) AS ymax, ST_X(ST_PointOnSurface(geom)) AS x, "
+        f"ST_Y(ST_PointOnSurface(geom)) AS y, name, kind, status{extra} FROM \"{layer}\" WHERE source = 'fuzz'"))
+    return [dict(r._mapping) for r in rows]
+
+
+def _check_stored(layer: str, rows: list[dict[str, Any]]) -> None:
+    """What any accepted import must have stored: EPSG:4326, finite, in range, inside the service area (a point
+    inside it, another geometry overlapping it), kinds and statuses of the layer's vocabularies."""
+    west, south, east, north = get_settings().service_area
+    for r in rows:
+        assert r["srid"] == 4326, r
+        box = [r["xmin"], r["ymin"], r["xmax"], r["ymax"]]
+        assert all(np.isfinite(box)) and -180 <= r["xmin"] <= r["xmax"] <= 180 and -90 <= r["ymin"] <= r["ymax"] <= 90
+        if r["gtype"] == "POINT":
+            assert west <= r["x"] <= east and south <= r["y"] <= north, r
+        else:
+            assert r["xmax"] >= west and r["xmin"] <= east and r["ymax"] >= south and r["ymin"] <= north, r
+        name = VOCAB_OF[layer]
+        if name:
+            assert r["kind"] in vocab.keys(f"{name}_kind") and r["status"] in vocab.keys(f"{name}_status"), r
+
+
 def _import(session: Session, layer: str, path: Path, **kw: Any) -> str:
-    """Import; return 'ok' or 'rejected'. Any other exception fails the test. A rejected file changed no table."""
+    """Import; return 'ok' or 'rejected'. Any other exception fails the test. A rejected file changed no table;
+    an accepted one stored only what :func:`_check_stored` allows (see :func:`_import_rows` for the rows)."""
+    return _import_rows(session, layer, path, **kw)[0]
+
+
+def _import_rows(session: Session, layer: str, path: Path, **kw: Any) -> tuple[str, list[dict[str, Any]]]:
+    """:func:`_import`, also returning the rows stored when it was accepted (read before the rollback)."""
     before = _counts(session)
     sp = session.begin_nested()
     try:
@@ -51,9 +98,29 @@ def _import(session: Session, layer: str, path: Path, **kw: Any) -> str:
         assert str(e)  # the message says what was wrong
         sp.rollback()  # what the caller's transaction would do; the counts must not have moved before it either
         assert _counts(session) == before
-        return "rejected"
+        return "rejected", []
+    rows = _stored(session, layer)  # none for a file without rows (a header alone is accepted)
     sp.rollback()
-    return "ok"
+    _check_stored(layer, rows)
+    return "ok", rows
+
+
+def _assert_stored_as_sent(rows: list[dict[str, Any]], sent: list[dict[str, Any]], crs: str | None) -> None:
+    """One stored row per sent row, matched by position: coordinates equal to the sent ones reprojected from ``crs``
+    with pyproj (1e-7 degree, about 1 cm), every sent attribute unchanged."""
+    assert len(rows) == len(sent)
+    x = np.array([float(r["x"]) for r in sent])
+    y = np.array([float(r["y"]) for r in sent])
+    if crs not in (None, "EPSG:4326"):
+        x, y = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
+    got = np.array([[r["x"], r["y"]] for r in rows], dtype=float)
+    dist = np.abs(got[:, None, :] - np.column_stack([x, y])[None, :, :]).max(axis=2)
+    stored_i, sent_i = linear_sum_assignment(dist)
+    for i, j in zip(stored_i.tolist(), sent_i.tolist(), strict=True):
+        assert dist[i, j] <= 1e-7, (rows[i], sent[j], x[j], y[j])
+        for k, v in sent[j].items():
+            if k not in ("x", "y"):
+                assert rows[i][k] == v, (k, rows[i], sent[j])
 
 
 def _geojson(features: list[dict[str, Any]]) -> bytes:
@@ -117,6 +184,19 @@ NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(
                     st.sampled_from([1e308, -1e308, 181.0, -91.0, 0.0, 4.0e6, 39.9, 116.4]))
 
 
+#: valid attributes of a row of each layer, so that the coordinates and the CRS decide whether a file is accepted
+ATTRS = {"incidents": {"name": "火情", "kind": "fire", "status": "reported"},
+         "shelters": {"name": "避难所", "kind": "emergency", "status": "open", "capacity": 10, "occupancy": 3},
+         "hazards": {"name": "洪水", "kind": "flood", "status": "active"},
+         "admin_regions": {"name": "旗", "kind": "county", "status": "active"}}
+
+
+def _csv(attrs: dict[str, Any], coords: list[tuple[Any, Any]]) -> str:
+    cols = list(attrs)
+    return (",".join([*cols, "lon", "lat"]) + "\n"
+            + "".join(",".join([*(str(attrs[c]) for c in cols), str(x), str(y)]) + "\n" for x, y in coords))
+
+
 @FUZZ
 @given(coords=st.lists(st.tuples(NUMBERS, NUMBERS), min_size=1, max_size=5),
        layer=st.sampled_from(["incidents", "shelters", "hazards", "admin_regions"]),
@@ -125,14 +205,67 @@ def test_huge_and_nonfinite_coordinates_and_wrong_crs(session: Session, tmp_path
                                                       coords: list[tuple[Any, Any]], layer: str,
                                                       crs: str | None) -> None:
     # JSON cannot carry NaN/inf literally; Python's encoder writes NaN/Infinity, which GDAL may or may not read
-    feats = [{"type": "Feature", "properties": {"kind": "fire", "status": "active", "capacity": 10},
-              "geometry": {"type": "Point", "coordinates": [x, y]}} for x, y in coords]
+    attrs = ATTRS[layer]
+    feats = [{"type": "Feature", "properties": attrs, "geometry": {"type": "Point", "coordinates": [x, y]}}
+             for x, y in coords]
     p = tmp_path_factory.mktemp("coords") / "coords.geojson"
     p.write_bytes(_geojson(feats))
     csv = p.with_suffix(".csv")
-    csv.write_text("kind,status,capacity,lon,lat\n" + "".join(f"fire,active,10,{x},{y}\n" for x, y in coords))
+    csv.write_text(_csv(attrs, coords))
     for path in (p, csv):
-        _import(session, layer, path, crs=crs)
+        outcome, rows = _import_rows(session, layer, path, crs=crs)
+        event(f"{path.suffix} {outcome}")  # --hypothesis-show-statistics: how many were accepted and checked
+        if outcome == "ok":  # whatever was accepted is stored where it was sent, with the values sent
+            _assert_stored_as_sent(rows, [{"x": x, "y": y, **attrs} for x, y in coords], crs)
+
+
+#: CRSs a file may come in, each with the longitudes where its coordinates are meant to be used
+CRS_RANGES = {"EPSG:4326": (73.6, 135.0), "EPSG:4490": (73.6, 135.0), "EPSG:3857": (73.6, 135.0),
+              "EPSG:4527": (115.6, 118.4),  # CGCS2000 / 3-degree Gauss-Kruger zone 39 (117 E), zone number in x
+              "EPSG:4547": (112.6, 115.4)}  # CGCS2000 / 3-degree Gauss-Kruger CM 114E, no zone number
+NAMES = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N")), min_size=1, max_size=12)
+
+
+@FUZZ
+@given(layer=st.sampled_from(["incidents", "shelters"]), crs=st.sampled_from(sorted(CRS_RANGES)),
+       suffix=st.sampled_from([".geojson", ".csv"]), data=st.data())
+def test_valid_points_in_any_crs_are_stored_where_and_as_they_were_sent(session: Session, tmp_path_factory: Any,
+                                                                         layer: str, crs: str, suffix: str,
+                                                                         data: st.DataObject) -> None:
+    """Points meant to be valid: the import must accept them, and store each at its longitude and latitude."""
+    lo, hi = CRS_RANGES[crs]
+    n = data.draw(st.integers(1, 6))
+    lonlat = data.draw(st.lists(st.tuples(st.floats(lo, hi), st.floats(18.5, 53.5)), min_size=n, max_size=n,
+                                unique_by=lambda p: (round(p[0], 6), round(p[1], 6))))
+    names = data.draw(st.lists(NAMES, min_size=n, max_size=n))
+    sent = []
+    for (lon, lat), name in zip(lonlat, names, strict=True):
+        row: dict[str, Any] = {"name": name, **{k: v for k, v in ATTRS[layer].items() if k != "name"}}
+        if layer == "shelters":
+            row["capacity"] = data.draw(st.integers(0, 100_000))
+            row["occupancy"] = data.draw(st.integers(0, row["capacity"]))
+        sent.append({"x": lon, "y": lat, **row})
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform([s["x"] for s in sent],
+                                                                            [s["y"] for s in sent])
+    assume(np.all(np.isfinite(x)) and np.all(np.isfinite(y)))
+    attrs = [{k: v for k, v in s.items() if k not in ("x", "y")} for s in sent]
+    path = tmp_path_factory.mktemp("crs") / f"points{suffix}"
+    if suffix == ".geojson":
+        path.write_bytes(_geojson([{"type": "Feature", "properties": a,
+                                    "geometry": {"type": "Point", "coordinates": [float(xi), float(yi)]}}
+                                   for a, xi, yi in zip(attrs, x, y, strict=True)]))
+    else:
+        cols = list(attrs[0])
+        path.write_text(",".join([*cols, "lon", "lat"]) + "\n" + "".join(
+            ",".join([*(str(a[c]) for c in cols), repr(float(xi)), repr(float(yi))]) + "\n"
+            for a, xi, yi in zip(attrs, x, y, strict=True)), encoding="utf-8")
+    outcome, rows = _import_rows(session, layer, path, crs=crs)
+    assert outcome == "ok", "a valid file was rejected"
+    # the oracle reprojects what was sent back to lon/lat with pyproj; it must land where the point was meant to be
+    back = [{**s, "x": xi, "y": yi} for s, xi, yi in zip(sent, x, y, strict=True)]
+    _assert_stored_as_sent(rows, back, crs)
+    got = np.array(sorted((r["x"], r["y"]) for r in rows))
+    np.testing.assert_allclose(got, np.array(sorted((s["x"], s["y"]) for s in sent)), atol=1e-7)
 
 
 @FUZZ

@@ -11,8 +11,8 @@
   the live push and the wall's change cursor see them. ``sitroom_touch`` (0002) keeps ``updated_at``/``updated_by``.
 - The account role ``dispatcher`` (值班调度员).
 
-Revision ID: 0006_command
-Revises: 0005_layer_versions
+Revision ID: 0007_command
+Revises: 0006_sessions
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006_command"
-down_revision = "0005_layer_versions"
+revision = "0007_command"
+down_revision = "0006_sessions"
 branch_labels = None
 depends_on = None
 
