@@ -1,6 +1,8 @@
 """Dispatch through the API with 20 concurrent dispatchers, and dispatch -> wall, side by side with references.
 
-Run: ``python -m bench.bench_dispatch [--dispatchers 20] [--per 25] [--pool 300] [--wall 30] [--no-browser]``
+Run: ``python -m bench.bench_dispatch [--dispatchers 20] [--per 25] [--pool 300] [--wall 30] [--no-browser]``;
+the README's screenshots of ``/command`` and the wall on the demo (drill and its command part):
+``python -m bench.bench_dispatch --demo-screenshots docs/screenshots``.
 
 In a scratch database ``sitroom_bench_dispatch_<pid>`` (private cluster or ``SITROOM_DATABASE_URL``'s server; dropped
 afterwards): 2,000 available resources of every kind over Inner Mongolia, 400 incidents, the plan templates;
@@ -138,7 +140,7 @@ def dispatch_p95(base: str, token: str, rids: list[int], iids: list[int], *, dis
     return {"lat": lat, "outcomes": outcomes, "seconds": time.perf_counter() - t0}
 
 
-def _browser(base: str, user: str, password: str) -> Any:
+def _browser(base: str, user: str, password: str, path: str = "/wall") -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -152,7 +154,7 @@ def _browser(base: str, user: str, password: str) -> Any:
     d = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
     from tests.e2e.conftest import log_in
 
-    log_in(d, base, user, password, "/wall")
+    log_in(d, base, user, password, path)
     return d
 
 
@@ -241,6 +243,68 @@ def dispatch_to_wall(base: str, url: str, token: str, rids: list[int], iids: lis
     return out
 
 
+def demo_screenshots(target: Path) -> None:
+    """Load the demo (Inner Mongolia, as the dashboard tests do) and its command part into a scratch database, then
+    save ``command.png`` (a dispatcher on ``/command``, the first incident of the queue selected) and
+    ``wall-command.png`` (the wall as the hall's display account) at 1920x1080 in ``target``."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from selenium.webdriver.common.by import By
+    from sqlalchemy.orm import Session
+
+    from dashboards import ids
+    from layers.command.demo import load_command_demo
+    from layers.reference.demo import load_demo
+    from layers.store import auth
+    from layers.store.db import migrate
+
+    url = create_scratch("sitroom_bench_dispatch")
+    proc = desk = wall = None
+
+    def wait(cond: Any, timeout: float = 120.0) -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = cond()
+            if got:
+                return got
+            time.sleep(0.25)
+        raise TimeoutError("the page did not show what was awaited")
+
+    try:
+        migrate(url)
+        eng = create_engine(url)
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
+            s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
+            load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp, cell_deg=0.02)
+            load_command_demo(s, now=now, echo=print)
+        with eng.begin() as c:
+            auth.add_user(c, "duty_demo", "duty-demo-password", role="dispatcher", display_name="值班调度员")
+            auth.add_user(c, "wall_demo", "wall-demo-password", role="display", display_name="指挥大厅")
+        eng.dispose()
+        proc, base = serve(url, Path(f"/tmp/sitroom-bench-dispatch-demo-{os.getpid()}.log"), workers=2, threads=4)
+        target.mkdir(parents=True, exist_ok=True)
+        desk = _browser(base, "duty_demo", "duty-demo-password", "/command")
+        first = wait(lambda: desk.find_elements(By.CSS_SELECTOR, ".sr-cmd-q"))
+        first[0].click()
+        wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr"))
+        wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_PLANS} .sr-cmd-act-open"))
+        time.sleep(3.0)  # tiles paint
+        desk.save_screenshot(str(target / "command.png"))
+        wall = _browser(base, "wall_demo", "wall-demo-password", "/wall")
+        wait(lambda: wall.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_CMD_BANNERS} *"))
+        time.sleep(3.0)
+        wall.save_screenshot(str(target / "wall-command.png"))
+        print(f"screenshots: {target / 'command.png'}, {target / 'wall-command.png'}")
+    finally:
+        for d in (desk, wall):
+            if d is not None:
+                d.quit()
+        stop(proc)
+        drop_scratch(url)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dispatchers", type=int, default=20)
@@ -250,7 +314,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--wall", type=int, default=20, help="dispatches timed to the wall")
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--demo-screenshots", type=Path, default=None, metavar="DIR",
+                    help="only save the README's screenshots of /command and the wall on the demo, in DIR")
     args = ap.parse_args(argv)
+    if args.demo_screenshots is not None:
+        demo_screenshots(args.demo_screenshots)
+        return
     from layers.store.db import migrate
     from layers.store.models import ACTIVE_TASK_STATUSES, Task
     from tests.conftest import api_token

@@ -178,6 +178,7 @@ def demo_screenshot(path: Path) -> None:
     """Load the demo (Inner Mongolia only, as the dashboard tests do) into a scratch database and screenshot /wall."""
     from sqlalchemy.orm import Session
 
+    from layers.command.demo import load_command_demo
     from layers.reference.demo import load_demo
     from layers.store.db import migrate
 
@@ -192,6 +193,7 @@ def demo_screenshot(path: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
             s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
             load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
+            load_command_demo(s, now=now)  # the command part: response banners, tasks, deployed resources' lines
         from layers.store import (
             auth,  # the wall signs in once as a display account, as the hall's browser does
         )

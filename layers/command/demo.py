@@ -6,7 +6,7 @@ Run after the drill's features are loaded (:func:`layers.reference.demo.load_dem
 puts the flood plan at level Ⅳ and the grassland-fire plan at level Ⅲ into force (hours ago, some actions checked,
 one overdue), and dispatches the nearest available resource of the wanted kind to the most severe open incidents,
 moving the tasks along a timeline (completed, on scene, en route, assigned). Safe to run again: a plan already in
-force is left alone, an incident that already has a task is skipped.
+force is left alone, and the tasks are made only while the drill has none.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def _responses(session: Session, when: datetime) -> int:
 
 
 def _tasks(session: Session, when: datetime, eta: tasks.EtaParams) -> int:
+    if session.execute(select(Task.id).where(Task.assigned_by == DEMO_USER).limit(1)).first() is not None:
+        return 0  # the drill's timeline is there already (another seed's drill was purged with its tasks)
     severity = case({"extraordinary": 0, "major": 1, "large": 2, "general": 3}, value=Incident.severity, else_=4)
     has_task = select(Task.id).where(Task.incident_id == Incident.id).exists()
     open_incidents = session.execute(
