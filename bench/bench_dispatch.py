@@ -141,19 +141,11 @@ def dispatch_p95(base: str, token: str, rids: list[int], iids: list[int], *, dis
 
 
 def _browser(base: str, user: str, password: str, path: str = "/wall") -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for f in CHROMIUM_FLAGS:
-        opts.add_argument(f)
-    opts.add_argument("--window-size=1920,1080")
-    d = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    """Headless Chromium at 1920x1080 (as bench_wall's), signed in through /login and on ``path``."""
+    from bench.bench_wall import _browser as chromium
     from tests.e2e.conftest import log_in
 
+    d = chromium(1920, 1080)
     log_in(d, base, user, password, path)
     return d
 
@@ -254,6 +246,7 @@ def demo_screenshots(target: Path) -> None:
     from sqlalchemy.orm import Session
 
     from dashboards import ids
+    from dashboards.i18n import t
     from layers.command.demo import load_command_demo
     from layers.reference.demo import load_demo
     from layers.store import auth
@@ -286,8 +279,8 @@ def demo_screenshots(target: Path) -> None:
         proc, base = serve(url, Path(f"/tmp/sitroom-bench-dispatch-demo-{os.getpid()}.log"), workers=2, threads=4)
         target.mkdir(parents=True, exist_ok=True)
         desk = _browser(base, "duty_demo", "duty-demo-password", "/command")
-        first = wait(lambda: desk.find_elements(By.CSS_SELECTOR, ".sr-cmd-q"))
-        first[0].click()
+        unassigned = t("command.unassigned", "zh-CN")  # an incident waiting for a resource, as on duty
+        wait(lambda: [e for e in desk.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if unassigned in e.text])[0].click()
         wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr"))
         wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_PLANS} .sr-cmd-act-open"))
         time.sleep(3.0)  # tiles paint

@@ -389,7 +389,8 @@ def draw_details(selected: Any, live: Any, _version: Any) -> tuple[Any, Any, Any
         marks.append(dl.Polyline(positions=[[s["lat"], s["lon"]], [inc["lat"], inc["lon"]]], color="#1565c0",
                                  weight=1, dashArray="4 6"))
         marks.append(dl.CircleMarker(center=[s["lat"], s["lon"]], radius=5, color="#1565c0", fillOpacity=0.9,
-                                     children=dl.Tooltip(f"{s['rank']}. {s['name'] or ''} · {_min(s['eta_s'])} min")))
+                                     children=dl.Tooltip(f"{s['rank']}. {s['name'] or ''} · "
+                                                         + t("command.minutes", lang, n=_min(s["eta_s"])))))
     view: Any = no_update
     if ctx.triggered_id == ids.COMMAND_SELECTED:  # a new selection: show it and its suggestions
         lats = [inc["lat"], *(s["lat"] for s in data["suggestions"])]
