@@ -280,7 +280,9 @@ def demo_screenshots(target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         desk = _browser(base, "duty_demo", "duty-demo-password", "/command")
         unassigned = t("command.unassigned", "zh-CN")  # an incident waiting for a resource, as on duty
-        wait(lambda: [e for e in desk.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if unassigned in e.text])[0].click()
+        wait(lambda: desk.execute_script(  # found and clicked in one step: the queue may redraw in between
+            "const e = [...document.querySelectorAll('.sr-cmd-q')].find(q => q.textContent.includes(arguments[0]));"
+            "if (e) { e.click(); } return !!e;", unassigned))
         wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr"))
         wait(lambda: desk.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_PLANS} .sr-cmd-act-open"))
         time.sleep(3.0)  # tiles paint
