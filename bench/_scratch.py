@@ -94,12 +94,13 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30.0) -> None:
 
 def load_demo_into(url: str) -> None:
     """Migrate the scratch database ``url`` and load the demo drill into it (Inner Mongolia only, as the dashboard
-    tests load it; its present is this hour)."""
+    tests load it, with its command part; its present is this hour)."""
     import tempfile
     from datetime import UTC, datetime
 
     from sqlalchemy.orm import Session
 
+    from layers.command.demo import load_command_demo
     from layers.reference.demo import load_demo
     from layers.store.db import migrate
 
@@ -110,5 +111,6 @@ def load_demo_into(url: str) -> None:
         with tempfile.TemporaryDirectory() as tmp, Session(eng) as s, s.begin():
             s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
             load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
+            load_command_demo(s, now=now)  # response banners, tasks, deployed resources' lines
     finally:
         eng.dispose()

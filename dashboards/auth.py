@@ -59,22 +59,24 @@ from layers.store.settings import Settings
 log = logging.getLogger(__name__)
 
 #: what each role may do; ``read`` is every GET, ``analyse`` the analysis calls, ``draw`` impact zones and
-#: annotations, ``plan`` shelter planning, ``warn`` confirm or dismiss automatic warnings (监测员, the monitor role),
-#: ``write`` any layer, ``admin`` imports, users and tokens
+#: annotations, ``plan`` shelter planning, ``dispatch`` tasks, response plans and the duty log (指挥调度),
+#: ``warn`` confirm or dismiss automatic warnings (监测员, the monitor role; duty officers too), ``write`` any
+#: layer, ``admin`` imports, users and tokens
 ROLE_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "display": frozenset({"read"}),
     "viewer": frozenset({"read"}),
     "analyst": frozenset({"read", "analyse", "draw"}),
     "planner": frozenset({"read", "analyse", "draw", "plan"}),
     "monitor": frozenset({"read", "warn"}),
-    "admin": frozenset({"read", "analyse", "draw", "plan", "warn", "write", "admin"}),
+    "dispatcher": frozenset({"read", "analyse", "dispatch", "warn"}),
+    "admin": frozenset({"read", "analyse", "draw", "plan", "dispatch", "warn", "write", "admin"}),
 }
 #: capabilities a token's ``access`` may give (its layer scope is checked as well, where the call names a layer)
 TOKEN_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "read": frozenset({"read", "analyse"}),
-    "write": frozenset({"read", "analyse", "draw", "write"}),
+    "write": frozenset({"read", "analyse", "draw", "dispatch", "write"}),
 }
-WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "warn", "admin"})
+WRITE_CAPABILITIES: Final = frozenset({"draw", "write", "plan", "dispatch", "warn", "admin"})
 ANONYMOUS_READ_MODES: Final = frozenset({"demo", "development"})
 USER_SESSION_HOURS: Final = 12
 DISPLAY_SESSION_DAYS: Final = 400  # browsers cap cookie lifetimes at 400 days
@@ -149,6 +151,22 @@ POLICY: dict[tuple[str, str], Rule] = {
     (f"{API_PREFIX}/observations", "POST"): Rule("write", layer="observations"),
     (f"{API_PREFIX}/monitor/warnings/<int:warning_id>/confirm", "POST"): Rule("warn"),
     (f"{API_PREFIX}/monitor/warnings/<int:warning_id>/dismiss", "POST"): Rule("warn"),
+    # command and dispatch (dashboards/api/command.py): reads that name incidents and resources need a token scoped to
+    # every layer, and so do writes (a dispatch changes a resource's status)
+    (f"{API_PREFIX}/tasks", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/tasks", "POST"): Rule("dispatch", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/tasks/<int:task_id>", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/tasks/<int:task_id>", "PATCH"): Rule("dispatch", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/tasks/<int:task_id>/history", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/incidents/<int:incident_id>/suggestions", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/plans", "GET"): Rule("read"),
+    (f"{API_PREFIX}/plans/activations", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/plans/activations", "POST"): Rule("dispatch", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/plans/activations/<int:activation_id>", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/plans/activations/<int:activation_id>", "PATCH"): Rule("dispatch", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/plans/actions/<int:action_id>", "PATCH"): Rule("dispatch", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/duty-log", "GET"): Rule("read", layer=EVERY_LAYER),
+    (f"{API_PREFIX}/duty-log", "POST"): Rule("dispatch", layer=EVERY_LAYER),
     # reads that return layer data: a token's layer scope applies (several layers at once: every layer)
     (f"{API_PREFIX}/impact-zones", "GET"): Rule("read", layer="impact_zones"),
     (f"{API_PREFIX}/annotations", "GET"): Rule("read", layer="annotations"),
@@ -196,6 +214,14 @@ CALLBACK_POLICY: dict[str, str] = {
     "wall-monitor-reporting.children": "read",  # the wall's monitoring tile: GET /monitor/stations
     # plus the maps' own callbacks (popups, place search, coordinates, measuring: all "read", as GET /layers/<layer>
     # and GET /places), added by dashboards.components.maplayers.register_maps through add_callback_rule
+    "wall-cmd-banners.children": "read",        # the wall's command panel: GET /tasks, /plans/activations
+    "command-queue.children": "read",           # GET /situation (incidents) and /tasks
+    "command-board.children": "read",           # GET /tasks
+    "command-plans.children": "read",           # GET /plans/activations
+    "command-log.children": "read",             # GET /duty-log
+    "command-details.children": "read",         # GET /incidents/<id>/suggestions
+    "command-selected.data": "read",            # the incident picked in the queue (no data)
+    "command-status.children": "dispatch",      # every write of /command: POST /tasks, PATCH /tasks/<id>, /plans/..., POST /duty-log
 }
 
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "monitor": "import_observations",
     "users": ("users", "token"),
     "backup": ("backup", "restore"),
+    "plans": "plans",
 }
 
 

@@ -10,7 +10,10 @@ stops the import of this module (and the server's start) instead of turning into
 class in an exception's MRO wins. Every body has the same shape::
 
     {"error": {"code": "invalid_parameter", "message": "<translated>", "detail": "<what was received, what is
-     allowed>", "field": ..., "value": ..., "allowed": ..., "problems": [{row, field, value, allowed, file}]}}
+     allowed>", "field": ..., "value": ..., "allowed": ..., "problems": [{row, field, value, allowed, file}],
+     "context": {...}}}
+
+``context`` is present only for errors that carry one (a 409 conflict names the task or activation in the way).
 
 ``message`` is translated (``error.<code>`` in the catalogues; zh-CN or en per request); ``detail`` is the
 error's own text. Anything not in the table is a 500 whose body carries no traceback; the traceback goes to the log.
@@ -107,7 +110,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int | None, str | None], ...] = (
     (UploadTooLargeError, 413, "request_entity_too_large"),
     (PopulationBuildError, 422, "validation_error"),
     (NotFoundError, 404, "not_found"),
-    (ConflictError, 409, "conflict"),
+    (ConflictError, 409, None),  # its own code: conflict; resource_busy, illegal_transition, activation_state
     (AuthError, 401, "unauthorized"),
     (TileError, 400, "invalid_parameter"),
     (BasemapError, 422, "validation_error"),
@@ -261,6 +264,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
     err["value"] = _value(getattr(exc, "value", None)) if hasattr(exc, "value") else first.get("value")
     err["allowed"] = _allowed(getattr(exc, "allowed", None) or None) or first.get("allowed")
     err["problems"] = problems
+    context = getattr(exc, "context", None)
+    if isinstance(context, Mapping) and context:
+        err["context"] = dict(context)  # what the caller needs to act on a conflict (e.g. the task that won)
     return status, {"error": err}
 
 

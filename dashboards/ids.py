@@ -181,3 +181,50 @@ WALL_MONITOR_ANOMALIES: Final = "wall-monitor-anomalies"
 WALL_MONITOR_PENDING: Final = "wall-monitor-pending"
 WALL_MONITOR_LAYER: Final = "wall-monitor-layer"  # pending automatic warnings on the wall's map
 WALL_MONITOR_TICK: Final = "wall-monitor-tick"
+
+# --- wall: the command panel (dashboards/components/command_wall.py) ---
+WALL_CMD_BANNERS: Final = "wall-cmd-banners"  # "自治区启动防汛Ⅳ级应急响应", one per response in force
+WALL_CMD_PANEL: Final = "wall-cmd-panel"  # task counts by status and overdue plan actions
+WALL_CMD_LINES: Final = "wall-cmd-lines"  # map layer: deployed resources with a line to their target
+WALL_CMD_STATE: Final = "wall-cmd-state"  # what the panel drew (tests, benchmarks)
+
+
+def wall_task_count(status: str) -> str:
+    """ID of the wall's count of tasks in one status (``assigned`` ... ``cancelled``)."""
+    return f"wall-cmd-tasks-{status}"
+
+
+# --- command (/command) ---
+COMMAND_ROOT: Final = "command-root"
+COMMAND_STATUS: Final = "command-status"  # the answer to the last action (done, or why not)
+COMMAND_VERSION: Final = "command-version"  # bumped after every action of this page: panels redraw
+COMMAND_SELECTED: Final = "command-selected"  # the incident whose details and suggestions are shown
+COMMAND_TICK: Final = "command-tick"  # timers of the checklists
+COMMAND_QUEUE: Final = "command-queue"
+COMMAND_QUEUE_ITEM: Final = "command-queue-item"  # pattern-matching type: {"type": ..., "id": incident id}
+COMMAND_MAP: Final = "command-map"
+COMMAND_MAP_SELECTION: Final = "command-map-selection"
+COMMAND_MAP_DEPLOYED: Final = "command-map-deployed"
+COMMAND_DETAILS: Final = "command-details"
+COMMAND_NOTE: Final = "command-note"
+COMMAND_DISPATCH: Final = "command-dispatch"  # pattern-matching type: {"type": ..., "id": resource id}
+COMMAND_BOARD: Final = "command-board"
+COMMAND_TASK_MOVE: Final = "command-task-move"  # pattern-matching type: {"type": ..., "id": task id, "to": status}
+COMMAND_PLANS: Final = "command-plans"
+COMMAND_PLAN_KIND: Final = "command-plan-kind"
+COMMAND_PLAN_LEVEL: Final = "command-plan-level"
+COMMAND_PLAN_ACTIVATE: Final = "command-plan-activate"
+COMMAND_PLAN_CHANGE: Final = "command-plan-change"  # pattern-matching type: {"type": ..., "id": activation, "to": level or 0}
+COMMAND_ACTION_CHECK: Final = "command-action-check"  # pattern-matching type: {"type": ..., "id": action id}
+COMMAND_LOG: Final = "command-log"
+COMMAND_LOG_KIND: Final = "command-log-kind"
+COMMAND_LOG_QUERY: Final = "command-log-query"
+COMMAND_LOG_TEXT: Final = "command-log-text"
+COMMAND_LOG_ADD: Final = "command-log-add"
+COMMAND_LOG_CSV: Final = "command-log-csv"
+COMMAND_LOG_PDF: Final = "command-log-pdf"
+
+
+def command_board_column(status: str) -> str:
+    """ID of the task board's column of one status."""
+    return f"command-board-{status}"

@@ -25,6 +25,7 @@ import jinja2
 from sqlalchemy import Engine
 
 from dashboards.i18n import DEFAULT_LANGUAGE, normalize_lang, t, vocab_label
+from dashboards.services import command
 from layers.read import sitrep, situation
 from layers.render.staticmap import LEVEL_COLOURS, SEVERITY_COLOURS, SHELTER_COLOUR, render_map
 from layers.render.tiles import current_content
@@ -237,6 +238,8 @@ def generate(engine: Engine, settings: Settings, *, at: datetime | None = None, 
     with engine.connect() as conn:
         previous = sitrep.previous_report(log_path, before=at or datetime.now(DISPLAY_TZ))
         data = sitrep.gather(conn, at=at, since=since, previous=previous)
+        data["command"] = command.sitrep_section(conn, since=data["changes"]["since"], until=data["at"],
+                                                 live=data["live"])
     year = data["at"].astimezone(DISPLAY_TZ).year
     data["letterhead"] = {
         "unit": settings.report_unit_en if language == "en" else settings.report_unit,

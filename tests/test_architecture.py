@@ -208,7 +208,7 @@ def test_the_checker_sees_every_kind_of_import() -> None:
     assert imported_modules("from ..layers import x", "geoops.sub.mod") == [(1, "geoops.layers")]
 
 
-WINGS = ("store", "ingest", "read", "reference", "render", "monitor")
+WINGS = ("store", "ingest", "read", "reference", "render", "monitor", "command")
 
 
 def wing_violations(root: Path = ROOT) -> list[str]:

@@ -31,6 +31,7 @@ def declare_endpoints() -> None:
     from dashboards import live  # noqa: F401 - /events
     from dashboards.api import (  # noqa: F401
         analysis,
+        command,
         drawings,
         layers,
         monitor,

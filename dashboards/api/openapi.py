@@ -95,6 +95,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "value": {},
             "allowed": {},
             "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
+            "context": {"type": "object", "description": "a conflict's state: e.g. the task holding a resource"},
         },
     },
     "Problem": {

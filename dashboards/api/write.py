@@ -77,9 +77,11 @@ def write_features(layer: str, *, source: str, body: Any) -> dict[str, Any]:
 
 @endpoint(
     "/layers/<layer>/<int:feature_id>", "PATCH", tags=("layers", "feeds"), operation_id="patch_feature",
-    summary="Change a feature's status or counts (resource deployed/available, shelter occupancy, incident status)",
+    summary="Change a feature's status or counts (resource deployed/available, shelter occupancy, incident status), "
+            "or move a resource (its position from a vehicle location feed)",
     description="Body: a JSON object of columns to change; which columns each layer allows is listed in the 422 "
-                "answer to any other. Values as in imports (`deployed` or `已出动`). `properties` is merged.",
+                "answer to any other. Values as in imports (`deployed` or `已出动`). `properties` is merged. "
+                "A resource's `geometry` (a GeoJSON Point in the service area) moves it.",
     request_body={"type": "object", **STORE_CHECKED},
     responses={200: ("The columns that changed", {"type": "object", "properties": {
         "id": {"type": "integer"}, "layer": {"type": "string"}, "changed": {"type": "object"}}})},

@@ -20,15 +20,19 @@ def demo() -> None:
               help="A coarser resolution also built, for overviews.")
 @click.option("--workers", default=None, type=click.IntRange(1, 64), help="Worker processes (default: up to 2).")
 def load(seed: int, res: int, overview_res: int, workers: int | None) -> None:
+    from layers.command.demo import load_command_demo
+    from layers.command.tasks import EtaParams
     from layers.monitor.demo import load_monitoring_demo
     from layers.reference.demo import load_demo
     from layers.store.db import session_scope
+    from layers.store.settings import get_settings
 
     started = time.perf_counter()
     with session_scope(user="demo") as session:
         report = load_demo(session, seed=seed, res=res, overview_res=overview_res, workers=workers,
                            echo=click.echo)
         load_monitoring_demo(session, seed=seed, echo=click.echo)  # stations and 72 h of readings (docs/monitoring.md)
+        load_command_demo(session, eta=EtaParams.from_settings(get_settings()), echo=click.echo)
     click.echo(f"demo loaded in {time.perf_counter() - started:.1f} s (the population is MODELLED; the drill is "
                "fictional exercise data, 演练)")
     del report

@@ -29,10 +29,10 @@ def users() -> None:
 
 
 @users.command(name="add", help="Create an account with a role (display, viewer, analyst, planner, monitor, "
-                                "admin).")
+                                "dispatcher, admin).")
 @click.argument("username")
 @click.option("--role", required=True,
-              type=click.Choice(["display", "viewer", "analyst", "planner", "monitor", "admin"]))
+              type=click.Choice(["display", "viewer", "analyst", "planner", "monitor", "dispatcher", "admin"]))
 @click.option("--name", "display_name", default=None, help="Name shown in the pages (e.g. 李伟).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def add(username: str, role: str, display_name: str | None, password_stdin: bool) -> None:

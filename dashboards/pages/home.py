@@ -22,6 +22,7 @@ ROLES: tuple[tuple[str, str], ...] = (
     ("planner", "/planner"),
     ("leader", "/leader"),
     ("monitor", "/monitor"),
+    ("command", "/command"),
 )
 
 

@@ -42,6 +42,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboards import ids
 from dashboards.components.basemap import base_map, leaflet_bbox
+from dashboards.components.command_wall import COMMAND_LAYERS, command_map_layer, command_overlay
 from dashboards.components.live import live_id, live_source
 from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.components.mapstyle import LEVEL_COLOURS
@@ -80,7 +81,7 @@ FULL_REFRESH_S = 60
 PUSH_SAFETY_S = 5
 #: the layers the wall draws or counts: a pushed change of any other layer (protection targets, regions, ...)
 #: does not redraw it
-WALL_LAYERS = ("incidents", "hazards", "annotations", "shelters", "resources", "impact_zones")
+WALL_LAYERS = ("incidents", "hazards", "annotations", "shelters", "resources", "impact_zones", *COMMAND_LAYERS)
 #: a redraw not finished after this long no longer blocks the next one (a lost response, a PreventUpdate)
 REDRAW_TIMEOUT_S = 15
 SEVERITIES = ("extraordinary", "major", "large", "general")
@@ -150,6 +151,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         dl.LayerGroup(id=ids.WALL_ANNOTATION_LAYER),
         dl.LayerGroup(id=ids.WALL_FLASH_LAYER),
         monitor_layer(),
+        command_map_layer(),
     ])
     heat = dcc.RadioItems(id=ids.WALL_HEAT, value="incidents", inline=True, className="sr-wall-heat",
                           options=[{"label": t(f"wall.heat.{m}", lang), "value": m} for m in HEAT_MODES])
@@ -174,6 +176,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                 sitrep_button(id=ids.WALL_SITREP, lang=lang, style=SITREP_STYLE),
             ]),
             html.Div("", id=ids.WALL_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status"),
+            command_overlay(lang),
             html.Div(className="sr-wall-map-tools", children=[
                 heat, html.Div(id=ids.WALL_LEGEND, className="sr-wall-legend"),
                 html.Div(level_legend(lang), id=ids.WALL_LEVEL_LEGEND, className="sr-wall-legend")]),

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from dashboards.i18n import DEFAULT_LANGUAGE, vocab_label
 from dashboards.services.coalesce import Coalescer, Entry, read_stamp
+from dashboards.services.command import wall_picture as command_picture
 from geoops.h3cells import points_to_cells
 from layers.read import analysis, history, situation
 
@@ -138,7 +139,8 @@ def ticker_rows(conn: Any, when: datetime, lang: str) -> list[dict[str, Any]]:
 
 
 def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any], hexes: dict[str, Any],
-             tol: float, lang: str, annotations: dict[str, Any], zones: dict[str, Any]) -> dict[str, Any]:
+             tol: float, lang: str, annotations: dict[str, Any], zones: dict[str, Any],
+             past: bool = False) -> dict[str, Any]:
     hourly = situation.incidents_per_hour(conn, hours=24, now=when)
     ticker = ticker_rows(conn, when, lang)
     return {
@@ -162,6 +164,7 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "extent": situation.picture_extent(conn, at=when),
         # hazards left out of the figures (cannot be computed); the wall's banner names them
         "skipped": affected.get("skipped", []),
+        "command": command_picture(conn, now=when, at=when if past else None, lang=lang),
     }
 
 
@@ -202,4 +205,4 @@ def _past_snapshot(conn: Any, at: datetime, *, zoom: float | None, bbox: list[fl
         hexes.update(res=res, heat=heat)
         return _picture(conn, at, version=version, affected=affected, hexes=hexes, tol=tol, lang=lang,
                         annotations={"type": "FeatureCollection", "features": notes},
-                        zones={"type": "FeatureCollection", "features": zones})
+                        zones={"type": "FeatureCollection", "features": zones}, past=True)

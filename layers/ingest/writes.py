@@ -39,7 +39,8 @@ from layers.store.models import FEATURE_MODELS, table_of
 MAX_FEATURES = 10_000
 #: columns a PATCH may change, per layer (``properties`` is merged key by key; a null value removes a key)
 PATCHABLE: dict[str, tuple[str, ...]] = {
-    "resources": ("status", "quantity", "unit", "name", "valid_to", "properties"),
+    # a resource's geometry: its position from a vehicle location feed (the task board's distance and ETA left)
+    "resources": ("status", "quantity", "unit", "name", "valid_to", "properties", "geometry"),
     "shelters": ("status", "occupancy", "capacity", "name", "valid_to", "properties"),
     "incidents": ("status", "severity", "casualties", "name", "valid_to", "properties"),
     "hazards": ("status", "warning_level", "onset", "expires", "name", "valid_to", "properties"),
@@ -225,12 +226,24 @@ def _current(c: Connection, layer: str, feature_id: int) -> Any:
     return row
 
 
+def _patched_geometry(changes: Mapping[str, Any]) -> Any:
+    g = changes["geometry"]
+    try:  # strict RFC 7946, as a feed's POST is read
+        return parse_geojson_geometry(g)
+    except GeoOpsError as e:
+        raise ValidationError([RowError(None, e.field or "geometry", json.dumps(g, default=str)[:200],
+                                        f"a GeoJSON geometry with lon/lat coordinates ({e.message}; {e.allowed})",
+                                        _BODY)],
+                              message="bad geometry; nothing was written") from None
+
+
 def patch_feature(conn: Session | Connection, layer: str, feature_id: int, changes: Mapping[str, Any], *,
                   user: str = "api") -> dict[str, Any]:
     """Change some columns of one live feature (status, occupancy, quantity ...), checked like an import row.
 
     Values are read as in imports: vocabulary keys or their zh-CN / en labels (``已出动`` -> ``deployed``),
-    integers, ISO times. ``properties`` is merged (a null removes a key). The history records the change and ``user``.
+    integers, ISO times. ``properties`` is merged (a null removes a key). A resource's ``geometry`` (GeoJSON) moves
+    it, checked as an import's (a point in the service area). The history records the change and ``user``.
 
     Returns
     -------
@@ -265,15 +278,15 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
     model = FEATURE_MODELS[layer]
     with conn.begin_nested():
         cur = _current(c, layer, feature_id)
-        cols = {k: v for k, v in changes.items() if k != "properties"}
+        cols = {k: v for k, v in changes.items() if k not in ("properties", "geometry")}
         spec_cols = [k for k in fieldmap.spec(layer).columns if k in cur]
         record = {k: cur[k] for k in spec_cols}
         record.update(cols)
-        geom = shapely.from_wkb(bytes(cur["_wkb"]))
+        geom = shapely.from_wkb(bytes(cur["_wkb"])) if "geometry" not in changes else _patched_geometry(changes)
         frame = gpd.GeoDataFrame(pd.DataFrame([record], index=[0]).astype(object),
                                  geometry=gpd.GeoSeries([geom], crs=4326), crs=4326)
         clean, problems, _ = validate_frame(layer, frame, file=_BODY)
-        mine = [p for p in problems if p.field in cols]
+        mine = [p for p in problems if p.field in cols or (p.field == "geometry" and "geometry" in changes)]
         if mine or problems:
             raise ValidationError([RowError(None, p.field, p.value, p.allowed, _BODY) for p in (mine or problems)],
                                   message="bad value; nothing was written")
@@ -287,6 +300,8 @@ def patch_feature(conn: Session | Connection, layer: str, feature_id: int, chang
                 v = int(v)
             if v != cur[k]:
                 values[k] = v
+        if "geometry" in changes and not shapely.equals_exact(geom, shapely.from_wkb(bytes(cur["_wkb"])), 0.0):
+            values["geom"] = func.ST_GeomFromWKB(shapely.to_wkb(clean.geometry.iloc[0]), 4326)
         if props_patch:
             merged = {**cur["properties"], **props_patch}
             merged = {k: v for k, v in merged.items() if v is not None}

@@ -13,7 +13,8 @@ the answers into sessions, 401 and 403. Every function takes a SQLAlchemy ``Sess
 does not commit; the caller's transaction decides.
 
 Roles: ``display`` (a wall: reads only), ``viewer`` (reads: wall, leader), ``analyst`` (draws, annotates, runs
-analyses), ``planner`` (as analyst, plus shelter planning), ``admin`` (everything: imports, users, tokens).
+analyses), ``planner`` (as analyst, plus shelter planning), ``dispatcher`` (the duty officer: tasks, response plans,
+the duty log), ``admin`` (everything: imports, users, tokens).
 
 Examples
 --------
@@ -61,7 +62,7 @@ TOKEN_SCOPES: Final = (*sorted(FEATURE_MODELS), "observations")
 TOKEN_PREFIX: Final = "srt_"
 MIN_PASSWORD_CHARS: Final = 10
 DEMO_ACCOUNTS: Final = (("display", "display"), ("analyst", "analyst"), ("planner", "planner"),
-                        ("monitor", "monitor"), ("admin", "admin"))
+                        ("monitor", "monitor"), ("dispatcher", "dispatcher"), ("admin", "admin"))
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,63}")
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _hasher = PasswordHasher()

@@ -22,7 +22,10 @@ class NotFoundError(StoreError, LookupError):
 
 
 class ConflictError(StoreError, RuntimeError):
-    """The request does not fit the row's current state (a warning already confirmed by someone else)."""
+    """The request does not fit the row's current state (a warning already confirmed by someone else); answered
+    409 with ``code`` (subclasses name theirs: ``layers.command.errors``)."""
+
+    code = "conflict"
 
 
 class DatabaseUnavailableError(StoreError, ConnectionError):

@@ -1,10 +1,7 @@
 """The PostGIS schema as typed SQLAlchemy 2 models. Alembic migrations mirror this module exactly.
 
 Public: :class:`Base`, one model per layer (:class:`Hazard`, :class:`Incident`, :class:`Shelter`,
-:class:`Resource`, :class:`ProtectionTarget`, :class:`AdminRegion`, :class:`ImpactZone`, :class:`Annotation`,
-:class:`Station`), :class:`PopulationCell`, :class:`PopulationSource`, :class:`FeatureHistory`,
-:data:`FEATURE_MODELS`, :func:`table_of`, :data:`USER_ROLES`; the monitoring store: :class:`Observation` (a time series partitioned by
-month), :data:`QUALITY_FLAGS` and :class:`WarningRule` (warning rules as data).
+USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "monitor", "dispatcher", "admin")
 
 Every feature layer shares the columns of :class:`FeatureMixin`. Columns that analyses filter or sum on are real
 columns (capacity, occupancy, quantity, status, warning level, occupants, adcode ...); the rest lives in
@@ -372,7 +369,7 @@ class WarningRule(Base):
 # --- accounts and API tokens (layers/store/auth.py) ------------------------------------------------------------------------
 
 #: roles of a person's account; ``display`` is the read-only account a wall runs under
-USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "monitor", "admin")
+USER_ROLES: tuple[str, ...] = ("display", "viewer", "analyst", "planner", "monitor", "dispatcher", "admin")
 
 
 class User(Base):
@@ -391,7 +388,7 @@ class User(Base):
                                                           server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint("role IN ('display','viewer','analyst','planner','monitor','admin')", name="role"),
+        CheckConstraint("role IN ('display','viewer','analyst','planner','monitor','dispatcher','admin')", name="role"),
     )
 
 
@@ -439,4 +436,203 @@ class ApiToken(Base):
     __table_args__ = (
         CheckConstraint("access IN ('read','write')", name="access"),
         Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+    )
+
+
+# --- command and dispatch (layers/command/) --------------------------------------------------------------------------
+
+#: a task's life: assigned -> en_route -> on_scene -> completed, or cancelled (the allowed moves: layers/command/tasks.py)
+TASK_STATUSES: tuple[str, ...] = ("assigned", "en_route", "on_scene", "completed", "cancelled")
+#: statuses in which a task holds its resource: at most one such task per resource (a unique index says so)
+ACTIVE_TASK_STATUSES: tuple[str, ...] = ("assigned", "en_route", "on_scene")
+#: the command tables whose every change is kept in ``feature_history`` (``layer`` = table name) and announced on
+#: ``sitroom_changes``, as the feature layers' are: replay, the live push and the wall's cursor see them
+COMMAND_TABLES: tuple[str, ...] = ("tasks", "plan_activations", "activation_actions", "duty_log")
+#: response levels, 1 = Ⅰ级 (the highest) .. 4 = Ⅳ级
+RESPONSE_LEVELS: tuple[int, ...] = (1, 2, 3, 4)
+#: what a duty-log line records: a dispatch, a task transition, a plan step (activation, level change, close), a
+#: checklist action, a warning confirmation, a person's own entry
+DUTY_LOG_KINDS: tuple[str, ...] = ("dispatch", "task", "plan", "action", "warning", "manual")
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ",".join(f"'{v}'" for v in values)
+
+
+class Task(Base):
+    """A resource sent to an incident (or a hazard, or an impact zone) to do something (调度任务).
+
+    Who and when of every transition are columns (``<status>_at``, ``<status>_by``); the ETA is the one computed at
+    dispatch, with the parameters it used (distance, detour factor, speed). A resource holds at most one task in
+    :data:`ACTIVE_TASK_STATUSES`: the partial unique index ``uq_tasks_active_resource`` decides races.
+    """
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="CASCADE"))
+    hazard_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("hazards.id", ondelete="CASCADE"))
+    zone_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("impact_zones.id", ondelete="CASCADE"))
+    resource_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("resources.id", ondelete="CASCADE"),
+                                             nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="assigned")
+    note: Mapped[str | None] = mapped_column(Text)
+    distance_m: Mapped[float | None] = mapped_column(Double)
+    eta_s: Mapped[float | None] = mapped_column(Double)
+    eta_speed_kmh: Mapped[float | None] = mapped_column(Double)
+    eta_detour: Mapped[float | None] = mapped_column(Double)
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    assigned_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    en_route_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    en_route_by: Mapped[str | None] = mapped_column(String(64))
+    on_scene_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    on_scene_by: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_by: Mapped[str | None] = mapped_column(String(64))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_by: Mapped[str] = mapped_column(String(64), nullable=False, server_default="system")
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_sql_list(TASK_STATUSES)})", name="status"),
+        CheckConstraint("num_nonnulls(incident_id, hazard_id, zone_id) = 1", name="one_target"),
+        Index("uq_tasks_active_resource", "resource_id", unique=True,
+              postgresql_where=text(f"status IN ({_sql_list(ACTIVE_TASK_STATUSES)})")),
+        Index("ix_tasks_status", "status"),
+        Index("ix_tasks_incident_id", "incident_id"),
+    )
+
+
+class ResponsePlan(Base):
+    """A response plan template (预案) for one hazard kind and response level: when it starts (启动条件), how soon
+    information must be reported (信息报告时限), and its ordered actions (响应措施, :class:`PlanAction`)."""
+
+    __tablename__ = "response_plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hazard_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    name_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    name_en: Mapped[str] = mapped_column(Text, nullable=False)
+    response_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    response_en: Mapped[str] = mapped_column(Text, nullable=False)
+    conditions_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    conditions_en: Mapped[str] = mapped_column(Text, nullable=False)
+    report_minutes: Mapped[int] = mapped_column(Integer, nullable=False)
+    basis: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("hazard_kind", "level", name="uq_response_plans_hazard_kind_level"),
+        CheckConstraint("level BETWEEN 1 AND 4", name="level"),
+        CheckConstraint("report_minutes > 0", name="report_minutes"),
+    )
+
+
+class PlanAction(Base):
+    """One action of a plan template: text, responsible unit or role, deadline in minutes after activation.
+
+    ``code`` names the same action across levels (``consult``, ``report`` ...), so a checklist follows a level change.
+    """
+
+    __tablename__ = "plan_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(Integer, ForeignKey("response_plans.id", ondelete="CASCADE"), nullable=False)
+    seq: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
+    text_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    text_en: Mapped[str] = mapped_column(Text, nullable=False)
+    unit_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    unit_en: Mapped[str] = mapped_column(Text, nullable=False)
+    deadline_min: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("plan_id", "seq", name="uq_plan_actions_plan_id_seq"),
+        UniqueConstraint("plan_id", "code", name="uq_plan_actions_plan_id_code"),
+        CheckConstraint("deadline_min >= 0", name="deadline_min"),
+    )
+
+
+class PlanActivation(Base):
+    """A plan put into force (启动应急响应) for a hazard kind at a level, optionally for one hazard or incident."""
+
+    __tablename__ = "plan_activations"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(Integer, ForeignKey("response_plans.id"), nullable=False)
+    hazard_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    hazard_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("hazards.id", ondelete="SET NULL"))
+    incident_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("incidents.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")
+    issuer: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    activated_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    level_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_by: Mapped[str] = mapped_column(String(64), nullable=False, server_default="system")
+
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 1 AND 4", name="level"),
+        CheckConstraint("status IN ('active','closed')", name="status"),
+        Index("ix_plan_activations_status", "status"),
+    )
+
+
+class ActivationAction(Base):
+    """One line of an activation's checklist: the template action copied at activation (or level change), its
+    deadline, and who checked it, when, with what note. ``dropped``: left behind by a level change, never done."""
+
+    __tablename__ = "activation_actions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    activation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("plan_activations.id", ondelete="CASCADE"),
+                                               nullable=False)
+    seq: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
+    level: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    text_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    text_en: Mapped[str] = mapped_column(Text, nullable=False)
+    unit_zh: Mapped[str] = mapped_column(Text, nullable=False)
+    unit_en: Mapped[str] = mapped_column(Text, nullable=False)
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open")
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_by: Mapped[str] = mapped_column(String(64), nullable=False, server_default="system")
+
+    __table_args__ = (
+        UniqueConstraint("activation_id", "code", name="uq_activation_actions_activation_id_code"),
+        CheckConstraint("status IN ('open','done','dropped')", name="status"),
+        Index("ix_activation_actions_open_deadline", "deadline_at", postgresql_where=text("status = 'open'")),
+    )
+
+
+class DutyLogEntry(Base):
+    """One line of the duty log (值班日志): every dispatch, task transition, plan step, warning confirmation and
+    manual entry, with time and person. Append-only (a trigger refuses UPDATE and DELETE): corrections are new lines.
+
+    Machine lines carry a message ``code`` and its ``params`` (rendered in the reader's language); ``text`` is a
+    person's words (a manual entry, a note).
+    """
+
+    __tablename__ = "duty_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    author: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    code: Mapped[str | None] = mapped_column(String(48))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    text: Mapped[str | None] = mapped_column(Text)  # after ``params``: the name hides sqlalchemy's text() below it
+    task_id: Mapped[int | None] = mapped_column(BigInteger)
+    activation_id: Mapped[int | None] = mapped_column(BigInteger)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_sql_list(DUTY_LOG_KINDS)})", name="kind"),
+        Index("ix_duty_log_at", "at"),
+        Index("ix_duty_log_kind_at", "kind", "at"),
     )

@@ -26,9 +26,18 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geoops.validate import DEFAULT_MAX_HAZARD_AREA_KM2, DEFAULT_SERVICE_AREA
+from layers.store.vocab import keys as vocab_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SITROOM_"
+#: average travel speed of each resource kind from its base to a scene, km/h (roads of a wide region, start-up
+#: included; a boat or an excavator travels on a trailer); a deployment sets its own with SITROOM_ETA_SPEED_KMH
+DEFAULT_ETA_SPEED_KMH: dict[str, float] = {
+    "rescue_team": 50.0, "fire_engine": 45.0, "ambulance": 55.0, "medical_team": 50.0, "supply_depot": 40.0,
+    "helicopter": 180.0, "excavator": 25.0, "generator": 40.0, "boat": 40.0,
+}
+#: kinds that do not follow roads: their detour factor is 1 unless SITROOM_ETA_DETOUR_BY_KIND says otherwise
+DEFAULT_ETA_DETOUR_BY_KIND: dict[str, float] = {"helicopter": 1.0}
 
 #: ``SITROOM_*`` variables that are not settings but are read where they are used, and why each is not a setting
 OTHER_VARIABLES: dict[str, str] = {
@@ -112,6 +121,25 @@ class Settings(BaseSettings):
     report_signer: str = Field(default="", max_length=40)
     report_number_format: str = Field(default="{year}-{n:03d}", max_length=60)
 
+    # ETA of a resource to a scene (command and dispatch): geodesic distance x detour factor / speed of its kind,
+    # both shown with every ETA; road travel time replaces it once a road network is loaded
+    eta_detour_factor: float = Field(default=1.3, ge=1.0, le=5.0,
+                                     description="road distance / geodesic distance, for kinds that follow roads")
+    eta_speed_kmh: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ETA_SPEED_KMH),
+                                            description="speed per resource kind, km/h (missing kinds: defaults)")
+    eta_detour_by_kind: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ETA_DETOUR_BY_KIND),
+                                                 description="detour factor of kinds that differ from the default")
+
+    @field_validator("eta_speed_kmh")
+    @classmethod
+    def _check_speeds(cls, v: dict[str, float]) -> dict[str, float]:
+        return {**DEFAULT_ETA_SPEED_KMH, **_per_kind(v, "eta_speed_kmh", 0.0, 1000.0, "km/h in (0, 1000]")}
+
+    @field_validator("eta_detour_by_kind")
+    @classmethod
+    def _check_detours(cls, v: dict[str, float]) -> dict[str, float]:
+        return _per_kind(v, "eta_detour_by_kind", 1.0, 5.0, "a factor in [1, 5]", low_inclusive=True)
+
     @field_validator("report_number_format")
     @classmethod
     def _check_number_format(cls, v: str) -> str:
@@ -147,6 +175,21 @@ class Settings(BaseSettings):
     def basemaps_path(self) -> Path:
         """Where site basemaps are registered."""
         return self.basemap_dir or self.state_dir / "basemaps"
+
+
+def _per_kind(v: dict[str, float], name: str, low: float, high: float, allowed: str, *,
+              low_inclusive: bool = False) -> dict[str, float]:
+    """A per-resource-kind setting checked: known kinds only, every value in range (the message names the kind)."""
+    kinds = vocab_keys("resource_kind")
+    out: dict[str, float] = {}
+    for kind, value in v.items():
+        if kind not in kinds:
+            raise ValueError(f"{name}: unknown resource kind {kind!r}; known: {', '.join(kinds)}")
+        x = float(value)
+        if not ((low <= x if low_inclusive else low < x) and x <= high):
+            raise ValueError(f"{name}.{kind} must be {allowed}, got {value!r}")
+        out[kind] = x
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -106,11 +106,11 @@ def test_revoked_token_is_refused_and_kept(session: Session) -> None:
 
 def test_demo_accounts_are_made_once_with_hashed_generated_passwords(session: Session) -> None:
     made = auth.ensure_demo_accounts(session)
-    assert sorted(made) == ["admin", "analyst", "display", "monitor", "planner"]
-    assert len(set(made.values())) == 5 and all(len(p) >= auth.MIN_PASSWORD_CHARS for p in made.values())
+    assert sorted(made) == ["admin", "analyst", "dispatcher", "display", "monitor", "planner"]
+    assert len(set(made.values())) == 6 and all(len(p) >= auth.MIN_PASSWORD_CHARS for p in made.values())
     roles = {u["username"]: u["role"] for u in auth.list_users(session)}
     assert {k: roles[k] for k in made} == {"display": "display", "analyst": "analyst", "planner": "planner",
-                                           "monitor": "monitor", "admin": "admin"}
+                                           "monitor": "monitor", "dispatcher": "dispatcher", "admin": "admin"}
     for name, pw in made.items():
         assert auth.verify_password(session, name, pw).name == name
         stored = session.execute(select(User.password_hash).where(User.username == name)).scalar_one()
