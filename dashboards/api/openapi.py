@@ -236,6 +236,10 @@ def _parse_scalar(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
         raise ParameterError(field=name, value=raw, allowed=allowed)
     if "maximum" in schema and value > schema["maximum"]:
         raise ParameterError(field=name, value=raw, allowed=allowed)
+    if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+        raise ParameterError(field=name, value=raw, allowed=allowed)
+    if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+        raise ParameterError(field=name, value=raw, allowed=allowed)
     return value
 
 

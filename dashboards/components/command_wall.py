@@ -105,17 +105,22 @@ def panel(picture: dict[str, Any] | None, lang: str) -> list[Any]:
     ]
 
 
-@callback(
-    Output(ids.WALL_CMD_BANNERS, "children"),
-    Output(ids.WALL_CMD_PANEL, "children"),
-    Output(ids.WALL_CMD_LINES, "children"),
-    Output(ids.WALL_CMD_STATE, "data"),
-    Input(ids.WALL_DRAWN, "data"),
-    State(ids.WALL_MAP, "zoom"),
-    State(ids.WALL_MAP, "bounds"),
-    State(replay_id("wall", "state"), "data"),
-    prevent_initial_call=True,
-)
+def register_command_panel() -> None:
+    """Register the panel's callback with the app being built (call at the wall page module's top level: Dash
+    executes a page module for every app it makes, but imports this module once)."""
+    callback(
+        Output(ids.WALL_CMD_BANNERS, "children"),
+        Output(ids.WALL_CMD_PANEL, "children"),
+        Output(ids.WALL_CMD_LINES, "children"),
+        Output(ids.WALL_CMD_STATE, "data"),
+        Input(ids.WALL_DRAWN, "data"),
+        State(ids.WALL_MAP, "zoom"),
+        State(ids.WALL_MAP, "bounds"),
+        State(replay_id("wall", "state"), "data"),
+        prevent_initial_call=True,
+    )(redraw)
+
+
 def redraw(drawn: dict[str, Any] | None, zoom: float | None, bounds: Any, replay: dict[str, Any] | None
            ) -> tuple[Any, ...]:
     """Draw the command part of the picture the wall has just drawn (or of the replayed time)."""

@@ -42,7 +42,12 @@ from dash.exceptions import PreventUpdate
 
 from dashboards import ids
 from dashboards.components.basemap import base_map, leaflet_bbox
-from dashboards.components.command_wall import COMMAND_LAYERS, command_map_layer, command_overlay
+from dashboards.components.command_wall import (
+    COMMAND_LAYERS,
+    command_map_layer,
+    command_overlay,
+    register_command_panel,
+)
 from dashboards.components.live import live_id, live_source
 from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.components.mapstyle import LEVEL_COLOURS
@@ -72,6 +77,7 @@ register_maps("wall", ids.WALL_MAP,
               checked=("incidents_major", "resources_deployed"), live=live_id("wall"),
               replay=replay_id("wall", "state"))
 register_monitor_tile(ids.WALL_STATUS, replay_id("wall", "state"))  # stations reporting, anomalies, pending warnings
+register_command_panel()  # response banners, task counts, overdue actions, deployed resources' lines
 
 #: the wall's clock and times are China Standard Time, like the hall it hangs in
 DISPLAY_TZ = "Asia/Shanghai"

@@ -184,7 +184,7 @@ def write_features(conn: Session | Connection, layer: str, body: Any, *, source:
                               message="bad source; nothing was written")
     records, geoms, problems = feature_items(body)
     not_features = {p.row for p in problems if p.field == "type"}  # say why once, not every missing field
-    no_geometry = {p.row for p in problems if p.field == "geometry"}
+    no_geometry = {p.row for p in problems if (p.field or "").split(".")[0] == "geometry"}  # unreadable: said once
     small = len(records) <= MAX_RECORDS  # a feed's single feature: no pandas, one statement (layers.ingest.records)
     if small:
         rows, vproblems, notes, present = validate_records(layer, records, geoms, file=_BODY)

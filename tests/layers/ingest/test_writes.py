@@ -80,7 +80,7 @@ def test_unreadable_items_are_named(session: Session) -> None:
              {"type": "Feature", "geometry": {"type": "Point", "coordinates": "x"}, "properties": {"kind": "boat"}})
     with pytest.raises(ValidationError) as info:
         write_features(session, "resources", fc, source=SRC)
-    assert {(p.row, p.field) for p in info.value.problems} == {(1, "type"), (2, "geometry")}
+    assert {(p.row, p.field) for p in info.value.problems} == {(1, "type"), (2, "geometry.coordinates")}
     with pytest.raises(ValidationError, match="not GeoJSON"):
         write_features(session, "resources", {"type": "Point", "coordinates": [1, 2]}, source=SRC)
     with pytest.raises(NotFoundError):
