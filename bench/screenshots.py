@@ -27,7 +27,8 @@ from bench._scratch import create_scratch, drop_scratch, load_demo_into, serve, 
 from bench.bench_wall import _browser  # noqa: E402
 
 PAGES = {"wall": ("display", "wall-map"), "analyst": ("analyst", "analyst-map"),
-         "planner": ("planner", "planner-map"), "leader": ("admin", "leader-map")}
+         "planner": ("planner", "planner-map"), "leader": ("admin", "leader-map"),
+         "command": ("admin", "command-map"), "monitor": ("admin", "monitor-map")}
 
 
 def _settled(map_id: str) -> Callable[[Any], bool]:

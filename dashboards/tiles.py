@@ -118,9 +118,13 @@ def basemap_config(settings: Settings, lang: str, *, dark: bool = False) -> dict
                 .replace("{key}", key),
                 "attribution": attribution, "min_zoom": 1, "max_zoom": 18, "subdomains": "01234567"}
     name = "base" + ("-dark" if dark else "") + ("-en" if lang == "en" else "")
+    # the maps ask only for the tiles the server renders (the service area and its margin), so no request is a 404
+    w, so, e, n = settings.service_area
+    m = SERVICE_MARGIN_DEG
+    bounds = (max(w - m, -180.0), max(so - m, -85.0), min(e + m, 180.0), min(n + m, 85.0))
     return {"url_template": f"/tiles/{name}/{{z}}/{{x}}/{{y}}.png", "attribution": attribution,
             "min_zoom": OFFLINE_MIN_ZOOM, "max_zoom": OFFLINE_MAX_ZOOM, "subdomains": None,
-            "overlay_url_template": None}
+            "overlay_url_template": None, "bounds": bounds}
 
 
 def _site_config(bm: sitebasemaps.SiteBasemap) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from dashboards.auth import allowed
 from dashboards.components.basemap import base_map
 from dashboards.components.command_wall import LEVEL_COLOURS, STATUS_COLOURS, deployed_layers
 from dashboards.components.live import live_id, live_source, needs_refetch
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.context import API_PREFIX, acting_user, db_engine, db_read, settings
 from dashboards.errors import error_body
 from dashboards.i18n import current_lang, normalize_lang, t, vocab_label
@@ -38,6 +39,9 @@ from layers.command.tasks import EtaParams
 from layers.store.models import ACTIVE_TASK_STATUSES, DUTY_LOG_KINDS, RESPONSE_LEVELS, TASK_STATUSES
 
 dash.register_page(__name__, path="/command", name="command", order=5, title=lambda: t("command.title"))
+register_maps("command", ids.COMMAND_MAP,
+              overlays=("incidents", "hazards", "resources", "shelters", "protection_targets", "admin_regions"),
+              checked=("hazards", "resources"), tools=("search",))  # a small map: the search only
 
 DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 #: the changes that redraw the page
@@ -103,9 +107,9 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         html.Section(className="sr-cmd-queue", children=[
             html.H3(t("command.queue", lang)), html.Div(id=ids.COMMAND_QUEUE, className="sr-cmd-scroll")]),
         html.Section(className="sr-cmd-centre", children=[
-            html.Div(base_map(ids.COMMAND_MAP, zoom=5, children=[
+            html.Div([base_map(ids.COMMAND_MAP, **map_kwargs("command", lang), children=[
                 dl.LayerGroup(id=ids.COMMAND_MAP_DEPLOYED), dl.LayerGroup(id=ids.COMMAND_MAP_SELECTION)]),
-                className="sr-cmd-map"),
+                *map_extras("command", lang)], className="sr-cmd-map"),
             dcc.Input(id=ids.COMMAND_NOTE, type="text", maxLength=2000, debounce=False,
                       placeholder=t("command.note_placeholder", lang), className="sr-cmd-note") if can else None,
             html.Div(id=ids.COMMAND_DETAILS, className="sr-cmd-details",

@@ -30,6 +30,7 @@ from dashboards.auth import allowed, current_user_name
 from dashboards.components import data_attributes
 from dashboards.components.basemap import base_map
 from dashboards.components.live import live_id, live_source, needs_refetch
+from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.components.replay import (
     register_replay,
     replay_badge,
@@ -45,6 +46,9 @@ from layers.store.errors import StoreError
 
 dash.register_page(__name__, path="/monitor", name="monitor", order=5, title=lambda: t("monitor.title"))
 register_replay("monitor")
+register_maps("monitor", ids.MONITOR_MAP,
+              overlays=("hazards", "incidents", "shelters", "resources", "protection_targets", "admin_regions"),
+              checked=("hazards",), tools=("search", "coords"), replay=replay_id("monitor", "state"))
 
 DISPLAY_TZ = "Asia/Shanghai"
 TICK_S = 30
@@ -82,7 +86,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
     legend = html.Div(className="sr-mon-legend", children=[
         html.Span([html.I(style={"background": STATE_COLOURS[s]}), t(f"monitor.state.{s}", lang)])
         for s in STATES])
-    the_map = base_map(ids.MONITOR_MAP, zoom=5, children=[
+    the_map = base_map(ids.MONITOR_MAP, **map_kwargs("monitor", lang), children=[
         dl.LayerGroup(id=ids.MONITOR_WARNING_LAYER),
         dl.LayerGroup(id=ids.MONITOR_STATION_LAYER),
     ])
@@ -105,7 +109,7 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
             html.Div(id=ids.MONITOR_ANOMALIES, className="sr-mon-anomalies"),
         ]),
         html.Div(className="sr-mon-map", children=[
-            the_map, legend,
+            the_map, *map_extras("monitor", lang), legend,
             html.Div(replay_controls("monitor", hours=REPLAY_HOURS, lang=lang, speed=600), className="sr-mon-map-top"),
             html.Div("", id=ids.MONITOR_REPLAY_BADGE, className="sr-replay-badge sr-hidden", role="status"),
         ]),
