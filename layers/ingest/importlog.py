@@ -15,34 +15,23 @@ A refused import changes nothing in the store (one transaction), so the store it
 from __future__ import annotations
 
 import json
-import os
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from layers.store.jsonlog import append_capped
 
 __all__ = ["LOG_NAME", "LOG_KEEP", "record_import", "recent_imports"]
 
 LOG_NAME = "imports.jsonl"
 LOG_KEEP = 500
-_lock = threading.Lock()
 
 
 def record_import(path: Path, entry: dict[str, Any]) -> None:
     """Append one import (``layer, file, ok`` and counts or ``errors``); ``at`` is added (UTC) if absent."""
     line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), **entry}, ensure_ascii=False,
                       default=str)
-    p = Path(path)
-    with _lock:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lines = p.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        lines = (lines + [line])[-LOG_KEEP:]
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+    append_capped(Path(path), line, keep=LOG_KEEP)
 
 
 def recent_imports(path: Path, *, limit: int = 100) -> list[dict[str, Any]]:

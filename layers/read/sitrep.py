@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +35,7 @@ from geoops.regions import assign_points
 from layers.read import analysis, history, situation, skips
 from layers.read.shelter_places import CLOSED, could_open_sql, free_places
 from layers.store.errors import RowError, ValidationError
+from layers.store.jsonlog import append_capped
 from layers.store.models import Hazard, Incident, Resource, Shelter
 
 __all__ = ["DEFAULT_LOOKBACK", "parse_time", "changes_since", "operational_changes", "major_incidents", "active_warnings",
@@ -351,7 +350,6 @@ def map_layers(db: Any, *, at: datetime, fallback_bbox: Sequence[float]) -> dict
 
 # ------------------------------------------------------------------------------------------------ report log
 
-_log_lock = threading.Lock()
 LOG_KEEP = 500
 
 
@@ -393,16 +391,7 @@ def record_report(log_path: Path, *, at: datetime, generated_at: datetime, fmt: 
     path = Path(log_path)
     entry = json.dumps({"at": at.isoformat(), "generated_at": generated_at.isoformat(), "format": fmt,
                         "lang": lang})
-    with _log_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        lines = (lines + [entry])[-LOG_KEEP:]
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+    append_capped(path, entry, keep=LOG_KEEP)
 
 
 # ------------------------------------------------------------------------------------------------ everything
