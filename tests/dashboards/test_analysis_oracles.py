@@ -287,7 +287,6 @@ def test_card_shelters_capacity_and_occupancy_come_from_the_store(card: dict[str
             assert item["distance_m"] == pytest.approx(s["distance_m"], abs=15.0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12")
 def test_card_free_places_are_those_of_open_shelters(card: dict[str, Any], world: World) -> None:
     """A closed shelter offers no places: the card's free places are capacity - occupancy of the open ones."""
     inside, nearby = _card_shelters(world, 5000)

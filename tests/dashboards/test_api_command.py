@@ -88,7 +88,8 @@ def test_dispatching_needs_the_dispatch_capability(env: dict[str, Any]) -> None:
     assert r.status_code == 201 and r.json["assigned_by"] == "c_disp"
     r = _client(env, env["token"]).post("/api/v1/tasks", json={"resource_id": rids[1], "incident_id": iids[0]})
     assert r.status_code == 201 and r.json["assigned_by"].startswith("token:")
-    assert set(web_auth.ROLE_CAPABILITIES["dispatcher"]) == {"read", "analyse", "dispatch"}
+    # duty officers also confirm or dismiss automatic warnings (issue 14's capability)
+    assert set(web_auth.ROLE_CAPABILITIES["dispatcher"]) == {"read", "analyse", "dispatch", "warn"}
     assert "dispatch" in web_auth.ROLE_CAPABILITIES["admin"]
 
 

@@ -18,6 +18,8 @@ import geoops
 import layers
 from dashboards.errors import ERROR_TABLE, classify, error_table
 from geoops.errors import CRSError, GeoOpsError, InvalidGeometryError, InvalidParameterError
+from layers.command.errors import ActivationStateError, ResourceBusyError, TransitionError
+from layers.command.errors import ConflictError as CommandConflictError
 from layers.ingest.cap import CapError
 from layers.ingest.imports import UploadTooLargeError
 from layers.reference.population import PopulationBuildError
@@ -26,6 +28,7 @@ from layers.render.tiles import TileError
 from layers.store.auth import AuthError
 from layers.store.errors import (
     ClusterError,
+    ConflictError,
     DatabaseUnavailableError,
     NotFoundError,
     StoreError,
@@ -49,6 +52,11 @@ INTENDED: dict[type[BaseException], int] = {
     BasemapError: 422,
     DatabaseUnavailableError: 503,
     ClusterError: 503,
+    ConflictError: 409,
+    CommandConflictError: 409,
+    ResourceBusyError: 409,
+    TransitionError: 409,
+    ActivationStateError: 409,
 }
 
 
