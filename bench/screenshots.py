@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         load_demo_into(url)
         os.environ["SITROOM_VIEW_AREA"] = json.dumps(list(DEMO_BBOX))
-        proc, base = serve(url, Path(f"/tmp/sitroom-shots-{os.getpid()}.log"), workers=2, threads=4)
+        proc, base = serve(url, Path(f"/tmp/sitroom-bench-shots-{os.getpid()}.log"), workers=2, threads=4)
         target.mkdir(parents=True, exist_ok=True)
         for page, (role, map_id) in pages.items():
             d = _browser()

@@ -47,6 +47,7 @@ FEATURES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                                "level": "county"}),
     "impact_zones": (SQUARE, {"name": "scope test", "kind": "buffer", "status": "active"}),
     "annotations": (POINT, {"name": "scope test", "kind": "command_post", "status": "active", "label": "x"}),
+    "stations": (POINT, {"name": "scope test", "kind": "hydrology", "status": "active", "code": "x"}),
 }
 #: how the routes with a layer in their URL are called: one case per layer other than incidents
 OTHER_LAYERS = sorted(set(LAYERS) - {"incidents"})
@@ -54,7 +55,10 @@ OTHER_LAYERS = sorted(set(LAYERS) - {"incidents"})
 
 def _feature(layer: str, n: int) -> dict[str, Any]:
     geom, props = FEATURES[layer]
-    props = {**props, "adcode": f"15{n:04d}"} if "adcode" in props else dict(props)
+    props = dict(props)
+    for unique, value in (("adcode", f"15{n:04d}"), ("code", f"S{n}")):  # unique per layer
+        if unique in props:
+            props[unique] = value
     return {"type": "Feature", "id": f"scope-{layer}-{n}", "geometry": geom, "properties": props}
 
 
