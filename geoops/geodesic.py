@@ -648,6 +648,44 @@ def _edges(geom: BaseGeometry) -> tuple[NDArray[np.float64], NDArray[np.float64]
     return np.concatenate(starts), np.concatenate(ends)
 
 
+#: widening of the planar cut-off of :func:`_nearby_edges` beyond the bound of the sphere (the ellipsoid's degrees
+#: differ by < 1 %, and the geodesic may bow poleward of the chord): generous, the cut only has to keep the far side
+_NEARBY_MARGIN = 1.5
+
+
+def _nearby_edges(
+    lon: float, lat: float, a: NDArray[np.float64], b: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The edges a->b that can hold the geodesically nearest point to (lon, lat): a county border of 50,000
+    vertices is searched near the point, not along its whole length.
+
+    Planar distance in degrees (lon, lat unscaled) bounds the geodesic distance from both sides: a point at planar
+    distance p lies within p degrees of latitude-length (<= 111.7 km each) of the query, and any point at planar
+    distance q is at least q * cos(phi) degrees away, phi the highest latitude between them. So an edge whose planar
+    distance exceeds p_min / cos(phi) (widened by :data:`_NEARBY_MARGIN`) cannot be the nearest. Near a pole or the
+    antimeridian the bound does not hold and every edge is kept.
+    """
+    if a.shape[0] < 64:
+        return a, b
+    if np.abs(np.concatenate([a[:, 0], b[:, 0]]) - lon).max() > 180.0:
+        return a, b  # edges across the antimeridian from the point: planar degrees mean nothing there
+    d = b - a
+    dd = np.einsum("ij,ij->i", d, d)
+    q = np.array([lon, lat]) - a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.clip(np.where(dd > 0.0, np.einsum("ij,ij->i", q, d) / dd, 0.0), 0.0, 1.0)
+    planar = np.hypot(*(a + t[:, None] * d - np.array([lon, lat])).T)
+    p_min = float(planar.min())
+    cut = p_min * _NEARBY_MARGIN
+    for _ in range(2):  # the edges within the cut reach at most |lat| + cut; widen for the cosine there
+        top = abs(lat) + cut
+        if top >= 89.0:
+            return a, b
+        cut = p_min * _NEARBY_MARGIN / math.cos(math.radians(top))
+    keep = planar <= cut + 1e-12
+    return a[keep], b[keep]
+
+
 def _closest_on_edges(
     lon: float, lat: float, a: NDArray[np.float64], b: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -703,7 +741,7 @@ def distance_to_geometry_m(lon: float, lat: float, geom: BaseGeometry) -> float:
     _check_lonlat_arrays(np.asarray([lon], float), np.asarray([lat], float), "lon/lat")
     if _polygons(geom) and shapely.intersects(geom, shapely.Point(lon, lat)):
         return 0.0
-    a, b = _edges(geom)
+    a, b = _nearby_edges(lon, lat, *_edges(geom))
     # stage 1: steps of <= ~1 km (in latitude-degree units, conservative in longitude)
     step_deg = 1000.0 / METRES_PER_DEGREE
     seg_len = np.hypot(*(b - a).T)

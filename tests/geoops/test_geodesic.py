@@ -448,3 +448,24 @@ def test_distance_to_geometry_matches_brute_force_oracle():
         )
         assert (got[inside] == 0).all()
         np.testing.assert_allclose(got[~inside], expect[~inside], rtol=1e-6, atol=1e-3)
+
+
+def test_distance_to_a_many_vertex_border_matches_the_oracle_near_and_far():
+    """A border of thousands of short edges (a county's, in shape) is searched near the point only: the answer is
+    the brute-force one for points close to it, far from it, at 70 degrees north and in its concave bay (where the
+    nearest edge in plain degrees is not the geodesically nearest)."""
+    rng = np.random.default_rng(11)
+    for base in (BUFFER_CASES["polygon_50N_126E_concave"],
+                 shapely.affinity.translate(BUFFER_CASES["polygon_50N_126E_concave"], yoff=20.0)):
+        wobbly = shapely.segmentize(base, 0.01)  # ~2,000 edges
+        coords = np.asarray(wobbly.exterior.coords)
+        coords[1:-1] += rng.normal(0.0, 0.002, coords[1:-1].shape)  # not straight lines: every vertex counts
+        g = shapely.Polygon(coords)
+        assert g.is_valid and len(coords) > 1000
+        minx, miny, maxx, maxy = g.bounds
+        lon = np.r_[rng.uniform(minx - 0.2, maxx + 0.2, 10), rng.uniform(minx - 6, maxx + 6, 6), 126.0]
+        lat = np.r_[rng.uniform(miny - 0.2, maxy + 0.2, 10), rng.uniform(miny - 6, maxy + 6, 6), maxy - 0.3]
+        outside = ~shapely.contains(g, shapely.points(lon, lat))
+        expect = oracle_distance_m(lon[outside], lat[outside], g, step_deg=0.01)
+        got = np.array([distance_to_geometry_m(x, y, g) for x, y in zip(lon[outside], lat[outside], strict=True)])
+        np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-3)
