@@ -302,3 +302,17 @@ def live_token(engine: Any) -> str:
     from tests.conftest import api_token
 
     return api_token(engine)
+
+
+def wait_painted(driver: Any, map_id: str, timeout: float = 60.0) -> None:
+    """Until the map ``map_id`` has stopped moving and every basemap tile it shows has loaded: what a screenshot or a
+    check of the painted map waits for, instead of a guessed pause. A tile that failed counts as settled (Leaflet
+    marks it ``leaflet-tile-loaded`` only on success; ``complete`` is true either way)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    js = f"""const el = document.getElementById({map_id!r});
+        const m = el && window.sitroomMaps && window.sitroomMaps.maps[{map_id!r}];
+        if (!m || m._animatingZoom || (m._panAnim && m._panAnim._inProgress)) return false;
+        const tiles = Array.from(el.querySelectorAll('img.leaflet-tile'));
+        return tiles.every(t => t.complete);"""
+    WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: d.execute_script(js))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from tests.e2e.conftest import (
     ensure_user,
     log_in,
     serving,
+    wait_painted,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -84,10 +84,17 @@ def _json(url: str, body: Any = None, token: str | None = None) -> Any:
         return json.loads(r.read())
 
 
-def _click_map(driver: Any, map_el: Any, dx: int, dy: int) -> None:
-    """A real click at (dx, dy) CSS pixels from the centre of the map."""
+def _vertices(driver: Any) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, f"#{ids.ANALYST_MAP} .leaflet-editing-icon"))
+
+
+def _click_map(driver: Any, map_el: Any, dx: int, dy: int, *, vertex: bool = False) -> None:
+    """A real click at (dx, dy) CSS pixels from the centre of the map; with ``vertex``, until Leaflet.draw has placed
+    the vertex (so that the next click is a click of its own, not the second half of a double click)."""
+    before = _vertices(driver) if vertex else 0
     ActionChains(driver).move_to_element_with_offset(map_el, dx, dy).pause(0.15).click().perform()
-    time.sleep(0.25)
+    if vertex:
+        WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(lambda d: _vertices(d) > before)
 
 
 def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_url: str, demo_server: str,
@@ -104,7 +111,7 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_u
     # polygon tool, four corners, click the first vertex again to close
     browser.find_element(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon").click()
     for dx, dy in ((-160, -110), (150, -120), (170, 120), (-140, 130)):
-        _click_map(browser, map_el, dx, dy)
+        _click_map(browser, map_el, dx, dy, vertex=True)
     _click_map(browser, map_el, -160, -110)
 
     pop_el = wait.until(lambda d: d.find_elements(By.ID, ids.ANALYST_CARD_POPULATION))[0]
@@ -127,7 +134,7 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_u
     target = os.environ.get("SITROOM_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        time.sleep(1.0)
+        wait_painted(browser, ids.ANALYST_MAP)
         browser.save_screenshot(str(Path(target) / "analyst.png"))
 
     # annotation: mode, label, marker tool, one click on the map

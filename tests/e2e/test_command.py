@@ -6,7 +6,6 @@ the viewer's dispatch. With ``SITROOM_SCREENSHOT_DIR`` set, ``command.png`` and 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from dashboards import ids
 from layers.command import plans
 from layers.store.models import ActivationAction, Resource, Task
 from tests.command_scene import add_incident, add_resource
-from tests.e2e.conftest import ensure_user, log_in
+from tests.e2e.conftest import ensure_user, log_in, wait_painted
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -50,11 +49,11 @@ def _wait(driver: Any, cond: Any, timeout: float = WAIT_S) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
 
 
-def _shot(driver: Any, name: str) -> None:
+def _shot(driver: Any, name: str, map_id: str) -> None:
     target = os.environ.get("SITROOM_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        time.sleep(1.5)  # let the tiles paint
+        wait_painted(driver, map_id)
         driver.save_screenshot(str(Path(target) / name))
 
 
@@ -144,8 +143,8 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(live_serv
                          .where(ActivationAction.id == int(row_id.rsplit("-", 1)[1]))).one()
     assert tuple(done) == ("done", user)
     _wait(wall, lambda d: "自治区启动防汛Ⅳ级应急响应" in _text(d, ids.WALL_CMD_BANNERS))
-    _shot(desk, "command.png")
-    _shot(wall, "wall-command.png")
+    _shot(desk, "command.png", ids.COMMAND_MAP)
+    _shot(wall, "wall-command.png", ids.WALL_MAP)
 
 
 def test_a_viewer_sees_no_buttons_and_the_api_refuses(live_server: str, db_url: str, browser: Any,

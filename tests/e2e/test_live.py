@@ -69,7 +69,8 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
 
         # a change of a layer the wall does not show (a protection target) is heard but redraws nothing, not even
         # at the next version check (PUSH_SAFETY_S later)
-        time.sleep(2)  # let the incident's redraw land
+        # the incident's redraw has landed and nothing is waiting to be drawn
+        wait.until(lambda d: d.execute_script("const W = window.sitroomWall; return !W.inFlight && !W.dirty;"))
         redraws = browser.execute_script("return window.sitroomWall.stats.redraws;")
         target = _post(live_server + "/api/v1/layers/protection_targets", {
             "type": "Feature", "geometry": {"type": "Point", "coordinates": [111.7, 40.8]},

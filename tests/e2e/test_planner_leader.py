@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ensure_user, log_in, serving
+from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted
 
 pytestmark = pytest.mark.db
 WAIT_S = 90
@@ -47,15 +46,35 @@ def _pick(driver, dropdown_id: str, text: str) -> None:
     field = _wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input")
                                           if e.is_displayed() and e == d.switch_to.active_element), None), 10)
     field.send_keys(text)
-    time.sleep(0.5)
+    # the list filters as one types, and a dependent list (the counties of a prefecture) fills by a callback:
+    # choose once an option naming ``text`` is shown, not after a guessed pause
+    _wait(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
+                             if o.is_displayed() and text in o.text] or None, 30)
     field.send_keys(Keys.ENTER)
+    _wait(driver, lambda d: text in d.find_element(By.ID, dropdown_id).text or None, 30)
 
 
-def _shot(driver, name: str) -> None:
+def _sql_names(url: str, sql: str, **params) -> list[str]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return sorted(str(v) for v in c.execute(text(sql), params).scalars())
+    finally:
+        engine.dispose()
+
+
+def _zoom(driver, map_id: str) -> int | None:
+    return driver.execute_script(f"const m = window.sitroomMaps && window.sitroomMaps.maps['{map_id}'];"
+                                 "return m ? m.getZoom() : null;")
+
+
+def _shot(driver, name: str, map_id: str) -> None:
     target = os.environ.get("SITROOM_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        time.sleep(1.5)  # let tiles and the last layer paint
+        wait_painted(driver, map_id)
         driver.save_screenshot(str(Path(target) / name))
 
 
@@ -76,29 +95,40 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
         text_box = opt.find_element(By.CSS_SELECTOR, ".dash-options-list-option-text").rect
         assert abs((box["y"] + box["height"] / 2) - (text_box["y"] + text_box["height"] / 2)) < 6, (box, text_box)
     _pick(browser, ids.PLANNER_PREFECTURE, "包头市")
-    time.sleep(1.0)  # the county list follows the prefecture
     _pick(browser, ids.PLANNER_COUNTY, "昆都仑区")
     browser.find_element(By.XPATH, f"//*[@id='{ids.PLANNER_DISTANCE_PRESET}']//input[@value='drive']").click()
+    start_zoom = _wait(browser, lambda d: _zoom(d, ids.PLANNER_MAP))
     browser.find_element(By.ID, ids.PLANNER_RUN).click()
     table = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#planner-load-rows tbody tr"))
-    assert len(table) >= 1
+    # the load table lists every open shelter within the drive distance of the county, each once: PostGIS geography
+    # over the store is the oracle
+    from dashboards.pages.planner import PRESETS
+
+    shown = sorted(tr.find_elements(By.TAG_NAME, "td")[0].text for tr in table)
+    expected = _sql_names(demo_db.url, """
+        SELECT coalesce(s.name, '#' || s.id) FROM shelters s, admin_regions r
+        WHERE r.name = '昆都仑区' AND r.deleted_at IS NULL AND s.deleted_at IS NULL AND s.status <> 'closed'
+          AND ST_DWithin(s.geom::geography, r.geom::geography, :d)""", d=PRESETS["drive"])
+    assert shown == expected and shown, (shown, expected)
     hexes = browser.find_elements(By.CSS_SELECTOR, f"#{ids.PLANNER_MAP} path.leaflet-interactive")
     assert len(hexes) > 10
     status = browser.find_element(By.ID, ids.PLANNER_STATUS).text
     assert status.startswith("完成")
-    time.sleep(1.5)  # the map flies to the county
+    # the map flies to the county: closer than the province it opened on, and no tile beyond what the server renders
+    _wait(browser, lambda d: (_zoom(d, ids.PLANNER_MAP) or 0) > start_zoom)
+    wait_painted(browser, ids.PLANNER_MAP)
     from dashboards.tiles import OFFLINE_MAX_ZOOM
 
-    zoom = browser.execute_script(
-        f"const m = document.querySelector('#{ids.PLANNER_MAP}'); return m && m._leaflet_map ? m._leaflet_map.getZoom() : null;")
+    zoom = _zoom(browser, ids.PLANNER_MAP)
     tiles = browser.execute_script(
         f"return Array.from(document.querySelectorAll('#{ids.PLANNER_MAP} img.leaflet-tile')).map(i => i.src);")
     levels = {int(u.split("/")[-3]) for u in tiles if "/tiles/" in u}
     assert levels and max(levels) <= OFFLINE_MAX_ZOOM, (zoom, sorted(levels))
-    _shot(browser, "planner.png")
+    _shot(browser, "planner.png", ids.PLANNER_MAP)
     browser.find_element(By.ID, ids.PLANNER_EXPORT_CSV).click()
-    files = _wait(browser, lambda d: [p for p in downloads.glob("*.csv") if p.stat().st_size > 0], 60)
-    time.sleep(0.5)
+    # Chromium writes into a .crdownload file and renames it when the download is complete
+    files = _wait(browser, lambda d: not list(downloads.glob("*.crdownload"))
+                  and [p for p in downloads.glob("*.csv") if p.stat().st_size > 0], 60)
     rows = list(csv.DictReader(files[0].open(encoding="utf-8")))
     n_cells = int(status.split("完成:")[1].split("个网格")[0].replace(",", "").strip())
     assert len(rows) == n_cells and rows[0].keys() >= {"h3", "population", "covered", "uncovered"}
@@ -118,7 +148,7 @@ def test_leader_switch_level_and_weight(demo_server, browser, severe_console_mes
     first = _wait(browser, lambda d: _ranking(d) or None, 150)
     n_regions = lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_MAP} path.leaflet-interactive"))  # noqa: E731
     _wait(browser, lambda d: n_regions(d) >= 12)
-    _shot(browser, "leader.png")
+    _shot(browser, "leader.png", ids.LEADER_MAP)
     browser.find_element(By.XPATH, f"//*[@id='{ids.LEADER_LEVEL}']//input[@value='county']").click()
     _wait(browser, lambda d: n_regions(d) >= 103, 150)
     by_county = _wait(browser, lambda d: (r := _ranking(d)) != first and r or None, 150)
