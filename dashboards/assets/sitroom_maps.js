@@ -208,13 +208,27 @@
     return layer;
   };
 
+  /* Leaflet titles the layer control's button "Layers" in every language: the page's word instead. The control
+     may be added to the map after its first overlay, so a miss is tried again a few times while the page renders. */
+  function titleLayerControl(map, cfg, tries) {
+    const text = cfg && cfg.texts && cfg.texts.layers;
+    const button = text && map.getContainer().querySelector(".leaflet-control-layers-toggle");
+    if (button) {
+      button.title = text;
+      button.setAttribute("aria-label", text);
+    } else if (text && tries > 0) {
+      setTimeout(function () { titleLayerControl(map, cfg, tries - 1); }, 100);
+    }
+  }
+
   /* eventHandlers "add" of an overlay's LayerGroup (id "<map id>-ov-<overlay key>") */
   M.mount = function (e, ctx) {
     const group = e.target;
     const mapId = mapIdOf(ctx);
     M.register(ctx.map, mapId);
-    if (group._sitroomLayer || !window.protomapsL) { return; }
     const cfg = M.config(mapId);
+    titleLayerControl(ctx.map, cfg, 20);
+    if (group._sitroomLayer || !window.protomapsL) { return; }
     const key = String(ctx.id || "").split("-ov-")[1];
     const o = cfg && cfg.overlays[key];
     if (!o) { return; }

@@ -117,6 +117,7 @@ def _config(s: _Setup, lang: str) -> dict[str, Any]:
                          "maxZoom": d.max_zoom, "style": style_spec(key, lang), "title": t(o.title_key, lang)}
     return {"map": s.map_id, "overlays": overlays,
             "names": {t(overlay(k).title_key, lang): k for k in s.overlays},
+            "texts": {"layers": t("map.layers", lang)},  # Leaflet's layer control titles its button "Layers"
             "stores": {"mouse": maps_id(s.page, "mouse") if "coords" in s.tools else None,
                        "measure": maps_id(s.page, "measure") if "measure" in s.tools else None}}
 

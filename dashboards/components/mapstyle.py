@@ -145,7 +145,7 @@ def legend_items(key: str, lang: str) -> list[dict[str, str]]:
     """The legend of one overlay: ``[{"label", "colour", "shape"}]`` (what the map shows, in ``lang``).
 
     >>> [i["label"] for i in legend_items("incidents_major", "en")][:2]
-    ['Major (II)', 'Extraordinary (I)']
+    ['Major (II)', 'Especially major (I)']
     """
     o = overlay(key)
     spec = style_spec(key, lang)

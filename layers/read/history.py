@@ -150,6 +150,11 @@ def as_of(conn: Connection, at: datetime, *, layers: Sequence[str] = SHADOWED_LA
                     .select_from(st).where(st.c.op != "purge"))
             sql = body.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {layer} ON COMMIT DROP AS {sql}", sql.params)
+        # A statement the connection has prepared (psycopg prepares one run five times) keeps the tables it was
+        # planned on: a new temporary table of the same name does not reach it, and the report would read the
+        # live tables. A changed search_path makes PostgreSQL parse prepared statements again; naming pg_temp
+        # first keeps the order it has anyway. Local to the (sub)transaction: rolled back with the tables.
+        conn.exec_driver_sql("SELECT set_config('search_path', 'pg_temp, ' || current_setting('search_path'), true)")
         yield conn
     finally:
         if trans.is_active:

@@ -354,7 +354,12 @@ def test_report_severities_in_the_incidents_note(report: tuple[str, Any], want: 
     lines = pages[0]
     label = _find(lines, t("sitrep.kpi.incidents", lang))
     value = [ln for ln in lines if ln[0].y0 >= max(w.y1 for w in label) - 0.5 and abs(ln[0].x0 - label[0].x0) < 2]
-    note = " ".join(w.text for w in value[1])  # the value, then the note
+    note_lines = [value[1]]  # the value, then the note, which may wrap onto the lines right under it
+    for ln in value[2:]:
+        if ln[0].y0 - note_lines[-1][0].y1 > 0.5 * (note_lines[-1][0].y1 - note_lines[-1][0].y0):
+            break
+        note_lines.append(ln)
+    note = " ".join(w.text for ln in note_lines for w in ln)
     for sev in SEVERITIES:
         name = vocab_label("incident_severity", sev, lang)
         m = re.search(re.escape(name) + r"\s*(\d[\d,]*)", note)

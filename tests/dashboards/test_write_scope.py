@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, insert, text
 
 from dashboards.app import create_app
+from dashboards.auth import CSRF_COOKIE
+from layers.command import plans, tasks
+from layers.store import auth
+from layers.store.models import Hazard
 from layers.store.registry import LAYERS
 from layers.store.settings import Settings
 from tests.conftest import api_token, authorize, drop_database, sibling_database
@@ -29,6 +34,7 @@ from tests.conftest import api_token, authorize, drop_database, sibling_database
 pytestmark = pytest.mark.db
 
 API = "/api/v1"
+WARN_PASSWORD = "a long enough password 1"
 UNSAFE = ("post", "put", "patch", "delete")
 CAP = Path(__file__).resolve().parents[1] / "fixtures" / "cap" / "polygon_alert.xml"
 SQUARE = {"type": "Polygon", "coordinates": [[[111.6, 40.7], [111.7, 40.7], [111.7, 40.8], [111.6, 40.8],
@@ -74,6 +80,34 @@ def world(db_url: str) -> Iterator[tuple[str, Engine, dict[str, int]]]:
             r = admin.post(f"{API}/layers/{layer}?source=scope-seed", json=_feature(layer, 9000 + 4 * i + j))
             assert r.status_code == 200, (layer, r.get_data(as_text=True))
             ids[f"{method} {layer}"] = r.get_json()["ids"][0]
+    # what the command and monitoring routes act on: plans, a task to move on, a free resource and an incident to
+    # dispatch it to, an activation and one of its actions, two automatic warnings awaiting a person, a station
+    extra = {"scope resource free": ("resources", POINT, {"name": "free", "kind": "rescue_team",
+                                                          "status": "available", "quantity": 1}),
+             "scope resource busy": ("resources", POINT, {"name": "busy", "kind": "rescue_team",
+                                                          "status": "available", "quantity": 1}),
+             "scope incident": ("incidents", POINT, {"name": "scope", "kind": "fire", "status": "reported",
+                                                     "severity": "major"}),
+             "scope station": ("stations", POINT, {"name": "scope", "kind": "weather", "status": "active",
+                                                   "code": "SCOPE-OBS"})}
+    for key, (layer, geom, props) in extra.items():
+        r = admin.post(f"{API}/layers/{layer}?source=scope-seed",
+                       json={"type": "Feature", "id": key, "geometry": geom, "properties": props})
+        assert r.status_code == 200, (key, r.get_data(as_text=True))
+        ids[key] = r.get_json()["ids"][0]
+    with engine.begin() as c:
+        plans.load_plans(c)
+        ids["task"] = tasks.dispatch(c, resource_id=ids["scope resource busy"], incident_id=ids["scope incident"],
+                                     user="scope-seed")["id"]
+        act = plans.activate(c, hazard_kind="flood", level=4, user="scope-seed")
+        ids["activation"], ids["action"] = act["id"], act["actions"][0]["id"]
+        for verb in ("confirm", "dismiss"):
+            monitor = {"rule": "scope", "station": "SCOPE-OBS", "trigger": {}, "levels": [], "proposal": None,
+                       "suppressed": None, "revisions": []}
+            ids[f"warning {verb}"] = c.execute(insert(Hazard).values(
+                source="scope-seed", external_id=f"warning-{verb}", name=f"scope {verb}", kind="gale",
+                status="pending", warning_level="blue", geom=f"SRID=4326;MULTIPOLYGON((({_ring(SQUARE)})))",
+                properties={"automatic": True, "monitor": monitor}).returning(Hazard.id)).scalar_one()
     try:
         yield url, engine, ids
     finally:
@@ -91,7 +125,17 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clients(world: tuple[str, Engine, dict[str, int]], state: Path) -> dict[str, Any]:
     url, engine, _ = world
     app = create_app(Settings(database_url=url, state_dir=state))
-    return {"incidents": authorize(app.server.test_client(),
+    with engine.begin() as c:  # confirming a warning is a person's act (the warn capability), never a token's
+        auth.add_user(c, "scope-monitor", WARN_PASSWORD, role="monitor")
+    warn = app.server.test_client()
+    page = warn.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    r = warn.post("/login", data={"username": "scope-monitor", "password": WARN_PASSWORD, "csrf_token": csrf,
+                                  "next": "/"})
+    assert r.status_code == 303, r.get_data(as_text=True)[:300]
+    warn.environ_base["HTTP_X_CSRF_TOKEN"] = warn.get_cookie(CSRF_COOKIE).value
+    return {"warn": warn,
+            "incidents": authorize(app.server.test_client(),
                                    api_token(engine, "scope-incidents", layers=("incidents",), access="write")),
             "all": authorize(app.server.test_client(), api_token(engine, "scope-all", layers=("*",), access="write")),
             "doc": app.server.test_client().get(f"{API}/openapi.json").get_json(),
@@ -137,16 +181,34 @@ def _cases(doc: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def _ring(polygon: dict[str, Any]) -> str:
+    return ", ".join(f"{x} {y}" for x, y in polygon["coordinates"][0])
+
+
 def _request(method: str, path: str, layer: str | None, op: dict[str, Any], ids: dict[str, int],
              n: int) -> tuple[str, dict[str, Any]]:
     url = API + path.replace("{layer}", str(layer)).replace("{annotation_id}", str(ids.get(f"{method} route annotations", 0)))
     url = url.replace("{feature_id}", str(ids.get(f"{method} {layer}", 0)))
+    url = (url.replace("{task_id}", str(ids["task"])).replace("{activation_id}", str(ids["activation"]))
+           .replace("{action_id}", str(ids["action"])))
+    if "{warning_id}" in url:
+        verb = url.rsplit("/", 1)[1]
+        return url.replace("{warning_id}", str(ids[f"warning {verb}"])), {"json": {"note": f"scope {n}"}}
+    if path == "/observations":
+        return url, {"json": [{"station": "SCOPE-OBS", "variable": "temperature", "value": 21.5, "unit": "degC",
+                               "observed_at": "2026-07-20T08:00:00+08:00"}]}
+    if path == "/tasks":
+        return url, {"json": {"resource_id": ids["scope resource free"], "incident_id": ids["scope incident"]}}
+    if path == "/plans/activations":
+        return url, {"json": {"hazard_kind": "blizzard", "level": 4}}
     if path == "/cap":
         return url, {"data": CAP.read_bytes(), "headers": {"Content-Type": "application/cap+xml"}}
     if method == "delete":
         return url, {}
     if path == "/layers/{layer}":
         return url + "?source=scope-test", {"json": _feature(str(layer), n)}
+    if method == "patch" and ("/tasks/" in path or "/plans/" in path):
+        return url, {"json": copy.deepcopy(op["requestBody"]["content"]["application/json"]["schema"]["example"])}
     if method == "patch":
         return url, {"json": {"label": f"renamed {n}"} if "annotation" in path else {"name": f"renamed {n}"}}
     if path == "/analysis/nearest":
@@ -179,7 +241,7 @@ def test_an_incidents_token_changes_nothing_outside_incidents(clients: dict[str,
         assert r.get_json()["error"]["code"] == "forbidden"
     # the same request with a token for every layer is a real write (a computation: not refused, not an error;
     # here without population or regions it may say what is missing)
-    ok = getattr(clients["all"], method)(url, **kw)
+    ok = getattr(clients["warn" if "/monitor/warnings/" in path else "all"], method)(url, **kw)
     if computes:
         assert ok.status_code not in (401, 403) and ok.status_code < 500, ok.get_data(as_text=True)[:300]
     else:

@@ -20,7 +20,8 @@ from dashboards import ids
 from layers.command import plans
 from layers.store.models import ActivationAction, Resource, Task
 from tests.command_scene import add_incident, add_resource
-from tests.e2e.conftest import ensure_user, log_in, wait_painted
+from tests.conftest import drop_database, sibling_database
+from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -28,9 +29,24 @@ WAIT_S = 60  # generous: the machine is shared; speed is measured in bench/bench
 NAME = "【E2E】化工园区泄漏"
 
 
+@pytest.fixture(scope="module")
+def command_db(db_url: str) -> Iterator[str]:
+    """A database of this module's own: the duty log is append-only, so the lines these tests write could never be
+    taken back out of the shared test database (the duty-log tests would read them)."""
+    url = sibling_database(db_url, "e2e_command")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def command_server(command_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(command_db, tmp_path_factory.mktemp("command_server") / "serve.log") as (base, _):
+        yield base
+
+
 @pytest.fixture
-def command_scene(db_url: str) -> Iterator[dict[str, Any]]:
-    eng = create_engine(db_url)
+def command_scene(command_db: str) -> Iterator[dict[str, Any]]:
+    eng = create_engine(command_db)
     with eng.begin() as c:
         plans.load_plans(c)
         c.execute(text("UPDATE plan_activations SET status = 'closed' WHERE status = 'active'"))
@@ -105,13 +121,13 @@ def _first_open_action(driver: Any) -> str | None:
         return None
 
 
-def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(live_server: str, db_url: str,
+def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(command_server: str, command_db: str,
                                                                       browser_factory: Any,
                                                                       command_scene: dict[str, Any]) -> None:
     eng = command_scene["engine"]
-    user, password = ensure_user(db_url, "dispatcher")
+    user, password = ensure_user(command_db, "dispatcher")
     desk = browser_factory(1920, 1080)
-    log_in(desk, live_server, user, password, "/command?lang=zh-CN")
+    log_in(desk, command_server, user, password, "/command?lang=zh-CN")
     _act(desk, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
     _wait(desk, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} button.sr-cmd-btn"))
     first = _wait(desk, lambda d: _cell(d, 0, 1))
@@ -129,7 +145,7 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(live_serv
 
     # the wall, signed in as the hall's display account, shows the task and then the response banner
     wall = browser_factory(1920, 1080)
-    log_in(wall, live_server, *ensure_user(db_url, "display"), "/wall?lang=zh-CN")
+    log_in(wall, command_server, *ensure_user(command_db, "display"), "/wall?lang=zh-CN")
     _wait(wall, lambda d: _text(d, ids.wall_task_count("assigned")) not in ("", "—", "0"))
 
     # a plan: activate flood Ⅳ (the defaults of the form), then check its first action
@@ -147,10 +163,10 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(live_serv
     _shot(wall, "wall-command.png", ids.WALL_MAP)
 
 
-def test_a_viewer_sees_no_buttons_and_the_api_refuses(live_server: str, db_url: str, browser: Any,
+def test_a_viewer_sees_no_buttons_and_the_api_refuses(command_server: str, command_db: str, browser: Any,
                                                       command_scene: dict[str, Any]) -> None:
-    user, password = ensure_user(db_url, "viewer")
-    log_in(browser, live_server, user, password, "/command?lang=en")
+    user, password = ensure_user(command_db, "viewer")
+    log_in(browser, command_server, user, password, "/command?lang=en")
     _act(browser, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr"))
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_BOARD} .sr-cmd-col"))

@@ -83,12 +83,19 @@ def test_database_restart_mid_traffic(own_cluster: tuple[Path, str], server: tup
             time.sleep(0.1)
 
     threads = [threading.Thread(target=poll, args=(p,)) for p in ("/api/v1/health", "/api/v1/wall/version")]
+    def wait_seen(code: int, after: float) -> None:  # both paths have answered ``code`` since ``after``
+        deadline = time.monotonic() + 60
+        while {p for when, p, c in list(seen) if c == code and when > after} != {"/api/v1/health",
+                                                                                 "/api/v1/wall/version"}:
+            assert time.monotonic() < deadline, f"no {code} on both paths within 60 s: {seen[-10:]}"
+            time.sleep(0.1)  # polling interval, not a wait for luck
+
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    wait_seen(200, 0.0)
     cluster.down(state)
     down_at = time.monotonic()
-    time.sleep(3)
+    wait_seen(503, down_at + 0.5)  # the outage is answered on both paths before the database comes back
     cluster.up(state)
     up_at = time.monotonic()
     recovered = None
@@ -146,7 +153,16 @@ def test_killed_import_leaves_nothing(own_cluster: tuple[Path, str], tmp_path: P
         if proc.poll() is None:
             proc.kill()
     assert copying, "the import finished before its COPY was seen: make the file bigger"
-    time.sleep(1)  # the server notices the dropped connection and rolls back
+    # the server notices the dropped connection, rolls back and ends the backend that ran the COPY
+    deadline = time.monotonic() + 60
+    while True:
+        with eng.connect() as c:
+            left = c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "
+                                  "AND pid <> pg_backend_pid()")).scalar_one()
+        if not left:
+            break
+        assert time.monotonic() < deadline, "the killed import's backend is still there after 60 s"
+        time.sleep(0.1)  # polling interval
     with eng.connect() as c:
         assert c.execute(text("SELECT count(*) FROM incidents WHERE source = 'killed'")).scalar_one() == 0
     assert counts() == before

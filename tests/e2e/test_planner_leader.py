@@ -96,7 +96,9 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
         assert abs((box["y"] + box["height"] / 2) - (text_box["y"] + text_box["height"] / 2)) < 6, (box, text_box)
     _pick(browser, ids.PLANNER_PREFECTURE, "包头市")
     _pick(browser, ids.PLANNER_COUNTY, "昆都仑区")
-    browser.find_element(By.XPATH, f"//*[@id='{ids.PLANNER_DISTANCE_PRESET}']//input[@value='drive']").click()
+    drive = browser.find_element(By.XPATH, f"//*[@id='{ids.PLANNER_DISTANCE_PRESET}']//input[@value='drive']")
+    drive.click()
+    _wait(browser, lambda d: drive.is_selected())
     start_zoom = _wait(browser, lambda d: _zoom(d, ids.PLANNER_MAP))
     browser.find_element(By.ID, ids.PLANNER_RUN).click()
     table = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#planner-load-rows tbody tr"))
@@ -129,9 +131,21 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
     # Chromium writes into a .crdownload file and renames it when the download is complete
     files = _wait(browser, lambda d: not list(downloads.glob("*.crdownload"))
                   and [p for p in downloads.glob("*.csv") if p.stat().st_size > 0], 60)
-    rows = list(csv.DictReader(files[0].open(encoding="utf-8")))
+    # blocks, each under its own header row, named by the first column: the query, the cells, the shelters, ...
+    blocks: dict[str, list[dict[str, str]]] = {}
+    header: list[str] = []
+    for row in csv.reader(files[0].open(encoding="utf-8")):
+        if not row:
+            continue
+        if row[0] == "block":
+            header = row
+        else:
+            blocks.setdefault(row[0], []).append(dict(zip(header, row, strict=True)))
     n_cells = int(status.split("完成:")[1].split("个网格")[0].replace(",", "").strip())
-    assert len(rows) == n_cells and rows[0].keys() >= {"h3", "population", "covered", "uncovered"}
+    (query,) = blocks["query"]
+    assert (query["scope"], float(query["distance_m"])) == ("昆都仑区", PRESETS["drive"]), query
+    assert len(blocks["cell"]) == n_cells and blocks["cell"][0].keys() >= {"h3", "population", "covered", "uncovered"}
+    assert sorted(r["name"] for r in blocks["shelter"]) == shown
     assert not [m for m in severe_console_messages(browser) if "favicon" not in m]
 
 
@@ -139,6 +153,17 @@ def _ranking(driver) -> list[str]:
     from selenium.webdriver.common.by import By
 
     return [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_RANKING} tbody tr")]
+
+
+def _risks(driver) -> dict[str, float]:
+    """Region -> the risk shown in the ranking (columns: rank, region, risk, ...)."""
+    from selenium.webdriver.common.by import By
+
+    out = {}
+    for tr in driver.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_RANKING} tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        out[cells[1]] = float(cells[2].replace(",", ""))
+    return out
 
 
 def test_leader_switch_level_and_weight(demo_server, browser, severe_console_messages) -> None:
@@ -160,6 +185,12 @@ def test_leader_switch_level_and_weight(demo_server, browser, severe_console_mes
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys("2", Keys.ENTER)
     field.send_keys(Keys.TAB)
-    changed = _wait(browser, lambda d: (r := _ranking(d)) != by_county and r or None, 150)
-    assert changed != by_county
+    before = _risks(browser)
+    _wait(browser, lambda d: (r := _ranking(d)) != by_county and r or None, 150)
+    after = _risks(browser)
+    # risk is intensity x exposure x vulnerability (docs/analyses.md): a uniform vulnerability of 2 doubles every
+    # region's risk and keeps the order; the table shows whole numbers, so each may be off by the rounding
+    assert list(after) == list(before), (before, after)
+    assert all(abs(after[k] - 2 * before[k]) <= 1.5 for k in before) and any(v > 0 for v in before.values()), (
+        before, after)
     assert not [m for m in severe_console_messages(browser) if "favicon" not in m]

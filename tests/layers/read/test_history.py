@@ -13,6 +13,7 @@ import pytest
 from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Point, Polygon
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from layers.read import history
 from layers.read.queries import fetch_features
@@ -202,3 +203,28 @@ def test_bad_arguments_name_the_field(session) -> None:
         list(history.replay_frames(conn, now - timedelta(days=1), now, step=timedelta(seconds=1)))
     with pytest.raises(ValidationError, match="t1"):
         history.changes_between(conn, now, now - timedelta(seconds=1))
+
+
+def test_the_past_reaches_a_statement_the_connection_has_already_prepared(engine) -> None:
+    """psycopg prepares a statement the fifth time a connection runs it, and a prepared statement stays bound to the
+    tables it was planned on unless the search path changes (which creating the session's first temporary table
+    does): the report at a past time must read the past even so (it read the live tables on a pooled connection
+    that had once committed a temporary table)."""
+    with engine.connect() as conn:
+        with conn.begin():  # a committed temporary table (an import's staging table) creates the session's
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE prep_probe (i int) ON COMMIT DROP")  # temporary schema:
+        tx = conn.begin()  # the temporary tables of a report no longer change the search path
+        s = Session(bind=conn, join_transaction_mode="create_savepoint")
+        before = _now(s)
+        s.add(Shelter(source="hist-prep", external_id="p1", name="预备", kind="emergency", status="open",
+                      capacity=10, occupancy=0, geom=from_shape(Point(111.6, 40.7), srid=4326)))
+        s.flush()
+        for _ in range(8):  # past psycopg's prepare threshold, on this connection
+            live = _live(s)
+        assert any(f["properties"]["source"] == "hist-prep" for f in live["shelters"].values())
+        with history.as_of(conn, before, layers=LAYERS):
+            past = _live(s)
+        assert past == _picture(s, before)
+        assert not any(f["properties"]["source"] == "hist-prep" for f in past["shelters"].values())
+        s.close()
+        tx.rollback()

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -120,6 +120,19 @@ def _fill(url: str, tag: str, *, accounts: bool = True, cells: int = 0) -> None:
             s.execute(text("INSERT INTO population_cells (source, res, h3, population) SELECT :src, 9, "
                            "617700169958293503 + g, (g % 997)::float FROM generate_series(0, :n - 1) g"),
                       {"src": f"pop-{tag}", "n": cells})
+        if s.execute(text("SELECT to_regclass('tasks')")).scalar() is not None:  # from 0007_command on
+            from layers.command import duty, plans, tasks
+
+            conn = s.connection()
+            plans.load_plans(conn)  # response_plans, plan_actions
+            rid = s.execute(insert(Resource).values(**{**common, "status": "available"}, external_id="r2",
+                                                    kind="rescue_team", geom=pt, quantity=1)
+                            .returning(Resource.id)).scalar_one()
+            iid = s.execute(select(Incident.id).where(Incident.source == f"bk-{tag}", Incident.external_id == "i1")
+                            ).scalar_one()
+            tasks.dispatch(conn, resource_id=rid, incident_id=iid, note=f"备注 {tag}", user=f"editor-{tag}")
+            plans.activate(conn, hazard_kind="flood", level=4, user=f"editor-{tag}", incident_id=iid)
+            duty.add_manual(conn, f"交接班 {tag}", author=f"editor-{tag}")
         if accounts:
             uid = auth.add_user(s.connection(), f"admin_{tag}", "a long enough password 1", role="admin")
             auth.start_session(s.connection(), uid)
