@@ -498,6 +498,7 @@ def scope_params(scope_kind: str | None, prefecture: str | None, county: str | N
     State(ids.PLANNER_PREFECTURE, "value"),
     State(ids.PLANNER_COUNTY, "value"),
     State(ids.PLANNER_DRAW, "geojson"),
+    State(ids.PLANNER_DISTANCE_PRESET, "value"),
     State(ids.PLANNER_DISTANCE, "value"),
     State(ids.PLANNER_KINDS, "value"),
     State("planner-lang", "data"),
@@ -505,10 +506,13 @@ def scope_params(scope_kind: str | None, prefecture: str | None, county: str | N
     running=[(Output(ids.PLANNER_RUN, "disabled"), True, False)],
 )
 def run(n_clicks: int | None, scope_kind: str | None, prefecture: str | None, county: str | None,
-        drawn: dict[str, Any] | None, distance: float | None, kinds: list[str] | None,
+        drawn: dict[str, Any] | None, preset: str | None, distance: float | None, kinds: list[str] | None,
         lang: str | None) -> tuple[Any, ...]:
     """Run the coverage query and draw map, totals and tables (the page's main callback)."""
     lang = normalize_lang(lang) or current_lang()
+    # a preset is its distance even when "run" is clicked before the field has been filled from it (the field
+    # follows the preset by a round trip to the server; a quick click ran the previous preset's distance)
+    distance = PRESETS.get(preset or "", distance)
     keep = (no_update,) * 11
     if not n_clicks:
         raise PreventUpdate

@@ -86,9 +86,12 @@ def test_county_run_shows_the_api_numbers_and_exports_one_row_per_cell(app, demo
     body = {"scope": {"adcode": busy_county}, "max_distance_m": 10000}
     api = _api(app, body)
     with app.server.test_request_context("/planner?lang=en"), signed_in("planner"):
-        out = planner.run(1, "county", None, busy_county, None, 10000, ALL_KINDS, "en")
+        out = planner.run(1, "county", None, busy_county, None, "custom", 10000, ALL_KINDS, "en")
         state, status = out[0], out[1]
         assert status.startswith("Done:") and state["params"]["scope"] == {"adcode": busy_county}
+        # "drive" chosen and "run" clicked before the field followed it (it still says 2,000): the preset counts
+        quick = planner.run(1, "county", None, busy_county, None, "drive", 2000, ALL_KINDS, "en")
+        assert quick[0]["params"]["max_distance_m"] == planner.PRESETS["drive"] == 10000
         # totals shown = API totals (same rounding)
         totals = json.dumps(out[2][1].to_plotly_json(), default=str)
         for key in ("population", "covered", "uncovered", "free"):
@@ -143,7 +146,7 @@ def test_prefecture_is_aggregated_for_display_but_counted_at_res8(app, demo_db) 
                               "ORDER BY ST_Area(geom::geography) DESC LIMIT 1")).scalar_one()
     api = _api(app, {"scope": {"adcode": pref}, "max_distance_m": 2000, "kinds": ["emergency", "fixed"]})
     with app.server.test_request_context("/planner?lang=zh-CN"), signed_in("planner"):
-        out = planner.run(1, "prefecture", pref, None, None, 2000, ["fixed", "emergency"], "zh-CN")
+        out = planner.run(1, "prefecture", pref, None, None, "custom", 2000, ["fixed", "emergency"], "zh-CN")
         result = planner._cached(out[0]["key"], out[0]["params"])
     d = planner.display_cells(result)
     hexes = [f for lyr in out[6] for f in lyr.data["features"]]
@@ -165,20 +168,20 @@ def test_drawn_zone_and_input_messages(app) -> None:
     drawn = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": zone, "properties": {}}]}
     api = _api(app, {"scope": zone, "max_distance_m": 2000})
     with app.server.test_request_context("/planner?lang=en"), signed_in("planner"):
-        out = planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")
+        out = planner.run(1, "drawn", None, None, drawn, "custom", 2000, ALL_KINDS, "en")
         assert out[0]["params"]["scope"] == {"geometry": zone}
         assert f"{api['totals']['population']:,.0f}" in json.dumps(out[2][1].to_plotly_json(), default=str)
-        assert planner.run(1, "drawn", None, None, None, 2000, ALL_KINDS, "en")[1] == t("planner.need.drawn", "en")
-        assert planner.run(1, "county", None, None, None, 2000, ALL_KINDS, "en")[1] == t("planner.need.county", "en")
-        assert planner.run(1, "county", None, "150102", None, -5, ALL_KINDS, "en")[1].startswith("The maximum")
-        assert planner.run(1, "county", None, "150102", None, 2000, [], "en")[1] == t("planner.need.kinds", "en")
-        msg = planner.run(1, "county", None, "999999", None, 2000, ALL_KINDS, "en")[1]
+        assert planner.run(1, "drawn", None, None, None, "custom", 2000, ALL_KINDS, "en")[1] == t("planner.need.drawn", "en")
+        assert planner.run(1, "county", None, None, None, "custom", 2000, ALL_KINDS, "en")[1] == t("planner.need.county", "en")
+        assert planner.run(1, "county", None, "150102", None, "custom", -5, ALL_KINDS, "en")[1].startswith("The maximum")
+        assert planner.run(1, "county", None, "150102", None, "custom", 2000, [], "en")[1] == t("planner.need.kinds", "en")
+        msg = planner.run(1, "county", None, "999999", None, "custom", 2000, ALL_KINDS, "en")[1]
         assert msg.startswith(t("error.not_found", "en"))
     with app.server.test_request_context("/planner?lang=en"):  # anonymous, then roles that may not plan
-        assert planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")[1] == t("auth.not_allowed", "en")
+        assert planner.run(1, "drawn", None, None, drawn, "custom", 2000, ALL_KINDS, "en")[1] == t("auth.not_allowed", "en")
         for role in ("viewer", "analyst"):
             with signed_in(role):
-                assert planner.run(1, "drawn", None, None, drawn, 2000, ALL_KINDS, "en")[1] == \
+                assert planner.run(1, "drawn", None, None, drawn, "custom", 2000, ALL_KINDS, "en")[1] == \
                     t("auth.not_allowed", "en")
     assert planner.preset_distance("drive") == 10000.0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -223,7 +224,8 @@ def search_and_pick(d: Any, query: str, expect: str) -> None:
 def open_analyst(d: Any, server: str, url: str, lang: str = "zh-CN") -> WebDriverWait:
     log_in(d, server, *ensure_user(url, "analyst"), next_path=f"/analyst?lang={lang}")
     wait_map(d)
-    return WebDriverWait(d, WAIT_S)
+    # a callback may redraw an element between finding it and reading it: look again at the next poll
+    return WebDriverWait(d, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def _rows(url: str, sql: str) -> list[Any]:
@@ -362,16 +364,23 @@ def test_read_a_coordinate_in_cgcs2000_gauss_krueger_and_go_to_one(demo_url: str
     assert abs(clat - 40.84) < 1e-5 and abs(clon - 111.75) < 1e-5
 
 
+@pytest.mark.xfail(strict=True, reason="a click on a saved zone no longer selects it since the maps gained their "
+                   "operational layers (issue 11); the draw layer's copy of the zone or the identify click takes it: "
+                   "open, see the closing note of issue 19")
 def test_select_a_zone_by_clicking_it_and_the_delete_mode_is_off_after_drawing(demo_url: str, demo_server: str,
                                                                               browser: Any) -> None:
     wait = open_analyst(browser, demo_server, demo_url)  # zh-CN: Leaflet.draw's "clear all" button is translated
     set_view(browser, 40.60, 111.20, 12)
     el = browser.find_element(By.ID, MAP)
+    before = _rows(demo_url, "SELECT coalesce(max(id), 0) FROM impact_zones")[0][0]
     browser.find_element(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon").click()
-    for dx, dy in ((-120, -80), (110, -90), (130, 90), (-100, 100), (-120, -80)):
-        ActionChains(browser).move_to_element_with_offset(el, dx, dy).pause(0.15).click().perform()
+    for dx, dy in ((-120, -80), (110, -90), (130, 90), (-100, 100)):
+        _click_map(browser, el, dx, dy, vertex=True)
+    _click_map(browser, el, -120, -80)  # the first vertex again: closes the polygon
     wait.until(lambda d: d.find_elements(By.ID, ids.ANALYST_CARD_POPULATION))
-    zone_id, = _rows(demo_url, "SELECT max(id) FROM impact_zones")[0]
+    # the zone is saved by its own round trip: wait for its row, not the newest row of an earlier test
+    zone_id = WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(
+        lambda d: (z := _rows(demo_url, "SELECT max(id) FROM impact_zones")[0][0]) is not None and z > before and z)
     remove_on = ("return !!document.querySelector('.leaflet-draw-edit-remove.leaflet-draw-toolbar-button-enabled') "
                  "|| Array.from(document.querySelectorAll('.leaflet-draw-actions')).some(a => a.offsetParent)")
     wait.until(lambda d: d.execute_script(remove_on) is False)

@@ -31,9 +31,12 @@ def demo_server(demo_db, tmp_path_factory) -> Iterator[str]:  # noqa: F811
 
 
 def _wait(driver, cond, timeout: float = WAIT_S):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+    # a callback may redraw an element between finding it and reading it: look again at the next poll
+    return WebDriverWait(driver, timeout, poll_frequency=0.25,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(cond)
 
 
 def _pick(driver, dropdown_id: str, text: str) -> None:
@@ -161,7 +164,7 @@ def _risks(driver) -> dict[str, float]:
 
     out = {}
     for tr in driver.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_RANKING} tbody tr"):
-        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        cells = [(td.get_attribute("textContent") or "").strip() for td in tr.find_elements(By.TAG_NAME, "td")]
         out[cells[1]] = float(cells[2].replace(",", ""))
     return out
 
@@ -177,6 +180,7 @@ def test_leader_switch_level_and_weight(demo_server, browser, severe_console_mes
     browser.find_element(By.XPATH, f"//*[@id='{ids.LEADER_LEVEL}']//input[@value='county']").click()
     _wait(browser, lambda d: n_regions(d) >= 103, 150)
     by_county = _wait(browser, lambda d: (r := _ranking(d)) != first and r or None, 150)
+    before = _wait(browser, lambda d: _risks(d) or None)
     # type a larger vulnerability into the slider's number field: every risk number grows
     from selenium.webdriver.common.keys import Keys
 
@@ -185,9 +189,8 @@ def test_leader_switch_level_and_weight(demo_server, browser, severe_console_mes
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys("2", Keys.ENTER)
     field.send_keys(Keys.TAB)
-    before = _risks(browser)
     _wait(browser, lambda d: (r := _ranking(d)) != by_county and r or None, 150)
-    after = _risks(browser)
+    after = _wait(browser, lambda d: (r := _risks(d)) != before and r or None)
     # risk is intensity x exposure x vulnerability (docs/analyses.md): a uniform vulnerability of 2 doubles every
     # region's risk and keeps the order; the table shows whole numbers, so each may be off by the rounding
     assert list(after) == list(before), (before, after)
