@@ -21,6 +21,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import ids
+from dashboards.auth import EVERY_LAYER, allowed
 from dashboards.components.basemap import leaflet_bbox
 from dashboards.components.replay import replay_id, replay_time
 from dashboards.context import db_engine
@@ -124,8 +125,8 @@ def register_command_panel() -> None:
 def redraw(drawn: dict[str, Any] | None, zoom: float | None, bounds: Any, replay: dict[str, Any] | None
            ) -> tuple[Any, ...]:
     """Draw the command part of the picture the wall has just drawn (or of the replayed time)."""
-    if not drawn:
-        raise PreventUpdate
+    if not drawn or not allowed("read", EVERY_LAYER):  # as GET /tasks and /plans/activations (the callback
+        raise PreventUpdate                              # policy refuses first; this covers a call that bypasses it)
     lang = current_lang()
     at = replay_time(replay)
     try:

@@ -20,6 +20,7 @@ from dash import Input, Output, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboards import ids
+from dashboards.auth import EVERY_LAYER, allowed
 from dashboards.components.replay import replay_time
 from dashboards.context import db_engine
 from dashboards.errors import classify
@@ -97,6 +98,8 @@ def register_monitor_tile(status_id: str, replay_state_id: str) -> None:
         Input(replay_state_id, "data"),
     )
     def refresh_monitor_tile(_status: Any, _tick: Any, replay: dict[str, Any] | None) -> tuple[Any, ...]:
+        if not allowed("read", EVERY_LAYER):  # as GET /monitor/stations; the callback policy refuses first
+            raise PreventUpdate
         at = replay_time(replay)
         lang = current_lang()
         try:

@@ -34,6 +34,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboards import ids
+from dashboards.auth import EVERY_LAYER, allowed
 from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.maplayers import map_extras, map_kwargs, register_maps
 from dashboards.context import db_engine, settings
@@ -384,6 +385,8 @@ def update(level: str | None, hazard_kind: list[str] | None, *rest: Any) -> tupl
     """Choropleth, legend, ranking, weights in words, status and trend for the controls (the main callback)."""
     *values, lang = rest
     lang = normalize_lang(lang) or current_lang()
+    if not allowed("read", EVERY_LAYER):  # as GET /analysis/risk; the callback policy refuses first, this covers
+        return (no_update,) * 4 + (t("auth.not_allowed", lang), no_update)  # a call that bypasses it
     level = level if level in LEVELS else "prefecture"
     weights = _weights_from_sliders(values)
     try:
@@ -421,7 +424,7 @@ def detail(zoom: float | None, bounds: Any, level: str | None, hazard_kind: list
     """H3 detail (res 6/7 cells of the cached risk run) when zoomed in to :data:`DETAIL_ZOOM` or more."""
     *values, lang = rest
     lang = normalize_lang(lang) or current_lang()
-    if zoom is None or zoom < DETAIL_ZOOM:
+    if zoom is None or zoom < DETAIL_ZOOM or not allowed("read", EVERY_LAYER):  # as GET /analysis/risk?cells=
         return []
     try:
         with db_engine().connect() as conn:
@@ -435,7 +438,7 @@ def detail(zoom: float | None, bounds: Any, level: str | None, hazard_kind: list
 @callback(*[Output(ids.leader_weight(n), "value") for n in WEIGHT_NAMES],
           Input(ids.LEADER_WEIGHTS_RESET, "n_clicks"), prevent_initial_call=True)
 def reset_weights(n_clicks: int | None) -> tuple[float, ...]:
-    """Back to the model's default weights."""
+    """Back to the model's default weights (constants of the model: no data, so no role check)."""
     d = RiskWeights().to_dict()["values"]
     return tuple(float(d[n]) for n in WEIGHT_NAMES)
 

@@ -41,6 +41,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboards import ids
+from dashboards.auth import EVERY_LAYER, allowed
 from dashboards.components.basemap import base_map, leaflet_bbox
 from dashboards.components.command_wall import (
     COMMAND_LAYERS,
@@ -639,6 +640,9 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
     if at is not None and _triggered() == {ids.WALL_STATUS}:
         raise PreventUpdate  # a live change while the wall replays the past
     lang = current_lang()
+    if not allowed("read", EVERY_LAYER):  # as GET /wall/snapshot; the callback policy refuses first, this covers
+        return _outputs({(ids.WALL_ALERT, "children"): t("auth.not_allowed", lang),  # a call that bypasses it
+                         (ids.WALL_ALERT, "className"): "sr-wall-alert"})
     mode: Literal["incidents", "population"] = "population" if heat == "population" else "incidents"
     k_scale = min(max(float(scale or 1.0), 1.0), 4.0)
     try:
