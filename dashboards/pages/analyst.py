@@ -20,7 +20,7 @@ import dash
 import dash_leaflet as dl
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from shapely.geometry import mapping
+from shapely.geometry import mapping, shape
 
 from dashboards import ids
 from dashboards.auth import allowed
@@ -342,9 +342,11 @@ def _zones_and_annotations() -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 def _zone_layers(zones: list[dict[str, Any]]) -> list[Any]:
     """The analyst's latest zones, one clickable layer (a click selects the zone: :func:`click_zone`), each
-    outlined in the colour of its kind."""
+    outlined in the colour of its kind. Largest first, so a smaller zone lies on top of a larger one that covers it
+    and a click inside it selects it (as GIS stacks polygons); ties keep the list's order."""
+    by_area = sorted(zones, key=lambda z: -shape(z["geometry"]).area)  # lon/lat area: enough to stack
     feats = [{"type": "Feature", "geometry": z["geometry"], "properties": {"id": z["id"], "kind": z["kind"]}}
-             for z in zones]
+             for z in by_area]
     return [dl.GeoJSON(data={"type": "FeatureCollection", "features": feats}, id=ids.ANALYST_ZONES_GEOJSON,
                        style={"variable": "sitroomMaps.zoneStyle"}, hideout={"colours": ZONE_COLOURS},
                        bubblingMouseEvents=True)]

@@ -243,3 +243,16 @@ def test_report_button_is_on_the_page(app) -> None:
         page = str(analyst.layout(lang="en"))
     assert ids.ANALYST_SITREP in page and "Situation report" in page
     assert "/api/v1/reports/sitrep?format=pdf&lang=en" in page
+
+
+def test_a_smaller_zone_lies_on_top_of_a_larger_one_that_covers_it(app) -> None:
+    """The zones layer draws the largest first: a click inside a small zone drawn within a large one selects the small
+    one (the last drawn path is the one the browser hits), whatever order the list has (newest first)."""
+    def zone(zid: int, half: float) -> dict[str, Any]:
+        ring = [[111.0 - half, 40.0 - half], [111.0 + half, 40.0 - half], [111.0 + half, 40.0 + half],
+                [111.0 - half, 40.0 + half], [111.0 - half, 40.0 - half]]
+        return {"id": zid, "kind": "drawn", "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+    for listed in ([zone(3, 0.01), zone(2, 0.5), zone(1, 0.1)], [zone(1, 0.1), zone(3, 0.01), zone(2, 0.5)]):
+        (layer,) = analyst._zone_layers(listed)
+        assert [f["properties"]["id"] for f in layer.data["features"]] == [2, 1, 3]

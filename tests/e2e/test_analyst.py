@@ -364,9 +364,6 @@ def test_read_a_coordinate_in_cgcs2000_gauss_krueger_and_go_to_one(demo_url: str
     assert abs(clat - 40.84) < 1e-5 and abs(clon - 111.75) < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="a click on a saved zone no longer selects it since the maps gained their "
-                   "operational layers (issue 11); the draw layer's copy of the zone or the identify click takes it: "
-                   "open, see the closing note of issue 19")
 def test_select_a_zone_by_clicking_it_and_the_delete_mode_is_off_after_drawing(demo_url: str, demo_server: str,
                                                                               browser: Any) -> None:
     wait = open_analyst(browser, demo_server, demo_url)  # zh-CN: Leaflet.draw's "clear all" button is translated
