@@ -715,7 +715,8 @@ def distance_to_geometry_m(lon: float, lat: float, geom: BaseGeometry) -> float:
     The geometry's edges are straight in lon/lat. Edges are cut into steps of at most ~1 km; for each step
     the closest point is found in an azimuthal-equidistant projection centred on the query point (where the
     distance from the centre is exact) and its true geodesic distance computed; the best few steps are then
-    re-cut 1,000 times finer and searched again. Every returned value is the exact geodesic distance of an
+    re-cut 32 times finer and searched again, twice (about 1 m steps). Only the edges that can hold the nearest
+    point are searched (:func:`_nearby_edges`). Every returned value is the exact geodesic distance of an
     actual point of the geometry, so it is never below the true minimum; the tests bound the excess at
     < 1 mm + 1e-6 relative against a brute-force Geod search.
 
@@ -756,13 +757,22 @@ def distance_to_geometry_m(lon: float, lat: float, geom: BaseGeometry) -> float:
     sb = a[edge_idx] + t1[:, None] * (b - a)[edge_idx]
     _, dist = _closest_on_edges(lon, lat, sa, sb)
     best = float(dist.min())
-    # stage 2: re-cut the steps that could hold the minimum
-    cand = np.argsort(dist)[:8]
-    fine_a, fine_b = [], []
-    for i in cand:
-        ts = np.linspace(0.0, 1.0, 1001)
-        pts = sa[i] + ts[:, None] * (sb[i] - sa[i])
-        fine_a.append(pts[:-1])
-        fine_b.append(pts[1:])
-    _, fine = _closest_on_edges(lon, lat, np.concatenate(fine_a), np.concatenate(fine_b))
-    return float(min(best, fine.min()))
+    # stage 2: the best few steps re-cut 32 times finer, then the best few of those again (1/1,024 of a step, about
+    # a metre, as one cut of 1,000 would, with 1/20 of the geodesic computations)
+    for keep in (8, 4):
+        cand = np.argsort(dist)[:keep]
+        sa, sb = _recut(sa[cand], sb[cand], _RECUT)
+        _, dist = _closest_on_edges(lon, lat, sa, sb)
+        best = min(best, float(dist.min()))
+    return best
+
+
+#: how many parts each candidate step of :func:`distance_to_geometry_m` is cut into, twice
+_RECUT = 32
+
+
+def _recut(a: NDArray[np.float64], b: NDArray[np.float64], n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Each segment a->b cut into ``n`` equal parts (lon/lat-straight), in order."""
+    ts = np.linspace(0.0, 1.0, n + 1)
+    pts = a[:, None, :] + ts[None, :, None] * (b - a)[:, None, :]
+    return pts[:, :-1].reshape(-1, 2), pts[:, 1:].reshape(-1, 2)
