@@ -653,6 +653,15 @@ def _edges(geom: BaseGeometry) -> tuple[NDArray[np.float64], NDArray[np.float64]
 _NEARBY_MARGIN = 1.5
 
 
+def _closest_t(rel: NDArray[np.float64], d: NDArray[np.float64]) -> NDArray[np.float64]:
+    """For segments ``rel -> rel + d`` (the origin being the point), the parameter in [0, 1] of each one's point
+    closest to the origin (0 for a segment of no length)."""
+    dd = np.einsum("ij,ij->i", d, d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(dd > 0.0, -np.einsum("ij,ij->i", rel, d) / dd, 0.0)
+    return np.clip(t, 0.0, 1.0)
+
+
 def _nearby_edges(
     lon: float, lat: float, a: NDArray[np.float64], b: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -669,12 +678,9 @@ def _nearby_edges(
         return a, b
     if np.abs(np.concatenate([a[:, 0], b[:, 0]]) - lon).max() > 180.0:
         return a, b  # edges across the antimeridian from the point: planar degrees mean nothing there
+    rel = a - np.array([lon, lat])  # the edges with the point at the origin, in plain degrees
     d = b - a
-    dd = np.einsum("ij,ij->i", d, d)
-    q = np.array([lon, lat]) - a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.clip(np.where(dd > 0.0, np.einsum("ij,ij->i", q, d) / dd, 0.0), 0.0, 1.0)
-    planar = np.hypot(*(a + t[:, None] * d - np.array([lon, lat])).T)
+    planar = np.hypot(*(rel + _closest_t(rel, d)[:, None] * d).T)
     p_min = float(planar.min())
     cut = p_min * _NEARBY_MARGIN
     for _ in range(2):  # the edges within the cut reach at most |lat| + cut; widen for the cosine there
@@ -698,12 +704,7 @@ def _closest_on_edges(
     """
     pa = _aeqd_forward(lon, lat, a[:, 0], a[:, 1])
     pb = _aeqd_forward(lon, lat, b[:, 0], b[:, 1])
-    d = pb - pa
-    dd = np.einsum("ij,ij->i", d, d)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(dd > 0.0, -np.einsum("ij,ij->i", pa, d) / dd, 0.0)
-    t = np.clip(t, 0.0, 1.0)
-    pts = a + t[:, None] * (b - a)
+    pts = a + _closest_t(pa, pb - pa)[:, None] * (b - a)
     n = pts.shape[0]
     _, _, dist = GEOD.inv(np.full(n, lon), np.full(n, lat), pts[:, 0], pts[:, 1])
     return pts, np.asarray(dist, dtype=float)
