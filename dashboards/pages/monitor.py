@@ -26,7 +26,7 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from dashboards import ids
-from dashboards.auth import allowed, current_user_name
+from dashboards.auth import EVERY_LAYER, allowed, current_user_name
 from dashboards.components import data_attributes
 from dashboards.components.basemap import base_map
 from dashboards.components.live import live_id, live_source, needs_refetch
@@ -300,6 +300,8 @@ def refresh(live: dict[str, Any] | None, _tick: Any, _decided: Any, replay: dict
     """Redraw stations, warnings, queue and anomalies (live, or at the replay's instant)."""
     if _trigger() == live_id("monitor") and not needs_refetch(live, LIVE_LAYERS):
         raise PreventUpdate
+    if not allowed("read", EVERY_LAYER):  # as GET /monitor/stations; the callback policy refuses first
+        raise PreventUpdate
     at = replay_time(replay)
     lang = current_lang()
     try:
@@ -342,6 +344,8 @@ def plot(code: str | None, _tick: Any, replay: dict[str, Any] | None) -> tuple[A
                                   "xaxis": {"visible": False}, "yaxis": {"visible": False},
                                   "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff"})
         return empty, t("monitor.station_hint", lang)
+    if not allowed("read", EVERY_LAYER):  # as GET /monitor/stations/<code>/series
+        return no_update, t("auth.not_allowed", lang)
     at = replay_time(replay) or datetime.now(UTC)
     try:
         with db_engine().connect() as conn:

@@ -1,4 +1,4 @@
-"""The leader's and the wall's data callbacks check the role themselves, as their API routes do.
+"""The leader's, the wall's and the monitoring page's data callbacks check the role themselves, as their API routes do.
 
 The callback policy (``dashboards.auth.CALLBACK_POLICY``, audited over HTTP by ``test_callback_policy.py``) refuses a
 request before any callback runs; these checks cover a call that does not come through it (a callback registered
@@ -48,7 +48,7 @@ def _as(app: Any, path: str, who: str) -> Any:
 @pytest.mark.parametrize("who", ["anonymous", "token:shelters-read"])
 def test_the_leader_and_the_wall_refuse_who_their_routes_refuse(app: Any, who: str) -> None:
     from dashboards.components import command_wall
-    from dashboards.pages import leader, wall
+    from dashboards.pages import leader, monitor, wall
 
     refused = t("auth.not_allowed", "en")
     ctx = _as(app, "/leader", who)
@@ -62,12 +62,15 @@ def test_the_leader_and_the_wall_refuse_who_their_routes_refuse(app: Any, who: s
         assert values[(ids.WALL_KPI_INCIDENTS, "children")] is no_update  # no figure leaves the server
         with pytest.raises(PreventUpdate):
             command_wall.redraw({"ok": True, "heat": "incidents"}, 7, None, None)
+        with pytest.raises(PreventUpdate):
+            monitor.refresh(None, None, None, None)
+        assert monitor.plot("ST-ANY", None, None) == (no_update, refused)
     finally:
         ctx.pop()
 
 
 def test_a_viewer_gets_the_data(app: Any) -> None:
-    from dashboards.pages import leader, wall
+    from dashboards.pages import leader, monitor, wall
 
     refused = t("auth.not_allowed", "en")
     ctx = _as(app, "/leader", "viewer")
@@ -78,5 +81,7 @@ def test_a_viewer_gets_the_data(app: Any) -> None:
                           wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, None, None), strict=True))
         assert values[(ids.WALL_ALERT, "children")] != refused
         assert values[(ids.WALL_KPI_INCIDENTS, "children")] is not no_update
+        assert len(monitor.refresh(None, None, None, None)) == 9  # stations, warnings, summary, queue, ...
+        assert monitor.plot("ST-NONE", None, None)[1] != refused  # reaches the store (which names the unknown code)
     finally:
         ctx.pop()
