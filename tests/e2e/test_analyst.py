@@ -103,7 +103,7 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_u
     browser.get(demo_server + "/analyst?lang=en")  # anonymous: sent to the login page, then back here
     assert "/login" in browser.current_url
     log_in(browser, demo_server, *ensure_user(demo_url, "analyst"), next_path="/analyst?lang=en")
-    wait = WebDriverWait(browser, WAIT_S)
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))  # redraws
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))
     map_el = browser.find_element(By.ID, ids.ANALYST_MAP)
     search_and_pick(browser, "Hohhot", "呼和浩特")  # the page opens on all of Inner Mongolia

@@ -94,7 +94,8 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
     assert t("wall.kpi.incidents", "zh-CN") in browser.find_element(By.ID, ids.WALL_KPIS).text
     assert len(browser.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_TICKER} li")) >= 3
-    assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_CHART} .main-svg")
+    # Plotly draws the chart after the figure arrives (later on one busy core): wait for its SVG
+    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_CHART} .main-svg"))
     _no_scrollbars(browser)
     assert severe_console_messages(browser) == []
 
