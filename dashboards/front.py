@@ -68,11 +68,17 @@ class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) with a deadline on receiving each request's head.
 
     The deadline is armed when the connection opens and when a response completes on a kept-alive connection with
-    no request waiting; it is disarmed when the head is complete. On expiry: 408, connection closed. The body is
-    timed by the front (:func:`create_front`), a response (a live stream) is never timed.
+    no request waiting; it is disarmed when the head is complete. On expiry, a connection that has begun a request
+    (some bytes of a head) is answered 408 and closed; an idle one (not a byte since it opened or since its last
+    response) is closed without a word, as uvicorn's keep-alive timeout does. An unsolicited 408 on an idle
+    connection is read by a browser that sends a request on it at that moment as the answer to that request (a map
+    tile failed that way under `taskset -c 0`); a silent close makes it open a new connection and send again.
+    The body is timed by the front (:func:`create_front`), a response (a live stream) is never timed.
     """
 
     _head_deadline: asyncio.TimerHandle | None = None
+    #: bytes of a request received since the deadline was armed
+    _head_begun: bool = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -80,7 +86,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _arm_head_deadline(self) -> None:
         self._disarm_head_deadline()
+        self._head_begun = False
         self._head_deadline = self.loop.call_later(LIMITS.head_timeout_s, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        if data and self._head_deadline is not None:
+            self._head_begun = True
+        super().data_received(data)
 
     def _disarm_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -91,7 +103,11 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_deadline = None
         if self.transport.is_closing():
             return
+        if not self._head_begun:
+            self.transport.close()
+            return
         msg = f"request head not received within {LIMITS.head_timeout_s:g} s"
+        log.warning("408 to %s: %s", self.client, msg)
         self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
                              b"connection: close\r\ncontent-length: " + str(len(msg)).encode() + b"\r\n\r\n"
                              + msg.encode())

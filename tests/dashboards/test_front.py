@@ -97,6 +97,28 @@ def test_slow_request_heads_do_not_starve_normal_requests(front: str) -> None:
             s.close()
 
 
+def test_an_idle_connection_is_closed_without_an_unsolicited_answer(front: str) -> None:
+    # a browser opens connections ahead of its requests (and keeps them after one); a 408 written on one that has sent
+    # nothing would be read as the answer to the request the browser sends on it at that moment
+    fresh = _connect(front)
+    kept = _connect(front)
+    try:
+        kept.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = kept.makefile("rb")
+        kept.settimeout(30)
+        assert reply.readline().startswith(b"HTTP/1.1 200")
+        head = dict(line.decode().rstrip("\r\n").lower().split(": ", 1) for line in iter(reply.readline, b"\r\n"))
+        assert "close" not in head.get("connection", "")
+        assert reply.read(int(head["content-length"]))  # the whole answer read: the connection is idle now
+        started = time.monotonic()
+        assert _answer(fresh, HEAD_TIMEOUT_S + 10) == b""  # closed by the server, not a byte written
+        assert _answer(kept, HEAD_TIMEOUT_S + 10) == b""
+        assert time.monotonic() - started < HEAD_TIMEOUT_S + 10
+    finally:
+        fresh.close()
+        kept.close()
+
+
 def test_slow_and_oversized_bodies_are_refused_before_the_app(front: str) -> None:
     s = _connect(front)
     try:
