@@ -161,7 +161,8 @@ def _picture(conn: Any, when: datetime, *, version: int, affected: dict[str, Any
         "hazards": situation.hazard_zones(conn, tolerance_deg=tol, at=when),
         "annotations": annotations,
         "impact_zones": zones,
-        "extent": situation.picture_extent(conn, at=when),
+        "extent": situation.picture_extent(conn, at=when, leave_out=[k["id"] for k in affected.get("skipped", [])
+                                                                    if k["layer"] == "hazards" and k["id"] is not None]),
         # hazards left out of the figures (cannot be computed); the wall's banner names them
         "skipped": affected.get("skipped", []),
         "command": command_picture(conn, now=when, at=when if past else None, lang=lang),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -511,13 +511,16 @@ def impact_zone_features(db: Db, *, tolerance_deg: float = 0.0, limit: int = ANN
     return {"type": "FeatureCollection", "features": feats}
 
 
-def picture_extent(db: Db, *, at: datetime | None = None) -> list[float] | None:
+def picture_extent(db: Db, *, at: datetime | None = None, leave_out: Iterable[int] = ()) -> list[float] | None:
     """``[west, south, east, north]`` of the hazards in force and the active incidents (what the wall fits its map
-    to), None when there are neither."""
+    to), None when there are neither. ``leave_out``: ids of hazards the picture could not compute (its ``skipped``):
+    one drawn over half the country must not zoom the wall out from the situation it can show."""
     when = at or datetime.now(UTC)
     hz = (select(Hazard.geom).where(_live(Hazard), Hazard.status == "active",
                                     (Hazard.onset.is_(None)) | (Hazard.onset <= when),
                                     (Hazard.expires.is_(None)) | (Hazard.expires > when)))
+    if skip := sorted({int(i) for i in leave_out}):
+        hz = hz.where(Hazard.id.not_in(skip))
     inc = select(Incident.geom).where(_live(Incident), Incident.status != "closed")
     both = hz.union_all(inc).subquery()
     box = func.ST_Extent(both.c.geom)

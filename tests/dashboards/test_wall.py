@@ -244,6 +244,10 @@ def test_a_stored_hazard_that_cannot_be_computed_is_named_in_the_banner(demo_db)
             assert out[f"{ids.WALL_DRAWN}.data"]["skipped"] == 1
             if lang == "en":  # the other figures are those of the picture without it
                 assert [out[k] for k in kpis] == [clean[k] for k in kpis] and clean[ids.WALL_KPI_AFFECTED] != "—"
+            # and the map fits the situation it can show, not the skipped hazard's box (across the antimeridian,
+            # which the service area clips to the whole service area)
+            view = f"{ids.WALL_MAP}.viewport"
+            assert out[view] == clean[view], (out[view], clean[view])
     finally:
         with demo_db.engine.begin() as c:
             c.execute(text("DELETE FROM hazards WHERE source = 'wall-test' AND external_id = 'wraps'"))
