@@ -3,7 +3,8 @@
 Public: :data:`tiles_bp`, :func:`basemap_config`, :func:`basemap_choices`, :data:`ATTRIBUTIONS`.
 
 ``GET /tiles/<basemap>/<z>/<x>/<y>.png`` with ``basemap`` one of ``base`` (light, Chinese labels), ``base-dark``
-(dark wall style), ``base-en``, ``base-dark-en``: the tile from ``settings.tile_cache_dir``, rendered on demand
+(dark wall style), ``base-en``, ``base-dark-en`` (``<y>@2x.png``: the same tile drawn at 512 px, what a 3840-pixel
+wall shows): the tile from ``settings.tile_cache_dir``, rendered on demand
 and cached when missing (only at zooms up to 12 and near the service area: other tiles are served when built ahead
 and are 404 otherwise; nothing is written once the cache holds ``SITROOM_TILE_CACHE_MAX_MB``). Responses carry ``Cache-Control``, an ``ETag`` built from the data version (so a browser
 revalidates cheaply and sees new boundaries within the max-age) and ``X-Tile-Cache: hit|miss``. A zoom outside
@@ -205,7 +206,10 @@ SITE_TILE_MAX_AGE_S = 86400
 
 @tiles_bp.get("/tiles/<basemap>/<z>/<x>/<y>.<ext>")
 def tile(basemap: str, z: str, x: str, y: str, ext: str) -> Response:
-    """One basemap tile: the offline basemap's PNG, or a site basemap's tile."""
+    """One basemap tile: the offline basemap's PNG (``<y>@2x.png``: drawn at 512 px), or a site basemap's tile."""
+    scale = 1
+    if basemap in BASEMAPS and y.endswith("@2x"):
+        y, scale = y[:-3], 2
     if not all(_NUMBER.match(v) for v in (z, x, y)):
         abort(404)
     if basemap not in BASEMAPS:
@@ -221,17 +225,17 @@ def tile(basemap: str, z: str, x: str, y: str, ext: str) -> Response:
     content = current_content(_engine(), max_age_s=CONTENT_CHECK_S)
     if zi > OFFLINE_MAX_ZOOM or not _near_service_area(zi, xi, yi, s):
         # the maps never ask for these: serve them only if built ahead (sitroom tiles build), never render them
-        data = cached_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir)
+        data = cached_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir, scale=scale)
         if data is None:
             abort(404)
         hit = True
     else:
         data, hit = get_tile(zi, xi, yi, content=content, basemap=basemap, cache_dir=s.tile_cache_dir,
-                             write=_cache_has_room(s))
+                             write=_cache_has_room(s), scale=scale)
     resp = Response(data, mimetype="image/png")
     resp.headers["Cache-Control"] = f"public, max-age={TILE_MAX_AGE_S}"
     resp.headers["X-Tile-Cache"] = "hit" if hit else "miss"
-    resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}")
+    resp.set_etag(f"{content.version}-{basemap}-{zi}-{xi}-{yi}" + ("" if scale == 1 else f"@{scale}x"))
     resp.make_conditional(request)  # 304 when the browser's ETag matches; changes resp itself
     return resp
 

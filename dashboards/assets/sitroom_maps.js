@@ -37,8 +37,30 @@
         pane.style.zIndex = 350;           /* above the basemap, below the page's own drawings (overlayPane 400) */
         pane.style.pointerEvents = "none"; /* clicks go to the map: the server answers them */
       }
+      const cfg = M.config(mapId);
+      if (M.symbolScale(cfg) !== 1) {
+        map.eachLayer(function (l) { hallBasemap(l); });
+        map.on("layeradd", function (e) { hallBasemap(e.layer); });
+      }
     }
   };
+
+  /* A hall wall 1.5 x 1920 px wide or more (its text is in rem, 1/120 of the width): the offline basemap's tiles
+     shown on 512 px and drawn at 512 px (@2x), one zoom out: the same picture as on a 1920 wall, at twice the size,
+     so that its labels and lines grow with the page's text (dashboards/tiles.py serves <y>@2x.png). */
+  const OFFLINE_TILES = /\/tiles\/base[a-z-]*\/\{z\}\/\{x\}\/\{y\}\.png$/;
+  function hallBasemap(layer) {
+    if (!(layer instanceof L.TileLayer) || layer.options.sitroomHall || !OFFLINE_TILES.test(layer._url || "")) {
+      return;
+    }
+    layer.options.sitroomHall = true;
+    layer.options.tileSize = 512;
+    layer.options.zoomOffset = -1;
+    if (layer.options.maxNativeZoom != null) { layer.options.maxNativeZoom += 1; }
+    if (layer.options.minNativeZoom != null) { layer.options.minNativeZoom += 1; }
+    layer.setUrl(layer._url.replace("{y}.png", "{y}@2x.png"), true);
+    if (layer._map) { layer._resetGrid(); layer.redraw(); }
+  }
 
   function mapIdOf(ctx) {
     if (!ctx || !ctx.map || !ctx.map.getContainer) { return null; }
@@ -94,26 +116,26 @@
   PointSymbolizer.prototype.draw = function (ctx, geom, z, f) {
     const s = this.s, p = f.props;
     if (!M.passes(s, p)) { return; }
-    const x = geom[0][0].x, y = geom[0][0].y;
+    const x = geom[0][0].x, y = geom[0][0].y, k = s.k || 1;
     ctx.globalAlpha = 1;
     if (p.cluster) {
       const n = clusterCount(s, p);
-      const r = Math.min(16, 7 + 2.2 * Math.log2(Math.max(n, 1)));
+      const r = Math.min(16, 7 + 2.2 * Math.log2(Math.max(n, 1))) * k;
       ctx.fillStyle = s.colours[clusterTop(s, p)] || s.default;
-      ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 2;
+      ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 2 * k;
       shapePath(ctx, "circle", x, y, r); ctx.fill(); ctx.stroke();
-      ctx.fillStyle = "#10202f"; ctx.font = "700 10px sans-serif"; ctx.textAlign = "center";
+      ctx.fillStyle = "#10202f"; ctx.font = "700 " + 10 * k + "px sans-serif"; ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.lineWidth = 2.5;
+      ctx.strokeStyle = "rgba(255,255,255,0.85)"; ctx.lineWidth = 2.5 * k;
       const text = n > 9999 ? Math.round(n / 1000) + "k" : String(n);
       ctx.strokeText(text, x, y); ctx.fillText(text, x, y);
       return;
     }
     const v = p[s.by];
-    const r = (s.sizes && s.sizes[v]) || s.size || 5;
+    const r = ((s.sizes && s.sizes[v]) || s.size || 5) * k;
     const c = M.colour(s, p);
     const shape = (s.shapes && s.shapes[v]) || s.shape || "circle";
-    ctx.lineWidth = 1.5; ctx.strokeStyle = "#ffffff";
+    ctx.lineWidth = 1.5 * k; ctx.strokeStyle = "#ffffff";
     if (s.load) {
       /* shelters: outline by status, filled from the bottom as far as occupied */
       const cap = Number(p.capacity) || 0, occ = Number(p.occupancy) || 0;
@@ -121,15 +143,15 @@
       ctx.fillStyle = "#ffffff"; shapePath(ctx, shape, x, y, r); ctx.fill();
       ctx.fillStyle = c; ctx.globalAlpha = 0.9;
       ctx.fillRect(x - r, y + r - 2 * r * share, 2 * r, 2 * r * share);
-      ctx.globalAlpha = 1; ctx.strokeStyle = c; ctx.lineWidth = 2; shapePath(ctx, shape, x, y, r); ctx.stroke();
+      ctx.globalAlpha = 1; ctx.strokeStyle = c; ctx.lineWidth = 2 * k; shapePath(ctx, shape, x, y, r); ctx.stroke();
       return;
     }
     ctx.fillStyle = c; shapePath(ctx, shape, x, y, r); ctx.fill(); ctx.stroke();
     if (s.glyphs) {
       const g = s.glyphs[p[s.glyph_by]];
       if (g) {
-        ctx.fillStyle = "#ffffff"; ctx.font = "700 " + (g.length > 1 ? 7 : 9) + "px sans-serif";
-        ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillText(g, x, y + 0.5);
+        ctx.fillStyle = "#ffffff"; ctx.font = "700 " + (g.length > 1 ? 7 : 9) * k + "px sans-serif";
+        ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillText(g, x, y + 0.5 * k);
       }
     }
   };
@@ -138,11 +160,13 @@
   AreaSymbolizer.prototype.draw = function (ctx, geom, z, f) {
     const s = this.s, p = f.props;
     if (!M.passes(s, p)) { return; }
-    const c = M.colour(s, p);
+    const c = M.colour(s, p), k = s.k || 1;
     ctx.globalAlpha = 1;
     if (f.geomType === 1) {  /* a point of a mostly-area layer (an annotation's marker) */
-      ctx.fillStyle = c; ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 2;
-      for (const part of geom) { shapePath(ctx, "circle", part[0].x, part[0].y, s.point_size || 6); ctx.fill(); ctx.stroke(); }
+      ctx.fillStyle = c; ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 2 * k;
+      for (const part of geom) {
+        shapePath(ctx, "circle", part[0].x, part[0].y, (s.point_size || 6) * k); ctx.fill(); ctx.stroke();
+      }
       return;
     }
     ctx.beginPath();
@@ -156,8 +180,8 @@
     }
     ctx.globalAlpha = 0.95;
     ctx.strokeStyle = c;
-    ctx.lineWidth = (s.widths && s.widths[p[s.by]]) || s.width || 1.5;
-    ctx.setLineDash(s.dash || []);
+    ctx.lineWidth = ((s.widths && s.widths[p[s.by]]) || s.width || 1.5) * k;
+    ctx.setLineDash((s.dash || []).map(function (d) { return d * k; }));
     ctx.stroke();
     ctx.setLineDash([]);
     ctx.globalAlpha = 1;
@@ -178,26 +202,34 @@
     for (const ring of geom) {
       for (const q of ring) { x0 = Math.min(x0, q.x); x1 = Math.max(x1, q.x); y0 = Math.min(y0, q.y); y1 = Math.max(y1, q.y); }
     }
+    const k = s.k || 1;
     const anchor = geom[0][0].clone();
     anchor.x = (x0 + x1) / 2;
-    anchor.y = f.geomType === 1 ? y0 - 10 : (y0 + y1) / 2;
-    const font = "600 12px 'Noto Sans CJK SC', 'Noto Sans SC', sans-serif";
+    anchor.y = f.geomType === 1 ? y0 - 10 * k : (y0 + y1) / 2;
+    const font = "600 " + 12 * k + "px 'Noto Sans CJK SC', 'Noto Sans SC', sans-serif";
     layout.scratch.font = font;
     const w = layout.scratch.measureText(text).width;
     const colour = M.colour(s, p);
     const draw = function (ctx) {
       ctx.globalAlpha = 1; ctx.font = font; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-      ctx.lineWidth = 3; ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.strokeText(text, 0, 0);
+      ctx.lineWidth = 3 * k; ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.strokeText(text, 0, 0);
       ctx.fillStyle = s.label_colour || (colour === "#fdd835" ? "#6d5b00" : "#1c2733"); ctx.fillText(text, 0, 0);
     };
-    return [{anchor: anchor, bboxes: [{minX: anchor.x - w / 2 - 2, minY: anchor.y - 8, maxX: anchor.x + w / 2 + 2,
-                                       maxY: anchor.y + 8}], draw: draw,
+    return [{anchor: anchor, bboxes: [{minX: anchor.x - w / 2 - 2 * k, minY: anchor.y - 8 * k,
+                                       maxX: anchor.x + w / 2 + 2 * k, maxY: anchor.y + 8 * k}], draw: draw,
              deduplicationKey: this.key + ":" + (f.id || text), deduplicationDistance: 4096}];
   };
 
-  M.vectorLayer = function (key, o) {
+  /* the size of the symbols, lines and labels a map draws: 1, or the width over 1920 px on a hall wall (see
+     hallBasemap), so that they grow with the wall's text */
+  M.symbolScale = function (cfg) {
+    const k = (window.innerWidth || 0) / 1920;
+    return cfg && cfg.hall && k >= 1.5 ? Math.min(k, 4) : 1;
+  };
+
+  M.vectorLayer = function (key, o, k) {
     const P = window.protomapsL;
-    const s = o.style;
+    const s = k && k !== 1 ? Object.assign({}, o.style, {k: k}) : o.style;
     const paint = [{dataLayer: s.layer, symbolizer: s.kind === "point" ? new PointSymbolizer(s) : new AreaSymbolizer(s)}];
     const labels = s.label ? [{dataLayer: s.layer, symbolizer: new LabelSymbolizer(s, key)}] : [];
     const layer = P.leafletLayer({url: o.url, paintRules: paint, labelRules: labels, levelDiff: 0,
@@ -232,7 +264,7 @@
     const key = String(ctx.id || "").split("-ov-")[1];
     const o = cfg && cfg.overlays[key];
     if (!o) { return; }
-    group._sitroomLayer = M.vectorLayer(key, o);
+    group._sitroomLayer = M.vectorLayer(key, o, M.symbolScale(cfg));
     M.layers[mapId][key] = group._sitroomLayer;
     group.addLayer(group._sitroomLayer);
   };

@@ -71,6 +71,7 @@ class _Setup:
     tools: tuple[str, ...]
     live: str | None
     replay: str | None
+    hall: bool = False
 
 
 _SETUPS: dict[str, _Setup] = {}
@@ -118,6 +119,7 @@ def _config(s: _Setup, lang: str) -> dict[str, Any]:
     return {"map": s.map_id, "overlays": overlays,
             "names": {t(overlay(k).title_key, lang): k for k in s.overlays},
             "texts": {"layers": t("map.layers", lang)},  # Leaflet's layer control titles its button "Layers"
+            "hall": s.hall,
             "stores": {"mouse": maps_id(s.page, "mouse") if "coords" in s.tools else None,
                        "measure": maps_id(s.page, "measure") if "measure" in s.tools else None}}
 
@@ -346,15 +348,19 @@ function (nd, na, nc, mapId) {
 
 
 def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: Sequence[str] = (),
-                  tools: Sequence[str] = (), live: str | None = None, replay: str | None = None) -> None:
+                  tools: Sequence[str] = (), live: str | None = None, replay: str | None = None,
+                  hall: bool = False) -> None:
     """Declare a page's map: which overlays its layer control lists (in that order) and which are on at first, its
     tools (:data:`TOOLS`), the live store to follow (default: one of its own) and the replay state that hides the live
-    overlays. Call at the page module's top level; it registers the callbacks."""
+    overlays. ``hall``: a command-hall wall whose text grows with the screen (1rem = 1/120 of the width): on a screen
+    1.5 times 1920 px wide or more, the offline basemap's tiles are shown on 512 px, drawn at 512 px (``@2x``) one
+    zoom out, so the basemap's labels and lines grow with the page's text. Call at the page module's top level; it
+    registers the callbacks."""
     unknown = [k for k in (*overlays, *checked) if k not in OVERLAYS]
     if unknown or not set(checked) <= set(overlays) or not set(tools) <= set(TOOLS):
         raise ValueError(f"register_maps({page!r}): unknown overlays {unknown} (known: {', '.join(OVERLAYS)}), "
                          f"checked {list(checked)} not all listed, or tools {list(tools)} not in {TOOLS}")
-    s = _SETUPS[page] = _Setup(page, map_id, tuple(overlays), tuple(checked), tuple(tools), live, replay)
+    s = _SETUPS[page] = _Setup(page, map_id, tuple(overlays), tuple(checked), tuple(tools), live, replay, hall)
     # the server callbacks below, by their first output, need what GET /layers/<layer> and GET /places need
     for part, wanted in (("popup", True), ("results", "search" in s.tools), ("readout", "coords" in s.tools),
                          ("measure-out", "measure" in s.tools)):

@@ -76,7 +76,7 @@ register_maps("wall", ids.WALL_MAP,
               overlays=("incidents_major", "resources_deployed", "incidents", "shelters", "resources",
                         "protection_targets", "impact_zones", "admin_regions"),
               checked=("incidents_major", "resources_deployed"), live=live_id("wall"),
-              replay=replay_id("wall", "state"))
+              replay=replay_id("wall", "state"), hall=True)
 register_monitor_tile(ids.WALL_STATUS, replay_id("wall", "state"))  # stations reporting, anomalies, pending warnings
 register_command_panel()  # response banners, task counts, overdue actions, deployed resources' lines
 
@@ -645,6 +645,10 @@ def refresh(status: dict[str, Any] | None, heat: str | None, zoom: float | None,
                          (ids.WALL_ALERT, "className"): "sr-wall-alert"})
     mode: Literal["incidents", "population"] = "population" if heat == "population" else "incidents"
     k_scale = min(max(float(scale or 1.0), 1.0), 4.0)
+    # a 3840 wall sits one zoom in to show what a 1920 wall shows at twice the size (basemap, symbols): its hexes
+    # and simplification are those of the 1920 wall's zoom (and its picture is the one they share)
+    if zoom is not None:
+        zoom = zoom - round(math.log2(k_scale))
     try:
         if at is None:  # the live picture, shared with every other screen of this process
             snap = live_snapshot(db_engine(), zoom=zoom, bbox=leaflet_bbox(bounds), heat=mode, lang=lang).value

@@ -49,6 +49,8 @@ from layers.store.gazetteer import Place, places_version
 log = logging.getLogger(__name__)
 
 TILE_SIZE = 256
+#: pixel scales a tile is drawn at: 1 (256 px), 2 (512 px: ``@2x`` in URLs and the cache)
+SCALES = (1, 2)
 #: Zooms the server accepts; content is drawn for 3-12 (deeper zooms are served, but show no more detail).
 MIN_ZOOM, MAX_ZOOM = 0, 18
 #: Inner Mongolia (the demo region), west, south, east, north in degrees: what ``sitroom tiles build`` pre-renders.
@@ -430,7 +432,8 @@ def _prepare(geoms: np.ndarray, qbox: tuple[float, float, float, float], *, z: i
     return out
 
 
-def _fill(draw: aggdraw.Draw, geoms: np.ndarray, brush: aggdraw.Brush, z: int, x: int, y: int) -> None:
+def _fill(draw: aggdraw.Draw, geoms: np.ndarray, brush: aggdraw.Brush, z: int, x: int, y: int,
+          scale: int = 1) -> None:
     """Fill polygons in one path (nonzero rule; holes are wound opposite to exteriors by the loader)."""
     if not len(geoms):
         return
@@ -440,7 +443,7 @@ def _fill(draw: aggdraw.Draw, geoms: np.ndarray, brush: aggdraw.Brush, z: int, x
     coords, idx = shapely.get_coordinates(rings, return_index=True)
     if not len(coords):
         return
-    px = _to_pixels(coords, z, x, y)
+    px = _to_pixels(coords, z, x, y) * scale
     splits = np.flatnonzero(np.diff(idx)) + 1
     path = aggdraw.Path()
     for ring in np.split(px, splits):
@@ -449,22 +452,23 @@ def _fill(draw: aggdraw.Draw, geoms: np.ndarray, brush: aggdraw.Brush, z: int, x
     draw.path(path, None, brush)
 
 
-def _stroke(draw: aggdraw.Draw, geoms: np.ndarray, pen: aggdraw.Pen, z: int, x: int, y: int) -> None:
+def _stroke(draw: aggdraw.Draw, geoms: np.ndarray, pen: aggdraw.Pen, z: int, x: int, y: int,
+            scale: int = 1) -> None:
     if not len(geoms):
         return
     lines = shapely.get_parts(geoms)
     coords, idx = shapely.get_coordinates(lines, return_index=True)
     if not len(coords):
         return
-    px = _to_pixels(coords, z, x, y)
+    px = _to_pixels(coords, z, x, y) * scale
     for line in np.split(px, np.flatnonzero(np.diff(idx)) + 1):
         if len(line) >= 2:
             draw.line(line.ravel().tolist(), pen)
 
 
 def render_tile(z: int, x: int, y: int, *, content: BasemapContent, style: str = "light",
-                lang: str = "zh-CN") -> bytes:
-    """Draw one 256x256 basemap tile and return it as PNG bytes.
+                lang: str = "zh-CN", scale: int = 1) -> bytes:
+    """Draw one 256x256 basemap tile (512x512 at ``scale`` 2) and return it as PNG bytes.
 
     Parameters
     ----------
@@ -476,11 +480,14 @@ def render_tile(z: int, x: int, y: int, *, content: BasemapContent, style: str =
         ``"light"`` (desktop) or ``"dark"`` (command-hall wall).
     lang
         Label language, ``"zh-CN"`` (Chinese names; English ones if no CJK font is installed) or ``"en"``.
+    scale
+        1, or 2: the same map drawn at twice the pixels (lines, dots, text and halo twice as wide, the same labels
+        placed as at 1), for a screen that shows a tile on 512 pixels (a 3840-pixel hall wall, a high-DPI screen).
 
     Raises
     ------
     TileError
-        Unknown tile, style or language.
+        Unknown tile, style, language or scale.
 
     Examples
     --------
@@ -493,8 +500,11 @@ def render_tile(z: int, x: int, y: int, *, content: BasemapContent, style: str =
         raise TileError(f"style must be one of {sorted(STYLES)}, got {style!r}")
     if lang not in ("zh-CN", "en"):
         raise TileError(f"lang must be one of ['en', 'zh-CN'], got {lang!r}")
+    if scale not in SCALES:
+        raise TileError(f"scale must be one of {list(SCALES)}, got {scale!r}")
     st = STYLES[style]
-    img = Image.new("RGB", (TILE_SIZE, TILE_SIZE), st.water)
+    k = scale
+    img = Image.new("RGB", (TILE_SIZE * k, TILE_SIZE * k), st.water)
     draw = aggdraw.Draw(img)
     west, south, east, north = tile_bounds(z, x, y)
     deg_per_px = 360.0 / (TILE_SIZE * (1 << z))
@@ -504,31 +514,36 @@ def render_tile(z: int, x: int, y: int, *, content: BasemapContent, style: str =
     detail = z >= 6 and dw <= qbox[0] and ds <= qbox[1] and qbox[2] <= de and qbox[3] <= dn
     res = "10m" if detail else "low"
     for name, brush in ((f"land_{res}", aggdraw.Brush(st.land)), (f"lakes_{res}", aggdraw.Brush(st.water))):
-        _fill(draw, _prepare(content.layer(name, z).query(qbox), qbox, z=z, polygons=True), brush, z, x, y)
+        _fill(draw, _prepare(content.layer(name, z).query(qbox), qbox, z=z, polygons=True), brush, z, x, y, k)
     _stroke(draw, _prepare(content.layer("rivers_50m", z).query(qbox), qbox, z=z, polygons=False),
-            aggdraw.Pen(st.river, _river_width(z)), z, x, y)
+            aggdraw.Pen(st.river, _river_width(z) * k), z, x, y, k)
     for level in ("county", "prefecture", "province"):
         if z >= _admin_min_zoom(level):
             geoms = _prepare(content.layer(f"admin:{level}", z).query(qbox), qbox, z=z, polygons=False)
-            _stroke(draw, geoms, aggdraw.Pen(getattr(st, level), _admin_width(level, z)), z, x, y)
+            _stroke(draw, geoms, aggdraw.Pen(getattr(st, level), _admin_width(level, z) * k), z, x, y, k)
 
     labels = content.labels(z, lang)
     ox, oy = x * TILE_SIZE, y * TILE_SIZE
     b = labels["box"]
     shown = np.flatnonzero((b[:, 0] < ox + TILE_SIZE) & (b[:, 2] > ox) & (b[:, 1] < oy + TILE_SIZE) & (b[:, 3] > oy))
     dot = aggdraw.Brush(st.dot)
-    halo = aggdraw.Pen(st.halo, 1.2)
+    halo = aggdraw.Pen(st.halo, 1.2 * k)
     for i in shown:
         gx, gy = labels["anchor"][i][:2]
-        r = 2.6 if labels["size"][i] >= 13 else 2.0
-        draw.ellipse((gx - ox - r, gy - oy - r, gx - ox + r, gy - oy + r), halo, dot)
+        cx, cy = (gx - ox) * k, (gy - oy) * k
+        r = (2.6 if labels["size"][i] >= 13 else 2.0) * k
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), halo, dot)
     draw.flush()
     if len(shown):
         text_draw = ImageDraw.Draw(img)
         for i in shown:
             gx, gy, left, top, w, h = labels["anchor"][i]
-            text_draw.text((gx - ox - w / 2 - left, gy - oy - 5 - h - top), labels["text"][i], fill=st.label,
-                           font=_font(labels["size"][i]), stroke_width=2, stroke_fill=st.halo)
+            font = _font(labels["size"][i] * k)
+            if k != 1:  # the glyphs' box at this size (the layout measured them at 1)
+                left, top, right, bottom = font.getbbox(labels["text"][i])
+                w, h = right - left, bottom - top
+            text_draw.text(((gx - ox) * k - w / 2 - left, (gy - oy) * k - 5 * k - h - top), labels["text"][i],
+                           fill=st.label, font=font, stroke_width=2 * k, stroke_fill=st.halo)
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
@@ -544,23 +559,27 @@ def _basemap(name: str) -> tuple[str, str]:
         raise TileError(f"basemap must be one of {sorted(BASEMAPS)}, got {name!r}") from None
 
 
-def tile_path(cache_dir: Path, basemap: str, version: str, z: int, x: int, y: int) -> Path:
-    """Where a tile is cached: ``<cache_dir>/<basemap>/<version>/<z>/<x>/<y>.png``.
+def tile_path(cache_dir: Path, basemap: str, version: str, z: int, x: int, y: int, scale: int = 1) -> Path:
+    """Where a tile is cached: ``<cache_dir>/<basemap>/<version>/<z>/<x>/<y>.png`` (``<y>@2x.png`` at scale 2).
 
     >>> tile_path(Path("tile_cache"), "base", "abc", 8, 207, 96).as_posix()
     'tile_cache/base/abc/8/207/96.png'
+    >>> tile_path(Path("tile_cache"), "base", "abc", 8, 207, 96, scale=2).name
+    '96@2x.png'
     """
     _basemap(basemap)
     check_tile(z, x, y)
-    return Path(cache_dir) / basemap / version / str(z) / str(x) / f"{y}.png"
+    if scale not in SCALES:
+        raise TileError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    return Path(cache_dir) / basemap / version / str(z) / str(x) / (f"{y}.png" if scale == 1 else f"{y}@{scale}x.png")
 
 
 def cached_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = "base",
-                cache_dir: Path) -> bytes | None:
+                cache_dir: Path, scale: int = 1) -> bytes | None:
     """The PNG of a tile if it is in the cache, else None (nothing is rendered)."""
     _basemap(basemap)
     try:
-        return tile_path(cache_dir, basemap, content.version, z, x, y).read_bytes()
+        return tile_path(cache_dir, basemap, content.version, z, x, y, scale).read_bytes()
     except FileNotFoundError:
         return None
 
@@ -578,7 +597,7 @@ def cache_size_bytes(cache_dir: Path) -> int:
 
 
 def get_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = "base", cache_dir: Path,
-             render: Callable[..., bytes] = render_tile, write: bool = True) -> tuple[bytes, bool]:
+             render: Callable[..., bytes] = render_tile, write: bool = True, scale: int = 1) -> tuple[bytes, bool]:
     """The PNG of a tile from the cache, or rendered, written to the cache (atomically, unless ``write`` is False:
     the cache is full) and returned.
 
@@ -588,16 +607,16 @@ def get_tile(z: int, x: int, y: int, *, content: BasemapContent, basemap: str = 
         The PNG, and whether it came from the cache.
     """
     style, lang = _basemap(basemap)
-    path = tile_path(cache_dir, basemap, content.version, z, x, y)
+    path = tile_path(cache_dir, basemap, content.version, z, x, y, scale)
     try:
         return path.read_bytes(), True
     except FileNotFoundError:
         pass
-    data = render(z, x, y, content=content, style=style, lang=lang)
+    data = render(z, x, y, content=content, style=style, lang=lang, **({"scale": scale} if scale != 1 else {}))
     if not write:
         return data, False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{y}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -255,6 +255,23 @@ def test_a_stored_hazard_that_cannot_be_computed_is_named_in_the_banner(demo_db)
 
 
 @pytest.mark.db
+def test_a_3840_wall_one_zoom_in_draws_the_hexes_of_a_1920_wall(demo_db) -> None:
+    """A 3840 wall fits one zoom further in than a 1920 one and shows the same picture at twice the size (basemap
+    tiles at 512 px, symbols doubled): its heat hexes are those of the 1920 wall's zoom, not a finer resolution."""
+    from dashboards.pages import wall
+
+    app = create_app(Settings(database_url=demo_db.url, mode="demo"))
+    hexes = {}
+    for zoom, scale in ((6, 1.0), (7, 2.0), (7, 1.0)):
+        situation.clear_cache()
+        with app.server.test_request_context("/wall?lang=en"):
+            out = drawn_by_id(wall.refresh({"ok": True, "refresh": 5}, "population", zoom, None, None, None, scale))
+        hexes[zoom, scale] = out[ids.WALL_HEX_LAYER]
+    assert hexes[6, 1.0] and repr(hexes[7, 2.0]) == repr(hexes[6, 1.0])
+    assert repr(hexes[7, 1.0]) != repr(hexes[6, 1.0])  # the zoom does choose the resolution
+
+
+@pytest.mark.db
 def test_a_failed_picture_shows_the_alert_and_keeps_the_figures(wall_db, monkeypatch) -> None:
     """Never blank figures under a fresh "as of": a picture that cannot be drawn leaves every figure as it is
     (no update), says so in the alert banner, and tells the browser (``ok: False``) to stop moving "data as of"."""

@@ -182,7 +182,26 @@ def test_wall_fits_3840x2160(live_server, browser_factory, wall_rows, severe_con
     for d in (small, big):
         assert _overlaps(d, "#" + ids.WALL_ROOT + " .sr-wall-replay .dash-slider-mark") == []
         assert _cut_rows(d) == []
+    # the basemap's labels and lines scale as well: at 3840 the tiles are drawn at 512 px and shown on 512 px, one
+    # zoom out, so the big wall shows the same tiles as the small one at twice the size
+    small_tiles, big_tiles = (_basemap_tiles(d) for d in (small, big))
+    assert small_tiles["shown"] == {256} and small_tiles["natural"] == {256} and not small_tiles["at2x"], small_tiles
+    assert big_tiles["shown"] == {512} and big_tiles["natural"] == {512} and big_tiles["at2x"] == big_tiles["n"] > 0
+    assert big_tiles["zooms"] == small_tiles["zooms"], (small_tiles, big_tiles)
     assert severe_console_messages(big) == []
+
+
+def _basemap_tiles(driver) -> dict:
+    """The wall's painted basemap tiles: shown size, natural size, how many are ``@2x``, and their zooms."""
+    from tests.e2e.conftest import wait_painted
+
+    wait_painted(driver, ids.WALL_MAP)
+    tiles = driver.execute_script("""
+        return Array.from(document.querySelectorAll('#' + arguments[0] + ' img.leaflet-tile-loaded'))
+          .filter(i => i.src.indexOf('/tiles/base') >= 0)
+          .map(i => [i.getBoundingClientRect().width, i.naturalWidth, i.src]);""", ids.WALL_MAP)
+    return {"n": len(tiles), "shown": {round(w) for w, _, _ in tiles}, "natural": {n for _, n, _ in tiles},
+            "at2x": sum("@2x.png" in u for _, _, u in tiles), "zooms": {int(u.split("/")[-3]) for _, _, u in tiles}}
 
 
 def _text_sizes(driver) -> dict[str, float]:

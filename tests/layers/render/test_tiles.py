@@ -137,6 +137,24 @@ def test_chinese_and_english_labels_differ(content: T.BasemapContent) -> None:
         assert "呼和浩特" in content.labels(8, "zh-CN")["text"]
 
 
+@pytest.mark.parametrize("style", ["light", "dark"])
+def test_a_tile_at_scale_2_is_the_same_map_on_twice_the_pixels(content: T.BasemapContent, style: str) -> None:
+    """What a 3840 wall shows: 512x512, and averaged back over 2x2 pixels it is the 256 tile (same land, lines and
+    labels in the same places), with the labels' glyphs covering about four times the pixels (twice as tall)."""
+    x, y = T.tile_for_lonlat(*HOHHOT, 8)
+    one = _pixels(T.render_tile(8, x, y, content=content, style=style))
+    im = Image.open(io.BytesIO(T.render_tile(8, x, y, content=content, style=style, scale=2)))
+    assert im.size == (512, 512)
+    two = np.asarray(im.convert("RGB"))
+    halved = two.astype(float).reshape(256, 2, 256, 2, 3).mean(axis=(1, 3))
+    assert np.abs(halved - one).mean() < 4.0  # out of 255: anti-aliasing and glyph hinting differ, nothing else
+    label = T.STYLES[style].label
+    ratio = _share(two, label, tol=40) * 512**2 / (_share(one, label, tol=40) * 256**2)
+    assert 3.0 < ratio < 5.5, ratio
+    with pytest.raises(T.TileError, match="scale must be one of"):
+        T.render_tile(8, x, y, content=content, scale=3)
+
+
 @pytest.mark.parametrize("z", [5, 8, 11])
 def test_label_boxes_never_overlap(content: T.BasemapContent, z: int) -> None:
     b = content.labels(z, "zh-CN")["box"]
@@ -290,12 +308,17 @@ def test_blueprint_serves_png_with_caching_headers(client) -> None:
     assert r3.status_code == 304 and r3.data == b""
     dark = client.get(f"/tiles/base-dark/8/{x}/{y}.png")
     assert dark.status_code == 200 and _share(_pixels(dark.data), T.STYLES["dark"].land) > 0.5
+    big = client.get(f"/tiles/base-dark/8/{x}/{y}@2x.png")  # the 3840 wall's tile: its own cache entry and ETag
+    assert big.status_code == 200 and Image.open(io.BytesIO(big.data)).size == (512, 512)
+    assert big.headers["X-Tile-Cache"] == "miss" and big.headers["ETag"] != dark.headers["ETag"]
+    assert client.get(f"/tiles/base-dark/8/{x}/{y}@2x.png").headers["X-Tile-Cache"] == "hit"
 
 
 @pytest.mark.db
 @pytest.mark.parametrize("path", ["/tiles/base/19/0/0.png", "/tiles/base/-1/0/0.png", "/tiles/base/3/8/0.png",
                                   "/tiles/base/3/0/8.png", "/tiles/base/a/0/0.png", "/tiles/base/3/1.5/0.png",
-                                  "/tiles/base/3/0/0.jpg", "/tiles/sepia/3/0/0.png", "/tiles/base/99999999/0/0.png"])
+                                  "/tiles/base/3/0/0.jpg", "/tiles/sepia/3/0/0.png", "/tiles/base/99999999/0/0.png",
+                                  "/tiles/base/3/0/0@3x.png", "/tiles/base/3/0/@2x.png", "/tiles/base/3/0/0@2x.jpg"])
 def test_blueprint_404_for_tiles_that_do_not_exist(client, path: str) -> None:
     assert client.get(path).status_code == 404
 
