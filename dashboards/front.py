@@ -119,7 +119,11 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        # armed only when the connection waits for a request: a request that arrived before this response was
+        # complete (pipelined: a browser reuses the connection as soon as it has the body, before the last empty
+        # message is sent) has just been started by uvicorn, and its head is complete; a deadline armed now would
+        # close it mid-answer (a live stream after 10 s, a slow tile under load)
+        if not self.transport.is_closing() and not self.pipeline and (self.cycle is None or self.cycle.response_complete):
             self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -119,6 +119,29 @@ def test_an_idle_connection_is_closed_without_an_unsolicited_answer(front: str) 
         kept.close()
 
 
+def test_a_request_that_arrived_during_the_previous_answer_is_not_timed(front: str, front_db) -> None:
+    # two requests in one write: the second (a live stream) waits in uvicorn's pipeline and starts when the first
+    # answer completes; the head deadline, armed at that moment, closed the stream after HEAD_TIMEOUT_S
+    token = api_token(front_db[1], "front-pipeline", access="read")
+    s = _connect(front)
+    try:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /api/v1/events?layers=incidents HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                  b"Authorization: Bearer " + token.encode() + b"\r\n\r\n")
+        got = b""
+        s.settimeout(30)
+        while b"event: hello" not in got:
+            chunk = s.recv(65536)
+            assert chunk, got[-300:]
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200") and got.count(b"HTTP/1.1 200") == 2
+        s.settimeout(HEAD_TIMEOUT_S + 2)  # past the deadline (and before the first heartbeat): still open
+        with pytest.raises(TimeoutError):
+            assert s.recv(65536) != b"", "the server closed the stream"
+    finally:
+        s.close()
+
+
 def test_slow_and_oversized_bodies_are_refused_before_the_app(front: str) -> None:
     s = _connect(front)
     try:
