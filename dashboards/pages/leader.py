@@ -58,6 +58,8 @@ register_maps("leader", ids.LEADER_MAP,
               checked=("hazards",), tools=("search",))
 
 LEVELS = ("prefecture", "county")
+#: the Leaflet pane of the risk choropleth and its cells: under the operational layers' pane (350)
+CHOROPLETH_PANE = "sitroomChoropleth"
 HAZARD_KINDS = tuple(vocab.keys("hazard_kind"))
 WEIGHT_NAMES = tuple(RiskWeights().to_dict()["values"])
 #: slider range per weight (warning-level weights are shares, the others factors)
@@ -188,8 +190,10 @@ def ranking_table(result: dict[str, Any], lang: str) -> Any:
     head = [t(f"leader.col.{k}", lang) for k in ("rank", "region", "risk", "exposure", "intensity", "why")]
     num = {0, 2, 3, 4}
     return html.Table(className="sr-table sr-ld-table", children=[
-        html.Thead(html.Tr([html.Th(h, className="sr-num" if i in num else "") for i, h in enumerate(head)])),
-        html.Tbody([html.Tr([html.Td(v, className="sr-num" if i in num else "sr-ld-why" if i == 5 else "")
+        html.Thead(html.Tr([html.Th(h, className="sr-num" if i in num else "sr-ld-region" if i == 1 else "")
+                            for i, h in enumerate(head)])),
+        html.Tbody([html.Tr([html.Td(v, className="sr-num" if i in num else "sr-ld-why" if i == 5 else
+                                     "sr-ld-region" if i == 1 else "")
                              for i, v in enumerate(r)]) for r in ranking_rows(result, lang)]),
     ])
 
@@ -312,8 +316,11 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
                     className="sr-ld-reset"),
         html.Div(id=ids.LEADER_STATUS, className="sr-ld-status", role="status"),
     ])
+    # the choropleth is the context, the hazards and the other operational layers are read over it: its own pane
+    # lies under theirs (350, assets/sitroom_maps.js) and over the basemap (200); clicks on it still reach it
     the_map = base_map(ids.LEADER_MAP, **map_kwargs("leader", lang), children=[
-        dl.LayerGroup(id=ids.LEADER_REGION_LAYER), dl.LayerGroup(id=ids.LEADER_CELL_LAYER)])
+        dl.Pane([dl.LayerGroup(id=ids.LEADER_REGION_LAYER), dl.LayerGroup(id=ids.LEADER_CELL_LAYER)],
+                name=CHOROPLETH_PANE, style={"zIndex": 340})])
     return html.Div(id=ids.LEADER_ROOT, className="sr-ld", lang=lang, children=[
         dcc.Store(id="leader-lang", data=lang),
         controls,

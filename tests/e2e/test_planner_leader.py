@@ -176,6 +176,20 @@ def test_leader_switch_level_and_weight(demo_server, browser, severe_console_mes
     first = _wait(browser, lambda d: _ranking(d) or None, 150)
     n_regions = lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.LEADER_MAP} path.leaflet-interactive"))  # noqa: E731
     _wait(browser, lambda d: n_regions(d) >= 12)
+    # the hazards (on by default) are read over the choropleth: at a hazard's middle the topmost map layer is the
+    # operational layers' canvas, not a region's fill
+    from dashboards.pages.leader import CHOROPLETH_PANE
+
+    stack = _wait(browser, lambda d: d.execute_script("""
+        const m = window.sitroomMaps && window.sitroomMaps.maps[arguments[0]];
+        const hz = m && window.sitroomMaps.layers[arguments[0]] && window.sitroomMaps.layers[arguments[0]].hazards;
+        const pane = m && m.getPane(arguments[1]);
+        const paths = pane ? pane.querySelectorAll('path.leaflet-interactive') : [];
+        if (!hz || !paths.length) return null;
+        const live = m.getPane('sitroomLive');
+        return {choropleth: +getComputedStyle(pane).zIndex, live: +getComputedStyle(live).zIndex,
+                regions: paths.length};""", ids.LEADER_MAP, CHOROPLETH_PANE))
+    assert stack["choropleth"] < stack["live"] and stack["regions"] == n_regions(browser), stack
     _shot(browser, "leader.png", ids.LEADER_MAP)
     browser.find_element(By.XPATH, f"//*[@id='{ids.LEADER_LEVEL}']//input[@value='county']").click()
     _wait(browser, lambda d: n_regions(d) >= 103, 150)
