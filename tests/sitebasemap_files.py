@@ -66,9 +66,11 @@ def make_pmtiles(path: Path, *, bbox: tuple[float, float, float, float] = HOHHOT
     return tiles
 
 
-def make_vector_mbtiles(path: Path, *, bbox: tuple[float, float, float, float] = HOHHOT_BBOX, zoom: int = 8) -> list:
-    """A vector MBTiles in the OpenMapTiles schema (a ``water`` square and a ``transportation`` line in each tile,
-    gzip-compressed as tippecanoe and OpenMapTiles write them)."""
+def make_vector_mbtiles(path: Path, *, bbox: tuple[float, float, float, float] = HOHHOT_BBOX, zoom: int = 8,
+                        road_y: int = 2048) -> list:
+    """A vector MBTiles in the OpenMapTiles schema (a ``water`` square 500-1500 of the 4096 extent and a primary
+    ``transportation`` line across at ``road_y`` in each tile, in mapbox_vector_tile's default axes: y up, so 500 is
+    3596 from the tile's top; gzip-compressed as tippecanoe and OpenMapTiles write them)."""
     import mapbox_vector_tile
 
     tiles = tiles_for_bbox(bbox, min_zoom=zoom, max_zoom=zoom)
@@ -83,7 +85,7 @@ def make_vector_mbtiles(path: Path, *, bbox: tuple[float, float, float, float] =
             data = mapbox_vector_tile.encode([
                 {"name": "water", "features": [{"geometry": "POLYGON ((500 500, 1500 500, 1500 1500, 500 1500, 500 500))",
                                                 "properties": {}}]},
-                {"name": "transportation", "features": [{"geometry": "LINESTRING (0 2048, 4096 2048)",
+                {"name": "transportation", "features": [{"geometry": f"LINESTRING (0 {road_y}, 4096 {road_y})",
                                                          "properties": {"class": "primary"}}]}])
             c.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, (1 << z) - 1 - y, gzip.compress(data)))
     return tiles

@@ -10,6 +10,7 @@ population, targets, shelters and resources.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -397,22 +398,36 @@ def test_select_a_zone_by_clicking_it_and_the_delete_mode_is_off_after_drawing(d
     wait.until(lambda d: card_title(d).endswith(f"#{zone_id}"))
 
 
+@contextlib.contextmanager
+def _site_basemap(demo_url: str, basemap_dir: Path, src: Path, name: str) -> Iterator[None]:
+    """``sitroom basemap add SRC --name NAME`` as a site would run it, removed afterwards."""
+    from tests.e2e.conftest import _sitroom_command
+
+    env = {**os.environ, "SITROOM_BASEMAP_DIR": str(basemap_dir), "SITROOM_DATABASE_URL": demo_url}
+    out = subprocess.run([*_sitroom_command(), "basemap", "add", str(src), "--name", name,
+                          "--attribution", "© E2E survey"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    try:
+        yield
+    finally:
+        subprocess.run([*_sitroom_command(), "basemap", "remove", name], env=env, capture_output=True, timeout=60)
+
+
+def _choose_basemap(browser: Any, title: str) -> None:
+    control = browser.find_element(By.CSS_SELECTOR, f"#{MAP} .leaflet-control-layers")
+    ActionChains(browser).move_to_element(control).perform()
+    next(lab for lab in control.find_elements(By.CSS_SELECTOR, "label") if lab.text.strip() == title).click()
+
+
 def test_add_an_mbtiles_basemap_and_see_its_tiles(demo_url: str, demo_server: str, basemap_dir: Path,
                                                   browser: Any, tmp_path: Path) -> None:
-    from tests.e2e.conftest import _sitroom_command
     from tests.sitebasemap_files import COLOUR, make_mbtiles
 
     src = tmp_path / "hohhot.mbtiles"
     make_mbtiles(src, name="Hohhot E2E")
-    env = {**os.environ, "SITROOM_BASEMAP_DIR": str(basemap_dir), "SITROOM_DATABASE_URL": demo_url}
-    out = subprocess.run([*_sitroom_command(), "basemap", "add", str(src), "--name", "e2e-city",
-                          "--attribution", "© E2E survey"], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    try:
+    with _site_basemap(demo_url, basemap_dir, src, "e2e-city"):
         wait = open_analyst(browser, demo_server, demo_url, lang="en")
-        control = browser.find_element(By.CSS_SELECTOR, f"#{MAP} .leaflet-control-layers")
-        ActionChains(browser).move_to_element(control).perform()
-        next(lab for lab in control.find_elements(By.CSS_SELECTOR, "label") if lab.text.strip() == "Hohhot E2E").click()
+        _choose_basemap(browser, "Hohhot E2E")
         set_view(browser, 40.8, 111.7, 8)
         colour = ("const img = Array.from(document.querySelectorAll('#" + MAP + " .leaflet-tile-pane img'))"
                   ".find(i => i.src.indexOf('/tiles/e2e-city/8/') >= 0 && i.complete && i.naturalWidth === 256);"
@@ -421,7 +436,39 @@ def test_add_an_mbtiles_basemap_and_see_its_tiles(demo_url: str, demo_server: st
                   "return Array.from(g.getImageData(0, 0, 1, 1).data.slice(0, 3));")
         assert wait.until(lambda d: d.execute_script(colour)) == list(COLOUR)
         assert "© E2E survey" in browser.find_element(By.CSS_SELECTOR, f"#{MAP} .leaflet-control-attribution").text
-    finally:
-        subprocess.run([*_sitroom_command(), "basemap", "remove", "e2e-city"], env=env, capture_output=True,
-                       timeout=60)
+
+
+def test_a_vector_basemap_in_the_openmaptiles_schema_is_drawn_in_its_style(
+        demo_url: str, demo_server: str, basemap_dir: Path, browser: Any, tmp_path: Path) -> None:
+    # OpenMapTiles (and Protomaps) tiles are made to be shown on 512 px: protomaps-leaflet draws the data of zoom
+    # z - 1 at zoom z. The archive holds zoom 8 only, each tile a water square (500-1500 of the 4096 extent, y up as
+    # mapbox_vector_tile encodes: 2596-3596 from the top) and a primary road across at 1024 (3072 from the top). At
+    # zoom 9 the south-west quarter of a data tile is the display tile (2x, 2y + 1): there, in 256 px, the style's
+    # water colour at (120, 130), the road's at (200, 128), the background at (200, 230) (sitroom_maps.js omtPaint)
+    from tests.sitebasemap_files import make_vector_mbtiles
+
+    src = tmp_path / "city-vector.mbtiles"
+    keys = [f"{2 * x}:{2 * y + 1}:9" for _, x, y in make_vector_mbtiles(src, zoom=8, road_y=1024)]  # Leaflet's keys
+    with _site_basemap(demo_url, basemap_dir, src, "e2e-vector"):
+        wait = open_analyst(browser, demo_server, demo_url, lang="en")
+        _choose_basemap(browser, "Test vector")
+        set_view(browser, 40.8, 111.7, 9)
+        pixels = ("const m = window.sitroomMaps.maps[arguments[0]];"
+                  "const c = Array.from(document.querySelectorAll('#' + arguments[0] + ' .leaflet-tile-pane "
+                  "canvas.leaflet-tile-loaded')).find(t => t.width >= 256 && arguments[1].indexOf(t.key) >= 0);"
+                  "if (!m || !c) { return null; } const k = c.width / 256, g = c.getContext('2d');"
+                  "const at = (x, y) => Array.from(g.getImageData(x * k, y * k, 1, 1).data.slice(0, 3));"
+                  "return {water: at(120, 130), road: at(200, 128), ground: at(200, 230)};")
+        hexes = {"water": "#a8cbe6", "road": "#f9c97a", "ground": "#f2efe9"}
+        want = {k: [int(v[i:i + 2], 16) for i in (1, 3, 5)] for k, v in hexes.items()}
+        seen: list = []
+
+        def drawn(d: Any) -> bool:  # the tile is drawn once its three places have their colours (within rounding)
+            seen.append(px := d.execute_script(pixels, MAP, keys))
+            return bool(px) and all(max(abs(a - b) for a, b in zip(px[k], want[k], strict=True)) <= 2 for k in want)
+
+        try:
+            wait.until(drawn)
+        except TimeoutException:
+            raise AssertionError(f"the vector tile is not drawn in its style: {seen[-1]} (want {want})") from None
 
