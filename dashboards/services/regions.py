@@ -1,7 +1,8 @@
 """Figures of a zone split by county and prefecture, by the one point -> region rule
 (:func:`geoops.regions.assign_points`).
 
-Public: :func:`counties_sharing_area`, :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
+Public: :func:`counties_sharing_area`, :func:`county_of_points`, :func:`split_by_region`, :func:`sum_by_region`,
+:func:`region_outlines`.
 
 A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county holding
 the point, among the counties that share area with the zone: inside or on the boundary, the county with the smaller
@@ -29,7 +30,7 @@ from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.store.registry import layer_version
 
-__all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "region_outlines"]
+__all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "sum_by_region", "region_outlines"]
 
 #: DE-9IM: the interiors meet, i.e. two polygons share area (touching along a border is not enough)
 _SHARE_AREA = "T********"
@@ -84,6 +85,14 @@ def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat
         county are on a row whose ``adcode`` is None, named in ``lang``.
     """
     code, counties = county_of_points(conn, zone, lon, lat, counties=counties)
+    return sum_by_region(conn, code, counties, values, lang=lang, counts=counts)
+
+
+def sum_by_region(conn: Any, code: NDArray[np.int64], counties: list[dict[str, Any]],
+                  values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE,
+                  counts: NDArray[np.int64] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The rows of :func:`split_by_region` from points already assigned: ``code`` indexes ``counties`` (-1: the
+    unassigned row), ``values`` and ``counts`` are aligned with it."""
     n = len(counties)
     slot = code + 1  # 0: unassigned
     count = np.bincount(slot, weights=counts, minlength=n + 1).astype(np.int64)

@@ -1,6 +1,7 @@
 """Population on the H3 hierarchy, held in memory: sorted arrays of kept sums, shared by the server's processes.
 
-Public: :func:`hierarchy`, :class:`PopulationHierarchy`, :data:`COARSEST`, :func:`clear`.
+Public: :func:`hierarchy`, :class:`PopulationHierarchy`, :func:`county_sums`, :class:`CountySums`,
+:data:`COARSEST`, :func:`clear`.
 
 A zone's population is its interior as compacted coarse cells plus its boundary cells at the fine resolution
 (:func:`geoops.h3cells.zone_cover`). The figure of a coarse cell is the sum of its descendants at the fine
@@ -21,6 +22,16 @@ the new files (built by the first process that needs them; concurrent builders w
 last atomic rename wins). Older keys of the same database, source and resolution are removed. Without a writable
 state directory the arrays stay in the process's own memory.
 
+Split by county
+---------------
+:func:`county_sums` keeps the same coarse sums split by the county of each populated fine cell (its centre, by the
+one point -> region rule :func:`geoops.regions.assign_points` over every live county in adcode order; -1 in none),
+for one build and one version of the admin regions. For a coarse cell entirely inside a zone, that is the county
+the zone's own split gives each descendant: a centre strictly inside the zone lies only in counties that share area
+with the zone, so the first of them in adcode order is the same among all counties as among those. The split of
+a zone's interior by county is then a lookup, without cutting the interior along the county borders. These arrays
+are small (a few hundred thousand entries) and built in about a second; each process keeps its own.
+
 >>> COARSEST
 5
 """
@@ -40,13 +51,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from geoops.h3cells import cell_resolution, parent_cells
-from layers.read.analysis import column_arrays
+from geoops.h3cells import cell_centres, cell_resolution, parent_cells
+from geoops.regions import assign_points
+from layers.read.analysis import column_arrays, regions_of_level
 from layers.store.db import connection_of
 from layers.store.models import PopulationCell
+from layers.store.registry import layer_version
 from layers.store.settings import get_settings
 
-__all__ = ["COARSEST", "PopulationHierarchy", "hierarchy", "clear"]
+__all__ = ["COARSEST", "PopulationHierarchy", "hierarchy", "CountySums", "county_sums", "clear"]
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +196,89 @@ def hierarchy(db: Any, *, source: str, res: int, built_at: Any, cell_count: int,
     return h
 
 
+@dataclass(frozen=True)
+class CountySums:
+    """Kept coarse sums of one build split by county: per coarse resolution, one entry per (cell, county) holding
+    populated descendants, sorted by cell then county; ``code`` indexes :attr:`adcodes` (-1: in no county)."""
+
+    key: tuple[str, int]
+    adcodes: tuple[str, ...]
+    cells: dict[int, np.ndarray]
+    code: dict[int, np.ndarray]
+    people: dict[int, np.ndarray]
+    populated: dict[int, np.ndarray]
+
+    def lookup(self, cells: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The entries of the given coarse cells: (index into ``cells``, county code, people, populated
+        descendants), grouped by cell in the order given. A cell of the fine resolution raises ``KeyError``."""
+        arr = np.asarray(cells, dtype=np.int64)
+        rs = cell_resolution(arr)
+        parts = []
+        for r in np.unique(rs).tolist():
+            at = np.flatnonzero(rs == r)
+            kc = self.cells[r]
+            lo, hi = np.searchsorted(kc, arr[at], "left"), np.searchsorted(kc, arr[at], "right")
+            n = hi - lo
+            # entry j of cell i: lo[i] + j, for j < n[i]
+            idx = np.repeat(lo - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
+            parts.append((np.repeat(at, n), idx, r))
+        if not parts:
+            z = np.zeros(0, dtype=np.int64)
+            return z, z, np.zeros(0), z
+        return (np.concatenate([p[0] for p in parts]),
+                np.concatenate([self.code[r][i] for _, i, r in parts]).astype(np.int64),
+                np.concatenate([self.people[r][i] for _, i, r in parts]),
+                np.concatenate([self.populated[r][i] for _, i, r in parts]).astype(np.int64))
+
+
+def _split(cells: np.ndarray, people: np.ndarray, code: np.ndarray, res: int, coarse: range
+           ) -> dict[str, dict[int, np.ndarray]]:
+    out: dict[str, dict[int, np.ndarray]] = {"cells": {}, "code": {}, "people": {}, "populated": {}}
+    for r in coarse:
+        par = parent_cells(cells, res=res, parent_res=r)
+        o = np.lexsort((code, par))
+        par, c, p = par[o], code[o], people[o]
+        start = (np.flatnonzero(np.r_[True, (par[1:] != par[:-1]) | (c[1:] != c[:-1])]) if par.size
+                 else np.zeros(0, dtype=np.int64))
+        out["cells"][r] = par[start]
+        out["code"][r] = c[start].astype(np.int32)
+        out["people"][r] = np.add.reduceat(p, start) if par.size else np.zeros(0)
+        out["populated"][r] = (np.diff(np.r_[start, par.size]).astype(np.int32) if par.size
+                               else np.zeros(0, dtype=np.int32))
+    return out
+
+
+_split_lock = threading.Lock()
+_split_loaded: dict[tuple[str, str, int], CountySums] = {}
+
+
+def county_sums(db: Any, sums: PopulationHierarchy) -> CountySums:
+    """The coarse sums of ``sums`` split by county (module docstring), for the live admin regions as they are now:
+    built on first use and again after any change to the admin regions."""
+    version = layer_version(db, "admin_regions")
+    key = (sums.key, version)
+    slot = (sums.key.split("-")[0], sums.source, sums.res)
+    with _split_lock:
+        hit = _split_loaded.get(slot)
+        if hit is not None and hit.key == key:
+            return hit
+    counties = regions_of_level(db, level="county", geometry=True)
+    fine, people = np.asarray(sums.cells[sums.res]), np.asarray(sums.people[sums.res])
+    keep = people > 0
+    fine, people = fine[keep], people[keep]
+    lon, lat = cell_centres(fine)
+    code = assign_points(lon, lat, [c["geometry"] for c in counties], outside="none")
+    split = _split(fine, people, code, sums.res, range(sums.coarse_res, sums.res))
+    h = CountySums(key, tuple(c["adcode"] for c in counties), split["cells"], split["code"], split["people"],
+                   split["populated"])
+    with _split_lock:
+        _split_loaded[slot] = h
+    return h
+
+
 def clear() -> None:
-    """Forget the mapped arrays of this process (the files stay)."""
+    """Forget the mapped arrays and county splits of this process (the files stay)."""
     with _lock:
         _loaded.clear()
+    with _split_lock:
+        _split_loaded.clear()
