@@ -943,18 +943,28 @@ def child_cells(cells: Any, *, child_res: int) -> np.ndarray:
     return _h3v_cells(h3ronpy.change_resolution(_to_u64(arr), _check_res(child_res)))
 
 
+#: the base cells whose centre cell is a pentagon (the H3 grid has 12, one per icosahedron vertex)
+_PENTAGON_BASE_CELLS = np.array([4, 14, 24, 38, 49, 58, 63, 72, 83, 97, 107, 117], dtype=np.uint64)
+
+
 def descendant_count(cells: Any, *, res: int) -> np.ndarray:
     """Number of descendants at ``res`` of each cell (1 for a cell of ``res``; a pentagon has fewer than 7^k).
 
-    >>> descendant_count([0x8531aa57fffffff, 0x8831aa5555fffff], res=8).tolist()
-    [343, 1]
+    Read from the index bits: a cell is a pentagon when its base cell is one of the 12 pentagons and all its
+    digits are 0; a pentagon at k resolutions above ``res`` has 1 + 5 (7^k - 1) / 6 descendants.
+
+    >>> descendant_count([0x8531aa57fffffff, 0x8831aa5555fffff, 0x8009fffffffffff], res=8).tolist()
+    [343, 1, 4804001]
     """
     arr = _as_cells(cells)
     res = _check_res(res)
-    rs = cell_resolution(arr)
-    out = np.ones(arr.size, dtype=np.int64)
-    for i in np.flatnonzero(rs < res).tolist():
-        out[i] = h3i.cell_to_children_size(int(arr[i]), res)
+    k = np.maximum(res - cell_resolution(arr), 0)
+    out = np.power(7, k, dtype=np.int64)
+    u = arr.view(np.uint64)
+    rs = cell_resolution(arr).astype(np.uint64)
+    digits = (u >> (np.uint64(3) * (np.uint64(15) - rs))) & ((np.uint64(1) << (np.uint64(3) * rs)) - np.uint64(1))
+    pent = np.isin((u >> np.uint64(45)) & np.uint64(0x7F), _PENTAGON_BASE_CELLS) & (digits == 0)
+    out[pent] = 1 + 5 * (out[pent] - 1) // 6
     return out
 
 
