@@ -26,7 +26,7 @@ Split by county
 ---------------
 :func:`county_sums` keeps the same coarse sums split by the county of each populated fine cell (its centre, by the
 one point -> region rule :func:`geoops.regions.assign_points` over every live county in adcode order; -1 in none),
-for one build and one version of the admin regions. For a coarse cell entirely inside a zone, that is the county
+for one build and one state of the counties. For a coarse cell entirely inside a zone, that is the county
 the zone's own split gives each descendant: a centre strictly inside the zone lies only in counties that share area
 with the zone, so the first of them in adcode order is the same among all counties as among those. The split of
 a zone's interior by county is then a lookup, without cutting the interior along the county borders. These arrays
@@ -53,10 +53,9 @@ from sqlalchemy import select
 
 from geoops.h3cells import cell_centres, cell_resolution, parent_cells
 from geoops.regions import assign_points
-from layers.read.analysis import column_arrays, regions_of_level
+from layers.read.analysis import column_arrays, regions_fingerprint, regions_of_level
 from layers.store.db import connection_of
 from layers.store.models import PopulationCell
-from layers.store.registry import layer_version
 from layers.store.settings import get_settings
 
 __all__ = ["COARSEST", "PopulationHierarchy", "hierarchy", "CountySums", "county_sums", "clear"]
@@ -201,7 +200,7 @@ class CountySums:
     """Kept coarse sums of one build split by county: per coarse resolution, one entry per (cell, county) holding
     populated descendants, sorted by cell then county; ``code`` indexes :attr:`adcodes` (-1: in no county)."""
 
-    key: tuple[str, int]
+    key: tuple[str, str]
     adcodes: tuple[str, ...]
     cells: dict[int, np.ndarray]
     code: dict[int, np.ndarray]
@@ -253,10 +252,9 @@ _split_loaded: dict[tuple[str, str, int], CountySums] = {}
 
 
 def county_sums(db: Any, sums: PopulationHierarchy) -> CountySums:
-    """The coarse sums of ``sums`` split by county (module docstring), for the live admin regions as they are now:
-    built on first use and again after any change to the admin regions."""
-    version = layer_version(db, "admin_regions")
-    key = (sums.key, version)
+    """The coarse sums of ``sums`` split by county (module docstring), for the live counties as they are now:
+    built on first use and again after any change to a county (:func:`layers.read.analysis.regions_fingerprint`)."""
+    key = (sums.key, regions_fingerprint(db, level="county"))
     slot = (sums.key.split("-")[0], sums.source, sums.res)
     with _split_lock:
         hit = _split_loaded.get(slot)

@@ -72,8 +72,8 @@ def test_a_new_build_is_picked_up(session: Session) -> None:
 def test_county_sums_equal_postgis_point_in_polygon(session: Session) -> None:
     """The kept sums split by county against PostGIS: each populated cell's centre (h3-py, not h3ronpy) in the
     first county by adcode whose polygon covers it (``ST_Covers``), summed per parent (h3-py) and county. Counties:
-    an L-shaped one, a box sharing a border with it, and a strip of the cells in no county at all."""
-    import h3
+    an L-shaped one, a box sharing a border with it, and a strip of the cells in no county at all; then one of
+    them changed."""
     import shapely
     from shapely.geometry import MultiPolygon, Polygon, box
 
@@ -86,11 +86,31 @@ def test_county_sums_equal_postgis_point_in_polygon(session: Session) -> None:
                                  (x - 0.02, y + 0.2), (x - 0.2, y + 0.2)]),
               "990101": box(x - 0.02, y - 0.03, x + 0.2, y + 0.2).difference(box(x + 0.05, y - 0.03, x + 0.07, y + 0.2))}
     for code, g in shapes.items():
+        multi = MultiPolygon(shapely.get_parts(g).tolist())
         session.add(AdminRegion(source=SOURCE, external_id=code, name=code, kind="county", status="active",
-                                adcode=code, level="county", parent_adcode="990100", geom=f"SRID=4326;{MultiPolygon(shapely.get_parts(g).tolist()).wkt}"))
+                                adcode=code, level="county", parent_adcode="990100", geom=f"SRID=4326;{multi.wkt}"))
     session.flush()
     split = popsums.county_sums(session, _hierarchy(session))
     assert split.adcodes == ("990101", "990102")
+    _assert_split_matches_postgis(session, split, cells, people)
+    # a county's border moved (in the transaction that inserted it) is picked up
+    session.execute(text("UPDATE admin_regions SET geom = ST_Multi(ST_Difference(geom, ST_MakeEnvelope("
+                         ":x0, :y0, :x1, :y1, 4326))) WHERE adcode = '990101' AND source = :s"),
+                    {"x0": x, "y0": y, "x1": x + 0.2, "y1": y + 0.04, "s": SOURCE})
+    moved = popsums.county_sums(session, _hierarchy(session))
+    assert moved.key != split.key
+    _assert_split_matches_postgis(session, moved, cells, people)
+    # and so is a county deleted
+    session.execute(text("UPDATE admin_regions SET deleted_at = now() WHERE adcode = '990101' AND source = :s"),
+                    {"s": SOURCE})
+    again = popsums.county_sums(session, _hierarchy(session))
+    assert again.adcodes == ("990102",)
+
+
+def _assert_split_matches_postgis(session: Session, split: popsums.CountySums, cells: np.ndarray,
+                                  people: np.ndarray) -> None:
+    import h3
+
     populated = cells[people > 0]
     lat, lon = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in populated]).T
     rows = session.execute(text(
@@ -116,8 +136,3 @@ def test_county_sums_equal_postgis_point_in_polygon(session: Session) -> None:
         assert [g[:2] for g in got] == keys, r
         np.testing.assert_allclose([g[2] for g in got], [want[k][0] for k in keys], rtol=1e-12)
         assert [g[3] for g in got] == [want[k][1] for k in keys]
-    # a change to the admin regions is picked up
-    session.execute(text("UPDATE admin_regions SET deleted_at = now() WHERE adcode = '990101' AND source = :s"),
-                    {"s": SOURCE})
-    again = popsums.county_sums(session, _hierarchy(session))
-    assert again.adcodes == ("990102",)
