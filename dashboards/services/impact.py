@@ -1,6 +1,6 @@
 """The impact card of a zone: who and what is in it, and what can reach it.
 
-Public: :func:`impact_card`.
+Public: :func:`impact_card`, :func:`clear_cache`, :data:`ZONE_CACHE_SIZE`.
 
 Population is area-weighted over H3 cells (each cell's people x the share of its area inside the zone), answered
 from the H3 hierarchy: the zone's interior as compacted coarse cells whose sums are kept in memory
@@ -15,7 +15,10 @@ by true geodesic distance from the zone's centroid. ``docs/api.md`` says what ev
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -32,7 +35,7 @@ from layers.read import popsums
 from layers.read.shelter_places import CLOSED, OPEN
 from layers.store import vocab
 
-__all__ = ["impact_card", "RESOURCE_KINDS", "SHELTER_FIELDS"]
+__all__ = ["impact_card", "clear_cache", "RESOURCE_KINDS", "SHELTER_FIELDS", "ZONE_CACHE_SIZE"]
 
 RESOURCE_KINDS = list(vocab.keys("resource_kind"))
 SHELTER_FIELDS = ("id", "external_id", "name", "kind", "status", "capacity", "occupancy", "free", "could_open",
@@ -90,6 +93,49 @@ def _split_interior(cells: np.ndarray, weighted: np.ndarray, counties: list[dict
     return fcells, fpeople, lcode, people, populated
 
 
+def _population_part(conn: Any, zone: BaseGeometry, *, res: int, lang: str, sums: popsums.PopulationHierarchy,
+                     split: popsums.CountySums, timing: dict[str, float], t0: float) -> dict[str, Any]:
+    """The members of the card that depend only on the zone, the population build and the counties:
+    ``population, cells, cells_populated, zone_area_m2, by_region``."""
+    counties = counties_sharing_area(conn, zone)
+    cells, frac = h3cells.zone_cover(as_area(zone), res=res, coarse_res=sums.coarse_res)
+    timing["cells"] = ms(t0)
+    t1 = time.perf_counter()
+    people, populated = sums.lookup(cells)
+    weighted = people * frac
+    timing["population"] = ms(t1)
+    t1 = time.perf_counter()
+    n_cells = int(h3cells.descendant_count(cells, res=res).sum())
+    keep = weighted > 0
+    cells, weighted = cells[keep], weighted[keep]
+    n_populated = int(np.where(h3cells.cell_resolution(cells) < res, populated[keep], 1).sum())
+    fcells, fpeople, ccode, cpeople, cpopulated = _split_interior(cells, weighted, counties, sums, split, res=res)
+    lon, lat = h3cells.cell_centres(fcells) if fcells.size else (np.zeros(0), np.zeros(0))
+    fcode, _ = county_of_points(conn, zone, lon, lat, counties=counties)
+    by_region = sum_by_region(conn, np.concatenate([fcode, ccode]), counties,
+                              {"population": np.concatenate([fpeople, cpeople])}, lang=lang,
+                              counts=np.concatenate([np.ones(fcells.size, dtype=np.int64), cpopulated]))
+    for level in by_region.values():
+        for row in level:
+            row["population"] = round(row["population"], 1)
+    timing["regions"] = ms(t1)
+    return {"population": round(float(weighted.sum()), 1), "cells": n_cells, "cells_populated": n_populated,
+            "zone_area_m2": round(float(geodesic.area_m2(zone)), 1), "by_region": by_region}
+
+
+#: zones whose population part is kept (a card asked again for the same zone, as every open card is refreshed
+#: on each change of the live picture, reads its population, cells and split by region from here)
+ZONE_CACHE_SIZE = 64
+_zone_lock = threading.Lock()
+_zone_parts: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget the zones' population parts kept by this process (benchmarks of a zone drawn for the first time)."""
+    with _zone_lock:
+        _zone_parts.clear()
+
+
 def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelter_distance_m: float = 5000.0,
                 lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     """The impact card of ``zone`` (lon/lat, EPSG:4326; a checked zone from
@@ -119,29 +165,21 @@ def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelte
     src = store.population_source(conn, res=res)
     sums = popsums.hierarchy(conn, source=src["source"], res=res, built_at=src["built_at"],
                              cell_count=src["cell_count"], input_total=src["input_total"])
-    counties = counties_sharing_area(conn, zone)
     split = popsums.county_sums(conn, sums)
-    cells, frac = h3cells.zone_cover(as_area(zone), res=res, coarse_res=sums.coarse_res)
-    timing["cells"] = ms(t0)
-    t1 = time.perf_counter()
-    people, populated = sums.lookup(cells)
-    weighted = people * frac
-    timing["population"] = ms(t1)
-    t1 = time.perf_counter()
-    n_cells = int(h3cells.descendant_count(cells, res=res).sum())
-    keep = weighted > 0
-    cells, weighted = cells[keep], weighted[keep]
-    n_populated = int(np.where(h3cells.cell_resolution(cells) < res, populated[keep], 1).sum())
-    fcells, fpeople, ccode, cpeople, cpopulated = _split_interior(cells, weighted, counties, sums, split, res=res)
-    lon, lat = h3cells.cell_centres(fcells) if fcells.size else (np.zeros(0), np.zeros(0))
-    fcode, _ = county_of_points(conn, zone, lon, lat, counties=counties)
-    by_region = sum_by_region(conn, np.concatenate([fcode, ccode]), counties,
-                              {"population": np.concatenate([fpeople, cpeople])}, lang=lang,
-                              counts=np.concatenate([np.ones(fcells.size, dtype=np.int64), cpopulated]))
-    for level in by_region.values():
-        for row in level:
-            row["population"] = round(row["population"], 1)
-    timing["regions"] = ms(t1)
+    key = (shapely.to_wkb(zone), res, sums.key, split.key, lang)
+    with _zone_lock:
+        part = _zone_parts.get(key)
+        if part is not None:
+            _zone_parts.move_to_end(key)
+    if part is None:
+        part = _population_part(conn, zone, res=res, lang=lang, sums=sums, split=split, timing=timing, t0=t0)
+        with _zone_lock:
+            _zone_parts[key] = part
+            while len(_zone_parts) > ZONE_CACHE_SIZE:
+                _zone_parts.popitem(last=False)
+    else:
+        timing["zone_cached"] = ms(t0)
+    part = copy.deepcopy(part)
     t1 = time.perf_counter()
     targets = store.targets_in_zone(conn, zone)
     by_kind: dict[str, dict[str, int]] = {}
@@ -161,14 +199,14 @@ def impact_card(conn: Any, zone: BaseGeometry, *, res: int = DEFAULT_RES, shelte
     timing["nearest"] = ms(t1)
     timing["total"] = ms(t0)
     return {
-        "population": round(float(weighted.sum()), 1),
+        "population": part["population"],
         "containment": "area_weighted",
         "containment_note": t("analysis.containment.area_weighted", lang),
         "res": res,
-        "cells": n_cells,
-        "cells_populated": n_populated,
-        "zone_area_m2": round(float(geodesic.area_m2(zone)), 1),
-        "by_region": by_region,
+        "cells": part["cells"],
+        "cells_populated": part["cells_populated"],
+        "zone_area_m2": part["zone_area_m2"],
+        "by_region": part["by_region"],
         "protection_targets": {"count": len(targets), "occupants": sum(int(x["occupants"]) for x in targets),
                                "by_kind": by_kind, "items": targets},
         "shelters": {"distance_m": shelter_distance_m,

@@ -576,16 +576,16 @@ def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = Non
     return out
 
 
-def regions_fingerprint(db: Db, *, level: str) -> str:
-    """A text that changes whenever a region of ``level`` is inserted, updated or deleted (soft or hard), for
-    caches of what is computed from those regions' geometries.
+def regions_fingerprint(db: Db, *, levels: Sequence[str]) -> str:
+    """A text that changes whenever a region of one of ``levels`` is inserted, updated or deleted (soft or hard),
+    for caches of what is computed from those regions.
 
     An md5 over the physical id and inserting transaction of every row version (``ctid``, ``xmin``; an update
     writes a new row version, even in the transaction that inserted the row), in the statement's snapshot: no
     geometry is read. A ``VACUUM FULL`` changes it without a change of data (a cache is merely rebuilt)."""
     ver = literal_column("ctid::text || '/' || xmin::text")
     stmt = (select(func.coalesce(func.md5(func.string_agg(ver, aggregate_order_by(literal_column("','"), ver))),
-                                 "")).where(AdminRegion.level == level))
+                                 "")).where(AdminRegion.level.in_(list(levels))))
     return str(db.execute(stmt).scalar_one())
 
 

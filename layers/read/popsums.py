@@ -26,7 +26,7 @@ Split by county
 ---------------
 :func:`county_sums` keeps the same coarse sums split by the county of each populated fine cell (its centre, by the
 one point -> region rule :func:`geoops.regions.assign_points` over every live county in adcode order; -1 in none),
-for one build and one state of the counties. For a coarse cell entirely inside a zone, that is the county
+for one build and one state of the counties and prefectures. For a coarse cell entirely inside a zone, that is the county
 the zone's own split gives each descendant: a centre strictly inside the zone lies only in counties that share area
 with the zone, so the first of them in adcode order is the same among all counties as among those. The split of
 a zone's interior by county is then a lookup, without cutting the interior along the county borders. These arrays
@@ -253,8 +253,9 @@ _split_loaded: dict[tuple[str, str, int], CountySums] = {}
 
 def county_sums(db: Any, sums: PopulationHierarchy) -> CountySums:
     """The coarse sums of ``sums`` split by county (module docstring), for the live counties as they are now:
-    built on first use and again after any change to a county (:func:`layers.read.analysis.regions_fingerprint`)."""
-    key = (sums.key, regions_fingerprint(db, level="county"))
+    built on first use and again after any change to a county or a prefecture (whose names a split shows; the key
+    is :func:`layers.read.analysis.regions_fingerprint`, for caches of what is computed from the split)."""
+    key = (sums.key, regions_fingerprint(db, levels=("county", "prefecture")))
     slot = (sums.key.split("-")[0], sums.source, sums.res)
     with _split_lock:
         hit = _split_loaded.get(slot)
