@@ -97,7 +97,7 @@ def _population_part(conn: Any, zone: BaseGeometry, *, res: int, lang: str, sums
                      split: popsums.CountySums, timing: dict[str, float], t0: float) -> dict[str, Any]:
     """The members of the card that depend only on the zone, the population build and the counties:
     ``population, cells, cells_populated, zone_area_m2, by_region``."""
-    counties = counties_sharing_area(conn, zone)
+    counties = counties_sharing_area(conn, zone, among=split.counties, bounds=split.bounds)
     cells, frac = h3cells.zone_cover(as_area(zone), res=res, coarse_res=sums.coarse_res)
     timing["cells"] = ms(t0)
     t1 = time.perf_counter()
@@ -114,7 +114,8 @@ def _population_part(conn: Any, zone: BaseGeometry, *, res: int, lang: str, sums
     fcode, _ = county_of_points(conn, zone, lon, lat, counties=counties)
     by_region = sum_by_region(conn, np.concatenate([fcode, ccode]), counties,
                               {"population": np.concatenate([fpeople, cpeople])}, lang=lang,
-                              counts=np.concatenate([np.ones(fcells.size, dtype=np.int64), cpopulated]))
+                              counts=np.concatenate([np.ones(fcells.size, dtype=np.int64), cpopulated]),
+                              names=split.prefectures)
     for level in by_region.values():
         for row in level:
             row["population"] = round(row["population"], 1)

@@ -42,12 +42,22 @@ def _area_of(g: BaseGeometry) -> BaseGeometry | None:
     return shapely.union_all(polys) if polys else None
 
 
-def counties_sharing_area(conn: Any, zone: BaseGeometry) -> list[dict[str, Any]]:
+def counties_sharing_area(conn: Any, zone: BaseGeometry, *, among: Sequence[dict[str, Any]] | None = None,
+                          bounds: NDArray[np.float64] | None = None) -> list[dict[str, Any]]:
     """The live counties that share area with ``zone`` (touching along a border is not enough), by adcode, as rows
-    of :func:`layers.read.analysis.regions_of_level`."""
+    of :func:`layers.read.analysis.regions_of_level`. ``among``: every live county already read (by adcode, with
+    ``bounds`` of their geometries, as kept by :func:`layers.read.popsums.county_sums`), picked from without a
+    query."""
     shapely.prepare(zone)
-    return [c for c in store.regions_of_level(conn, level="county", within=zone.bounds, geometry=True)
-            if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
+    if among is None:
+        cand: Sequence[dict[str, Any]] = store.regions_of_level(conn, level="county", within=zone.bounds,
+                                                                geometry=True)
+    else:
+        b = np.asarray(bounds if bounds is not None else shapely.bounds([c["geometry"] for c in among]))
+        w, s, e, n = zone.bounds
+        near = (b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s) if len(among) else []
+        cand = [among[i] for i in np.flatnonzero(near).tolist()]
+    return [c for c in cand if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
 
 
 def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64], *,
@@ -90,15 +100,18 @@ def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat
 
 def sum_by_region(conn: Any, code: NDArray[np.int64], counties: list[dict[str, Any]],
                   values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE,
-                  counts: NDArray[np.int64] | None = None) -> dict[str, list[dict[str, Any]]]:
+                  counts: NDArray[np.int64] | None = None, names: Mapping[str, dict[str, Any]] | None = None
+                  ) -> dict[str, list[dict[str, Any]]]:
     """The rows of :func:`split_by_region` from points already assigned: ``code`` indexes ``counties`` (-1: the
-    unassigned row), ``values`` and ``counts`` are aligned with it."""
+    unassigned row), ``values`` and ``counts`` are aligned with it. ``names``: the prefectures' names
+    (:func:`layers.read.analysis.region_names`), when the caller has them already."""
     n = len(counties)
     slot = code + 1  # 0: unassigned
     count = np.bincount(slot, weights=counts, minlength=n + 1).astype(np.int64)
     sums = {k: np.bincount(slot, weights=np.asarray(v, dtype=np.float64), minlength=n + 1) for k, v in values.items()}
     unassigned = t("analysis.region.unassigned", lang)
-    names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
+    if names is None:
+        names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
     county_rows: list[dict[str, Any]] = []
     pref: dict[str | None, dict[str, Any]] = {}
     for j, c in [(j + 1, c) for j, c in enumerate(counties)] + [(0, None)]:

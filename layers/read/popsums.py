@@ -26,11 +26,12 @@ Split by county
 ---------------
 :func:`county_sums` keeps the same coarse sums split by the county of each populated fine cell (its centre, by the
 one point -> region rule :func:`geoops.regions.assign_points` over every live county in adcode order; -1 in none),
-for one build and one state of the counties and prefectures. For a coarse cell entirely inside a zone, that is the county
+for one build and one state of the counties and the regions above them. For a coarse cell entirely inside a zone, that is the county
 the zone's own split gives each descendant: a centre strictly inside the zone lies only in counties that share area
 with the zone, so the first of them in adcode order is the same among all counties as among those. The split of
 a zone's interior by county is then a lookup, without cutting the interior along the county borders. These arrays
-are small (a few hundred thousand entries) and built in about a second; each process keeps its own.
+are small (a few hundred thousand entries) and built in about a second; each process keeps its own, with the
+county rows and prefecture names it was built from (a zone's counties are then picked without a query).
 
 >>> COARSEST
 5
@@ -44,16 +45,17 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from sqlalchemy import select
 
 from geoops.h3cells import cell_centres, cell_resolution, parent_cells
 from geoops.regions import assign_points
-from layers.read.analysis import column_arrays, regions_fingerprint, regions_of_level
+from layers.read.analysis import column_arrays, region_names, regions_fingerprint, regions_of_level
 from layers.store.db import connection_of
 from layers.store.models import PopulationCell
 from layers.store.settings import get_settings
@@ -206,6 +208,13 @@ class CountySums:
     code: dict[int, np.ndarray]
     people: dict[int, np.ndarray]
     populated: dict[int, np.ndarray]
+    #: the live counties the split was made from, as rows of :func:`layers.read.analysis.regions_of_level` (by
+    #: adcode; geometries prepared, shared: never modify them), with ``bounds`` (n, 4) of their geometries
+    counties: tuple[dict[str, Any], ...] = ()
+    bounds: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    #: ``adcode -> {name, name_en, level, parent_adcode}`` of the counties' live parents
+    #: (:func:`layers.read.analysis.region_names`)
+    prefectures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def lookup(self, cells: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The entries of the given coarse cells: (index into ``cells``, county code, people, populated
@@ -247,21 +256,27 @@ def _split(cells: np.ndarray, people: np.ndarray, code: np.ndarray, res: int, co
     return out
 
 
+#: the admin levels whose rows a county split is made from: the counties, and their parents (for their names)
+PARENT_LEVELS = ("county", "prefecture", "province")
+
 _split_lock = threading.Lock()
 _split_loaded: dict[tuple[str, str, int], CountySums] = {}
 
 
 def county_sums(db: Any, sums: PopulationHierarchy) -> CountySums:
     """The coarse sums of ``sums`` split by county (module docstring), for the live counties as they are now:
-    built on first use and again after any change to a county or a prefecture (whose names a split shows; the key
-    is :func:`layers.read.analysis.regions_fingerprint`, for caches of what is computed from the split)."""
-    key = (sums.key, regions_fingerprint(db, levels=("county", "prefecture")))
+    built on first use and again after any change to a county or to a region above (whose names a split shows; the
+    key is :func:`layers.read.analysis.regions_fingerprint`, for caches of what is computed from the split)."""
+    key = (sums.key, regions_fingerprint(db, levels=PARENT_LEVELS))
     slot = (sums.key.split("-")[0], sums.source, sums.res)
     with _split_lock:
         hit = _split_loaded.get(slot)
         if hit is not None and hit.key == key:
             return hit
     counties = regions_of_level(db, level="county", geometry=True)
+    prefectures = region_names(db, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
+    geoms = np.asarray([c["geometry"] for c in counties], dtype=object)
+    shapely.prepare(geoms)  # here, before the rows are shared between threads
     fine, people = np.asarray(sums.cells[sums.res]), np.asarray(sums.people[sums.res])
     keep = people > 0
     fine, people = fine[keep], people[keep]
@@ -269,7 +284,7 @@ def county_sums(db: Any, sums: PopulationHierarchy) -> CountySums:
     code = assign_points(lon, lat, [c["geometry"] for c in counties], outside="none")
     split = _split(fine, people, code, sums.res, range(sums.coarse_res, sums.res))
     h = CountySums(key, tuple(c["adcode"] for c in counties), split["cells"], split["code"], split["people"],
-                   split["populated"])
+                   split["populated"], tuple(counties), shapely.bounds(geoms).reshape(-1, 4), prefectures)
     with _split_lock:
         _split_loaded[slot] = h
     return h
