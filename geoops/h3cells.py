@@ -844,7 +844,8 @@ def _convex(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     cr = np.where(pair, cr, np.nan)
     # a zero-length edge before a real one is a repeated vertex inside the ring, not padding: not handled here
     inner_gap = np.any(~real[:, :-1] & real[:, 1:], axis=1) | ~real[:, 0]
-    return ((np.nanmin(cr, axis=1) > 0) | (np.nanmax(cr, axis=1) < 0)) & ~inner_gap
+    convex: np.ndarray = ((np.nanmin(cr, axis=1) > 0) | (np.nanmax(cr, axis=1) < 0)) & ~inner_gap
+    return convex
 
 
 #: below this many corner cells GEOS is quicker than the fixed cost of the numpy corner clip (a box has 4)
@@ -1054,7 +1055,7 @@ def descendant_count(cells: Any, *, res: int) -> np.ndarray:
     arr = _as_cells(cells)
     res = _check_res(res)
     k = np.maximum(res - cell_resolution(arr), 0)
-    out = np.power(7, k, dtype=np.int64)
+    out: np.ndarray = np.power(7, k, dtype=np.int64)
     u = arr.view(np.uint64)
     rs = cell_resolution(arr).astype(np.uint64)
     digits = (u >> (np.uint64(3) * (np.uint64(15) - rs))) & ((np.uint64(1) << (np.uint64(3) * rs)) - np.uint64(1))

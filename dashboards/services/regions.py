@@ -55,7 +55,7 @@ def counties_sharing_area(conn: Any, zone: BaseGeometry, *, among: Sequence[dict
     else:
         b = np.asarray(bounds if bounds is not None else shapely.bounds([c["geometry"] for c in among]))
         w, s, e, n = zone.bounds
-        near = (b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s) if len(among) else []
+        near = ((b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s)) if len(among) else np.zeros(0)
         cand = [among[i] for i in np.flatnonzero(near).tolist()]
     return [c for c in cand if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
 

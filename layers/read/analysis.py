@@ -41,8 +41,20 @@ import numpy as np
 import shapely
 from geoalchemy2.shape import to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import (BigInteger, Connection, Double, and_, any_, bindparam, func, literal, literal_column, or_,
-                        select, text)
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Double,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 
@@ -583,7 +595,7 @@ def regions_fingerprint(db: Db, *, levels: Sequence[str]) -> str:
     An md5 over the physical id and inserting transaction of every row version (``ctid``, ``xmin``; an update
     writes a new row version, even in the transaction that inserted the row), in the statement's snapshot: no
     geometry is read. A ``VACUUM FULL`` changes it without a change of data (a cache is merely rebuilt)."""
-    ver = literal_column("ctid::text || '/' || xmin::text")
+    ver: Any = literal_column("ctid::text || '/' || xmin::text")
     stmt = (select(func.coalesce(func.md5(func.string_agg(ver, aggregate_order_by(literal_column("','"), ver))),
                                  "")).where(AdminRegion.level.in_(list(levels))))
     return str(db.execute(stmt).scalar_one())
