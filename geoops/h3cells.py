@@ -888,21 +888,33 @@ def _corner_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, v: np.ndarray, 
     return out_area * np.cos(np.radians(out_cy)), ok
 
 
-#: longest piece (degrees) of a zone's boundary that h3 traces as one grid path: h3's path between two distant
-#: cells fails ("pentagon distortion", "cannot unfold") once the cells are on faces it cannot unfold together
-BOUNDARY_SEGMENT_DEG = 0.5
+#: metres per degree used to turn a spacing in metres into degrees along a lon/lat line (at least the true length
+#: of a degree of latitude or longitude everywhere but within 0.3 % near the poles)
+_M_PER_DEG = 111_320.0
+
+
+def _touch_candidates(lines: Any, res: int) -> np.ndarray:
+    """A superset of the cells of ``res`` that ``lines`` (lon/lat, straight in lon/lat) touch, sorted and unique.
+
+    The lines are sampled every half an average edge length of ``res`` (vertices included) and the cells of the
+    samples taken with their ring of neighbours. A cell the lines touch at a point q has a sample within a quarter
+    edge of q; the cell holding that sample is the cell or a neighbour of it, as cells that share no vertex lie at
+    least one edge length apart (the shortest edges of a resolution are about half its average). h3's own tiling of
+    a line is not used: it follows the grid, not the lon/lat line, and missed a hundred cells along a 0.5 degree
+    parallel at res 8.
+    """
+    step = h3i.average_hexagon_edge_length(res, "m") / 2.0 / _M_PER_DEG
+    xy = shapely.get_coordinates(shapely.segmentize(lines, step))
+    if xy.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    seed = np.unique(_h3v_cells(h3v.coordinates_to_cells(xy[:, 1], xy[:, 0], res)))
+    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(seed), 1, flatten=True)))
 
 
 def _boundary_candidates(zone: Polygon | MultiPolygon, res: int) -> np.ndarray:
-    """Cells that may touch the zone's boundary (sorted, unique): h3's tiling of the boundary, traced piece by piece
-    (at most :data:`BOUNDARY_SEGMENT_DEG` degrees each, so that every grid path is short whatever the zone's size),
-    plus the cells of the vertices and the ring of neighbours around them all (the tiling can miss a cell whose
-    corner the boundary merely clips); shapely decides which of them the boundary really touches."""
-    boundary = shapely.segmentize(zone.boundary, BOUNDARY_SEGMENT_DEG)
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
-    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    """Cells that may touch the zone's boundary (sorted, unique; :func:`_touch_candidates`); shapely decides which
+    of them the boundary really touches."""
+    return _touch_candidates(zone.boundary, res)
 
 
 def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1073,11 +1085,7 @@ def _line_candidates(lines: Any, res: int) -> np.ndarray:
     parts = parts[(shapely.get_type_id(parts) == 1) & ~shapely.is_empty(parts)] if parts.size else parts
     if parts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    g = shapely.multilinestrings(parts)
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(g, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(g)), res))])
-    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    return _touch_candidates(shapely.multilinestrings(parts), res)
 
 
 def zone_cover(zone: Polygon | MultiPolygon, *, res: int, coarse_res: int = 5, borders: Any = None
