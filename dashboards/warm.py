@@ -9,7 +9,8 @@ down warms nothing; the server serves anyway and the first requests pay as befor
 - ``wall``: the wall's shared live picture (:func:`dashboards.services.wall.live_snapshot`), so the first screen
   gets it from the cache;
 - ``live``: this process's LISTEN hub, connected before the first screen opens its stream;
-- ``population``: the kept population sums (:mod:`layers.read.popsums`) mapped for the default resolution;
+- ``population``: the kept population sums (:mod:`layers.read.popsums`) mapped for the default resolution, and
+  their split by county built;
 - ``report``: the situation report's PDF engine (WeasyPrint, its fonts: the CJK font files are parsed on first use)
   by rendering a one-line page, and the report's HTML template.
 
@@ -49,8 +50,9 @@ def _population() -> None:
 
     with db_engine().connect() as conn:
         src = store.population_source(conn, res=DEFAULT_RES)
-        popsums.hierarchy(conn, source=src["source"], res=DEFAULT_RES, built_at=src["built_at"],
-                          cell_count=src["cell_count"], input_total=src["input_total"])
+        sums = popsums.hierarchy(conn, source=src["source"], res=DEFAULT_RES, built_at=src["built_at"],
+                                 cell_count=src["cell_count"], input_total=src["input_total"])
+        popsums.county_sums(conn, sums)
 
 
 def _report() -> None:

@@ -765,20 +765,15 @@ def _lat_weighted_area(g: np.ndarray) -> np.ndarray:
     return shapely.area(g) * np.cos(np.radians(shapely.get_y(shapely.centroid(g))))
 
 
-def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Latitude-weighted area of each cell (closed rings ``x, y``, degrees) on the left of its one zone segment a->b.
+def _clip_left(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each closed ring ``px, py`` (rows; padded by repeating a vertex) clipped to the left of its line a->b
+    (Sutherland-Hodgman against one line, all rows at once).
 
-    Used for cells that exactly one segment of the zone's boundary touches: inside such a cell the boundary is the
-    segment, so the cell's part of the zone is its part on the segment's left (the zone's inside), clipped here
-    in numpy (Sutherland-Hodgman against one line, shoelace area and centroid) instead of a GEOS overlay per cell.
-    ``ok`` is False where that reasoning needs care and GEOS decides instead: a vertex within 1e-10 degree of the
-    line (tangent cells, where the overlay may say "no area"), or the line crossing the cell's outline beyond the
-    segment's ends (a cell that is not convex).
-    """
-    x0, y0 = x[:, :1], y[:, :1]
-    px, py = x - x0, y - y0                            # relative to the cell's first vertex, for precision
-    ax, ay = a[:, :1] - x0, a[:, 1:] - y0
+    Returns the clipped rings (closed, padded the same way), whether each is non-empty, ``ok`` (False where a vertex
+    lies within 1e-10 degree of the line: tangent cases, which GEOS decides), and the parameter along a->b of every
+    crossing of the ring's outline with the line (NaN where an edge does not cross) with the crossing mask."""
+    ax, ay = a[:, :1], a[:, 1:]
     dx, dy = (b[:, 0] - a[:, 0])[:, None], (b[:, 1] - a[:, 1])[:, None]
     seg_len = np.hypot(dx, dy)
     d = dx * (py - ay) - dy * (px - ax)                # > 0: left of the line (inside the zone)
@@ -791,45 +786,135 @@ def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(cross, dp / (dp - dq), 0.0)
     ix, iy = pxe + t * (qx - pxe), pye + t * (qy - pye)
-    # the crossing points must lie on the segment itself (parameter along a->b in [0, 1])
     u = ((ix - ax) * dx + (iy - ay) * dy) / np.where(seg_len > 0, seg_len ** 2, 1.0)
-    ok &= ~np.any(cross & ((u < 0) | (u > 1)), axis=1)
     # output of edge k: its start if inside, then the crossing point if the edge crosses the line
-    ox = np.stack([pxe, ix], axis=2).reshape(x.shape[0], -1)
-    oy = np.stack([pye, iy], axis=2).reshape(x.shape[0], -1)
-    valid = np.stack([p_in, cross], axis=2).reshape(x.shape[0], -1)
+    ox = np.stack([pxe, ix], axis=2).reshape(px.shape[0], -1)
+    oy = np.stack([pye, iy], axis=2).reshape(px.shape[0], -1)
+    valid = np.stack([p_in, cross], axis=2).reshape(px.shape[0], -1)
     m = valid.shape[1]
     pos = np.where(valid, np.arange(m), -1)
     last = pos.max(axis=1)
     ff = np.maximum.accumulate(pos, axis=1)
     ff = np.where(ff < 0, last[:, None], ff)           # leading gaps: the ring is cyclic, take its last point
-    rows = np.arange(x.shape[0])[:, None]
+    rows = np.arange(px.shape[0])[:, None]
     ffc = np.maximum(ff, 0)
     ox, oy = ox[rows, ffc], oy[rows, ffc]
-    nx, ny = np.roll(ox, -1, axis=1), np.roll(oy, -1, axis=1)
-    c = ox * ny - nx * oy
+    ox, oy = np.concatenate([ox, ox[:, :1]], axis=1), np.concatenate([oy, oy[:, :1]], axis=1)
+    return ox, oy, last >= 0, ok, np.where(cross, u, np.nan)
+
+
+def _ring_area_cy(px: np.ndarray, py: np.ndarray, y0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Area (square degrees) and centroid latitude of closed rings ``px, py`` given relative to latitude ``y0``."""
+    nx, ny = px[:, 1:], py[:, 1:]
+    c = px[:, :-1] * ny - nx * py[:, :-1]
     area2 = c.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cy = np.where(area2 != 0, ((oy + ny) * c).sum(axis=1) / (3.0 * area2), 0.0) + y0[:, 0]
-    area = np.where(last >= 0, np.abs(area2) / 2.0, 0.0)
-    return area * np.cos(np.radians(cy)), ok
+        cy = np.where(area2 != 0, ((py[:, :-1] + ny) * c).sum(axis=1) / (3.0 * area2), 0.0) + y0
+    return np.abs(area2) / 2.0, cy
 
 
-#: longest piece (degrees) of a zone's boundary that h3 traces as one grid path: h3's path between two distant
-#: cells fails ("pentagon distortion", "cannot unfold") once the cells are on faces it cannot unfold together
-BOUNDARY_SEGMENT_DEG = 0.5
+def _halfplane_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude-weighted area of each cell (closed rings ``x, y``, degrees) on the left of its one zone segment a->b.
+
+    Used for cells that exactly one segment of the zone's boundary touches: inside such a cell the boundary is the
+    segment, so the cell's part of the zone is its part on the segment's left (the zone's inside), clipped here
+    in numpy (Sutherland-Hodgman against one line, shoelace area and centroid) instead of a GEOS overlay per cell.
+    ``ok`` is False where that reasoning needs care and GEOS decides instead: a vertex within 1e-10 degree of the
+    line (tangent cells, where the overlay may say "no area"), or the line crossing the cell's outline beyond the
+    segment's ends (a cell that is not convex).
+    """
+    x0, y0 = x[:, :1], y[:, :1]                        # relative to the cell's first vertex, for precision
+    ox, oy, nonempty, ok, u = _clip_left(x - x0, y - y0, a - np.c_[x0, y0], b - np.c_[x0, y0])
+    ok &= ~np.any((u < 0) | (u > 1), axis=1)           # the crossing points must lie on the segment itself
+    area, cy = _ring_area_cy(ox, oy, y0[:, 0])
+    return np.where(nonempty, area, 0.0) * np.cos(np.radians(cy)), ok
+
+
+def _convex(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each closed ring (rows; padded at the end by repeating its closing vertex) is strictly convex."""
+    ex, ey = np.diff(x, axis=1), np.diff(y, axis=1)
+    real = (ex != 0) | (ey != 0)
+    rows = np.arange(ex.shape[0])
+    last = ex.shape[1] - 1 - np.argmax(real[:, ::-1], axis=1)    # the last edge of non-zero length
+    cr = ex * np.roll(ey, -1, axis=1) - ey * np.roll(ex, -1, axis=1)
+    cr[rows, last] = ex[rows, last] * ey[:, 0] - ey[rows, last] * ex[:, 0]
+    pair = real & np.roll(real, -1, axis=1)
+    pair[rows, last] = True
+    cr = np.where(pair, cr, np.nan)
+    # a zero-length edge before a real one is a repeated vertex inside the ring, not padding: not handled here
+    inner_gap = np.any(~real[:, :-1] & real[:, 1:], axis=1) | ~real[:, 0]
+    convex: np.ndarray = ((np.nanmin(cr, axis=1) > 0) | (np.nanmax(cr, axis=1) < 0)) & ~inner_gap
+    return convex
+
+
+#: below this many corner cells GEOS is quicker than the fixed cost of the numpy corner clip (a box has 4)
+_MIN_CORNER_CELLS = 16
+
+
+def _corner_weights(x: np.ndarray, y: np.ndarray, a: np.ndarray, v: np.ndarray, b: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude-weighted area of each cell (closed rings ``x, y``) inside the zone, for cells that exactly two
+    consecutive segments a->v, v->b of the zone's boundary touch (a zone vertex v in or near the cell).
+
+    In such a convex cell the zone's inside is the inside of the corner at v: the left of both lines a->v and v->b
+    where the boundary turns left, the rest of the cell minus the right of both where it turns right (each segment
+    crosses the convex cell in one piece, and the far end of each segment lies outside the cell, else a third
+    segment would touch it). Clipped in numpy; ``ok`` is False where GEOS decides instead: a cell that is not
+    convex, a vertex within 1e-10 degree of either line, or a corner too straight to tell its turn.
+    """
+    x0, y0 = x[:, :1], y[:, :1]
+    rel = np.c_[x0, y0]
+    a, v, b = a - rel, v - rel, b - rel
+    px, py = x - x0, y - y0
+    turn = (v[:, 0] - a[:, 0]) * (b[:, 1] - v[:, 1]) - (v[:, 1] - a[:, 1]) * (b[:, 0] - v[:, 0])
+    scale = np.hypot(*(v - a).T) * np.hypot(*(b - v).T)
+    left = turn > 0
+    # clip to the left of both lines (left turn), or to the right of both (right turn: the part outside the zone)
+    a1, b1 = np.where(left[:, None], a, v), np.where(left[:, None], v, a)
+    a2, b2 = np.where(left[:, None], v, b), np.where(left[:, None], b, v)
+    ox, oy, ne1, ok1, _ = _clip_left(px, py, a1, b1)
+    ox, oy, ne2, ok2, _ = _clip_left(ox, oy, a2, b2)
+    ok = ok1 & ok2 & (np.abs(turn) > 1e-12 * scale) & _convex(x, y)
+    # a ring emptied by the first clip is a copy of one point: the second clip keeps it empty
+    area, cy = _ring_area_cy(ox, oy, y0[:, 0])
+    area = np.where(ne1 & ne2, area, 0.0)
+    cell_area, cell_cy = _ring_area_cy(px, py, y0[:, 0])
+    # right turn: the cell minus the clipped part, its centroid from the two moments
+    rest = np.maximum(cell_area - area, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rest_cy = np.where(rest > 0, (cell_area * cell_cy - area * cy) / rest, cell_cy)
+    out_area, out_cy = np.where(left, area, rest), np.where(left, cy, rest_cy)
+    return out_area * np.cos(np.radians(out_cy)), ok
+
+
+#: metres per degree used to turn a spacing in metres into degrees along a lon/lat line (at least the true length
+#: of a degree of latitude or longitude everywhere but within 0.3 % near the poles)
+_M_PER_DEG = 111_320.0
+
+
+def _touch_candidates(lines: Any, res: int) -> np.ndarray:
+    """A superset of the cells of ``res`` that ``lines`` (lon/lat, straight in lon/lat) touch, sorted and unique.
+
+    The lines are sampled every half an average edge length of ``res`` (vertices included) and the cells of the
+    samples taken with their ring of neighbours. A cell the lines touch at a point q has a sample within a quarter
+    edge of q; the cell holding that sample is the cell or a neighbour of it, as cells that share no vertex lie at
+    least one edge length apart (the shortest edges of a resolution are about half its average). h3's own tiling of
+    a line is not used: it follows the grid, not the lon/lat line, and missed a hundred cells along a 0.5 degree
+    parallel at res 8.
+    """
+    step = h3i.average_hexagon_edge_length(res, "m") / 2.0 / _M_PER_DEG
+    xy = shapely.get_coordinates(shapely.segmentize(lines, step))
+    if xy.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    seed = np.unique(_h3v_cells(h3v.coordinates_to_cells(xy[:, 1], xy[:, 0], res)))
+    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(seed), 1, flatten=True)))
 
 
 def _boundary_candidates(zone: Polygon | MultiPolygon, res: int) -> np.ndarray:
-    """Cells that may touch the zone's boundary (sorted, unique): h3's tiling of the boundary, traced piece by piece
-    (at most :data:`BOUNDARY_SEGMENT_DEG` degrees each, so that every grid path is short whatever the zone's size),
-    plus the cells of the vertices and the ring of neighbours around them all (the tiling can miss a cell whose
-    corner the boundary merely clips); shapely decides which of them the boundary really touches."""
-    boundary = shapely.segmentize(zone.boundary, BOUNDARY_SEGMENT_DEG)
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(boundary, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(boundary)), res))])
-    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    """Cells that may touch the zone's boundary (sorted, unique; :func:`_touch_candidates`); shapely decides which
+    of them the boundary really touches."""
+    return _touch_candidates(zone.boundary, res)
 
 
 def zone_weights(zone: Polygon | MultiPolygon, *, res: int) -> tuple[np.ndarray, np.ndarray]:
@@ -903,7 +988,24 @@ def _edge_fractions(zone: Polygon | MultiPolygon, res: int) -> tuple[np.ndarray,
     one_seg = np.full(cand.size, -1, dtype=np.int64)
     single = hits[ci] == 1
     one_seg[ci[single]] = sj[single]
-    edge, polys, one_seg = cand[touches], polys[touches], one_seg[touches]
+    # cells that two consecutive segments of one ring touch (a zone vertex in or near the cell): first, second
+    two = np.flatnonzero(hits == 2)
+    pair2 = hits[ci] == 2
+    o = np.lexsort((sj[pair2], ci[pair2]))
+    ci2, sj2 = ci[pair2][o], sj[pair2][o]
+    first = np.searchsorted(ci2, two)
+    j0, j1 = sj2[first], sj2[first + 1]
+    seg_ring = ring[:-1][same]
+    ring_first = np.r_[0, np.flatnonzero(seg_ring[1:] != seg_ring[:-1]) + 1]
+    ring_last = np.r_[ring_first[1:], seg_ring.size] - 1
+    rf, rl = ring_first[np.searchsorted(ring_first, j0, "right") - 1], ring_last[np.searchsorted(ring_first, j0,
+                                                                                                 "right") - 1]
+    chained = (j1 == j0 + 1) & (j1 <= rl)
+    wrapped = (j0 == rf) & (j1 == rl) & (rl > rf + 1)  # the ring's last segment, then its first
+    corner = np.full((cand.size, 2), -1, dtype=np.int64)
+    corner[two[chained]] = np.c_[j0[chained], j1[chained]]
+    corner[two[wrapped]] = np.c_[j1[wrapped], j0[wrapped]]
+    edge, polys, one_seg, corner = cand[touches], polys[touches], one_seg[touches], corner[touches]
     vx, vy = vx[touches], vy[touches]
     frac = np.empty(edge.size)
     cell_w = _lat_weighted_area(polys)
@@ -913,6 +1015,12 @@ def _edge_fractions(zone: Polygon | MultiPolygon, res: int) -> tuple[np.ndarray,
         w, ok = _halfplane_weights(vx[fast], vy[fast], s0[one_seg[fast]], s1[one_seg[fast]])
         frac[fast[ok]] = w[ok]
         done[fast[ok]] = True
+    at_corner = np.flatnonzero(corner[:, 0] >= 0)
+    if at_corner.size >= _MIN_CORNER_CELLS:
+        sa, sb = corner[at_corner, 0], corner[at_corner, 1]
+        w, ok = _corner_weights(vx[at_corner], vy[at_corner], s0[sa], s1[sa], s1[sb])
+        frac[at_corner[ok]] = w[ok]
+        done[at_corner[ok]] = True
     slow = np.flatnonzero(~done)
     if slow.size:
         frac[slow] = _lat_weighted_area(shapely.intersection(polys[slow], zone))
@@ -943,18 +1051,28 @@ def child_cells(cells: Any, *, child_res: int) -> np.ndarray:
     return _h3v_cells(h3ronpy.change_resolution(_to_u64(arr), _check_res(child_res)))
 
 
+#: the base cells whose centre cell is a pentagon (the H3 grid has 12, one per icosahedron vertex)
+_PENTAGON_BASE_CELLS = np.array([4, 14, 24, 38, 49, 58, 63, 72, 83, 97, 107, 117], dtype=np.uint64)
+
+
 def descendant_count(cells: Any, *, res: int) -> np.ndarray:
     """Number of descendants at ``res`` of each cell (1 for a cell of ``res``; a pentagon has fewer than 7^k).
 
-    >>> descendant_count([0x8531aa57fffffff, 0x8831aa5555fffff], res=8).tolist()
-    [343, 1]
+    Read from the index bits: a cell is a pentagon when its base cell is one of the 12 pentagons and all its
+    digits are 0; a pentagon at k resolutions above ``res`` has 1 + 5 (7^k - 1) / 6 descendants.
+
+    >>> descendant_count([0x8531aa57fffffff, 0x8831aa5555fffff, 0x8009fffffffffff], res=8).tolist()
+    [343, 1, 4804001]
     """
     arr = _as_cells(cells)
     res = _check_res(res)
-    rs = cell_resolution(arr)
-    out = np.ones(arr.size, dtype=np.int64)
-    for i in np.flatnonzero(rs < res).tolist():
-        out[i] = h3i.cell_to_children_size(int(arr[i]), res)
+    k = np.maximum(res - cell_resolution(arr), 0)
+    out: np.ndarray = np.power(7, k, dtype=np.int64)
+    u = arr.view(np.uint64)
+    rs = cell_resolution(arr).astype(np.uint64)
+    digits = (u >> (np.uint64(3) * (np.uint64(15) - rs))) & ((np.uint64(1) << (np.uint64(3) * rs)) - np.uint64(1))
+    pent = np.isin((u >> np.uint64(45)) & np.uint64(0x7F), _PENTAGON_BASE_CELLS) & (digits == 0)
+    out[pent] = 1 + 5 * (out[pent] - 1) // 6
     return out
 
 
@@ -967,11 +1085,7 @@ def _line_candidates(lines: Any, res: int) -> np.ndarray:
     parts = parts[(shapely.get_type_id(parts) == 1) & ~shapely.is_empty(parts)] if parts.size else parts
     if parts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    g = shapely.multilinestrings(parts)
-    seed = np.concatenate([
-        _h3v_cells(h3v.geometry_to_cells(g, res, containment_mode=h3ronpy.ContainmentMode.IntersectsBoundary)),
-        _h3v_cells(h3v.geometry_to_cells(shapely.MultiPoint(shapely.get_coordinates(g)), res))])
-    return np.unique(_h3v_cells(h3ronpy.grid_disk(_to_u64(np.unique(seed)), 1, flatten=True)))
+    return _touch_candidates(shapely.multilinestrings(parts), res)
 
 
 def zone_cover(zone: Polygon | MultiPolygon, *, res: int, coarse_res: int = 5, borders: Any = None

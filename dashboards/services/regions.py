@@ -1,7 +1,8 @@
 """Figures of a zone split by county and prefecture, by the one point -> region rule
 (:func:`geoops.regions.assign_points`).
 
-Public: :func:`counties_sharing_area`, :func:`county_of_points`, :func:`split_by_region`, :func:`region_outlines`.
+Public: :func:`counties_sharing_area`, :func:`county_of_points`, :func:`split_by_region`, :func:`sum_by_region`,
+:func:`region_outlines`.
 
 A value that belongs to a point of a zone (a cell's people, a cell's uncovered people) goes to the county holding
 the point, among the counties that share area with the zone: inside or on the boundary, the county with the smaller
@@ -29,7 +30,7 @@ from geoops.regions import assign_points
 from layers.read import analysis as store
 from layers.store.registry import layer_version
 
-__all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "region_outlines"]
+__all__ = ["counties_sharing_area", "county_of_points", "split_by_region", "sum_by_region", "region_outlines"]
 
 #: DE-9IM: the interiors meet, i.e. two polygons share area (touching along a border is not enough)
 _SHARE_AREA = "T********"
@@ -41,12 +42,22 @@ def _area_of(g: BaseGeometry) -> BaseGeometry | None:
     return shapely.union_all(polys) if polys else None
 
 
-def counties_sharing_area(conn: Any, zone: BaseGeometry) -> list[dict[str, Any]]:
+def counties_sharing_area(conn: Any, zone: BaseGeometry, *, among: Sequence[dict[str, Any]] | None = None,
+                          bounds: NDArray[np.float64] | None = None) -> list[dict[str, Any]]:
     """The live counties that share area with ``zone`` (touching along a border is not enough), by adcode, as rows
-    of :func:`layers.read.analysis.regions_of_level`."""
+    of :func:`layers.read.analysis.regions_of_level`. ``among``: every live county already read (by adcode, with
+    ``bounds`` of their geometries, as kept by :func:`layers.read.popsums.county_sums`), picked from without a
+    query."""
     shapely.prepare(zone)
-    return [c for c in store.regions_of_level(conn, level="county", within=zone.bounds, geometry=True)
-            if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
+    if among is None:
+        cand: Sequence[dict[str, Any]] = store.regions_of_level(conn, level="county", within=zone.bounds,
+                                                                geometry=True)
+    else:
+        b = np.asarray(bounds if bounds is not None else shapely.bounds([c["geometry"] for c in among]))
+        w, s, e, n = zone.bounds
+        near = ((b[:, 0] <= e) & (b[:, 2] >= w) & (b[:, 1] <= n) & (b[:, 3] >= s)) if len(among) else np.zeros(0)
+        cand = [among[i] for i in np.flatnonzero(near).tolist()]
+    return [c for c in cand if shapely.relate_pattern(zone, c["geometry"], _SHARE_AREA)]
 
 
 def county_of_points(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat: NDArray[np.float64], *,
@@ -84,12 +95,23 @@ def split_by_region(conn: Any, zone: BaseGeometry, lon: NDArray[np.float64], lat
         county are on a row whose ``adcode`` is None, named in ``lang``.
     """
     code, counties = county_of_points(conn, zone, lon, lat, counties=counties)
+    return sum_by_region(conn, code, counties, values, lang=lang, counts=counts)
+
+
+def sum_by_region(conn: Any, code: NDArray[np.int64], counties: list[dict[str, Any]],
+                  values: Mapping[str, NDArray[np.float64]], *, lang: str = DEFAULT_LANGUAGE,
+                  counts: NDArray[np.int64] | None = None, names: Mapping[str, dict[str, Any]] | None = None
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """The rows of :func:`split_by_region` from points already assigned: ``code`` indexes ``counties`` (-1: the
+    unassigned row), ``values`` and ``counts`` are aligned with it. ``names``: the prefectures' names
+    (:func:`layers.read.analysis.region_names`), when the caller has them already."""
     n = len(counties)
     slot = code + 1  # 0: unassigned
     count = np.bincount(slot, weights=counts, minlength=n + 1).astype(np.int64)
     sums = {k: np.bincount(slot, weights=np.asarray(v, dtype=np.float64), minlength=n + 1) for k, v in values.items()}
     unassigned = t("analysis.region.unassigned", lang)
-    names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
+    if names is None:
+        names = store.region_names(conn, [c["parent_adcode"] for c in counties if c["parent_adcode"]])
     county_rows: list[dict[str, Any]] = []
     pref: dict[str | None, dict[str, Any]] = {}
     for j, c in [(j + 1, c) for j, c in enumerate(counties)] + [(0, None)]:

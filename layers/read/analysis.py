@@ -5,7 +5,8 @@ Public: :func:`nearest_resources`, :func:`nearest_resources_batch`, :func:`neare
 :func:`resource_details`, :func:`fetch_resources`,
 :func:`population_source`, :func:`population_of_cells`,
 :func:`regions_in_zone`,
-:func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`targets_in_zone`,
+:func:`region_names`, :func:`region_geometry`, :func:`regions_of_level`, :func:`regions_fingerprint`,
+:func:`targets_in_zone`,
 :func:`regions_at_points`, :func:`shelters_near_zone`, :func:`shelters_for_coverage`, :func:`active_hazards`, :data:`WARNING_WEIGHT`.
 
 >>> WARNING_WEIGHT["red"], sorted(WARNING_WEIGHT, key=WARNING_WEIGHT.get)
@@ -40,8 +41,21 @@ import numpy as np
 import shapely
 from geoalchemy2.shape import to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import BigInteger, Connection, Double, and_, any_, bindparam, func, literal, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Double,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from geoops.h3cells import child_ranges, parent_cells
@@ -78,6 +92,7 @@ __all__ = [
     "region_names",
     "region_geometry",
     "regions_of_level",
+    "regions_fingerprint",
     "regions_at_points",
     "region_outlines_geojson",
     "targets_in_zone",
@@ -571,6 +586,19 @@ def regions_of_level(db: Db, *, level: str, within: Sequence[float] | None = Non
             d["geometry"] = shapely.from_wkb(bytes(r.wkb))
         out.append(d)
     return out
+
+
+def regions_fingerprint(db: Db, *, levels: Sequence[str]) -> str:
+    """A text that changes whenever a region of one of ``levels`` is inserted, updated or deleted (soft or hard),
+    for caches of what is computed from those regions.
+
+    An md5 over the physical id and inserting transaction of every row version (``ctid``, ``xmin``; an update
+    writes a new row version, even in the transaction that inserted the row), in the statement's snapshot: no
+    geometry is read. A ``VACUUM FULL`` changes it without a change of data (a cache is merely rebuilt)."""
+    ver: Any = literal_column("ctid::text || '/' || xmin::text")
+    stmt = (select(func.coalesce(func.md5(func.string_agg(ver, aggregate_order_by(literal_column("','"), ver))),
+                                 "")).where(AdminRegion.level.in_(list(levels))))
+    return str(db.execute(stmt).scalar_one())
 
 
 def region_outlines_geojson(db: Db, *, level: str, tolerance_deg: float, decimals: int,

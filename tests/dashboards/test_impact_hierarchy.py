@@ -19,7 +19,7 @@ from shapely.geometry import box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from dashboards.services.impact import impact_card
+from dashboards.services.impact import clear_cache, impact_card
 from dashboards.services.regions import split_by_region
 from geoops import h3cells
 from layers.read import analysis as store
@@ -92,4 +92,39 @@ def test_cells_beyond_every_county_go_to_the_nearest_part_one_by_one(demo_db: An
         assert [g[:2] for g in got] == [w[:2] for w in want]
         np.testing.assert_allclose([g[2] for g in got], [w[2] for w in want], rtol=1e-6, atol=0.05)
         assert len(got) >= 2
+        tx.rollback()
+
+
+def _assert_card_equals_flat(card: dict[str, Any], flat: dict[str, Any]) -> None:
+    assert card["population"] == pytest.approx(flat["population"], rel=1e-6, abs=0.05)
+    assert (card["cells"], card["cells_populated"]) == (flat["cells"], flat["cells_populated"])
+    for level in ("county", "prefecture"):
+        got = [(r["adcode"], r["name"], r["cells"], r["population"]) for r in card["by_region"][level]]
+        want = [(r["adcode"], r["name"], r["cells"], round(r["population"], 1)) for r in flat["by_region"][level]]
+        assert [g[:3] for g in got] == [w[:3] for w in want], level
+        np.testing.assert_allclose([g[3] for g in got], [w[3] for w in want], rtol=1e-6, atol=0.05)
+
+
+def test_a_card_asked_again_follows_changed_counties_and_names(demo_db: Any) -> None:
+    """The second card of a zone comes from the kept zone part; a county border moved, or a prefecture renamed,
+    in an open transaction (rolled back) is seen by the next card, which still equals the flat path."""
+    with demo_db.engine.connect() as conn, conn.begin() as tx:
+        zone = _zones(conn)["box_10k"]
+        clear_cache()
+        first = impact_card(conn, zone, res=RES)
+        again = impact_card(conn, zone, res=RES)
+        assert "zone_cached" in again["timing_ms"] and "zone_cached" not in first["timing_ms"]
+        assert again["by_region"] == first["by_region"] and again["population"] == first["population"]
+        big = max(first["by_region"]["county"], key=lambda r: r["population"])
+        conn.execute(text("UPDATE admin_regions SET name = name || '(新)' WHERE adcode = :a"),
+                     {"a": big["parent_adcode"]})
+        renamed = impact_card(conn, zone, res=RES)
+        assert [r["name"].endswith("(新)") for r in renamed["by_region"]["prefecture"]] == [
+            r["adcode"] == big["parent_adcode"] for r in renamed["by_region"]["prefecture"]]
+        conn.execute(text("UPDATE admin_regions SET geom = ST_Multi(ST_Difference(geom, ST_MakeEnvelope("
+                          "110.6, 40.3, 111.78, 41.2, 4326))) WHERE adcode = :a"), {"a": big["adcode"]})
+        moved = impact_card(conn, zone, res=RES)
+        assert "zone_cached" not in moved["timing_ms"]
+        assert big["adcode"] not in [r["adcode"] for r in moved["by_region"]["county"]]
+        _assert_card_equals_flat(moved, _flat(conn, zone))
         tx.rollback()

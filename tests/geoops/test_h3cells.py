@@ -235,6 +235,12 @@ ZONES = {
     "at_50N": box(119.0, 49.9, 119.25, 50.1),
     "with_hole": Polygon(box(114.0, 45.3, 114.3, 45.5).exterior.coords, [box(114.1, 45.35, 114.2, 45.45).exterior.coords]),
     "multi": MultiPolygon([box(113.0, 43.0, 113.1, 43.1), box(113.3, 43.0, 113.4, 43.1)]),
+    # h3's tiling of the line along 38.5 N missed about a hundred cells that it cuts (found by Hypothesis)
+    "parallel_38_5": box(122.0, 38.0, 122.5, 38.5),
+    # 60 corners turning left and 60 turning right, a few hundred metres apart: most corner cells hold one vertex
+    "star": Polygon([(116.0 + r * np.cos(t) / np.cos(np.radians(44.0)), 44.0 + r * np.sin(t))
+                     for t, r in zip(np.linspace(0, 2 * np.pi, 120, endpoint=False), [0.12, 0.09] * 60,
+                                     strict=True)]),
 }
 
 

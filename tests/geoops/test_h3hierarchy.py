@@ -101,6 +101,19 @@ def test_descendant_count_matches_h3():
         h3.cell_to_children_size(h3.int_to_str(int(c)), 8) for c in cells.tolist()]
 
 
+def test_descendant_count_of_pentagons_and_their_neighbours_matches_h3():
+    """Every pentagon at res 0-7 (read from the bits, not asked of h3), its children and neighbours, and cells
+    whose base cell is a pentagon but which are not pentagons themselves, against h3's own count."""
+    cells = []
+    for r in range(8):
+        for p in h3.get_pentagons(r):
+            cells += [p, *h3.grid_disk(p, 1), *h3.cell_to_children(p, min(r + 1, 8))]
+    ints = np.unique(np.array([h3.str_to_int(c) for c in cells], dtype=np.int64))
+    for res in (8, 9):
+        want = [h3.cell_to_children_size(h3.int_to_str(int(c)), res) for c in ints.tolist()]
+        assert descendant_count(ints, res=res).tolist() == want
+
+
 def test_cover_empty_and_bad_input():
     c, f = zone_cover(Polygon(), res=RES)
     assert c.size == 0 and f.size == 0

@@ -67,3 +67,72 @@ def test_a_new_build_is_picked_up(session: Session) -> None:
     assert second.key != first.key
     assert float(np.sum(second.people[5])) == pytest.approx(2 * float(np.sum(first.people[5])), rel=1e-12)
     assert _hierarchy(session) is second, "the same build is not read again"
+
+
+def test_county_sums_equal_postgis_point_in_polygon(session: Session) -> None:
+    """The kept sums split by county against PostGIS: each populated cell's centre (h3-py, not h3ronpy) in the
+    first county by adcode whose polygon covers it (``ST_Covers``), summed per parent (h3-py) and county. Counties:
+    an L-shaped one, a box sharing a border with it, and a strip of the cells in no county at all; then one of
+    them changed."""
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, box
+
+    from layers.store.models import AdminRegion
+
+    cells, people = _cells(3)
+    write_cells(session, cells, people, source=SOURCE, res=8, input_total=float(people.sum()))
+    x, y = 116.4467, 39.9928
+    shapes = {"990102": Polygon([(x - 0.2, y - 0.2), (x + 0.01, y - 0.2), (x + 0.01, y - 0.03), (x - 0.02, y - 0.03),
+                                 (x - 0.02, y + 0.2), (x - 0.2, y + 0.2)]),
+              "990101": box(x - 0.02, y - 0.03, x + 0.2, y + 0.2).difference(box(x + 0.05, y - 0.03, x + 0.07, y + 0.2))}
+    for code, g in shapes.items():
+        multi = MultiPolygon(shapely.get_parts(g).tolist())
+        session.add(AdminRegion(source=SOURCE, external_id=code, name=code, kind="county", status="active",
+                                adcode=code, level="county", parent_adcode="990100", geom=f"SRID=4326;{multi.wkt}"))
+    session.flush()
+    split = popsums.county_sums(session, _hierarchy(session))
+    assert split.adcodes == ("990101", "990102")
+    _assert_split_matches_postgis(session, split, cells, people)
+    # a county's border moved (in the transaction that inserted it) is picked up
+    session.execute(text("UPDATE admin_regions SET geom = ST_Multi(ST_Difference(geom, ST_MakeEnvelope("
+                         ":x0, :y0, :x1, :y1, 4326))) WHERE adcode = '990101' AND source = :s"),
+                    {"x0": x, "y0": y, "x1": x + 0.2, "y1": y + 0.04, "s": SOURCE})
+    moved = popsums.county_sums(session, _hierarchy(session))
+    assert moved.key != split.key
+    _assert_split_matches_postgis(session, moved, cells, people)
+    # and so is a county deleted
+    session.execute(text("UPDATE admin_regions SET deleted_at = now() WHERE adcode = '990101' AND source = :s"),
+                    {"s": SOURCE})
+    again = popsums.county_sums(session, _hierarchy(session))
+    assert again.adcodes == ("990102",)
+
+
+def _assert_split_matches_postgis(session: Session, split: popsums.CountySums, cells: np.ndarray,
+                                  people: np.ndarray) -> None:
+    import h3
+
+    populated = cells[people > 0]
+    lat, lon = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in populated]).T
+    rows = session.execute(text(
+        "SELECT DISTINCT ON (p.i) p.i, a.adcode FROM unnest(CAST(:x AS float8[]), CAST(:y AS float8[])) "
+        "WITH ORDINALITY AS p(x, y, i) JOIN admin_regions a ON a.source = :s AND "
+        "ST_Covers(a.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, a.adcode"),
+        {"x": lon.tolist(), "y": lat.tolist(), "s": SOURCE}).all()
+    county = np.full(populated.size, -1)
+    for i, adcode in rows:
+        county[int(i) - 1] = split.adcodes.index(adcode)
+    assert {-1, 0, 1} <= set(county.tolist()), "the fixture has cells in both counties and in none"
+    pp = people[people > 0]
+    for r in (5, 6, 7):
+        parent = np.array([h3.str_to_int(h3.cell_to_parent(h3.int_to_str(int(c)), r)) for c in populated])
+        want: dict[tuple[int, int], tuple[float, int]] = {}
+        for p, c, v in zip(parent.tolist(), county.tolist(), pp.tolist(), strict=True):
+            s, n = want.get((p, c), (0.0, 0))
+            want[(p, c)] = (s + v, n + 1)
+        keys = sorted(want)
+        got_cells = np.unique(split.cells[r])
+        at, code, ppl, npop = split.lookup(got_cells)
+        got = sorted(zip(got_cells[at].tolist(), code.tolist(), ppl.tolist(), npop.tolist(), strict=True))
+        assert [g[:2] for g in got] == keys, r
+        np.testing.assert_allclose([g[2] for g in got], [want[k][0] for k in keys], rtol=1e-12)
+        assert [g[3] for g in got] == [want[k][1] for k in keys]
