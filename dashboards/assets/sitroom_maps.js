@@ -45,7 +45,7 @@
     }
   };
 
-  /* A hall wall 1.5 x 1920 px wide or more (its text is in rem, 1/120 of the width): the offline basemap's tiles
+  /* A hall wall sqrt(2) x 1920 px (2,716 px) wide or more (its text is in rem, 1/120 of the width): the offline basemap's tiles
      shown on 512 px and drawn at 512 px (@2x), one zoom out: the same picture as on a 1920 wall, at twice the size,
      so that its labels and lines grow with the page's text (dashboards/tiles.py serves <y>@2x.png). */
   const OFFLINE_TILES = /\/tiles\/base[a-z-]*\/\{z\}\/\{x\}\/\{y\}\.png$/;
@@ -224,7 +224,7 @@
      hallBasemap), so that they grow with the wall's text */
   M.symbolScale = function (cfg) {
     const k = (window.innerWidth || 0) / 1920;
-    return cfg && cfg.hall && k >= 1.5 ? Math.min(k, 4) : 1;
+    return cfg && cfg.hall && k >= Math.SQRT2 ? Math.min(k, 4) : 1;  /* wall.py: round(log2(k)) >= 1 */
   };
 
   M.vectorLayer = function (key, o, k) {

@@ -353,7 +353,7 @@ def register_maps(page: str, map_id: str, *, overlays: Sequence[str], checked: S
     """Declare a page's map: which overlays its layer control lists (in that order) and which are on at first, its
     tools (:data:`TOOLS`), the live store to follow (default: one of its own) and the replay state that hides the live
     overlays. ``hall``: a command-hall wall whose text grows with the screen (1rem = 1/120 of the width): on a screen
-    1.5 times 1920 px wide or more, the offline basemap's tiles are shown on 512 px, drawn at 512 px (``@2x``) one
+    sqrt(2) times 1920 px wide or more (where the wall fits one zoom further in), the offline basemap's tiles are shown on 512 px, drawn at 512 px (``@2x``) one
     zoom out, so the basemap's labels and lines grow with the page's text. Call at the page module's top level; it
     registers the callbacks."""
     unknown = [k for k in (*overlays, *checked) if k not in OVERLAYS]
