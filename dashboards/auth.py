@@ -208,7 +208,8 @@ CALLBACK_POLICY: dict[str, str] = {
     "planner-result.data": "plan",              # POST /analysis/shelter-coverage, as the planner
     "planner-download.data": "plan",            # the export of that run
     "admin-message.children": "admin",          # every action of /admin: accounts and tokens (sitroom users, token)
-    "monitor-station-layer.children": "read",   # GET /monitor/stations (and its replay)
+    "monitor-station-layer.data": "read",       # GET /monitor/stations (and its replay)
+    "monitor-warning-layer.children": "read",   # GET /monitor/warnings (and the replay of /monitor/stations)
     "monitor-station.value": "read",            # a click on a station picks it (no data)
     "monitor-plot.figure": "read",              # GET /monitor/stations/<code>/series
     "monitor-status.children": "warn",          # POST /monitor/warnings/<id>/confirm | dismiss

@@ -337,6 +337,16 @@
     return {color: c, weight: 2, fillColor: c, fillOpacity: 0.12};
   };
 
+  /* a monitoring station (the /monitor page's GeoJSON of dash-leaflet, one feature per station): a circle in the
+     colour of its state, from the hideout; the radius and the state come from the feature */
+  M.stationPoint = function (feature, latlng, context) {
+    const p = feature.properties || {};
+    const colours = (context && context.hideout && context.hideout.colours) || {};
+    const c = colours[p.state] || colours.ok || "#2e7d32";
+    return window.L.circleMarker(latlng, {radius: p.radius || 7, color: "#ffffff", weight: 1.5, fillColor: c,
+                                          fillOpacity: 0.95});
+  };
+
   /* ---------------------------------------------------------------------------------- map events */
   M.busy = function (mapId) {
     const st = state(mapId);

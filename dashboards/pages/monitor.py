@@ -2,19 +2,25 @@
 the automatic warnings awaiting confirmation (confirm / dismiss), the data anomalies, the rules in words; replay of
 the last 72 hours.
 
-Public: :func:`layout`, :func:`station_markers`, :func:`warning_layers`, :func:`queue_items`,
-:func:`anomaly_items`, :func:`series_figure`, and the callbacks :func:`refresh`, :func:`pick_station`,
-:func:`plot`, :func:`decide`.
+Public: :func:`layout`, :func:`station_features`, :func:`warning_layers`, :func:`queue_items`,
+:func:`anomaly_items`, :func:`series_figure`, and the callbacks :func:`refresh_warnings`, :func:`refresh`,
+:func:`pick_station`, :func:`plot`, :func:`decide`.
 
 Data comes from :mod:`dashboards.services.monitor` (the same functions as ``/api/v1/monitor/*``). The page redraws
 when the live push announces a change of warnings or stations, every :data:`TICK_S` seconds (readings arrive without
-touching any feature layer), and after a decision. Confirming and dismissing need the ``warn`` capability, checked
-in the callback exactly as ``POST /api/v1/monitor/warnings/<id>/confirm`` checks it; the history records who.
+touching any feature layer), and after a decision. Two callbacks answer a change: :func:`refresh_warnings` (the
+queue and the warning areas: one query of the open warnings) and :func:`refresh` (the stations, anomalies and
+counts), so a new pending warning is on screen as soon as its own small answer arrives. The stations are one
+GeoJSON layer (a circle per feature, drawn by ``sitroomMaps.stationPoint``), not a component per station: a
+province's thousand stations redraw as one property change, and a click on one is the layer's ``clickData``.
+Confirming and dismissing need the ``warn`` capability, checked in the callback exactly as
+``POST /api/v1/monitor/warnings/<id>/confirm`` checks it; the history records who.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,6 +62,7 @@ REPLAY_HOURS = 72
 LIVE_LAYERS = ("hazards", "stations")
 STATE_COLOURS = {"ok": "#2e7d32", "stale": "#9e9e9e", "flagged": "#8e24aa", "off": "#cfd8dc", **monitor.LEVEL_COLOURS}
 STATES = ("ok", "blue", "yellow", "orange", "red", "flagged", "stale", "off")
+EMPTY: dict[str, Any] = {"type": "FeatureCollection", "features": []}
 
 
 def _local(iso: str | None, fmt: str = "%m-%d %H:%M") -> str:
@@ -88,13 +95,15 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
         for s in STATES])
     the_map = base_map(ids.MONITOR_MAP, **map_kwargs("monitor", lang), children=[
         dl.LayerGroup(id=ids.MONITOR_WARNING_LAYER),
-        dl.LayerGroup(id=ids.MONITOR_STATION_LAYER),
+        dl.GeoJSON(id=ids.MONITOR_STATION_LAYER, data=EMPTY, pointToLayer={"variable": "sitroomMaps.stationPoint"},
+                   hideout={"colours": STATE_COLOURS}),
     ])
     return html.Div(id=ids.MONITOR_ROOT, lang=lang, children=[
         html.Div(hidden=True, children=[
             live_source("monitor", layers=LIVE_LAYERS),
             dcc.Interval(id=ids.MONITOR_TICK, interval=TICK_S * 1000),
             dcc.Store(id=ids.MONITOR_DECIDED, data=0),
+            dcc.Store(id=ids.MONITOR_DRAWN, data=None),
         ]),
         html.Div(className="sr-mon", children=[
         html.Div(className="sr-mon-left", children=[
@@ -130,21 +139,21 @@ def layout(lang: str | None = None, **_query: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ components
 
 
-def station_markers(stations: list[dict[str, Any]], lang: str) -> list[Any]:
-    """A circle per station, coloured by its state, with its latest readings in the tooltip."""
-    out = []
+def station_features(stations: list[dict[str, Any]], lang: str) -> dict[str, Any]:
+    """Every station as a GeoJSON point (one layer, drawn by ``sitroomMaps.stationPoint``): ``code``, ``state`` (its
+    colour), ``radius`` by kind, and its latest readings as the ``tooltip`` (HTML to Leaflet: the text is escaped)."""
+    feats = []
     for s in stations:
-        colour = STATE_COLOURS.get(s["state"], STATE_COLOURS["ok"])
         lines = [f"{s['name']} ({s['code']}) · {s['kind_label']}", t(f"monitor.state.{s['state']}", lang)]
         lines += [f"{x['label']}: {x['value']:g} {x['unit']}" + ("" if x["quality"] == "good" else
                                                                f" ⚠ {t('monitor.quality.' + x['quality'], lang)}")
                   for x in s["latest"].values()]
         lines.append(t("monitor.last", lang, time=_local(s["last_at"])))
-        out.append(dl.CircleMarker(
-            id={"type": ids.MONITOR_STATION_MARK, "code": s["code"]}, center=[s["lat"], s["lon"]],
-            radius=7 if s["kind"] == "weather" else 9, color="#ffffff", weight=1.5, fillColor=colour, fillOpacity=0.95,
-            children=dl.Tooltip(html.Div([html.Div(x) for x in lines]))))
-    return out
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [s["lon"], s["lat"]]},
+                      "properties": {"code": s["code"], "state": s["state"] if s["state"] in STATE_COLOURS else "ok",
+                                     "radius": 7 if s["kind"] == "weather" else 9,
+                                     "tooltip": "<br>".join(escape(x) for x in lines)}})
+    return {"type": "FeatureCollection", "features": feats}
 
 
 def warning_layers(features: dict[str, Any], lang: str) -> list[Any]:
@@ -281,26 +290,61 @@ def _picture(at: datetime | None, lang: str) -> dict[str, Any]:
         return monitor.monitor_picture(conn, now=at or datetime.now(UTC), lang=lang, past=at is not None)
 
 
+def _live_skip(live: dict[str, Any] | None) -> bool:
+    """A push that touches neither warnings nor stations: nothing to redraw."""
+    return _trigger() == live_id("monitor") and not needs_refetch(live, LIVE_LAYERS)
+
+
 @callback(
-    Output(ids.MONITOR_STATION_LAYER, "children"),
     Output(ids.MONITOR_WARNING_LAYER, "children"),
-    Output(ids.MONITOR_SUMMARY, "children"),
     Output(ids.MONITOR_QUEUE, "children"),
-    Output(ids.MONITOR_ANOMALIES, "children"),
-    Output(ids.MONITOR_STATION, "options"),
-    Output(ids.MONITOR_REPLAY_BADGE, "children"),
-    Output(ids.MONITOR_REPLAY_BADGE, "className"),
-    Output(ids.MONITOR_REPLAY_BADGE, "title"),
+    Output(ids.MONITOR_DRAWN, "data"),
     Input(live_id("monitor"), "data"),
     Input(ids.MONITOR_TICK, "n_intervals"),
     Input(ids.MONITOR_DECIDED, "data"),
     Input(replay_id("monitor", "state"), "data"),
 )
-def refresh(live: dict[str, Any] | None, _tick: Any, _decided: Any, replay: dict[str, Any] | None) -> tuple[Any, ...]:
-    """Redraw stations, warnings, queue and anomalies (live, or at the replay's instant)."""
-    if _trigger() == live_id("monitor") and not needs_refetch(live, LIVE_LAYERS):
+def refresh_warnings(live: dict[str, Any] | None, _tick: Any, _decided: Any,
+                     replay: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    """Redraw the queue and the warning areas (live, or at the replay's instant): one query of the open warnings,
+    answered before the stations are asked for (:func:`refresh` follows ``MONITOR_DRAWN``), so that a new pending
+    warning never waits for a thousand stations to be read and drawn. ``MONITOR_DRAWN`` says whether the station
+    list may have changed (the first draw, a replay, a push about stations or a full refetch)."""
+    if _live_skip(live) or not allowed("read", EVERY_LAYER):  # as GET /monitor/warnings
         raise PreventUpdate
-    if not allowed("read", EVERY_LAYER):  # as GET /monitor/stations; the callback policy refuses first
+    trig = _trigger()
+    same_list = trig == ids.MONITOR_TICK or (trig == live_id("monitor") and not needs_refetch(live, {"stations"}))
+    at = replay_time(replay)
+    lang = current_lang()
+    try:
+        with db_engine().connect() as conn:
+            feats = monitor.warning_features(conn, lang=lang, at=at)
+    except Exception as e:
+        if classify(e)[0] == 503:
+            raise PreventUpdate from None
+        raise
+    return (warning_layers(feats, lang),
+            queue_items(monitor.awaiting(feats), lang, can_decide=allowed("warn"), replay=at is not None),
+            {"stations": not same_list, "t": datetime.now(UTC).timestamp()})
+
+
+@callback(
+    Output(ids.MONITOR_STATION_LAYER, "data"),
+    Output(ids.MONITOR_SUMMARY, "children"),
+    Output(ids.MONITOR_ANOMALIES, "children"),
+    Output(ids.MONITOR_STATION, "options"),
+    Output(ids.MONITOR_REPLAY_BADGE, "children"),
+    Output(ids.MONITOR_REPLAY_BADGE, "className"),
+    Output(ids.MONITOR_REPLAY_BADGE, "title"),
+    Input(ids.MONITOR_DRAWN, "data"),
+    State(replay_id("monitor", "state"), "data"),
+    prevent_initial_call=True,
+)
+def refresh(drawn: dict[str, Any] | None, replay: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Redraw the stations (coloured by state), the counts and the anomalies (live, or at the replay's instant),
+    once :func:`refresh_warnings` has drawn the queue; the station list of the dropdown only when stations may have
+    changed."""
+    if not allowed("read", EVERY_LAYER):  # as GET /monitor/stations
         raise PreventUpdate
     at = replay_time(replay)
     lang = current_lang()
@@ -310,23 +354,23 @@ def refresh(live: dict[str, Any] | None, _tick: Any, _decided: Any, replay: dict
         if classify(e)[0] == 503:
             raise PreventUpdate from None
         raise
-    options = [{"label": f"{s['name']} ({s['code']})", "value": s["code"]} for s in pic["stations"]]
-    return (station_markers(pic["stations"], lang), warning_layers(pic["warnings"], lang), _summary(pic["summary"], lang),
-            queue_items(pic["queue"], lang, can_decide=allowed("warn"), replay=at is not None),
+    options = no_update if drawn and not drawn.get("stations") else [{"label": f"{s['name']} ({s['code']})", "value": s["code"]}
+                                           for s in pic["stations"]]
+    return (station_features(pic["stations"], lang), _summary(pic["summary"], lang),
             anomaly_items(pic["stale"], pic["flagged"], lang), options, *replay_badge(at, lang))
 
 
 @callback(
     Output(ids.MONITOR_STATION, "value"),
-    Input({"type": ids.MONITOR_STATION_MARK, "code": ALL}, "n_clicks"),
+    Input(ids.MONITOR_STATION_LAYER, "clickData"),
     prevent_initial_call=True,
 )
-def pick_station(clicks: list[int | None]) -> Any:
+def pick_station(feature: dict[str, Any] | None) -> Any:
     """A click on a station's circle selects it for the plot."""
-    trig = _trigger()
-    if not trig or not any(clicks or []):
+    code = ((feature or {}).get("properties") or {}).get("code")
+    if not code:
         raise PreventUpdate
-    return trig["code"]
+    return code
 
 
 @callback(
@@ -385,5 +429,5 @@ def decide(confirms: list[int | None], dismisses: list[int | None], note: str | 
     return t(key, lang, id=out["id"], by=out["by"]), (decided or 0) + 1
 
 
-__all__ = ["anomaly_items", "decide", "layout", "pick_station", "plot", "queue_items", "refresh", "series_figure",
-           "station_markers", "warning_layers"]
+__all__ = ["anomaly_items", "decide", "layout", "pick_station", "plot", "queue_items", "refresh", "refresh_warnings",
+           "series_figure", "station_features", "warning_layers"]

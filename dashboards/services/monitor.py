@@ -3,7 +3,7 @@ with the rule thresholds, the rules in words, warnings confirmed or dismissed, t
 
 Public: :data:`SERIES_HOURS`, :func:`ingest_json`, :func:`ingest_csv`, :func:`monitor_picture`,
 :func:`station_series`, :func:`rules`, :func:`rules_in_words`, :func:`confirm_warning`, :func:`dismiss_warning`,
-:func:`wall_counts`, :func:`warning_features`, :func:`station_code_of`.
+:func:`wall_counts`, :func:`warning_features`, :func:`awaiting`, :func:`station_code_of`.
 
 Everything takes ``now`` (the request's clock, or a replay's instant): the same functions draw the live picture and
 the picture at any past time (the warnings through :func:`layers.read.history.as_of`, the readings by their time).
@@ -30,7 +30,7 @@ from layers.store.errors import NotFoundError
 from layers.store.models import Hazard, Station
 
 __all__ = ["SERIES_HOURS", "ingest_json", "ingest_csv", "monitor_picture", "station_series", "rules", "rules_in_words",
-           "confirm_warning", "dismiss_warning", "wall_counts", "warning_features", "station_code_of"]
+           "confirm_warning", "dismiss_warning", "wall_counts", "warning_features", "awaiting", "station_code_of"]
 
 #: how far back a station's plot goes by default
 SERIES_HOURS = 72
@@ -69,14 +69,14 @@ def _warning_rows(conn: Connection, *, open_only: bool = True) -> list[Any]:
 def _warning(r: Any, lang: str) -> dict[str, Any]:
     m = r.properties.get("monitor") or {}
     prop = m.get("proposal") if r.status == "active" else None
-    awaiting = r.status == "pending" or bool(prop)
+    waits = r.status == "pending" or bool(prop)
     return {
         "id": int(r.id), "name": r.name if lang == "zh-CN" else (r.properties.get("name_en") or r.name),
         "kind": r.kind, "kind_label": vocab_label("hazard_kind", r.kind, lang), "status": r.status,
         "status_label": vocab_label("hazard_status", r.status, lang), "warning_level": r.warning_level,
         "level_label": vocab_label("warning_level", r.warning_level, lang), "onset": r.onset.isoformat(),
         "rule": m.get("rule"), "rule_name": (m.get("rule_name") or {}).get(lang), "station": m.get("station"),
-        "station_name": m.get("station_name"), "proposal": prop, "awaiting": awaiting,
+        "station_name": m.get("station_name"), "proposal": prop, "awaiting": waits,
         "trigger": (prop or {}).get("trigger") or m.get("trigger"),
         "confirmed": m.get("confirmed"), "revisions": len(m.get("revisions") or []),
     }
@@ -93,6 +93,12 @@ def warning_features(conn: Connection, *, lang: str, at: datetime | None = None)
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": int(r.id), "geometry": json.loads(r.gj), "properties": _warning(r, lang)}
         for r in rows]}
+
+
+def awaiting(features: dict[str, Any]) -> list[dict[str, Any]]:
+    """The warnings of :func:`warning_features` that wait for a person (pending, or a proposal on a live one), oldest
+    first: the monitoring page's queue."""
+    return [f["properties"] for f in features["features"] if f["properties"]["awaiting"]]
 
 
 def confirm_warning(conn: Connection, hazard_id: int, *, user: str, now: datetime,
@@ -152,7 +158,7 @@ def monitor_picture(conn: Connection, *, now: datetime, lang: str, past: bool = 
     stale = [{"code": s["code"], "name": s["name"], "last_at": s["last_at"].isoformat() if s["last_at"] else None}
              for s in states if s["stale"] and s["status"] == "active"]
     return {"time": now.isoformat(), "stations": stations, "warnings": feats,
-            "queue": [f["properties"] for f in feats["features"] if f["properties"]["awaiting"]],
+            "queue": awaiting(feats),
             "stale": stale, "flagged": flagged, "summary": anomalies.summary(conn, now=now, states=states)}
 
 

@@ -526,18 +526,33 @@ _STAGE_COLUMNS = "station_id bigint, variable text, observed_at timestamptz, val
                  "period_s integer, quality text"
 
 
+def _few(values: NDArray[Any], fmt: Any = str) -> tuple[NDArray[np.intp], pa.Array]:
+    """A column with few distinct values (stations' variables, units, flags, the batch's times) as sorted codes and
+    an Arrow string column built from them: each distinct value is formatted once, not once per reading."""
+    codes, uniq = pd.factorize(values, sort=True)
+    labels = pa.array([fmt(u) for u in uniq], pa.string())
+    return codes, pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), labels).cast(pa.string())
+
+
+def _utc_text(t: int) -> str:
+    """Epoch seconds as PostgreSQL reads a ``timestamptz`` in a COPY."""
+    return datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
 def _csv(batch: Batch) -> bytes:
-    """The batch as CSV rows in the order of :data:`_COLUMNS` (pyarrow's C++ writer: ten times pandas'), sorted by
-    the key: two ingests of overlapping batches then take their row locks in the same order and never deadlock."""
-    o = np.lexsort((batch.t, batch.variable.astype(str), batch.station_id))
+    """The batch as CSV rows in the order of :data:`_COLUMNS` (pyarrow's C++ writer; the text columns and the times
+    through :func:`_few`), sorted by the key: two ingests of overlapping batches then take their row locks in the
+    same order and never deadlock."""
+    var_codes, variable = _few(batch.variable)
+    o = np.lexsort((batch.t, var_codes, batch.station_id))
     has_period = np.isfinite(batch.period_s[o])
     table = pa.table({
-        "station_id": pa.array(batch.station_id[o], pa.int64()), "variable": pa.array(batch.variable[o], pa.string()),
-        "observed_at": pa.array(batch.t[o].astype(np.int64), pa.timestamp("s", tz="UTC")),
-        "value": pa.array(batch.value[o], pa.float64()), "unit": pa.array(batch.unit[o], pa.string()),
+        "station_id": pa.array(batch.station_id[o], pa.int64()), "variable": variable.take(o),
+        "observed_at": _few(batch.t, _utc_text)[1].take(o),
+        "value": pa.array(batch.value[o], pa.float64()), "unit": _few(batch.unit)[1].take(o),
         "period_s": pa.array(np.where(has_period, batch.period_s[o], 0).astype(np.int64), pa.int64(),
                              mask=~has_period),
-        "quality": pa.array(batch.quality[o], pa.string())})
+        "quality": _few(batch.quality)[1].take(o)})
     buf = pa.BufferOutputStream()
     pa_csv.write_csv(table, buf, write_options=pa_csv.WriteOptions(include_header=False))
     return buf.getvalue().to_pybytes()
@@ -603,10 +618,12 @@ _SERIES_SQL = (
 def series(conn: Session | Connection, station_id: int, variables: Sequence[str], start: datetime, end: datetime,
            *, good_only: bool = False) -> pd.DataFrame:
     """The readings of one station in ``(start, end]``: columns ``variable, observed_at, value, unit, period_s,
-    quality, id``, by variable then time. One index range scan (primary key) per partition the window touches;
-    rows come back as plain tuples (:func:`fetch_rows`)."""
+    quality, id``, by variable then time. One index-only range scan of the primary key (it INCLUDEs every column
+    read here) per partition the window touches; rows come back as plain tuples in the binary protocol."""
     sql = _SERIES_SQL.format(good=" AND quality = 'good'" if good_only else "")
-    rows = fetch_rows(conn, sql, {"s": int(station_id), "v": list(variables), "t0": start, "t1": end})
+    with driver_connection(conn).cursor(binary=True) as cur:  # binary times and numbers: no text to parse per row
+        cur.execute(sql, {"s": int(station_id), "v": list(variables), "t0": start, "t1": end})
+        rows = cur.fetchall()
     return pd.DataFrame.from_records(rows, columns=["variable", "observed_at", "value", "unit", "period_s", "quality",
                                                     "id"])
 

@@ -2,7 +2,7 @@
 
 Public: :data:`LEVELS`, :data:`AGGREGATIONS`, :data:`OPS`, :class:`Threshold`, :class:`Criterion`, :class:`Rule`,
 :class:`Series`, :class:`Verdict`, :func:`rule_from_row`, :func:`aggregate`, :func:`level_at`, :func:`next_level`,
-:func:`level_name`.
+:func:`level_name`, :func:`windows`, :func:`may_reach`.
 
 A rule (a row of ``warning_rules``) says which level a station reaches at time ``t``:
 
@@ -42,7 +42,8 @@ from numpy.typing import NDArray
 from layers.monitor.variables import VARIABLES
 
 __all__ = ["LEVELS", "AGGREGATIONS", "OPS", "STATION_FIELDS", "Threshold", "Criterion", "Rule", "Series", "Verdict",
-           "rule_from_row", "aggregate", "level_at", "next_level", "level_name", "NONE"]
+           "rule_from_row", "aggregate", "level_at", "next_level", "level_name", "NONE", "windows", "may_reach",
+           "SCREEN_TOLERANCE"]
 
 #: China's four warning levels, lowest first (blue IV ... red I); a level is its index here, NONE is -1
 LEVELS: Final = ("blue", "yellow", "orange", "red")
@@ -391,6 +392,86 @@ def level_at(rule: Rule, series: Mapping[str, Series], t: float,
                                window_s=c.thresholds[level].window_s,
                                observation_ids=tuple(int(i) for i in ids))
     return Verdict(level=NONE, time=t)
+
+
+#: how much wider :func:`may_reach` compares than :func:`level_at`, relative to the threshold: a sum the database adds
+#: up in another order than NumPy differs by far less (readings have 0.1 resolution, sums a few hundred terms), and
+#: half of :data:`REL_TOLERANCE` still leaves a strict ``> 0`` false at exactly 0 (no rain in the last 2 hours)
+SCREEN_TOLERANCE: Final = 0.5 * REL_TOLERANCE
+
+
+def windows(rule: Rule) -> set[tuple[str, int]]:
+    """The ``(variable, window_s)`` windows ending at the evaluation time whose aggregates :func:`level_at` reads
+    (``min_drop``: its latest window; :func:`may_reach` also needs the window before it, ``(variable, -window_s)``).
+
+    >>> r = rule_from_row({"code": "c", "name": "c", "hazard_kind": "cold_wave", "variable": "temperature",
+    ...     "aggregation": "min_drop", "window_s": 86400, "op": ">=", "thresholds": {"red": 16}})
+    >>> sorted(windows(r))
+    [('temperature', -86400), ('temperature', 86400)]
+    """
+    out: set[tuple[str, int]] = set()
+    for c in (rule.primary, *rule.alternatives, *rule.conditions):
+        for th in c.thresholds.values():
+            out.add((c.variable, th.window_s))
+            if c.aggregation == "min_drop":
+                out.add((c.variable, -th.window_s))
+    return out
+
+
+def _loose(x: float, op: str, threshold: float) -> bool:
+    """:func:`_compare` widened by :data:`SCREEN_TOLERANCE`: True wherever it is, and wherever a value off by
+    float rounding only would make it so.
+
+    >>> _loose(50.0 - 4e-8, ">=", 50.0), _loose(50.0 + 3e-8, ">", 50.0), _loose(0.0, ">", 0.0), _loose(49.9, ">=", 50.0)
+    (True, True, False, False)
+    """
+    if math.isnan(x):
+        return False
+    m = max(1.0, abs(threshold))
+    eps, slack = REL_TOLERANCE * m, SCREEN_TOLERANCE * m
+    if op == ">=":
+        return x >= threshold - eps - slack
+    if op == ">":
+        return x > threshold + eps - slack
+    if op == "<=":
+        return x <= threshold + eps + slack
+    return x < threshold - eps + slack
+
+
+def may_reach(rule: Rule, aggregates: Mapping[tuple[str, int], Mapping[str, float | None]],
+              stages: Mapping[str, float | None] | None = None) -> bool:
+    """Whether ``rule`` may reach a level at an evaluation time, from aggregates computed elsewhere (the database,
+    over the stored series): ``aggregates[(variable, window_s)]`` holds ``sum, max, min, mean, latest`` of the good
+    readings in ``(t - window_s, t]`` (None or NaN when empty; ``sum`` with :func:`aggregate`'s rule on periods), and
+    ``(variable, -window_s)`` the ``min`` of the window before (for ``min_drop``).
+
+    ``level_at(...).level != NONE`` with every comparison widened (:func:`_loose`): never False where
+    :func:`level_at` finds a level, since widening a comparison only adds levels. An evaluation reads the whole
+    series only of the rules and stations for which this is True.
+
+    >>> r = rule_from_row({"code": "gale", "name": "大风", "hazard_kind": "gale", "variable": "wind_speed",
+    ...     "aggregation": "max", "window_s": 3600, "op": ">=", "thresholds": {"blue": 10.8, "red": 32.7}})
+    >>> may_reach(r, {("wind_speed", 3600): {"max": 9.0}}), may_reach(r, {("wind_speed", 3600): {"max": 11.0}})
+    (False, True)
+    """
+    st = stages or {}
+
+    def value(c: Criterion, window_s: int) -> float:
+        got = aggregates.get((c.variable, window_s)) or {}
+        if c.aggregation == "min_drop":
+            before = (aggregates.get((c.variable, -window_s)) or {}).get("min")
+            now = got.get("min")
+            return math.nan if before is None or now is None else float(before) - float(now)
+        x = got.get(c.aggregation)
+        return math.nan if x is None else float(x)
+
+    def reaches(c: Criterion, level: int) -> bool:
+        th = c.thresholds.get(level)
+        limit = None if th is None else th.resolve(st)
+        return th is not None and limit is not None and _loose(value(c, th.window_s), c.op, limit)
+
+    return any(all(reaches(c, level) for c in rule.conditions)
+               and any(reaches(c, level) for c in (rule.primary, *rule.alternatives)) for level in rule.levels)
 
 
 def next_level(rule: Rule, series: Mapping[str, Series], t: float, current: int,

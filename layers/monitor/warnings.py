@@ -39,7 +39,18 @@ from sqlalchemy.orm import Session
 
 from geoops.geodesic import circle
 from layers.monitor.observations import fetch_rows
-from layers.monitor.rules import LEVELS, NONE, Rule, Series, Verdict, level_name, next_level, rule_from_row
+from layers.monitor.rules import (
+    LEVELS,
+    NONE,
+    Rule,
+    Series,
+    Verdict,
+    level_name,
+    may_reach,
+    next_level,
+    rule_from_row,
+    windows,
+)
 from layers.store.db import connection_of, set_acting_user
 from layers.store.errors import ConflictError, NotFoundError
 from layers.store.models import AdminRegion, Hazard, Station, WarningRule
@@ -234,6 +245,62 @@ def _fetch_series(c: Connection, wanted: Mapping[tuple[int, str], tuple[datetime
     return out
 
 
+_NEWEST_SQL = (
+    "SELECT g.s, g.v, extract(epoch FROM x.observed_at)::float8 "
+    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t0)s::float8[]) AS g(s, v, t0) "
+    "CROSS JOIN LATERAL ("
+    "  SELECT o.observed_at FROM observations o WHERE o.station_id = g.s AND o.variable = g.v AND o.quality = 'good'"
+    "    AND o.observed_at >= to_timestamp(g.t0) AND o.observed_at <= %(now)s ORDER BY o.observed_at DESC LIMIT 1) x")
+_WINDOWS_SQL = (
+    "SELECT g.i, a.* "
+    "FROM unnest(%(s)s::bigint[], %(v)s::text[], %(t1)s::float8[], %(w)s::float8[]) WITH ORDINALITY AS g(s, v, t1, w, i) "
+    "CROSS JOIN LATERAL ("
+    "  SELECT sum(o.value) FILTER (WHERE extract(epoch FROM o.observed_at) - coalesce(o.period_s, 0)"
+    "                                    >= g.t1 - g.w - 1e-6) AS sum,"
+    "    max(o.value) AS max, min(o.value) AS min, avg(o.value) AS mean,"
+    "    (array_agg(o.value ORDER BY o.observed_at DESC))[1] AS latest"
+    "  FROM observations o WHERE o.station_id = g.s AND o.variable = g.v AND o.quality = 'good'"
+    "    AND o.observed_at > to_timestamp(g.t1 - g.w) AND o.observed_at <= to_timestamp(g.t1)) a")
+_AGGREGATES = ("sum", "max", "min", "mean", "latest")
+
+
+def _screen(c: Connection, plan: Sequence[tuple[Rule, StationInfo]], now: datetime) \
+        -> list[tuple[Rule, StationInfo]]:
+    """The (rule, station) pairs without an open episode that may raise one at their evaluation time: the rest
+    would reach no level (:func:`layers.monitor.rules.may_reach`, on aggregates the database computes over each
+    window without sending the readings), so their series are never read. The evaluation time is, as in
+    :func:`evaluate`, the newest good reading of the rule's triggers at or before ``now``; a stale station is left
+    out, as there."""
+    if not plan:
+        return []
+    stale = {st.id: STALE_INTERVALS * st.interval_s for _, st in plan}
+    keys = sorted({(st.id, v) for r, st in plan for v in r.triggers})
+    newest: dict[tuple[int, str], float] = {
+        (int(s_), str(v_)): float(t_) for s_, v_, t_ in fetch_rows(c, _NEWEST_SQL, {
+            "s": [k[0] for k in keys], "v": [k[1] for k in keys],
+            "t0": [now.timestamp() - stale[k[0]] for k in keys], "now": now})}
+    timed: list[tuple[Rule, StationInfo, float]] = []
+    for r, st in plan:
+        times = [newest[(st.id, v)] for v in r.triggers if (st.id, v) in newest]
+        if times:
+            timed.append((r, st, max(times)))
+    asked: dict[tuple[int, str, float, int], int] = {}
+    for r, st, t_e in timed:
+        for var, w in windows(r):
+            asked.setdefault((st.id, var, t_e - abs(w) if w < 0 else t_e, abs(w)), len(asked) + 1)
+    rows = fetch_rows(c, _WINDOWS_SQL, {"s": [k[0] for k in asked], "v": [k[1] for k in asked],
+                                        "t1": [k[2] for k in asked], "w": [float(k[3]) for k in asked]}) \
+        if asked else []
+    by_index = {int(row[0]): dict(zip(_AGGREGATES, row[1:], strict=True)) for row in rows}
+    out: list[tuple[Rule, StationInfo]] = []
+    for r, st, t_e in timed:
+        aggs = {(var, w): by_index[asked[(st.id, var, t_e - abs(w) if w < 0 else t_e, abs(w))]]
+                for var, w in windows(r)}
+        if may_reach(r, aggs, st.stages):
+            out.append((r, st))
+    return out
+
+
 def _open_warnings(c: Connection, station_ids: Sequence[int]) -> dict[tuple[str, int], Any]:
     """The open episode of each (rule code, station id) among ``station_ids``: pending, active or dismissed with
     no ``valid_to``."""
@@ -382,7 +449,6 @@ def evaluate(conn: Session | Connection, touched: Mapping[tuple[int, str], datet
     all_rules = list(rules) if rules is not None else load_rules(c)
     stations = station_info(c, by_station)
     plan: list[tuple[Rule, StationInfo]] = []
-    wanted: dict[tuple[int, str], tuple[datetime, datetime]] = {}
     for sid, variables in by_station.items():
         st = stations.get(sid)
         if st is None:
@@ -391,16 +457,20 @@ def evaluate(conn: Session | Connection, touched: Mapping[tuple[int, str], datet
             if st.kind not in r.station_kinds or (variables and not variables & set(r.triggers)):
                 continue
             plan.append((r, st))
-            start = now - timedelta(seconds=r.span_s + STALE_INTERVALS * st.interval_s)
-            for var in r.variables:
-                old = wanted.get((sid, var))
-                wanted[(sid, var)] = (min(start, old[0]) if old else start, now)
     if not plan:
         return []
     set_acting_user(c, user)
     c.execute(text(_LOCK))
-    series = _fetch_series(c, wanted)
     open_rows = _open_warnings(c, sorted({st.id for _, st in plan}))
+    plan = _screen(c, [(r, st) for r, st in plan if (r.code, st.id) not in open_rows], now) + [
+        (r, st) for r, st in plan if (r.code, st.id) in open_rows]
+    wanted: dict[tuple[int, str], tuple[datetime, datetime]] = {}
+    for r, st in plan:
+        start = now - timedelta(seconds=r.span_s + STALE_INTERVALS * st.interval_s)
+        for var in r.variables:
+            old = wanted.get((st.id, var))
+            wanted[(st.id, var)] = (min(start, old[0]) if old else start, now)
+    series = _fetch_series(c, wanted)
     changes: list[Change] = []
     for rule, st in plan:
         s = series.get(st.id, {})

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -317,6 +318,10 @@ class Observation(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
+        # a series is a range of the key: with the reading in the key's leaf entries it is an index-only scan
+        # (a series' rows lie one per heap page, as readings arrive time after time for every station)
+        PrimaryKeyConstraint("station_id", "variable", "observed_at", name="pk_observations",
+                             postgresql_include=["value", "unit", "period_s", "quality", "id"]),
         Index("ix_observations_observed_at", "observed_at", postgresql_using="brin"),
         # the few flagged readings, for the anomaly list (a partial index costs nothing for good readings)
         Index("ix_observations_flagged", "observed_at", postgresql_where=text("quality <> 'good'")),

@@ -63,7 +63,9 @@ def test_the_leader_and_the_wall_refuse_who_their_routes_refuse(app: Any, who: s
         with pytest.raises(PreventUpdate):
             command_wall.redraw({"ok": True, "heat": "incidents"}, 7, None, None)
         with pytest.raises(PreventUpdate):
-            monitor.refresh(None, None, None, None)
+            monitor.refresh(None, None)
+        with pytest.raises(PreventUpdate):
+            monitor.refresh_warnings(None, None, None, None)
         assert monitor.plot("ST-ANY", None, None) == (no_update, refused)
     finally:
         ctx.pop()
@@ -81,7 +83,8 @@ def test_a_viewer_gets_the_data(app: Any) -> None:
                           wall.refresh({"ok": True, "refresh": 1}, "incidents", 7, None, None), strict=True))
         assert values[(ids.WALL_ALERT, "children")] != refused
         assert values[(ids.WALL_KPI_INCIDENTS, "children")] is not no_update
-        assert len(monitor.refresh(None, None, None, None)) == 9  # stations, warnings, summary, queue, ...
+        assert len(monitor.refresh(None, None)) == 7  # stations, summary, anomalies, options, badge
+        assert len(monitor.refresh_warnings(None, None, None, None)) == 3  # warning areas, queue, "drawn"
         assert monitor.plot("ST-NONE", None, None)[1] != refused  # reaches the store (which names the unknown code)
     finally:
         ctx.pop()

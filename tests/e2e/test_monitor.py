@@ -116,10 +116,13 @@ def test_a_posted_reading_raises_a_warning_the_officer_confirms(live_server, bro
     assert status == "active" and m["confirmed"]["by"] == user and m["confirmed"]["note"] == "核实：三站同时大风"
     assert who == user
 
-    # a click on the station's circle plots its series with the gale thresholds
-    browser.execute_script(
-        "const el = [...document.querySelectorAll('#monitor-map path.leaflet-interactive')]"
-        ".find(p => p.getAttribute('fill') === '#fdd835'); el.dispatchEvent(new MouseEvent('click', {bubbles: true}));")
+    # the station's circle turns the warning's colour; a click on it plots its series with the gale thresholds
+    circle = f"""const m = window.sitroomMaps.maps[{ids.MONITOR_MAP!r}]; let el = null;
+        m.eachLayer(l => {{ if (l.feature && l.feature.properties.code === {code!r} && l._path) el = l._path; }});
+        return el;"""
+    wait.until(lambda d: (d.execute_script(circle) or None) and
+               d.execute_script(circle).get_attribute("fill") == "#fdd835")
+    browser.execute_script(circle.replace("return el;", "el.dispatchEvent(new MouseEvent('click', {bubbles: true}));"))
     wait.until(lambda d: any(c in d.find_element(By.ID, ids.MONITOR_PLOT_TITLE).text for c in rows["codes"]))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.MONITOR_PLOT} .shapelayer path")) >= 4)
     browser.save_screenshot(str(SHOTS / "sitroom-e2e-monitor-plot.png"))

@@ -217,3 +217,15 @@ def test_two_ingests_of_overlapping_batches_store_each_reading_once(engine: Engi
             c.execute(text("DELETE FROM hazards WHERE source = 'monitor' AND properties->'monitor'->>'station' = :c"),
                       {"c": code})
             c.execute(text("DELETE FROM stations WHERE id = :s"), {"s": sid})
+
+
+def test_a_series_is_read_from_the_primary_key_alone(session: Session) -> None:
+    """Every column observations.series reads is in the key's index (INCLUDE), so a station's week is an index-only
+    range scan instead of ~1,000 heap pages (one reading per page, as readings arrive time after time)."""
+    import re
+
+    read = re.match(r"SELECT (.+?) FROM", observations._SERIES_SQL)[1].replace(" ", "").split(",")  # type: ignore[index]
+    covered = set(session.execute(text(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+        " WHERE i.indexrelid = 'pk_observations'::regclass")).scalars())
+    assert set(read) | {"station_id"} <= covered, set(read) - covered

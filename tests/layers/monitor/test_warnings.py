@@ -179,3 +179,61 @@ def test_a_stale_station_s_warning_is_left_alone(session: Session, station) -> N
     with pytest.raises(NotFoundError):
         warnings.confirm(session, 10**9, user="x", now=T0)
     assert h.id
+
+
+def test_the_screen_in_sql_never_drops_a_rule_that_reaches_a_level(session: Session, station) -> None:
+    """An evaluation reads the whole series only of the (rule, station) pairs the database's window aggregates say
+    may reach a level (warnings._screen): for every pair at every clock, the screen keeps each pair that level_at
+    on the full series (the oracle) finds at a level, and drops the others."""
+    import numpy as np
+
+    from layers.monitor.ingest import ingest
+    from layers.monitor.observations import records_frame
+    from layers.monitor.rules import NONE, level_at
+
+    rng = np.random.default_rng(11)
+    hours = 60
+    recs: list[dict[str, Any]] = []
+    for k in range(8):  # weather: rain cells, a cold front at some, winds near the gale thresholds, fog
+        code = f"Q{k}"
+        station(code, lon=109.0 + 0.5 * k)
+        rain = np.where(rng.random(hours) < 0.3, np.round(rng.gamma(1.5, 6.0 + 3 * k, hours), 1), 0.0)
+        drop = np.where(np.arange(hours) > 30, 3.0 * k, 0.0)
+        temp = np.round(8 + 4 * np.sin(np.arange(hours) / 24 * 2 * np.pi) - drop + rng.normal(0, 0.3, hours), 1)
+        wind = np.round(np.clip(4 + 2 * k + rng.normal(0, 2.0, hours), 0.1, None), 1)
+        gust = np.round(wind * rng.uniform(1.2, 1.8, hours), 1)
+        vis = np.round(np.clip(rng.lognormal(7.0 - 0.4 * k, 0.8, hours), 10, 30000))
+        for var, unit, vals, extra in (("precipitation", "mm", rain, {"period_s": 3600}),
+                                       ("temperature", "degC", temp, {}), ("wind_speed", "m/s", wind, {}),
+                                       ("wind_gust", "m/s", gust, {}), ("visibility", "m", vis, {})):
+            recs += [{**r, **extra} for r in readings(code, var, unit, vals.tolist())]
+    for k in range(3):  # river gauges around their stages
+        code = f"QH{k}"
+        station(code, lon=110.0 + 0.3 * k, kind="hydrology", warning_stage_m=1000.0, guarantee_stage_m=1001.0,
+                record_stage_m=1002.0)
+        level = np.round(999.0 + np.cumsum(rng.normal(0.05 * k, 0.2, hours)), 2)
+        recs += readings(code, "water_level", "m", level.tolist())
+    ingest(session, records_frame(recs), now=T0 + hours * H, evaluate=False)
+
+    c = session.connection()
+    rules = warnings.load_rules(c)
+    ids = [int(i) for i in session.execute(select(Observation.station_id).distinct()).scalars()]
+    stations = warnings.station_info(c, ids)
+    pairs = [(r, st) for st in stations.values() for r in rules if st.kind in r.station_kinds]
+    kept_total = reached_total = 0
+    for h in range(6, hours + 3, 3):
+        now = T0 + h * H + timedelta(minutes=5)
+        kept = {(r.code, st.id) for r, st in warnings._screen(c, pairs, now)}
+        series = warnings._fetch_series(c, {(st.id, v): (now - timedelta(days=10), now)
+                                            for r, st in pairs for v in r.variables})
+        reached = set()
+        for r, st in pairs:
+            s = series.get(st.id, {})
+            times = [float(s[v].times[-1]) for v in r.triggers if v in s and len(s[v].times)]
+            if times and max(times) >= now.timestamp() - warnings.STALE_INTERVALS * st.interval_s \
+                    and level_at(r, s, max(times), st.stages).level != NONE:
+                reached.add((r.code, st.id))
+        assert reached <= kept, (h, reached - kept)
+        assert kept == reached, (h, kept - reached)  # continuous values: no reading sits on a threshold
+        kept_total, reached_total = kept_total + len(kept), reached_total + len(reached)
+    assert 0 < reached_total < len(pairs) * len(range(6, hours + 3, 3)) / 2  # levels reached, most pairs dropped
