@@ -125,7 +125,7 @@ def run(rows: int, seed: int, fmt: str, repeat: int, row_path: bool = True) -> N
                   "shared cores")
             for r in range(repeat):
                 with engine.begin() as c:
-                    c.execute(text("TRUNCATE incidents, feature_history"))
+                    c.execute(text("TRUNCATE incidents, feature_history CASCADE"))
                 with engine.begin() as c, _Clock(c) as total:
                     with _Clock(c) as rd:
                         gdf, _, _ = imports.read_features(path)
@@ -145,7 +145,7 @@ def run(rows: int, seed: int, fmt: str, repeat: int, row_path: bool = True) -> N
                     imports.BULK_ROWS = 10**12  # the ON CONFLICT path every import took before
                     try:
                         with engine.begin() as c:
-                            c.execute(text("TRUNCATE incidents, feature_history"))
+                            c.execute(text("TRUNCATE incidents, feature_history CASCADE"))
                         with engine.begin() as c, _Clock(c) as rp:
                             imports.upsert_features(c, "incidents", clean, source="bench", user="bench")
                     finally:
