@@ -442,3 +442,27 @@ def test_text_that_copy_must_escape_is_stored_as_sent(session: Session) -> None:
     assert [g[1] for g in got] == names
     assert [g[2] for g in got] == [1, None, 3, None, 5, 6]
     assert {g[3] for g in got} == {"2024-07-01 00:30:00.123456+00"}
+
+
+@pytest.mark.parametrize("layer", ["incidents", "hazards"])
+def test_geometry_reaches_the_store_bit_for_bit(session: Session, layer: str) -> None:
+    """Points are encoded as EWKB by numpy, other geometries by GEOS: both give PostGIS the coordinates exactly
+    (the stored EWKB equals GEOS's EWKB of the input, SRID 4326)."""
+    from layers.ingest.imports import upsert_features
+
+    if layer == "incidents":
+        geoms = [Point(111.123456789012345 + i * 1e-9, 40.987654321098765 - i / 7) for i in range(5)]
+    else:
+        geoms = [Polygon([(111 + i, 40), (111.5 + i, 40), (111.5 + i, 40.333333333333336), (111 + i, 40)])
+                 for i in range(3)]
+    gdf = gpd.GeoDataFrame({"external_id": [f"g{i}" for i in range(len(geoms))], "name": ["x"] * len(geoms),
+                            "kind": ["fire" if layer == "incidents" else "flood"] * len(geoms),
+                            "warning_level": ["blue"] * len(geoms)},
+                           geometry=geoms, crs=4326)
+    clean, problems, _ = validate_frame(layer, gdf)
+    assert problems == []
+    upsert_features(session, layer, clean, source="bits", user="t")
+    got = session.execute(text(f"SELECT encode(ST_AsEWKB(geom), 'hex') FROM {layer} WHERE source = 'bits' "
+                               "ORDER BY external_id")).scalars().all()
+    want = shapely.to_wkb(shapely.set_srid(clean.geometry.values, 4326), hex=True, include_srid=True)
+    assert [g.upper() for g in got] == list(want)
