@@ -15,7 +15,8 @@ from dashboards.api.openapi import endpoint, query, register_schema
 from dashboards.context import db_engine
 from dashboards.errors import ParameterError
 from layers.read import history
-from layers.store.errors import NotFoundError
+from layers.read.queries import MAX_LIMIT
+from layers.store.errors import NotFoundError, ValidationError
 from layers.store.models import FEATURE_MODELS
 
 SITUATION_REF = register_schema("Situation", {
@@ -61,27 +62,50 @@ def parse_time(field: str, raw: str | None) -> datetime:
     return at
 
 
-def situation_json(conn: Any, at: datetime, layers: list[str] | None = None) -> dict[str, Any]:
-    """``{"at": ISO 8601, "layers": {layer: FeatureCollection}}`` of the picture at ``at``."""
-    return {"at": at.isoformat(), "layers": history.situation_at(conn, at, layers=layers)}
+def situation_json(conn: Any, at: datetime, layers: list[str] | None = None, *, limit: int | None = None,
+                   after: int | None = None) -> dict[str, Any]:
+    """``{"at": ISO 8601, "layers": {layer: FeatureCollection}}`` of the picture at ``at``; with ``limit``, at most
+    that many features per layer after id ``after``, each collection with its ``next_cursor`` (None: last page)."""
+    if limit is None and after is None:
+        return {"at": at.isoformat(), "layers": history.situation_at(conn, at, layers=layers)}
+    try:
+        pages = history.situation_at(conn, at, layers=layers, limit=limit, after_id=after)
+    except ValidationError as e:  # limit and after are query parameters: a 400 naming the one at fault
+        p = e.problems[0]
+        if p.field not in ("limit", "after_id"):
+            raise
+        raise ParameterError(field="after" if p.field == "after_id" else p.field, value=p.value,
+                             allowed=p.allowed) from e
+    for fc in pages.values():
+        fc["next_cursor"] = fc.pop("next_after_id")
+    return {"at": at.isoformat(), "layers": pages}
 
 
 @endpoint("/situation", "GET", tags=("history",), operation_id="situation_at",
           summary="The picture as it was at a given time (hazards, incidents, resources, shelters, annotations, "
                   "impact zones), rebuilt from the history",
           description="Each feature as it was at `at` (its last recorded state at or before `at`); features deleted "
-                      "by then are left out. Without `at`: now.",
+                      "by then are left out. Without `at`: now. At most `limit` features per layer, ordered by "
+                      "id; a layer with more has a `next_cursor`: ask again for that layer alone with "
+                      "`after=<next_cursor>`. Big layers belong in tiles or H3 aggregates, not in one GeoJSON.",
           parameters=[
               query("at", {"type": "string", "format": "date-time"}, "ISO 8601 time with offset (default now)",
                     example="2026-07-01T08:30:00+08:00"),
               query("layers", {"type": "array", "items": {"type": "string", "enum": list(FEATURE_MODELS)}},
                     f"layers (default {', '.join(history.SITUATION_LAYERS)})"),
+              query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": MAX_LIMIT},
+                    "at most this many features per layer"),
+              query("after", {"type": "integer", "minimum": 0},
+                    "cursor: only features with id > after (one layer in `layers`)"),
           ],
           responses={200: ("The picture at that time", {"$ref": SITUATION_REF})})
-def get_situation(*, at: str | None, layers: list[str] | None) -> dict[str, Any]:
+def get_situation(*, at: str | None, layers: list[str] | None, limit: int, after: int | None) -> dict[str, Any]:
     when = parse_time("at", at)
+    if after is not None and (layers is None or len(set(layers)) != 1):
+        raise ParameterError(field="after", value=after, allowed="one layer in `layers` (each layer has its own "
+                             "cursor, next_cursor)")
     with db_engine().connect() as conn:
-        return situation_json(conn, when, layers)
+        return situation_json(conn, when, layers, limit=limit, after=after)
 
 
 @endpoint("/history", "GET", tags=("history",), operation_id="feature_history",

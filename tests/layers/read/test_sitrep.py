@@ -232,6 +232,27 @@ def test_map_layers_bbox_is_the_affected_area(session) -> None:
     assert len(m["incidents"]) == 2 and m["hazards"][0]["warning_level"] == "orange"
 
 
+def test_new_major_incidents_are_the_first_rows_and_a_count(session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window holding many 重大 incidents (a bulk import of a million) gives the first MAJOR_ROWS and the count,
+    not every row: the report lists ten and says how many (with 1M incidents the list took 256 MB of a worker)."""
+    monkeypatch.setattr(sitrep, "MAJOR_ROWS", 3)
+    conn = session.connection()
+    t0 = _db_now(conn)
+    for i in range(5):
+        session.add(Incident(source="t", name=f"m{i}", kind="collapse", status="reported", severity="major",
+                             geom=_point(110.3, 40.3)))
+        session.flush()
+    session.add(Incident(source="t", name="g", kind="fire", status="reported", severity="general",
+                         geom=_point(110.3, 40.3)))
+    session.flush()
+    ch = sitrep.operational_changes(conn, t0, _db_now(conn))
+    assert [r["name"] for r in ch["new_major"]] == ["m0", "m1", "m2"]
+    assert ch["new_major_count"] == 5
+    assert ch["new_major"][0]["severity"] == "major" and ch["new_major"][0]["kind"] == "collapse"
+    monkeypatch.setattr(sitrep, "MAJOR_ROWS", 30)
+    ch = sitrep.operational_changes(conn, t0, _db_now(conn))
+    assert len(ch["new_major"]) == ch["new_major_count"] == 5
+
 def test_operational_changes_and_major_incidents(session) -> None:
     conn = session.connection()
     shelter = Shelter(source="t", name="S", kind="fixed", status="closed", capacity=300, occupancy=0,
