@@ -286,24 +286,30 @@ def nearest_resource_per_kind(db: Db, lon: float, lat: float, *, kinds: Sequence
     by_kind: dict[str, list[Any]] = {k: [] for k in kind_l}
     for r in rows:
         by_kind[r.kind].append(r)
+    # every kind's candidates in planar order, one after the other, ranked in one geodesic pass: a kind's nearest
+    # is its first candidate in the ranking (ties by position, i.e. by planar order within the kind, as when
+    # each kind is ranked alone)
+    cands = [r for kind in kind_l for r in sorted(by_kind[kind], key=lambda r: r.planar_deg)]
+    first: dict[str, tuple[int, float, float]] = {}
+    if cands:
+        order, dist, bear = rank(lon, lat, np.fromiter((r.lon for r in cands), float, len(cands)),
+                                 np.fromiter((r.lat for r in cands), float, len(cands)), k=len(cands))
+        for i, d, b in zip(order.tolist(), dist.tolist(), bear.tolist(), strict=True):
+            first.setdefault(cands[i].kind, (i, d, b))
     out: dict[str, dict[str, Any] | None] = {}
     for kind in kind_l:
-        cand = sorted(by_kind[kind], key=lambda r: r.planar_deg)
-        if len(cand) >= n:
-            _, d, _ = rank(lon, lat, np.fromiter((r.lon for r in cand), float, len(cand)),
-                           np.fromiter((r.lat for r in cand), float, len(cand)), k=1)
-            if not planar_bound_deg(float(d[-1]), lat) < float(cand[-1].planar_deg):
-                got = nearest_resources(db, lon, lat, k=1, kinds=[kind], status=status_l, oversample=oversample)
-                out[kind] = got[0] if got else None
-                continue
-        if not cand:
+        if kind not in first:
             out[kind] = None
             continue
-        rows_k = _resource_rows(cand)
-        idx, dist, bear = rank(lon, lat, [c["lon"] for c in rows_k], [c["lat"] for c in rows_k], k=1)
-        c = dict(rows_k[int(idx[0])])
-        c["distance_m"] = float(dist[0])
-        c["bearing_deg"] = None if math.isnan(float(bear[0])) else float(bear[0])
+        i, d, b = first[kind]
+        if len(by_kind[kind]) >= n and not planar_bound_deg(d, lat) < float(
+                max(r.planar_deg for r in by_kind[kind])):
+            got = nearest_resources(db, lon, lat, k=1, kinds=[kind], status=status_l, oversample=oversample)
+            out[kind] = got[0] if got else None
+            continue
+        c = dict(_resource_rows([cands[i]])[0])
+        c["distance_m"] = d
+        c["bearing_deg"] = None if math.isnan(b) else b
         out[kind] = c
     return out
 

@@ -97,6 +97,42 @@ def test_nearest_matches_brute_force(session: Session, seed: int, k: int, lat0: 
         sp.rollback()
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), lat0=st.floats(38.0, 53.0), oversample=st.sampled_from([1, 10]))
+def test_nearest_of_each_kind_matches_brute_force(session: Session, seed: int, lat0: float, oversample: int) -> None:
+    """The impact card's nearest resource per kind (every kind ranked in one pass) against Geod over every row;
+    ties and all: ``oversample=1`` sends kinds with many candidates through the completeness check."""
+    sp = session.begin_nested()
+    try:
+        rng = np.random.default_rng(seed)
+        kinds = ["ambulance", "boat", "fire_engine"]
+        for i in range(int(rng.integers(1, 60))):
+            _res(session, f"k{seed}-{i}", float(rng.uniform(100, 126)), float(rng.uniform(lat0 - 2, lat0 + 1)),
+                 kind=str(rng.choice(kinds[:2])), status=str(rng.choice(["available", "deployed"], p=[0.8, 0.2])))
+        for i in range(int(rng.integers(0, 3))):  # a twin: same place as another resource of its kind
+            _res(session, f"twin{seed}-{i}", 110.0, lat0, kind="boat")
+        q = (float(rng.uniform(100, 126)), lat0)
+        got = analysis.nearest_resource_per_kind(session, *q, kinds=kinds, oversample=oversample)
+        assert list(got) == kinds
+        for kind in kinds:
+            rows = session.execute(text(
+                "SELECT id, ST_X(geom), ST_Y(geom) FROM resources WHERE status = 'available' "
+                "AND deleted_at IS NULL AND kind = :k"), {"k": kind}).all()
+            if not rows:
+                assert got[kind] is None, kind
+                continue
+            _, _, d = GEOD.inv(np.full(len(rows), q[0]), np.full(len(rows), q[1]), np.array([r[1] for r in rows]),
+                               np.array([r[2] for r in rows]))
+            nearest = {r[0] for r, x in zip(rows, d, strict=True) if x == d.min()}  # twins tie
+            assert got[kind]["id"] in nearest, kind
+            assert got[kind]["distance_m"] == pytest.approx(float(d.min()), abs=1e-3), kind
+            if len(nearest) == 1:
+                one = analysis.nearest_resources(session, *q, k=1, kinds=[kind], oversample=oversample)[0]
+                assert got[kind] == one, kind
+    finally:
+        sp.rollback()
+
+
 @settings(max_examples=50, deadline=None)
 @given(lat=st.floats(18.0, 54.0), dist=st.floats(1.0, 500_000.0))
 def test_planar_bound_holds_for_every_direction(lat: float, dist: float) -> None:
