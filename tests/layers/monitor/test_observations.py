@@ -117,6 +117,70 @@ def test_months_get_their_partitions_on_demand(session: Session, station) -> Non
     assert "observations_y2026m07" in plan and "observations_y2026m06" not in plan
 
 
+def _lock_waits(engine: Engine, pid: int) -> bool:
+    with engine.connect() as c:
+        return c.execute(text("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = :p"),
+                         {"p": pid}).scalar() is True
+
+
+def test_making_a_month_waits_for_no_reader_so_two_ingests_at_a_month_boundary_both_land(engine: Engine) -> None:
+    """The interleaving of two ingests that both reach a month not made yet: B has read the store (an ingest reads
+    its stations' recent series before writing), then A makes the month, then B asks for it. A must not wait for
+    B's read (it did, with CREATE TABLE ... PARTITION OF: B then waited for A's advisory lock, a deadlock that
+    PostgreSQL broke by aborting one ingest); B waits for A's commit and finds the month made."""
+    with engine.connect() as c:
+        month = next(m for y in range(1991, 2020) for mo in range(1, 13)
+                     if c.execute(text("SELECT to_regclass(:n)"), {"n": f"observations_y{y}m{mo:02d}"}).scalar()
+                     is None and (m := datetime(y, mo, 15, tzinfo=UTC)))
+    name = f"observations_y{month.year}m{month.month:02d}"
+    a, b = engine.connect(), engine.connect()
+    done: dict[str, object] = {}
+    threads: list[threading.Thread] = []
+
+    def make(conn: object, who: str) -> None:
+        try:
+            done[who] = observations.ensure_partitions(conn, [month])  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            done[who] = e
+
+    try:
+        a_pid = a.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        b_pid = b.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        b.execute(text("SELECT count(*) FROM observations"))  # B holds its read lock until it commits
+        ta = threading.Thread(target=make, args=(a, "a"))
+        threads.append(ta)
+        ta.start()
+        # A either finishes or sits in a lock wait; wait for whichever comes first (no clock involved)
+        while ta.is_alive() and not _lock_waits(engine, a_pid):
+            ta.join(0.05)
+        assert not ta.is_alive() and done.get("a") == [name], f"making {name} waited for a reader: {done.get('a')}"
+        tb = threading.Thread(target=make, args=(b, "b"))
+        threads.append(tb)
+        tb.start()
+        while tb.is_alive() and not _lock_waits(engine, b_pid):
+            tb.join(0.05)
+        assert tb.is_alive()  # B waits for the month A is making ...
+        a.commit()
+        tb.join(60)
+        assert done.get("b") == [name]  # ... and finds it made
+        b.commit()
+    finally:  # end first the transaction no thread is using: that frees the thread waiting for it
+        busy = {id(conn) for t, conn in zip(threads, (a, b)) if t.is_alive()}
+        for conn in sorted((a, b), key=lambda x: id(x) in busy):
+            if id(conn) not in busy:
+                conn.rollback()
+        for t in threads:
+            t.join(60)
+        for conn in (a, b):
+            conn.rollback()
+            conn.close()
+    with engine.connect() as c:  # an attached partition with the parent's indexes, the covering key among them
+        assert c.execute(text("SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = to_regclass(:n)"),
+                         {"n": name}).scalar_one() == "observations"
+        idx = c.execute(text("SELECT indexdef FROM pg_indexes WHERE tablename = :n ORDER BY 1"), {"n": name}).scalars()
+        assert any("INCLUDE (value, unit, period_s, quality, id)" in d for d in idx)
+
+
 def test_out_of_range_spike_and_flatline_are_flagged(session: Session, station) -> None:
     station("Q1")  # alone: no neighbour within 75 km
     station("Q2", lon=112.0, lat=43.9)
