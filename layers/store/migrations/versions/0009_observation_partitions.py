@@ -6,7 +6,7 @@ written it. An ingest reads the stored series (quality context) before it writes
 partitions; two ingests at once whose batches both reach a month not yet made deadlocked: the first held the
 advisory lock and waited for the second's read lock, the second waited for the advisory lock (PostgreSQL aborts one
 of them after ``deadlock_timeout``: a batch lost to a month boundary). Found by running the suite with the clock at
-the turn of a year (``make test-at``).
+the turn of a year (libfaketime).
 
 The month is now ``CREATE TABLE ... (LIKE observations ...)`` and ``ALTER TABLE observations ATTACH PARTITION``,
 which takes SHARE UPDATE EXCLUSIVE on ``observations``: it does not conflict with readers or writers, so the maker
