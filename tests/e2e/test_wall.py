@@ -192,13 +192,18 @@ def test_wall_fits_3840x2160(live_server, browser_factory, wall_rows, severe_con
 
 
 def _basemap_tiles(driver) -> dict:
-    """The wall's painted basemap tiles: shown size, natural size, how many are ``@2x``, and their zooms."""
+    """The wall's painted basemap tiles of the map's current level: shown size, natural size, how many are ``@2x``,
+    and their zooms. Leaflet keeps the tiles of the level it left, scaled, until its fade has pruned them (250 ms
+    after the new level loaded); the current level's container is the one Leaflet puts on top (highest z-index)."""
     from tests.e2e.conftest import wait_painted
 
     wait_painted(driver, ids.WALL_MAP)
     tiles = driver.execute_script("""
-        return Array.from(document.querySelectorAll('#' + arguments[0] + ' img.leaflet-tile-loaded'))
-          .filter(i => i.src.indexOf('/tiles/base') >= 0)
+        const base = Array.from(document.querySelectorAll('#' + arguments[0] + ' img.leaflet-tile-loaded'))
+          .filter(i => i.src.indexOf('/tiles/base') >= 0);
+        const z = i => Number(i.parentElement.style.zIndex || 0);
+        const top = Math.max(...base.map(z));
+        return base.filter(i => z(i) === top)
           .map(i => [i.getBoundingClientRect().width, i.naturalWidth, i.src]);""", ids.WALL_MAP)
     return {"n": len(tiles), "shown": {round(w) for w, _, _ in tiles}, "natural": {n for _, n, _ in tiles},
             "at2x": sum("@2x.png" in u for _, _, u in tiles), "zooms": {int(u.split("/")[-3]) for _, _, u in tiles}}

@@ -165,8 +165,8 @@ def test_making_a_month_waits_for_no_reader_so_two_ingests_at_a_month_boundary_b
         assert done.get("b") == [name]  # ... and finds it made
         b.commit()
     finally:  # end first the transaction no thread is using: that frees the thread waiting for it
-        busy = {id(conn) for t, conn in zip(threads, (a, b)) if t.is_alive()}
-        for conn in sorted((a, b), key=lambda x: id(x) in busy):
+        busy = {id(conn) for t, conn in zip(threads, (a, b), strict=False) if t.is_alive()}
+        for conn in (a, b):
             if id(conn) not in busy:
                 conn.rollback()
         for t in threads:
