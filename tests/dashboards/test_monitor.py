@@ -261,7 +261,8 @@ def test_the_stations_are_one_layer_redrawn_after_the_queue(mon: dict[str, Any])
     from dashboards import ids
     from dashboards.pages import monitor as page
 
-    layer = [c for c in _walk(page.layout("en")) if getattr(c, "id", None) == ids.MONITOR_STATION_LAYER]
+    with mon["app"].app_context():  # the layout reads the rules from the app's database, not the process default
+        layer = [c for c in _walk(page.layout("en")) if getattr(c, "id", None) == ids.MONITOR_STATION_LAYER]
     assert len(layer) == 1 and isinstance(layer[0], dl.GeoJSON)
     assert layer[0].pointToLayer == {"variable": "sitroomMaps.stationPoint"}
 
