@@ -92,9 +92,10 @@ def stop(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30.0) -> None:
         proc.kill()
 
 
-def load_demo_into(url: str) -> None:
+def load_demo_into(url: str, *, monitoring: bool = False) -> None:
     """Migrate the scratch database ``url`` and load the demo drill into it (Inner Mongolia only, as the dashboard
-    tests load it, with its command part; its present is this hour)."""
+    tests load it, with its command part; its present is this hour); with ``monitoring``, also the monitoring demo
+    of ``sitroom demo load`` (stations at the county seats, 72 h of readings, the warnings they raised)."""
     import tempfile
     from datetime import UTC, datetime
 
@@ -112,5 +113,9 @@ def load_demo_into(url: str) -> None:
             s.execute(text("SELECT set_config('sitroom.user', 'demo', true)"))
             load_demo(s, seed=2024, res=8, overview_res=7, now=now, all_china=False, raster_dir=tmp)
             load_command_demo(s, now=now)  # response banners, tasks, deployed resources' lines
+            if monitoring:
+                from layers.monitor.demo import load_monitoring_demo
+
+                load_monitoring_demo(s, seed=2024, now=now)
     finally:
         eng.dispose()

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     url = create_scratch("sitroom_shots")
     proc = None
     try:
-        load_demo_into(url)
+        load_demo_into(url, monitoring="monitor" in pages)  # /monitor shows the stations of `sitroom demo load`
         os.environ["SITROOM_VIEW_AREA"] = json.dumps(list(DEMO_BBOX))
         proc, base = serve(url, Path(f"/tmp/sitroom-bench-shots-{os.getpid()}.log"), workers=2, threads=4)
         target.mkdir(parents=True, exist_ok=True)
