@@ -34,6 +34,10 @@ LATIN_OK = frozenset({"API", "CSV", "GeoJSON", "PDF", "OGC", "GIS", "Sitroom", "
                       "III",  # warning levels: 黄色 (III级)
                       "admin", "E2E"})  # the test account's display name, in the header
 
+#: the fallback dash-leaflet's lazy controls and Dash's renderer show while their code loads (in their bundles, in
+#: English only): a page is read once it is gone, as a person reads it after the moment it takes
+LAZY_FALLBACK = "Loading..."
+
 #: (path, a condition in JavaScript that holds once the page shows its data)
 PAGES = (
     ("/wall", "return /[0-9]/.test((document.getElementById(arguments[0]) || {}).textContent || '')",
@@ -54,6 +58,12 @@ const titles = [...document.querySelectorAll('[title]')].filter(e => !e.closest(
 return (text + '\\n' + titles.join('\\n')).replace(/#[0-9a-fA-F]{3,8}\\b/g, '');
 """
 
+#: the page has settled: no callback is pending and no lazy component still shows its "Loading..." fallback
+_SETTLED = """
+return document.querySelectorAll('[data-dash-is-loading="true"]').length === 0
+    && !document.body.innerText.includes(LOADING);
+""".replace("LOADING", json.dumps(LAZY_FALLBACK))
+
 
 @pytest.fixture(scope="module")
 def server(demo_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
@@ -66,9 +76,9 @@ def _page_text(driver: Any, base: str, path: str, ready: str, arg: str | None, l
 
     driver.get(f"{base}{path}?lang={lang}")
     WebDriverWait(driver, WAIT_S, poll_frequency=0.25).until(lambda d: d.execute_script(ready, arg))
-    # Dash has answered every callback of the first render: no component is waiting for its data
-    WebDriverWait(driver, WAIT_S, poll_frequency=0.25).until(
-        lambda d: d.execute_script("return document.querySelectorAll('[data-dash-is-loading=\"true\"]').length") == 0)
+    # Dash has answered every callback of the first render: no component is waiting for its data, and no component
+    # is waiting for its code (a lazy dash-leaflet control shows React's Suspense fallback until its chunk arrives)
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.25).until(lambda d: d.execute_script(_SETTLED))
     return driver.execute_script(_TEXT)
 
 
