@@ -183,6 +183,8 @@ FILE_DEPENDENT: dict[str, str] = {
 NOT_IN_CLONE: dict[str, str] = {
     "tests/e2e/conftest.py": "starts `sitroom serve` with the checkout as its folder for the browser tests, which "
                              "take minutes; the files they use are the packages' own",
+    "tests/planted_bugs.py": "a tool a person runs, not a test: it edits files of the checkout it runs in, in turn, "
+                             "and restores them",
     "tests/e2e/test_faults.py": "as the other browser tests (a private cluster and gunicorn, minutes)",
     "tests/e2e/test_ogc_clients.py": "as the other browser tests (gunicorn, GDAL and QGIS, a minute); the file it "
                                      "uses, tests/e2e/qgis_client.py, is committed beside it",
