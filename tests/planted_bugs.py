@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
                                env={**os.environ, "PYTHONPATH": str(ROOT), "SITROOM_TESTS_NEED_DB": "1"})
         finally:
             f.write_text(src)
-        failed = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("FAILED ")]
+        failed = [line.removeprefix("FAILED ").split(" - ")[0] for line in r.stdout.splitlines() if line.startswith("FAILED ")]
         if r.returncode == 1 and failed:
             print(f"[{i}] {name}: caught by {failed[0]}", flush=True)
         else:
