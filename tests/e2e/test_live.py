@@ -19,7 +19,7 @@ from tests.e2e.conftest import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 WAIT_S = 60       # the 2-core machine is shared; latency is measured in bench/bench_push.py
-LIVE_WAIT_S = 15
+LIVE_WAIT_S = WAIT_S  # a deadline, not a target: push latency is measured in bench/bench_push.py
 
 
 def _num(driver, element_id: str) -> str:

@@ -25,7 +25,7 @@ from tests.e2e.conftest import SCREENSHOT_DIR, ensure_user, log_in
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 WAIT_S = 60
-LIVE_WAIT_S = 20  # p95 < 2 s is measured in bench/bench_monitor.py; slack for the shared machine here
+LIVE_WAIT_S = 60  # a deadline, not a target: p95 < 2 s is measured in bench/bench_monitor.py, not on one busy core here
 TAG = f"e2e{os.getpid()}"
 SHOTS = SCREENSHOT_DIR
 

@@ -19,7 +19,9 @@ from tests.e2e.conftest import log_in
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
 WAIT_S = 60       # generous: the 2-core machine is shared; speed is measured in bench/bench_wall.py
-LIVE_WAIT_S = 15  # a change must show without reload (docs/performance.md: p95 < 2 s; slack for a busy machine)
+#: a change must show without a reload; how fast is measured in bench/bench_wall.py (docs/performance.md: p95 < 2 s),
+#: not here: on one busy core (`taskset -c 0 make test`) the new incident reached the wall after more than 15 s
+LIVE_WAIT_S = WAIT_S
 
 
 @pytest.fixture
