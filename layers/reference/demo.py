@@ -27,6 +27,7 @@ from geoalchemy2.shape import from_shape, to_shape
 from pyproj import CRS, Transformer
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -616,7 +617,7 @@ def seed_history(session: Session, *, source: str, now: datetime, seed: int) -> 
     layers = list(DRILL_LAYERS)
     latest = (select(H.c.layer, H.c.feature_id, H.c.row).where(H.c.layer.in_(layers),
                                                                H.c.row["source"].astext == source)
-              .distinct(H.c.layer, H.c.feature_id).order_by(H.c.layer, H.c.feature_id, H.c.id.desc()))
+              .ext(distinct_on(H.c.layer, H.c.feature_id)).order_by(H.c.layer, H.c.feature_id, H.c.id.desc()))
     start = now - timedelta(hours=HISTORY_HOURS)
     out: list[dict[str, Any]] = []
 
