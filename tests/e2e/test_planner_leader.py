@@ -47,14 +47,14 @@ def _pick(driver, dropdown_id: str, text: str) -> None:
     box = driver.find_element(By.ID, dropdown_id)
     box.click()
     field = _wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input")
-                                          if e.is_displayed() and e == d.switch_to.active_element), None), 10)
+                                          if e.is_displayed() and e == d.switch_to.active_element), None))
     field.send_keys(text)
     # the list filters as one types, and a dependent list (the counties of a prefecture) fills by a callback:
     # choose once an option naming ``text`` is shown, not after a guessed pause
     _wait(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
-                             if o.is_displayed() and text in o.text] or None, 30)
+                             if o.is_displayed() and text in o.text] or None)
     field.send_keys(Keys.ENTER)
-    _wait(driver, lambda d: text in d.find_element(By.ID, dropdown_id).text or None, 30)
+    _wait(driver, lambda d: text in d.find_element(By.ID, dropdown_id).text or None)
 
 
 def _sql_names(url: str, sql: str, **params) -> list[str]:
@@ -104,12 +104,13 @@ def test_planner_run_and_export(demo_db, demo_server, browser, tmp_path, severe_
     _wait(browser, lambda d: drive.is_selected())
     start_zoom = _wait(browser, lambda d: _zoom(d, ids.PLANNER_MAP))
     browser.find_element(By.ID, ids.PLANNER_RUN).click()
-    table = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#planner-load-rows tbody tr"))
+    # the rows' texts are read in the wait: a later answer may redraw the table between finding a row and reading it
+    shown = _wait(browser, lambda d: sorted(tr.find_elements(By.TAG_NAME, "td")[0].text
+                                            for tr in d.find_elements(By.CSS_SELECTOR, "#planner-load-rows tbody tr")))
     # the load table lists every open shelter within the drive distance of the county, each once: PostGIS geography
     # over the store is the oracle
     from dashboards.pages.planner import PRESETS
 
-    shown = sorted(tr.find_elements(By.TAG_NAME, "td")[0].text for tr in table)
     expected = _sql_names(demo_db.url, """
         SELECT coalesce(s.name, '#' || s.id) FROM shelters s, admin_regions r
         WHERE r.name = '昆都仑区' AND r.deleted_at IS NULL AND s.deleted_at IS NULL AND s.status <> 'closed'
