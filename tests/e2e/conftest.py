@@ -267,6 +267,16 @@ def ensure_user(url: str, role: str) -> tuple[str, str]:
     return username, password
 
 
+def waiting(driver: Any, timeout: float, poll: float = 0.25) -> Any:
+    """A ``WebDriverWait`` for the e2e tests: a Dash callback or a live push may redraw an element between the moment a
+    condition finds it and the moment it reads it (StaleElementReferenceException); that is a reason to look again at
+    the next poll, as Selenium's own expected conditions do, never a failure. ``timeout`` is a deadline, not a target."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=poll, ignored_exceptions=(StaleElementReferenceException,))
+
+
 #: a deadline, not a target: the first page of a fresh worker on one busy core may take long; sign-in speed is not
 #: what these tests measure
 LOGIN_WAIT_S = 90
@@ -277,14 +287,13 @@ def log_in(driver: Any, base: str, username: str, password: str, next_path: str 
     from urllib.parse import quote
 
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/login?next={quote(next_path, safe='/?=&')}")
-    WebDriverWait(driver, LOGIN_WAIT_S).until(lambda d: d.find_elements(By.ID, "login-username"))
+    waiting(driver, LOGIN_WAIT_S).until(lambda d: d.find_elements(By.ID, "login-username"))
     driver.find_element(By.ID, "login-username").send_keys(username)
     driver.find_element(By.ID, "login-password").send_keys(password)
     driver.find_element(By.ID, "login-submit").click()
-    WebDriverWait(driver, LOGIN_WAIT_S).until(lambda d: "/login" not in d.current_url)
+    waiting(driver, LOGIN_WAIT_S).until(lambda d: "/login" not in d.current_url)
     assert d_path(driver.current_url) == next_path, driver.current_url
 
 
@@ -313,11 +322,9 @@ def wait_painted(driver: Any, map_id: str, timeout: float = 60.0) -> None:
     """Until the map ``map_id`` has stopped moving and every basemap tile it shows has loaded: what a screenshot or a
     check of the painted map waits for, instead of a guessed pause. A tile that failed counts as settled (Leaflet
     marks it ``leaflet-tile-loaded`` only on success; ``complete`` is true either way)."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
     js = f"""const el = document.getElementById({map_id!r});
         const m = el && window.sitroomMaps && window.sitroomMaps.maps[{map_id!r}];
         if (!m || m._animatingZoom || (m._panAnim && m._panAnim._inProgress)) return false;
         const tiles = Array.from(el.querySelectorAll('img.leaflet-tile'));
         return tiles.every(t => t.complete);"""
-    WebDriverWait(driver, timeout, poll_frequency=0.25).until(lambda d: d.execute_script(js))
+    waiting(driver, timeout).until(lambda d: d.execute_script(js))

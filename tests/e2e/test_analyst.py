@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine
 
 from dashboards import ids
@@ -36,6 +35,7 @@ from tests.e2e.conftest import (
     log_in,
     serving,
     wait_painted,
+    waiting,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
@@ -96,7 +96,7 @@ def _click_map(driver: Any, map_el: Any, dx: int, dy: int, *, vertex: bool = Fal
     before = _vertices(driver) if vertex else 0
     ActionChains(driver).move_to_element_with_offset(map_el, dx, dy).pause(0.15).click().perform()
     if vertex:
-        WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(lambda d: _vertices(d) > before)
+        waiting(driver, WAIT_S, poll=0.1).until(lambda d: _vertices(d) > before)
 
 
 def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_url: str, demo_server: str,
@@ -104,7 +104,7 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_u
     browser.get(demo_server + "/analyst?lang=en")  # anonymous: sent to the login page, then back here
     assert "/login" in browser.current_url
     log_in(browser, demo_server, *ensure_user(demo_url, "analyst"), next_path="/analyst?lang=en")
-    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))  # redraws
+    wait = waiting(browser, WAIT_S)  # redraws
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))
     map_el = browser.find_element(By.ID, ids.ANALYST_MAP)
     search_and_pick(browser, "Hohhot", "呼和浩特")  # the page opens on all of Inner Mongolia
@@ -178,7 +178,7 @@ def map_js(d: Any, js: str) -> Any:
 
 
 def wait_map(d: Any) -> None:
-    WebDriverWait(d, WAIT_S).until(lambda d: d.execute_script(
+    waiting(d, WAIT_S).until(lambda d: d.execute_script(
         f"return !!(window.sitroomMaps && window.sitroomMaps.maps['{MAP}'])"))
 
 
@@ -194,7 +194,7 @@ def wait_still(d: Any) -> None:
         seen[0] = now
         return ok
 
-    WebDriverWait(d, WAIT_S, poll_frequency=0.5).until(still)
+    waiting(d, WAIT_S, poll=0.5).until(still)
 
 
 def set_view(d: Any, lat: float, lon: float, zoom: int) -> None:
@@ -217,16 +217,16 @@ def search_and_pick(d: Any, query: str, expect: str) -> None:
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(Keys.DELETE)  # clear() empties the field without React hearing of it
     box.send_keys(query)
-    WebDriverWait(d, WAIT_S).until(lambda d: any(expect in h.text for h in d.find_elements(By.CSS_SELECTOR,
+    waiting(d, WAIT_S).until(lambda d: any(expect in h.text for h in d.find_elements(By.CSS_SELECTOR,
                                                                                              ".sr-maps-hit")))
     next(h for h in d.find_elements(By.CSS_SELECTOR, ".sr-maps-hit") if expect in h.text).click()
 
 
-def open_analyst(d: Any, server: str, url: str, lang: str = "zh-CN") -> WebDriverWait:
+def open_analyst(d: Any, server: str, url: str, lang: str = "zh-CN") -> Any:
     log_in(d, server, *ensure_user(url, "analyst"), next_path=f"/analyst?lang={lang}")
     wait_map(d)
     # a callback may redraw an element between finding it and reading it: look again at the next poll
-    return WebDriverWait(d, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting(d, WAIT_S)
 
 
 def _rows(url: str, sql: str) -> list[Any]:
@@ -377,7 +377,7 @@ def test_select_a_zone_by_clicking_it_and_the_delete_mode_is_off_after_drawing(d
     _click_map(browser, el, -120, -80)  # the first vertex again: closes the polygon
     wait.until(lambda d: d.find_elements(By.ID, ids.ANALYST_CARD_POPULATION))
     # the zone is saved by its own round trip: wait for its row, not the newest row of an earlier test
-    zone_id = WebDriverWait(browser, WAIT_S, poll_frequency=0.25).until(
+    zone_id = waiting(browser, WAIT_S, poll=0.25).until(
         lambda d: (z := _rows(demo_url, "SELECT max(id) FROM impact_zones")[0][0]) is not None and z > before and z)
     remove_on = ("return !!document.querySelector('.leaflet-draw-edit-remove.leaflet-draw-toolbar-button-enabled') "
                  "|| Array.from(document.querySelectorAll('.leaflet-draw-actions')).some(a => a.offsetParent)")

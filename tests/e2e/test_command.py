@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine, select, text
 
 from dashboards import ids
@@ -21,7 +20,7 @@ from layers.command import plans
 from layers.store.models import ActivationAction, Resource, Task
 from tests.command_scene import add_incident, add_resource
 from tests.conftest import drop_database, sibling_database
-from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted
+from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -62,7 +61,7 @@ def command_scene(command_db: str) -> Iterator[dict[str, Any]]:
 
 
 def _wait(driver: Any, cond: Any, timeout: float = WAIT_S) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+    return waiting(driver, timeout).until(cond)
 
 
 def _shot(driver: Any, name: str, map_id: str) -> None:

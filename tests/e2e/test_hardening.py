@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ensure_user, log_in, serving
+from tests.e2e.conftest import ensure_user, log_in, serving, waiting
 
 pytestmark = pytest.mark.db
 WAIT_S = 90
@@ -70,9 +70,7 @@ def server(demo_db: Any, planted: Any, tmp_path_factory: pytest.TempPathFactory)
 
 
 def _wait(driver: Any, cond: Any, timeout: float = WAIT_S) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(cond)
+    return waiting(driver, timeout).until(cond)
 
 
 def _text(driver: Any, element_id: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ensure_user, log_in, serving
+from tests.e2e.conftest import ensure_user, log_in, serving, waiting
 
 pytestmark = pytest.mark.db
 WAIT_S = 120
@@ -72,13 +72,11 @@ def server(demo_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 
 def _page_text(driver: Any, base: str, path: str, ready: str, arg: str | None, lang: str) -> str:
-    from selenium.webdriver.support.ui import WebDriverWait
-
     driver.get(f"{base}{path}?lang={lang}")
-    WebDriverWait(driver, WAIT_S, poll_frequency=0.25).until(lambda d: d.execute_script(ready, arg))
+    waiting(driver, WAIT_S).until(lambda d: d.execute_script(ready, arg))
     # Dash has answered every callback of the first render: no component is waiting for its data, and no component
     # is waiting for its code (a lazy dash-leaflet control shows React's Suspense fallback until its chunk arrives)
-    WebDriverWait(driver, WAIT_S, poll_frequency=0.25).until(lambda d: d.execute_script(_SETTLED))
+    waiting(driver, WAIT_S).until(lambda d: d.execute_script(_SETTLED))
     return driver.execute_script(_TEXT)
 
 

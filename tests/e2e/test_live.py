@@ -9,12 +9,11 @@ import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine, text
 
 from dashboards import ids
 from dashboards.components.live import live_id
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -41,7 +40,7 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
     zones: list[int] = []
     try:
         log_in(browser, live_server, *display_account, next_path="/wall")  # the wall's display account
-        wait = WebDriverWait(browser, WAIT_S, poll_frequency=0.1)
+        wait = waiting(browser, WAIT_S, poll=0.1)
         with eng.connect() as c:
             active = c.execute(text("SELECT count(*) FROM incidents WHERE deleted_at IS NULL "
                                     "AND status <> 'closed'")).scalar_one()
@@ -58,7 +57,7 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
                            "status": "reported", "severity": "major"}}, live_token)
         (fid,) = out["ids"]
         posted.append(fid)
-        WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.05).until(
+        waiting(browser, LIVE_WAIT_S, poll=0.05).until(
             lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(active + 1))
         seconds = time.perf_counter() - started
         print(f"POST -> visible on the wall by push: {seconds:.2f} s")
@@ -88,7 +87,7 @@ def test_posted_feature_appears_on_the_wall_by_push(live_server, browser, db_url
             "properties": {"source": "live-e2e", "external_id": "push-2", "name": "推送测试事件二", "kind": "fire",
                            "status": "reported", "severity": "general"}}, live_token)
         posted.extend(second["ids"])  # cleaned up below even if the wait fails
-        WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.05).until(
+        waiting(browser, LIVE_WAIT_S, poll=0.05).until(
             lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(active + 2))
         assert severe_console_messages(browser) == []
     finally:

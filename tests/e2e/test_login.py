@@ -15,6 +15,7 @@ from sqlalchemy import Engine, delete
 
 from layers.store import auth
 from layers.store.models import User
+from tests.e2e.conftest import LOGIN_WAIT_S, waiting
 
 pytestmark = pytest.mark.db
 
@@ -67,11 +68,10 @@ def test_log_in_see_the_user_name_log_out(auth_server: str, browser: Any,
                                           severe_console_messages: Callable[[Any], list[str]]) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(f"{auth_server}/login?lang=en")  # the language cookie, then the login page in English
     _log_in(browser, auth_server, ADMIN[0], ADMIN[1], "/admin")
-    wait = WebDriverWait(browser, 30)
+    wait = waiting(browser, LOGIN_WAIT_S)
     wait.until(ec.text_to_be_present_in_element((By.ID, "admin-status"), ADMIN[2]))
     assert browser.current_url.endswith("/admin")
     assert browser.find_element(By.ID, "auth-user").text == ADMIN[2]
@@ -88,13 +88,12 @@ def test_wall_under_the_display_account_renders_without_csp_violations(
         auth_server: str, browser_factory: Callable[..., Any],
         severe_console_messages: Callable[[Any], list[str]]) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browser_factory(1920, 1080)
     _log_in(driver, auth_server, WALL[0], WALL[1], "/wall")
-    WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/wall")
+    waiting(driver, LOGIN_WAIT_S).until(lambda d: d.current_url.endswith("/wall")
                                     and d.find_elements(By.CSS_SELECTOR, ".leaflet-container"))
     driver.refresh()  # a reload (or a restart of the server) keeps the wall signed in
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-container"))
+    waiting(driver, LOGIN_WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-container"))
     assert driver.current_url.endswith("/wall")
     assert _csp_violations(severe_console_messages(driver)) == []

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine, insert, select, text
 
 from dashboards import ids
 from layers.store.models import FeatureHistory, Hazard, Station
 from tests.conftest import api_token
-from tests.e2e.conftest import SCREENSHOT_DIR, ensure_user, log_in
+from tests.e2e.conftest import SCREENSHOT_DIR, ensure_user, log_in, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -80,7 +79,7 @@ def test_a_posted_reading_raises_a_warning_the_officer_confirms(live_server, bro
     post(base, rows["token"], _calm(rows))
     user, password = ensure_user(str(rows["engine"].url.render_as_string(hide_password=False)), "monitor")
     log_in(browser, base, user, password, "/monitor")
-    wait = WebDriverWait(browser, WAIT_S)
+    wait = waiting(browser, WAIT_S)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.MONITOR_MAP} .leaflet-interactive"))
     wait.until(lambda d: "/" in d.find_element(By.ID, ids.MONITOR_SUMMARY).text)
 
@@ -96,7 +95,7 @@ def test_a_posted_reading_raises_a_warning_the_officer_confirms(live_server, bro
     assert raised and raised[0]["level"] == "yellow", report
     hid = raised[0]["id"]
     card = f"#{ids.MONITOR_QUEUE} .sr-mon-card[data-id='{hid}']"
-    WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.1).until(lambda d: d.find_elements(By.CSS_SELECTOR, card))
+    waiting(browser, LIVE_WAIT_S, poll=0.1).until(lambda d: d.find_elements(By.CSS_SELECTOR, card))
     print(f"POST -> pending warning on the officer's screen: {time.perf_counter() - started:.2f} s")
     assert browser.execute_script("return window.__sitroomNoReload") == 7
     browser.save_screenshot(str(SHOTS / "sitroom-e2e-monitor-queue.png"))
@@ -116,13 +115,13 @@ def test_a_posted_reading_raises_a_warning_the_officer_confirms(live_server, bro
     assert status == "active" and m["confirmed"]["by"] == user and m["confirmed"]["note"] == "核实：三站同时大风"
     assert who == user
 
-    # the station's circle turns the warning's colour; a click on it plots its series with the gale thresholds
+    # the station's circle turns the warning's colour; a click on it plots its series with the gale thresholds.
+    # The fill is read in the same script that finds the circle: a live update redraws the layer (a new <path>), so an
+    # element handed back to Python may be gone by the time it is read.
     circle = f"""const m = window.sitroomMaps.maps[{ids.MONITOR_MAP!r}]; let el = null;
-        m.eachLayer(l => {{ if (l.feature && l.feature.properties.code === {code!r} && l._path) el = l._path; }});
-        return el;"""
-    wait.until(lambda d: (d.execute_script(circle) or None) and
-               d.execute_script(circle).get_attribute("fill") == "#fdd835")
-    browser.execute_script(circle.replace("return el;", "el.dispatchEvent(new MouseEvent('click', {bubbles: true}));"))
+        m.eachLayer(l => {{ if (l.feature && l.feature.properties.code === {code!r} && l._path) el = l._path; }});"""
+    wait.until(lambda d: d.execute_script(circle + " return el && el.getAttribute('fill');") == "#fdd835")
+    browser.execute_script(circle + " el.dispatchEvent(new MouseEvent('click', {bubbles: true}));")
     wait.until(lambda d: any(c in d.find_element(By.ID, ids.MONITOR_PLOT_TITLE).text for c in rows["codes"]))
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.MONITOR_PLOT} .shapelayer path")) >= 4)
     browser.save_screenshot(str(SHOTS / "sitroom-e2e-monitor-plot.png"))
@@ -155,7 +154,7 @@ def test_the_wall_tile_counts_as_the_database_and_follows_a_new_warning(live_ser
     base, rows = live_server, monitor_rows
     post(base, rows["token"], _calm(rows)[:-4])  # the third station has sent nothing: it is stale
     log_in(browser, base, *display_account, next_path="/wall")
-    wait = WebDriverWait(browser, WAIT_S)
+    wait = waiting(browser, WAIT_S)
     wait.until(lambda d: _tile(d) == _db_tile(rows["engine"]))
     assert _tile(browser)[0] != _tile(browser)[1]
     before = int(_tile(browser)[3])
@@ -163,7 +162,7 @@ def test_the_wall_tile_counts_as_the_database_and_follows_a_new_warning(live_ser
     for c in rows["codes"][:2]:
         gale += hourly(c, "wind_speed", "m/s", [19.5, 21.0], rows["now"] + timedelta(minutes=1))
     post(base, rows["token"], gale)
-    WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.2).until(lambda d: int(_tile(d)[3]) >= before + 2)
+    waiting(browser, LIVE_WAIT_S, poll=0.2).until(lambda d: int(_tile(d)[3]) >= before + 2)
     assert _tile(browser) == _db_tile(rows["engine"])
     wait.until(lambda d: d.execute_script(
         "return [...document.querySelectorAll('#wall-map path')].filter(p => p.getAttribute('stroke-dasharray'))"

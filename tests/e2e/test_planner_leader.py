@@ -17,7 +17,7 @@ import pytest
 
 from dashboards import ids
 from tests.dashboards.conftest import demo_db  # noqa: F401 - the demo database fixture
-from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted
+from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted, waiting
 
 pytestmark = pytest.mark.db
 WAIT_S = 90
@@ -31,12 +31,7 @@ def demo_server(demo_db, tmp_path_factory) -> Iterator[str]:  # noqa: F811
 
 
 def _wait(driver, cond, timeout: float = WAIT_S):
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    # a callback may redraw an element between finding it and reading it: look again at the next poll
-    return WebDriverWait(driver, timeout, poll_frequency=0.25,
-                         ignored_exceptions=(StaleElementReferenceException,)).until(cond)
+    return waiting(driver, timeout).until(cond)
 
 
 def _pick(driver, dropdown_id: str, text: str) -> None:

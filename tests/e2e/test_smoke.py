@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboards import ids
 from dashboards.i18n import t
 from layers.store.models import FEATURE_MODELS
+from tests.e2e.conftest import waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -35,7 +35,7 @@ def _text_is(element_id: str, text: str):
 def test_home_page_in_chinese_then_english(live_server, browser, severe_console_messages) -> None:
     started = time.perf_counter()
     browser.get(live_server + "/")
-    wait = WebDriverWait(browser, WAIT_S)
+    wait = waiting(browser, WAIT_S)
     wait.until(_text_is(ids.HOME_TITLE, t("app.title", "zh-CN")))
     print(f"home page first render in headless Chromium: {time.perf_counter() - started:.2f} s")
     assert browser.find_element(By.ID, ids.HOME_TITLE).text == t("app.title", "zh-CN")

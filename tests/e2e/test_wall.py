@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import create_engine, text
 
 from dashboards import ids
 from dashboards.i18n import t
-from tests.e2e.conftest import log_in
+from tests.e2e.conftest import log_in, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -77,7 +76,7 @@ def _open_wall(driver, url: str, eng, account: tuple[str, str]) -> None:
     """Sign in as the wall's display account (as the hall's browser does once), then wait for the wall's data."""
     base, _, path = url.partition("/wall")
     log_in(driver, base, *account, next_path="/wall" + path)
-    wait = WebDriverWait(driver, WAIT_S)
+    wait = waiting(driver, WAIT_S)
     expected = str(_db_counts(eng)["active"])
     wait.until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == expected)
     wait.until(lambda d: d.execute_script(
@@ -97,7 +96,7 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     assert t("wall.kpi.incidents", "zh-CN") in browser.find_element(By.ID, ids.WALL_KPIS).text
     assert len(browser.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_TICKER} li")) >= 3
     # Plotly draws the chart after the figure arrives (later on one busy core): wait for its SVG
-    WebDriverWait(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_CHART} .main-svg"))
+    waiting(browser, WAIT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.WALL_CHART} .main-svg"))
     _no_scrollbars(browser)
     assert severe_console_messages(browser) == []
 
@@ -106,7 +105,7 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     before = int(_num(browser, ids.WALL_KPI_INCIDENTS))
     started = time.perf_counter()
     add_incident(9, kind="chemical", severity="extraordinary", lon=110.0)
-    WebDriverWait(browser, LIVE_WAIT_S, poll_frequency=0.1).until(
+    waiting(browser, LIVE_WAIT_S, poll=0.1).until(
         lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
     print(f"insert -> visible on the wall: {time.perf_counter() - started:.2f} s")
     assert browser.execute_script("return window.__sitroomNoReload") == 42
@@ -115,50 +114,60 @@ def test_wall_1920_live_update_outage_and_language(live_server, browser, wall_ro
     # replay: "Play" starts the last hours from their beginning, before these rows existed; "Live" is one click
     from dashboards.components.replay import replay_id
 
-    badge = browser.find_element(By.ID, ids.WALL_REPLAY_BADGE)
-    assert not badge.is_displayed()
+    # the badge, the clock and the banner are looked up at each poll: a redraw may replace them
+    def badge(d):
+        return d.find_element(By.ID, ids.WALL_REPLAY_BADGE)
+
+    def clock(d):
+        return d.find_element(By.ID, ids.WALL_CLOCK)
+
+    def banner(d):
+        return d.find_element(By.ID, ids.WALL_BANNER)
+
+    assert not badge(browser).is_displayed()
     browser.find_element(By.ID, replay_id("wall", "play")).click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: badge.is_displayed() and badge.text.startswith("回放 "))
+    waiting(browser, WAIT_S).until(lambda d: badge(d).is_displayed() and badge(d).text.startswith("回放 "))
     # the replayed hour holds fewer incidents, or lies before the history's first record ("—": no record, not zero)
-    WebDriverWait(browser, WAIT_S).until(
+    waiting(browser, WAIT_S).until(
         lambda d: (n := _num(d, ids.WALL_KPI_INCIDENTS)) == "—" or int(n or 0) < before + 1)
     browser.find_element(By.ID, replay_id("wall", "play")).click()  # pause
-    clock = browser.find_element(By.ID, ids.WALL_CLOCK)  # the hall's clock shows the replayed time, labelled
-    WebDriverWait(browser, WAIT_S).until(lambda d: clock.text.startswith("回放 ") and clock.text[3:8] == badge.text[3:8])
+    # the hall's clock shows the replayed time, labelled
+    waiting(browser, WAIT_S).until(
+        lambda d: clock(d).text.startswith("回放 ") and clock(d).text[3:8] == badge(d).text[3:8])
     _no_scrollbars(browser)
     report = browser.find_element(By.ID, ids.WALL_SITREP)  # the report of the replayed time, on the 1920 grid
-    WebDriverWait(browser, WAIT_S).until(
+    waiting(browser, WAIT_S).until(
         lambda d: "&at=" in (d.find_element(By.ID, ids.WALL_SITREP).get_attribute("href") or ""))
     box = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
                                  " return [r.left, r.top, r.right, r.bottom, innerWidth, innerHeight];", report)
     assert report.is_displayed() and 0 <= box[0] < box[2] <= box[4] and 0 <= box[1] < box[3] <= box[5], box
     browser.find_element(By.ID, replay_id("wall", "live")).click()
-    WebDriverWait(browser, WAIT_S).until(lambda d: not badge.is_displayed() and ":" in clock.text
-                                         and not clock.text.startswith("回放"))
-    WebDriverWait(browser, WAIT_S).until(
+    waiting(browser, WAIT_S).until(lambda d: not badge(d).is_displayed() and ":" in clock(d).text
+                                   and not clock(d).text.startswith("回放"))
+    waiting(browser, WAIT_S).until(
         lambda d: "&at=" not in (d.find_element(By.ID, ids.WALL_SITREP).get_attribute("href") or "&at="))
-    WebDriverWait(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
+    waiting(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
 
     # the server becomes unreachable from the browser: banner, the picture stays; back: the banner goes by itself
     browser.execute_cdp_cmd("Network.enable", {})
     browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/v1/wall/*", "*/_dash-update-component*"]})
-    banner = browser.find_element(By.ID, ids.WALL_BANNER)
-    WebDriverWait(browser, LIVE_WAIT_S).until(lambda d: banner.is_displayed())
-    assert banner.text.startswith("连接中断，最后更新 ") and banner.text[-5:-3].isdigit()
+    waiting(browser, LIVE_WAIT_S).until(lambda d: banner(d).is_displayed())
+    shown = banner(browser).text
+    assert shown.startswith("连接中断，最后更新 ") and shown[-5:-3].isdigit(), shown
     assert _num(browser, ids.WALL_KPI_INCIDENTS) == str(before + 1)  # the last picture stays
     browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
-    WebDriverWait(browser, LIVE_WAIT_S).until(lambda d: not banner.is_displayed())
+    waiting(browser, LIVE_WAIT_S).until(lambda d: not banner(d).is_displayed())
     severe_console_messages(browser)  # the blocked requests were logged; nothing else should be
 
     # language switch
     browser.find_element(By.ID, ids.LANG_EN).click()
-    WebDriverWait(browser, WAIT_S).until(
+    waiting(browser, WAIT_S).until(
         lambda d: t("wall.kpi.incidents", "en") in d.find_element(By.ID, ids.WALL_KPIS).text)
-    WebDriverWait(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
+    waiting(browser, WAIT_S).until(lambda d: _num(d, ids.WALL_KPI_INCIDENTS) == str(before + 1))
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
     _no_scrollbars(browser)
     browser.find_element(By.ID, ids.LANG_ZH).click()  # leave the cookie at the default for other tests
-    WebDriverWait(browser, WAIT_S).until(
+    waiting(browser, WAIT_S).until(
         lambda d: t("wall.kpi.incidents", "zh-CN") in d.find_element(By.ID, ids.WALL_KPIS).text)
     assert severe_console_messages(browser) == []
 
@@ -213,7 +222,7 @@ def _basemap_tiles(driver) -> dict:
 
 def _text_sizes(driver) -> dict[str, float]:
     """Font sizes (px) of what the hall reads: a ticker row, the chart's tick labels, the legend, a replay mark."""
-    wait = WebDriverWait(driver, WAIT_S)
+    wait = waiting(driver, WAIT_S)
     wait.until(lambda d: d.execute_script("return document.querySelectorAll(arguments[0]).length > 0",
                                           f"#{ids.WALL_CHART} .xtick text"))
     return driver.execute_script("""
