@@ -277,6 +277,18 @@ def waiting(driver: Any, timeout: float, poll: float = 0.25) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=poll, ignored_exceptions=(StaleElementReferenceException,))
 
 
+def click_found(driver: Any, find: Callable[[Any], Any], timeout: float = 90.0) -> Any:
+    """Click what ``find`` returns (None: not there yet), looking again if a redraw (a live change) replaced it between
+    finding and clicking; returns what was clicked."""
+    def attempt(d: Any) -> Any:
+        el = find(d)
+        if el is not None:
+            el.click()
+        return el
+
+    return waiting(driver, timeout).until(attempt)
+
+
 #: a deadline, not a target: the first page of a fresh worker on one busy core may take long; sign-in speed is not
 #: what these tests measure
 LOGIN_WAIT_S = 90

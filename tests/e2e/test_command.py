@@ -20,7 +20,7 @@ from layers.command import plans
 from layers.store.models import ActivationAction, Resource, Task
 from tests.command_scene import add_incident, add_resource
 from tests.conftest import drop_database, sibling_database
-from tests.e2e.conftest import ensure_user, log_in, serving, wait_painted, waiting
+from tests.e2e.conftest import click_found, ensure_user, log_in, serving, wait_painted, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -88,22 +88,6 @@ def _class(driver: Any, element_id: str) -> str:
         return ""
 
 
-def _act(driver: Any, find: Any) -> Any:
-    """Find an element and click it, again if a redraw (a live change) replaced it meanwhile; returns what
-    ``find`` gave."""
-    def attempt(d: Any) -> Any:
-        try:
-            el = find(d)
-            if el is None:
-                return None
-            el.click()
-            return el
-        except StaleElementReferenceException:
-            return None
-
-    return _wait(driver, attempt)
-
-
 def _cell(driver: Any, row: int, col: int) -> str | None:
     try:
         rows = driver.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr")
@@ -127,12 +111,12 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(command_s
     user, password = ensure_user(command_db, "dispatcher")
     desk = browser_factory(1920, 1080)
     log_in(desk, command_server, user, password, "/command?lang=zh-CN")
-    _act(desk, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
+    click_found(desk, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
     _wait(desk, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} button.sr-cmd-btn"))
     first = _wait(desk, lambda d: _cell(d, 0, 1))
     assert first == "【E2E】fire_engine0"  # the nearest fire engine arrives first
     desk.find_element(By.ID, ids.COMMAND_NOTE).send_keys("关阀堵漏")
-    _act(desk, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr button.sr-cmd-btn")[0])
+    click_found(desk, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr button.sr-cmd-btn")[0])
     _wait(desk, lambda d: "已调派" in _text(d, ids.COMMAND_STATUS))
     with eng.connect() as c:
         task = c.execute(select(Task.id, Task.status, Task.assigned_by, Task.note, Task.resource_id)
@@ -151,7 +135,7 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(command_s
     desk.find_element(By.ID, ids.COMMAND_PLAN_ACTIVATE).click()
     _wait(desk, lambda d: "自治区启动防汛Ⅳ级应急响应" in _text(d, ids.COMMAND_PLANS))
     row_id = _wait(desk, lambda d: _first_open_action(d))
-    _act(desk, lambda d: d.find_element(By.CSS_SELECTOR, f"#{row_id} button"))
+    click_found(desk, lambda d: d.find_element(By.CSS_SELECTOR, f"#{row_id} button"))
     _wait(desk, lambda d: "sr-cmd-act-done" in _class(d, row_id))
     with eng.connect() as c:
         done = c.execute(select(ActivationAction.status, ActivationAction.done_by)
@@ -166,7 +150,7 @@ def test_a_viewer_sees_no_buttons_and_the_api_refuses(command_server: str, comma
                                                       command_scene: dict[str, Any]) -> None:
     user, password = ensure_user(command_db, "viewer")
     log_in(browser, command_server, user, password, "/command?lang=en")
-    _act(browser, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
+    click_found(browser, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".sr-cmd-q") if NAME in e.text), None))
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr"))
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_BOARD} .sr-cmd-col"))
     assert browser.find_elements(By.CSS_SELECTOR, "button.sr-cmd-btn") == []

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, insert, select, text
 from dashboards import ids
 from layers.store.models import FeatureHistory, Hazard, Station
 from tests.conftest import api_token
-from tests.e2e.conftest import SCREENSHOT_DIR, ensure_user, log_in, waiting
+from tests.e2e.conftest import SCREENSHOT_DIR, click_found, ensure_user, log_in, waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.db]
 
@@ -102,9 +102,9 @@ def test_a_posted_reading_raises_a_warning_the_officer_confirms(live_server, bro
 
     # the officer writes a note and presses 确认发布
     browser.find_element(By.ID, ids.MONITOR_NOTE).send_keys("核实：三站同时大风")
-    button = browser.find_element(By.CSS_SELECTOR, f"{card} .sr-mon-confirm")
-    assert button.is_enabled()
-    button.click()
+    # the queue is redrawn by every live change: the button is looked up again if it was replaced before the click
+    click_found(browser, lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, f"{card} .sr-mon-confirm")
+                                         if b.is_enabled()), None), WAIT_S)
     wait.until(lambda d: f"#{hid}" in d.find_element(By.ID, ids.MONITOR_STATUS).text)
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, card))
     with rows["engine"].connect() as c:
