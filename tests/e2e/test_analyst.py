@@ -105,7 +105,7 @@ def test_draw_a_zone_read_the_card_place_an_annotation_see_it_on_the_wall(demo_u
     browser.get(demo_server + "/analyst?lang=en")  # anonymous: sent to the login page, then back here
     assert "/login" in browser.current_url
     log_in(browser, demo_server, *ensure_user(demo_url, "analyst"), next_path="/analyst?lang=en")
-    wait = waiting(browser, WAIT_S)  # redraws
+    wait = waiting(browser, WAIT_S)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".leaflet-draw-draw-polygon"))
     map_el = browser.find_element(By.ID, ids.ANALYST_MAP)
     search_and_pick(browser, "Hohhot", "呼和浩特")  # the page opens on all of Inner Mongolia
@@ -226,7 +226,6 @@ def search_and_pick(d: Any, query: str, expect: str) -> None:
 def open_analyst(d: Any, server: str, url: str, lang: str = "zh-CN") -> Any:
     log_in(d, server, *ensure_user(url, "analyst"), next_path=f"/analyst?lang={lang}")
     wait_map(d)
-    # a callback may redraw an element between finding it and reading it: look again at the next poll
     return waiting(d, WAIT_S)
 
 

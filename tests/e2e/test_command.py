@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from sqlalchemy import create_engine, select, text
 
@@ -72,36 +71,25 @@ def _shot(driver: Any, name: str, map_id: str) -> None:
         driver.save_screenshot(str(Path(target) / name))
 
 
+# the readers below run inside _wait, which looks again when a redraw replaced what they read
 def _text(driver: Any, element_id: str) -> str:
-    try:
-        found = driver.find_elements(By.ID, element_id)
-        return found[0].text if found else ""
-    except StaleElementReferenceException:
-        return ""
+    found = driver.find_elements(By.ID, element_id)
+    return found[0].text if found else ""
 
 
 def _class(driver: Any, element_id: str) -> str:
-    try:
-        found = driver.find_elements(By.ID, element_id)
-        return (found[0].get_attribute("class") or "") if found else ""
-    except StaleElementReferenceException:
-        return ""
+    found = driver.find_elements(By.ID, element_id)
+    return (found[0].get_attribute("class") or "") if found else ""
 
 
 def _cell(driver: Any, row: int, col: int) -> str | None:
-    try:
-        rows = driver.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr")
-        return rows[row].find_elements(By.TAG_NAME, "td")[col].text if len(rows) > row else None
-    except StaleElementReferenceException:
-        return None
+    rows = driver.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_DETAILS} tbody tr")
+    return rows[row].find_elements(By.TAG_NAME, "td")[col].text if len(rows) > row else None
 
 
 def _first_open_action(driver: Any) -> str | None:
-    try:
-        rows = driver.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_PLANS} .sr-cmd-act-open")
-        return rows[0].get_attribute("id") if rows else None
-    except StaleElementReferenceException:
-        return None
+    rows = driver.find_elements(By.CSS_SELECTOR, f"#{ids.COMMAND_PLANS} .sr-cmd-act-open")
+    return rows[0].get_attribute("id") if rows else None
 
 
 def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(command_server: str, command_db: str,
@@ -134,7 +122,7 @@ def test_a_dispatcher_dispatches_and_runs_a_plan_and_the_wall_shows_it(command_s
     # a plan: activate flood Ⅳ (the defaults of the form), then check its first action
     desk.find_element(By.ID, ids.COMMAND_PLAN_ACTIVATE).click()
     _wait(desk, lambda d: "自治区启动防汛Ⅳ级应急响应" in _text(d, ids.COMMAND_PLANS))
-    row_id = _wait(desk, lambda d: _first_open_action(d))
+    row_id = _wait(desk, _first_open_action)
     click_found(desk, lambda d: d.find_element(By.CSS_SELECTOR, f"#{row_id} button"))
     _wait(desk, lambda d: "sr-cmd-act-done" in _class(d, row_id))
     with eng.connect() as c:
